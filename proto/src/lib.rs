@@ -1,0 +1,23 @@
+//! The Veille contract: what agent and collector say to each other, and the rules both
+//! sides must apply the same way.
+//!
+//! # Layout
+//! - [`v1`]: the generated `veille.v1` protobuf messages and gRPC service
+//!   (`veille/v1/telemetry.proto` is the only place the wire format is defined).
+//! - [`validate`]: checks a batch must pass before it is spooled by the agent or stored by
+//!   the collector; errors name the field and the value.
+//! - [`defaults`]: ports, limits and names both binaries use (one source of truth).
+//! - [`settings`]: layering of TOML file, `VEILLE_*` environment and flags, shared by both
+//!   binaries so they behave the same.
+
+pub mod defaults;
+pub mod settings;
+pub mod validate;
+
+/// Generated code for protobuf package `veille.v1`.
+pub mod v1 {
+    #![allow(clippy::doc_lazy_continuation, clippy::large_enum_variant)]
+    tonic::include_proto!("veille.v1");
+}
+
+pub use validate::{ValidationError, validate_batch};
