@@ -1,1 +1,27 @@
+//! The Veille agent: watches one device and reports how long it was active, idle,
+//! asleep, and when it booted and shut down.
+//!
+//! # Layout
+//! - [`probes`]: one file per platform fact (device id, boot, CPU, sleep, user activity),
+//!   each reading an injectable root so tests use fake `/proc` and `/sys` trees.
+//! - [`sampler`]: turns two successive probe readings into one [`sampler::Sample`].
+//! - [`builder`]: pure; accumulates samples into reports that tile time exactly.
+//! - [`spool`]: the disk queue; every report is fsync'd before any send and removed
+//!   only once the collector's Ack covers it.
+//! - [`state`]: the agent's small persistent state (next seq, last boot id).
+//! - [`status`]: what `veille-agent status` shows, read without disturbing a running agent.
+//! - [`backoff`]: pure; exponential backoff with jitter for reconnects.
+//! - [`transport`]: the gRPC client.
+//! - [`config`]: the TOML config (`deploy/agent.toml` is the annotated default).
+//! - [`run`]: wires it together for `veille-agent run` and `once`.
 
+pub mod backoff;
+pub mod builder;
+pub mod config;
+pub mod probes;
+pub mod run;
+pub mod sampler;
+pub mod spool;
+pub mod state;
+pub mod status;
+pub mod transport;

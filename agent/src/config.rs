@@ -1,0 +1,200 @@
+//! The agent's configuration. `deploy/agent.toml` is both the documentation and the
+//! defaults layer (see `veille_proto::settings`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use veille_proto::defaults::GRPC_PORT;
+use veille_proto::settings::{self, Provenance, SettingsError};
+
+/// The annotated default configuration.
+pub const DEFAULT_CONFIG: &str = include_str!("../../deploy/agent.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Collector URL; empty means this machine's collector on the default port.
+    pub collector: String,
+    /// "grpc" for now.
+    pub transport: String,
+    /// Enrollment token of the organisation (bearer token).
+    pub token: String,
+    /// Device id override; empty means probe it.
+    pub device_id: String,
+    /// Spool and state directory; empty means the platform default.
+    pub state_dir: String,
+    /// Seconds between samples.
+    pub sample_interval_s: u64,
+    /// Seconds per report.
+    pub report_interval_s: u64,
+    /// Reports per batch at most.
+    pub batch_max_reports: usize,
+    /// Seconds without input after which a user counts as gone.
+    pub idle_threshold_s: u64,
+    /// CPU share above which awake time counts as active when no session info exists.
+    pub cpu_busy_threshold: f64,
+    /// Site of this device.
+    pub site: String,
+    /// Free tags of this device.
+    pub tags: Vec<String>,
+    pub spool: SpoolConfig,
+    pub backoff: BackoffConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolConfig {
+    /// Bytes on disk at most.
+    pub max_bytes: u64,
+    /// Days a report may wait at most.
+    pub max_age_days: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackoffConfig {
+    pub initial_ms: u64,
+    pub max_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("{key} = {value}: {reason}")]
+    Invalid {
+        key: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+}
+
+impl AgentConfig {
+    /// Loads defaults < file < `VEILLE_*` environment < `flags`, then checks ranges.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        flags: toml::Table,
+    ) -> Result<(Self, Provenance), ConfigError> {
+        let (config, provenance): (AgentConfig, _) =
+            settings::load(DEFAULT_CONFIG, file, env, flags)?;
+        config.check()?;
+        Ok((config, provenance))
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |key, value: String, reason| Err(ConfigError::Invalid { key, value, reason });
+        if self.transport != "grpc" {
+            return invalid(
+                "transport",
+                self.transport.clone(),
+                "only \"grpc\" is supported",
+            );
+        }
+        let url = self.collector_url();
+        if !url.starts_with("http://") {
+            return invalid(
+                "collector",
+                url,
+                "must be http://host:port (gRPC; TLS is not built in yet)",
+            );
+        }
+        if self.sample_interval_s == 0 || self.sample_interval_s > 3600 {
+            return invalid(
+                "sample_interval_s",
+                self.sample_interval_s.to_string(),
+                "must be between 1 and 3600",
+            );
+        }
+        if self.report_interval_s < self.sample_interval_s || self.report_interval_s > 3600 {
+            return invalid(
+                "report_interval_s",
+                self.report_interval_s.to_string(),
+                "must be at least sample_interval_s and at most 3600",
+            );
+        }
+        if self.batch_max_reports == 0
+            || self.batch_max_reports > veille_proto::defaults::MAX_REPORTS_PER_BATCH
+        {
+            return invalid(
+                "batch_max_reports",
+                self.batch_max_reports.to_string(),
+                "must be between 1 and 500",
+            );
+        }
+        if !(0.0..=1.0).contains(&self.cpu_busy_threshold) {
+            return invalid(
+                "cpu_busy_threshold",
+                self.cpu_busy_threshold.to_string(),
+                "must be within [0, 1]",
+            );
+        }
+        Ok(())
+    }
+
+    pub fn collector_url(&self) -> String {
+        if self.collector.is_empty() {
+            format!("http://127.0.0.1:{GRPC_PORT}")
+        } else {
+            self.collector.trim_end_matches('/').to_owned()
+        }
+    }
+
+    /// The state directory, resolving the platform default.
+    ///
+    /// # Platform-specific behaviour
+    /// On Linux under systemd, `$STATE_DIRECTORY` (set by `StateDirectory=`) wins.
+    pub fn state_dir(&self) -> PathBuf {
+        if !self.state_dir.is_empty() {
+            return PathBuf::from(&self.state_dir);
+        }
+        if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
+            return PathBuf::from(dir);
+        }
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            return PathBuf::from("/var/lib/veille-agent");
+        }
+        match std::env::var_os("HOME") {
+            Some(home) => PathBuf::from(home).join(".local/state/veille-agent"),
+            None => PathBuf::from("veille-agent-state"),
+        }
+    }
+
+    pub fn sample_interval(&self) -> Duration {
+        Duration::from_secs(self.sample_interval_s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_defaults_make_a_valid_config() {
+        let (c, _) = AgentConfig::load(None, Vec::new(), toml::Table::new()).unwrap();
+        assert_eq!(c.sample_interval_s, 10);
+        assert_eq!(c.report_interval_s, 60);
+        assert_eq!(c.collector_url(), format!("http://127.0.0.1:{GRPC_PORT}"));
+        // At one report a minute, the default spool holds well over 7 days even at one
+        // 4 KiB block per report.
+        let per_week = 7 * 24 * 60 * 4096;
+        assert!(
+            c.spool.max_bytes >= per_week,
+            "{} < {per_week}",
+            c.spool.max_bytes
+        );
+        assert!(c.spool.max_age_days >= 7);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let env = vec![("VEILLE_REPORT_INTERVAL_S".to_string(), "5".to_string())];
+        let e = AgentConfig::load(None, env, toml::Table::new()).unwrap_err();
+        assert!(e.to_string().starts_with("report_interval_s = 5"), "{e}");
+        let env = vec![("VEILLE_COLLECTOR".to_string(), "mqtt://x:1".to_string())];
+        let e = AgentConfig::load(None, env, toml::Table::new()).unwrap_err();
+        assert!(e.to_string().contains("collector = mqtt://x:1"), "{e}");
+    }
+}

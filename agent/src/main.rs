@@ -1,0 +1,230 @@
+//! `veille-agent`: parse the command line, load the config, call the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use veille_agent::config::{AgentConfig, DEFAULT_CONFIG};
+use veille_agent::probes::{Host, SystemClocks};
+use veille_agent::run::{self, ActivitySource};
+use veille_proto::settings::set_flag;
+
+#[derive(Parser)]
+#[command(
+    name = "veille-agent",
+    version,
+    about = "Reports this device's uptime, power states and activity to a Veille collector",
+    long_about = "Reports this device's uptime, power states (active, idle, asleep) and \
+                  boot sessions to a Veille collector. Reports are written to a local spool \
+                  before they are sent and kept until the collector has stored them.\n\n\
+                  Configuration: flags > VEILLE_* environment > --config file > defaults \
+                  (see `veille-agent print-config`)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct Common {
+    /// TOML configuration file (see `print-config` for every key)
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory for the spool and the agent's state
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent until SIGTERM or Ctrl-C
+    Run {
+        #[command(flatten)]
+        common: Common,
+        /// Transport to the collector
+        #[arg(long, value_name = "grpc")]
+        transport: Option<String>,
+        /// Collector URL: http://host:port for gRPC
+        #[arg(long, value_name = "URL")]
+        collector: Option<String>,
+        /// The organisation's enrollment token
+        #[arg(long, value_name = "TOKEN")]
+        token: Option<String>,
+        /// Seconds covered by one report
+        #[arg(long, value_name = "N")]
+        report_interval_s: Option<u64>,
+        /// Seconds between two samples
+        #[arg(long, value_name = "N")]
+        sample_interval_s: Option<u64>,
+    },
+    /// Sample this machine briefly and print one report and its inventory
+    Once {
+        #[command(flatten)]
+        common: Common,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
+        /// Seconds to sample
+        #[arg(long, default_value_t = 1)]
+        seconds: u64,
+    },
+    /// Show the spool, the last acknowledgement and the state
+    Status {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Print the annotated default configuration
+    PrintConfig,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("veille-agent: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("veille-agent: {e:#}");
+            if e.downcast_ref::<veille_agent::config::ConfigError>()
+                .is_some()
+            {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VEILLE_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn load(common: &Common, mut flags: toml::Table) -> anyhow::Result<AgentConfig> {
+    if let Some(dir) = &common.state_dir {
+        set_flag(&mut flags, "state_dir", dir.display().to_string());
+    }
+    let (config, provenance) =
+        AgentConfig::load(common.config.as_deref(), std::env::vars(), flags)?;
+    for name in &provenance.env_ignored {
+        tracing::debug!(variable = %name, "environment variable names no config key; ignored");
+    }
+    Ok(config)
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::PrintConfig => {
+            print!("{DEFAULT_CONFIG}");
+            Ok(())
+        }
+        Command::Run {
+            common,
+            transport,
+            collector,
+            token,
+            report_interval_s,
+            sample_interval_s,
+        } => {
+            let mut flags = toml::Table::new();
+            if let Some(v) = transport {
+                set_flag(&mut flags, "transport", v);
+            }
+            if let Some(v) = collector {
+                set_flag(&mut flags, "collector", v);
+            }
+            if let Some(v) = token {
+                set_flag(&mut flags, "token", v);
+            }
+            if let Some(v) = report_interval_s {
+                set_flag(&mut flags, "report_interval_s", v as i64);
+            }
+            if let Some(v) = sample_interval_s {
+                set_flag(&mut flags, "sample_interval_s", v as i64);
+            }
+            let config = load(&common, flags)?;
+            let activity = ActivitySource::detect().await;
+            run::run(
+                config,
+                Host::real(),
+                Arc::new(SystemClocks),
+                activity,
+                shutdown_signal(),
+            )
+            .await
+            .context("agent failed")
+        }
+        Command::Once {
+            common,
+            format: Format::Json,
+            seconds,
+        } => {
+            let config = load(&common, toml::Table::new())?;
+            let activity = ActivitySource::detect().await;
+            let batch = run::once(
+                &config,
+                &Host::real(),
+                &SystemClocks,
+                &activity,
+                Duration::from_secs(seconds.clamp(1, 3600)),
+            )
+            .await?;
+            println!("{}", serde_json::to_string_pretty(&batch)?);
+            Ok(())
+        }
+        Command::Status { common } => {
+            let config = load(&common, toml::Table::new())?;
+            let status = veille_agent::status::read(&config.state_dir())?;
+            print!("{status}");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGTERM (systemd stop, shutdown) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("stop requested");
+}

@@ -1,0 +1,125 @@
+//! Platform probes. Each reads one fact from an injectable root so that tests run on a
+//! fake `/proc`, `/sys` and `/etc` tree; a probe that cannot read its source returns a
+//! [`ProbeError`] (or `None`) and the agent goes on: probes never panic.
+//!
+//! One file per fact: [`device_id`] (stable identity), [`boot`] (boot id, boot time,
+//! uptime), [`cpu`] (CPU time counters), [`clock`] (wall, boot-time and monotonic
+//! clocks) and [`activity`] (is a user present).
+
+use std::path::{Path, PathBuf};
+
+pub mod activity;
+#[cfg(target_os = "linux")]
+pub mod boot;
+pub mod clock;
+#[cfg(target_os = "linux")]
+pub mod cpu;
+#[cfg(target_os = "linux")]
+pub mod device_id;
+
+pub use activity::{
+    Activity, ActivityProbe, DEFAULT_CPU_BUSY_THRESHOLD, FakeActivity, Logind, cpu_busy,
+};
+#[cfg(target_os = "linux")]
+pub use boot::{boot_id, boot_time_unix_s, uptime_s};
+pub use clock::{FakeClocks, SystemClocks};
+#[cfg(target_os = "linux")]
+pub use cpu::cpu_times;
+#[cfg(target_os = "linux")]
+pub use device_id::{DeviceId, DeviceIdSource, device_id};
+
+/// Where the probes look: `/` on a real machine, a tempdir in tests.
+#[derive(Debug, Clone)]
+pub struct Host {
+    root: PathBuf,
+}
+
+impl Host {
+    /// The real machine.
+    pub fn real() -> Self {
+        Self::at("/")
+    }
+
+    /// A tree laid out like `/` under `root` (`root/proc/stat`, `root/sys/...`).
+    pub fn at(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// Absolute path of `relative` (written without a leading slash: `proc/stat`).
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.root.join(relative.trim_start_matches('/'))
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The whole of a small text file (`/proc` and `/sys` files are read in one go so
+    /// that a value is never torn between two reads).
+    pub fn read_to_string(&self, relative: &str) -> Result<String, ProbeError> {
+        let path = self.path(relative);
+        std::fs::read_to_string(&path).map_err(|source| ProbeError::Unavailable { path, source })
+    }
+}
+
+/// Why a probe could not give its fact.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("{path}: not available ({source})")]
+    Unavailable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: unexpected content: {reason}")]
+    Malformed { path: PathBuf, reason: String },
+}
+
+impl ProbeError {
+    pub(crate) fn malformed(path: PathBuf, reason: impl Into<String>) -> Self {
+        Self::Malformed {
+            path,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Whether `s` looks like `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (hex digits, any case).
+pub(crate) fn is_uuid_shaped(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// Aggregate CPU time counters from `/proc/stat`'s `cpu` line, in clock ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CpuTimes {
+    /// user + nice + system + irq + softirq + steal.
+    pub busy: u64,
+    /// busy + idle + iowait.
+    pub total: u64,
+}
+
+impl CpuTimes {
+    /// Utilisation in [0, 1] between `earlier` and `self`; `None` when no tick elapsed
+    /// or the counters went backwards (a new boot).
+    pub fn util_since(&self, earlier: &CpuTimes) -> Option<f64> {
+        let total = self.total.checked_sub(earlier.total)?;
+        let busy = self.busy.checked_sub(earlier.busy)?;
+        if total == 0 {
+            return None;
+        }
+        Some((busy as f64 / total as f64).clamp(0.0, 1.0))
+    }
+}
+
+/// The clocks the sampler needs, behind a trait so tests drive time by hand.
+pub trait Clocks: Send + Sync {
+    /// Wall clock, Unix milliseconds.
+    fn wall_unix_ms(&self) -> i64;
+    /// CLOCK_BOOTTIME in milliseconds: time since boot, including time asleep.
+    fn boottime_ms(&self) -> u64;
+    /// CLOCK_MONOTONIC in milliseconds: time since boot, excluding time asleep.
+    fn monotonic_ms(&self) -> u64;
+}

@@ -1,0 +1,566 @@
+//! The agent's two loops, wired together.
+//!
+//! The sampling loop reads the probes every `sample_interval_s`, feeds the
+//! [`Builder`], and every `report_interval_s` cuts a report and writes it to the
+//! [`Spool`] (fsync'd) before anything is sent. The sending loop drains the spool oldest
+//! first in batches and removes reports only once the collector's Ack covers their seq.
+//! The two loops share the spool and the state behind mutexes; neither waits on the
+//! network while holding them.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tokio::time::MissedTickBehavior;
+use tracing::{debug, error, info, warn};
+use veille_proto::defaults::VERSION;
+use veille_proto::v1::{EventKind, Inventory, Report, ReportBatch};
+
+use crate::backoff::Backoff;
+use crate::builder::{BootSession, Builder, Reanchor};
+use crate::config::AgentConfig;
+use crate::probes::{self, Activity, ActivityProbe, Clocks, Host, Logind};
+use crate::sampler::{Reading, sample};
+use crate::spool::{Spool, SpoolError, SpoolLimits};
+use crate::state::{AgentState, StateError, StateStore, next_seq};
+use crate::transport::{GrpcTransport, SendError};
+
+/// Reports kept in memory while the spool cannot be written (a full disk), oldest
+/// dropped first beyond this (and counted as SPOOL_DROPPED).
+const MAX_PENDING_IN_MEMORY: usize = 10_000;
+
+/// How long a stopping agent keeps trying to deliver its last reports.
+const FINAL_SEND_GRACE: Duration = Duration::from_secs(3);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot identify this device: {0}")]
+    Identity(probes::ProbeError),
+    #[error("cannot create the state directory {path}: {source}")]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Transport(#[from] SendError),
+}
+
+/// Facts about this device that do not change while the agent runs.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub device_id: String,
+    pub session: BootSession,
+}
+
+impl Identity {
+    /// Probes the identity; `device_id_override` (from the config) wins when not empty.
+    pub fn probe(host: &Host, device_id_override: &str) -> Result<Self, RunError> {
+        let device_id = if device_id_override.is_empty() {
+            probes::device_id(host).map_err(RunError::Identity)?.id
+        } else {
+            device_id_override.to_owned()
+        };
+        let boot_id = probes::boot_id(host).map_err(RunError::Identity)?;
+        let boot_time_unix_s = probes::boot_time_unix_s(host).map_err(RunError::Identity)?;
+        Ok(Self {
+            device_id,
+            session: BootSession {
+                boot_id,
+                boot_time_unix_s,
+            },
+        })
+    }
+}
+
+/// Where user activity comes from: logind when the system bus has it, else nothing
+/// (the CPU-busy rule then decides).
+pub enum ActivitySource {
+    Logind(Logind),
+    None,
+}
+
+impl ActivitySource {
+    pub async fn detect() -> Self {
+        match Logind::connect().await {
+            Some(l) => {
+                info!("user activity from logind (IdleHint/IdleSinceHint)");
+                Self::Logind(l)
+            }
+            None => {
+                info!("no logind on a system bus: active vs idle from CPU utilisation");
+                Self::None
+            }
+        }
+    }
+
+    async fn activity(&self, idle_threshold_s: u64) -> Activity {
+        match self {
+            Self::Logind(l) => {
+                match tokio::time::timeout(
+                    Duration::from_secs(2),
+                    l.user_activity(idle_threshold_s),
+                )
+                .await
+                {
+                    Ok(a) => a,
+                    Err(_) => Activity::NoSessionInfo,
+                }
+            }
+            Self::None => Activity::NoSessionInfo,
+        }
+    }
+}
+
+/// The basic inventory the agent sends at start (the full hardware inventory comes
+/// with the inventory probes).
+pub fn basic_inventory(host: &Host, config: &AgentConfig) -> Inventory {
+    let read = |p: &str| {
+        std::fs::read_to_string(host.path(p))
+            .map(|s| s.trim().chars().take(200).collect::<String>())
+            .unwrap_or_default()
+    };
+    Inventory {
+        hostname: read("proc/sys/kernel/hostname"),
+        kernel: read("proc/sys/kernel/osrelease"),
+        os_name: read("proc/sys/kernel/ostype"),
+        agent_version: VERSION.to_owned(),
+        site: config.site.clone(),
+        tags: config.tags.clone(),
+        ..Default::default()
+    }
+}
+
+struct Shared {
+    spool: Mutex<Spool>,
+    state: Mutex<(StateStore, AgentState)>,
+    /// Wakes the sender when a report was spooled.
+    spooled: Notify,
+}
+
+impl Shared {
+    fn spool(&self) -> MutexGuard<'_, Spool> {
+        // A poisoned lock means a panic elsewhere already; the data itself (an index
+        // of files) stays consistent, so keep going.
+        self.spool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn state(&self) -> MutexGuard<'_, (StateStore, AgentState)> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn read_now(host: &Host, clocks: &dyn Clocks, activity: Activity) -> Reading {
+    Reading {
+        boottime_ms: clocks.boottime_ms(),
+        monotonic_ms: clocks.monotonic_ms(),
+        cpu: probes::cpu_times(host).ok(),
+        activity,
+    }
+}
+
+fn uptime_s(host: &Host, clocks: &dyn Clocks) -> u64 {
+    probes::uptime_s(host)
+        .map(|u| u as u64)
+        .unwrap_or_else(|_| clocks.boottime_ms() / 1000)
+}
+
+/// Runs the agent until `shutdown` resolves, then writes a last report (with an
+/// AGENT_STOP event, and SHUTDOWN when the system itself is stopping) and tries to
+/// deliver it briefly.
+pub async fn run(
+    config: AgentConfig,
+    host: Host,
+    clocks: Arc<dyn Clocks>,
+    activity_source: ActivitySource,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let identity = Identity::probe(&host, &config.device_id)?;
+    let state_dir = config.state_dir();
+    std::fs::create_dir_all(&state_dir).map_err(|source| RunError::StateDir {
+        path: state_dir.clone(),
+        source,
+    })?;
+    let limits = SpoolLimits {
+        max_bytes: config.spool.max_bytes,
+        max_age: Duration::from_secs(config.spool.max_age_days.saturating_mul(86_400)),
+    };
+    let spool = Spool::open(&state_dir.join("spool"), limits)?;
+    let (store, mut state) = StateStore::open(&state_dir)?;
+    state.dropped_unreported += spool.quarantined_on_open();
+    let transport = GrpcTransport::new(&config.collector_url(), &config.token)?;
+    info!(
+        device_id = %identity.device_id,
+        boot_id = %identity.session.boot_id,
+        collector = %config.collector_url(),
+        state_dir = %state_dir.display(),
+        spooled = spool.stats().count,
+        "agent started"
+    );
+
+    let start_ms = clocks.wall_unix_ms();
+    let mut builder = Builder::new(identity.session.clone(), start_ms);
+    builder.push_event(EventKind::AgentStart, start_ms, 1, VERSION);
+    if state.last_boot_id.as_deref() != Some(identity.session.boot_id.as_str()) {
+        builder.push_event(
+            EventKind::Boot,
+            identity.session.boot_time_unix_s.saturating_mul(1000),
+            1,
+            "",
+        );
+        state.last_boot_id = Some(identity.session.boot_id.clone());
+    }
+    let shared = Arc::new(Shared {
+        spool: Mutex::new(spool),
+        state: Mutex::new((store, state)),
+        spooled: Notify::new(),
+    });
+    {
+        let mut guard = shared.state();
+        let (store, state) = &mut *guard;
+        store.save(state)?;
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sender = tokio::spawn(send_loop(
+        shared.clone(),
+        transport,
+        identity.device_id.clone(),
+        Some(basic_inventory(&host, &config)),
+        config.clone(),
+        stop_rx,
+    ));
+
+    let mut pending: VecDeque<Report> = VecDeque::new();
+    let mut prev = read_now(&host, clocks.as_ref(), Activity::NoSessionInfo);
+    let mut ticker = tokio::time::interval(config.sample_interval());
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticker.tick().await;
+    tokio::pin!(shutdown);
+    let report_ms = config.report_interval_s * 1000;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = &mut shutdown => break,
+        }
+        let activity = activity_source.activity(config.idle_threshold_s).await;
+        let now = read_now(&host, clocks.as_ref(), activity);
+        let s = sample(&prev, &now, config.cpu_busy_threshold);
+        prev = now;
+        builder.add(&s);
+        if s.sleep_ms > 0 {
+            let resumed = builder.projected_end_unix_ms();
+            let slept = resumed - i64::try_from(s.sleep_ms).unwrap_or(0);
+            builder.push_event(EventKind::Sleep, slept, 1, "");
+            builder.push_event(EventKind::Resume, resumed, 1, "");
+            info!(sleep_s = s.sleep_ms / 1000, "resumed from sleep");
+        }
+        if builder.accumulated_ms() >= report_ms {
+            cut_and_spool(&shared, &mut builder, &mut pending, &host, clocks.as_ref());
+        }
+    }
+
+    // Last report: the time since the last cut, marked with why the agent stopped.
+    let now = read_now(&host, clocks.as_ref(), prev.activity);
+    builder.add(&sample(&prev, &now, config.cpu_busy_threshold));
+    let at = builder.projected_end_unix_ms();
+    builder.push_event(EventKind::AgentStop, at, 1, "");
+    if system_is_stopping().await {
+        builder.push_event(EventKind::Shutdown, at, 1, "");
+        info!("system is shutting down");
+    }
+    cut_and_spool(&shared, &mut builder, &mut pending, &host, clocks.as_ref());
+    for report in &pending {
+        error!(
+            seq = report.seq,
+            "report lost: the spool could not be written"
+        );
+    }
+    shared.spooled.notify_one();
+    tokio::time::sleep(FINAL_SEND_GRACE).await;
+    let _ = stop_tx.send(true);
+    let _ = sender.await;
+    let guard = shared.state();
+    info!(
+        last_seq = guard.1.last_seq,
+        last_acked_seq = guard.1.last_acked_seq,
+        spooled = shared.spool().stats().count,
+        "agent stopped"
+    );
+    Ok(())
+}
+
+/// Cuts the current report and writes it (and any report a full disk held back) to the
+/// spool. A report that cannot be written stays in memory and is retried at the next
+/// cut: it is never sent before it is on disk.
+fn cut_and_spool(
+    shared: &Shared,
+    builder: &mut Builder,
+    pending: &mut VecDeque<Report>,
+    host: &Host,
+    clocks: &dyn Clocks,
+) {
+    let wall = clocks.wall_unix_ms();
+    let mut guard = shared.state();
+    let (store, state) = &mut *guard;
+    let mut spool = shared.spool();
+    let dropped = state.dropped_unreported;
+    if dropped > 0 {
+        builder.push_event(
+            EventKind::SpoolDropped,
+            wall,
+            dropped,
+            "spool bound reached",
+        );
+    }
+    let seq =
+        next_seq(state, spool.max_seq(), wall).max(pending.back().map(|r| r.seq + 1).unwrap_or(0));
+    let Some(report) = builder.cut(seq, uptime_s(host, clocks)) else {
+        return;
+    };
+    if dropped > 0 {
+        state.dropped_unreported = 0;
+    }
+    if let Err(e) = veille_proto::validate::validate_report("report", &report, wall) {
+        warn!(seq, error = %e, "this report breaks the contract; the collector will refuse it");
+    }
+    state.last_seq = seq;
+    pending.push_back(report);
+    while let Some(report) = pending.front() {
+        match spool.push(report, wall) {
+            Ok(n) => {
+                if n > 0 {
+                    warn!(dropped = n, "spool full: dropped the oldest reports");
+                }
+                state.dropped_unreported += n;
+                pending.pop_front();
+            }
+            Err(e) => {
+                error!(error = %e, held_in_memory = pending.len(), "cannot write the spool; will retry");
+                break;
+            }
+        }
+    }
+    while pending.len() > MAX_PENDING_IN_MEMORY {
+        pending.pop_front();
+        state.dropped_unreported += 1;
+    }
+    if let Err(e) = store.save(state) {
+        error!(error = %e, "cannot save the agent state");
+    }
+    drop(spool);
+    drop(guard);
+    match builder.reanchor(clocks.wall_unix_ms()) {
+        Reanchor::Kept => {}
+        Reanchor::MovedForward { hole_ms } => {
+            warn!(
+                hole_ms,
+                "wall clock jumped forward: the skipped time is left unreported"
+            )
+        }
+        Reanchor::WallBehind { by_ms } => warn!(
+            by_ms,
+            "wall clock is behind the reports' time base (clock stepped back); keeping the base"
+        ),
+    }
+    shared.spooled.notify_one();
+}
+
+async fn send_loop(
+    shared: Arc<Shared>,
+    mut transport: GrpcTransport,
+    device_id: String,
+    mut inventory: Option<Inventory>,
+    config: AgentConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = Backoff::new(
+        Duration::from_millis(config.backoff.initial_ms),
+        Duration::from_millis(config.backoff.max_ms),
+    );
+    // After a refused batch, reports up to this seq are sent one at a time to find
+    // the culprit.
+    let mut isolate_until: Option<u64> = None;
+    let mut failures = 0u32;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let max = if isolate_until.is_some() {
+            1
+        } else {
+            config.batch_max_reports
+        };
+        let peeked = shared.spool().peek(max);
+        let reports = match peeked {
+            Ok(r) => r,
+            Err(SpoolError::Corrupt { seq, .. }) => {
+                // A file damaged on disk must not block the queue: set it aside and
+                // report the loss.
+                error!(
+                    seq,
+                    "spooled report is corrupt; moved to the spool's corrupt/ folder"
+                );
+                let moved = shared.spool().quarantine(seq);
+                if let Err(e) = moved {
+                    error!(error = %e, "cannot move the corrupt report aside");
+                }
+                shared.state().1.dropped_unreported += 1;
+                continue;
+            }
+            Err(e) => {
+                error!(error = %e, "cannot read the spool");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                    _ = stop.changed() => return,
+                }
+            }
+        };
+        if reports.is_empty() && inventory.is_none() {
+            tokio::select! {
+                _ = shared.spooled.notified() => continue,
+                _ = stop.changed() => return,
+            }
+        }
+        if let (Some(limit), Some(first)) = (isolate_until, reports.first())
+            && first.seq > limit
+        {
+            isolate_until = None;
+        }
+        let first_seq = reports.first().map(|r| r.seq);
+        let last_seq = reports.last().map(|r| r.seq);
+        let batch = ReportBatch {
+            device_id: device_id.clone(),
+            reports,
+            inventory: inventory.clone(),
+            agent_version: VERSION.to_owned(),
+        };
+        let count = batch.reports.len();
+        let delay = match transport.send(batch).await {
+            Ok(ack) => {
+                if failures > 0 {
+                    info!(after_failures = failures, "collector reachable again");
+                }
+                failures = 0;
+                backoff.reset();
+                inventory = None;
+                let removed = match shared.spool().ack(ack.highest_durable_seq) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        error!(error = %e, "cannot remove acknowledged reports");
+                        0
+                    }
+                };
+                debug!(
+                    sent = count,
+                    removed,
+                    highest_durable_seq = ack.highest_durable_seq,
+                    duplicates = ack.duplicates,
+                    "batch acknowledged"
+                );
+                if ack.conflicts > 0 {
+                    warn!(
+                        conflicts = ack.conflicts,
+                        "the collector already holds different reports with these seqs \
+                         (another machine with the same device id?)"
+                    );
+                }
+                let mut guard = shared.state();
+                let (store, state) = &mut *guard;
+                state.last_acked_seq = state.last_acked_seq.max(ack.highest_durable_seq);
+                state.last_ack_unix_ms = Some(now_unix_ms());
+                if let Err(e) = store.save(state) {
+                    error!(error = %e, "cannot save the agent state");
+                }
+                None
+            }
+            Err(SendError::Invalid(msg)) => {
+                match (count, first_seq, last_seq) {
+                    (0, _, _) => {
+                        error!(error = %msg, "collector refused our inventory; not sending it again");
+                        inventory = None;
+                    }
+                    (1, Some(seq), _) => {
+                        error!(seq, error = %msg, "collector refused a report; moved aside in the spool's rejected/ folder");
+                        if let Err(e) = shared.spool().reject(seq, &msg) {
+                            error!(error = %e, "cannot move the refused report aside");
+                        }
+                    }
+                    (_, _, Some(last)) => {
+                        warn!(error = %msg, "collector refused a batch; resending one report at a time to find the bad one");
+                        isolate_until = Some(last);
+                    }
+                    _ => {}
+                }
+                None
+            }
+            Err(e) => {
+                failures += 1;
+                if failures == 1 {
+                    warn!(error = %e, "cannot deliver reports; they stay in the spool");
+                } else {
+                    debug!(error = %e, failures, "still cannot deliver reports");
+                }
+                Some(backoff.next_delay(rand::random::<f64>()))
+            }
+        };
+        if let Some(delay) = delay {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
+
+fn now_unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Whether the whole system is going down (as opposed to the agent being restarted).
+///
+/// # Platform-specific behaviour
+/// Asks systemd (`systemctl is-system-running` prints `stopping`); without systemd the
+/// answer is no, and the stop is recorded as AGENT_STOP only.
+async fn system_is_stopping() -> bool {
+    let out = tokio::time::timeout(
+        Duration::from_secs(1),
+        tokio::process::Command::new("systemctl")
+            .arg("is-system-running")
+            .output(),
+    )
+    .await;
+    matches!(out, Ok(Ok(o)) if String::from_utf8_lossy(&o.stdout).trim() == "stopping")
+}
+
+/// Samples for `duration` and returns one report of that interval (for `once`).
+pub async fn once(
+    config: &AgentConfig,
+    host: &Host,
+    clocks: &dyn Clocks,
+    activity_source: &ActivitySource,
+    duration: Duration,
+) -> Result<ReportBatch, RunError> {
+    let identity = Identity::probe(host, &config.device_id)?;
+    let prev = read_now(host, clocks, Activity::NoSessionInfo);
+    let mut builder = Builder::new(identity.session, clocks.wall_unix_ms());
+    tokio::time::sleep(duration).await;
+    let activity = activity_source.activity(config.idle_threshold_s).await;
+    let now = read_now(host, clocks, activity);
+    builder.add(&sample(&prev, &now, config.cpu_busy_threshold));
+    let report = builder.cut(1, uptime_s(host, clocks));
+    Ok(ReportBatch {
+        device_id: identity.device_id,
+        reports: report.into_iter().collect(),
+        inventory: Some(basic_inventory(host, config)),
+        agent_version: VERSION.to_owned(),
+    })
+}

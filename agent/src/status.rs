@@ -1,0 +1,88 @@
+//! `veille-agent status`: reads the state file and lists the spool directory without
+//! opening the spool for writing, so it is safe while the agent runs.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::state::AgentState;
+
+#[derive(Debug, Default)]
+pub struct Status {
+    pub state_dir: PathBuf,
+    pub state: Option<AgentState>,
+    pub spooled: usize,
+    pub spooled_bytes: u64,
+    pub rejected: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {path}: {source}")]
+pub struct StatusError {
+    path: PathBuf,
+    source: std::io::Error,
+}
+
+/// Reads what a running or stopped agent left in `state_dir`.
+pub fn read(state_dir: &Path) -> Result<Status, StatusError> {
+    let mut status = Status {
+        state_dir: state_dir.to_owned(),
+        ..Default::default()
+    };
+    let state_file = state_dir.join("state.json");
+    match std::fs::read(&state_file) {
+        Ok(bytes) => status.state = serde_json::from_slice(&bytes).ok(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(StatusError {
+                path: state_file,
+                source,
+            });
+        }
+    }
+    let count = |dir: &Path| -> (usize, u64) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return (0, 0);
+        };
+        entries
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "pb"))
+            .fold((0, 0), |(n, b), e| {
+                (n + 1, b + e.metadata().map(|m| m.len()).unwrap_or(0))
+            })
+    };
+    (status.spooled, status.spooled_bytes) = count(&state_dir.join("spool"));
+    status.rejected = count(&state_dir.join("spool").join("rejected")).0;
+    Ok(status)
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "state directory   {}", self.state_dir.display())?;
+        writeln!(
+            f,
+            "spool             {} reports waiting, {} bytes",
+            self.spooled, self.spooled_bytes
+        )?;
+        writeln!(
+            f,
+            "rejected          {} reports refused by the collector",
+            self.rejected
+        )?;
+        match &self.state {
+            None => writeln!(f, "state             none yet (agent never ran here)")?,
+            Some(s) => {
+                writeln!(f, "last seq          {}", s.last_seq)?;
+                writeln!(f, "last acked seq    {}", s.last_acked_seq)?;
+                match s.last_ack_unix_ms {
+                    Some(ms) => writeln!(f, "last ack          {ms} (unix ms)")?,
+                    None => writeln!(f, "last ack          never")?,
+                }
+                writeln!(f, "dropped, pending  {}", s.dropped_unreported)?;
+            }
+        }
+        writeln!(
+            f,
+            "policy            none (auto-shutdown policies are not enabled yet)"
+        )
+    }
+}

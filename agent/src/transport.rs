@@ -1,0 +1,84 @@
+//! The gRPC transport: sends one batch, returns the collector's Ack or a classified
+//! error so the caller knows whether to retry, isolate a bad report, or wait.
+
+use std::time::Duration;
+
+use tonic::Code;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+use veille_proto::v1::telemetry_client::TelemetryClient;
+use veille_proto::v1::{Ack, ReportBatch};
+
+/// How long one send may take before it counts as failed (a large backlog batch over a
+/// slow link still fits).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The collector refused the batch's content; resending it as is will not help.
+    #[error("collector refused the batch: {0}")]
+    Invalid(String),
+    /// Wrong or missing token: an operator must fix the config.
+    #[error("collector refused the token: {0}")]
+    Unauthenticated(String),
+    /// Network, timeout, collector unavailable: retry later.
+    #[error("collector unreachable: {0}")]
+    Unavailable(String),
+    #[error("invalid collector URL {url}: {reason}")]
+    BadUrl { url: String, reason: String },
+}
+
+#[derive(Clone)]
+pub struct GrpcTransport {
+    client: TelemetryClient<Channel>,
+    auth: Option<MetadataValue<tonic::metadata::Ascii>>,
+}
+
+impl GrpcTransport {
+    /// Prepares a lazily connecting channel: nothing is dialled until the first send, so
+    /// an agent starts (and spools) while the collector is down.
+    pub fn new(url: &str, token: &str) -> Result<Self, SendError> {
+        let bad = |reason: String| SendError::BadUrl {
+            url: url.to_owned(),
+            reason,
+        };
+        let endpoint = Endpoint::from_shared(url.to_owned())
+            .map_err(|e| bad(e.to_string()))?
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(REQUEST_TIMEOUT)
+            .tcp_keepalive(Some(Duration::from_secs(60)));
+        let channel = endpoint.connect_lazy();
+        let auth = if token.is_empty() {
+            None
+        } else {
+            Some(
+                MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| {
+                    bad("the token contains characters not allowed in a header".into())
+                })?,
+            )
+        };
+        let client = TelemetryClient::new(channel)
+            .max_encoding_message_size(veille_proto::defaults::MAX_BATCH_BYTES);
+        Ok(Self { client, auth })
+    }
+
+    pub async fn send(&mut self, batch: ReportBatch) -> Result<Ack, SendError> {
+        let mut request = tonic::Request::new(batch);
+        if let Some(auth) = &self.auth {
+            request.metadata_mut().insert("authorization", auth.clone());
+        }
+        match self.client.report(request).await {
+            Ok(response) => Ok(response.into_inner()),
+            Err(status) => Err(classify(status)),
+        }
+    }
+}
+
+fn classify(status: tonic::Status) -> SendError {
+    let text = format!("{:?}: {}", status.code(), status.message());
+    match status.code() {
+        Code::InvalidArgument => SendError::Invalid(status.message().to_owned()),
+        Code::Unauthenticated | Code::PermissionDenied => SendError::Unauthenticated(text),
+        _ => SendError::Unavailable(text),
+    }
+}
