@@ -1,1 +1,38 @@
+//! The Veille collector: receives agents' report batches over gRPC, stores them durably
+//! and idempotently, and serves the fleet registry over HTTP and the command line.
+//!
+//! # Layout
+//! - [`config`]: the configuration struct; defaults are `deploy/collector.toml`,
+//!   embedded, layered by `veille_proto::settings`.
+//! - [`cli`]: command-line arguments, flags → config keys, the `devices` subcommand.
+//! - [`server`]: start-up and graceful shutdown ([`server::Server`], [`server::run`]).
+//! - [`grpc`]: the `veille.v1.Telemetry` service (auth → ingest → `Ack`).
+//! - [`ingest`]: validation and the group-commit writer (one flush per group of batches).
+//! - [`store`]: sled trees and keys; the storage contract a PostgreSQL backend would
+//!   implement later.
+//! - [`http`]: `/healthz` and the `/api/v1/` read API.
+//! - [`devices`]: the device record and its table/CSV/JSON renderings (pure).
+//! - [`auth`]: tokens → principals, constant-time comparison (pure).
+//! - [`tokens`]: the operator and `default` org token files in the data directory.
+//! - [`listen_file`]: `<data_dir>/listen.json`, the running server's addresses.
+//! - [`http_client`]: a tiny HTTP/1.1 GET client for the CLI.
+//! - [`demo`]: `veille-collector demo`, the collector plus this machine's real agent.
+//! - [`metrics`]: ingest counters (for `/metrics` later, and the benchmark).
 
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod devices;
+pub mod grpc;
+pub mod http;
+pub mod http_client;
+pub mod ingest;
+pub mod listen_file;
+pub mod metrics;
+pub mod server;
+pub mod store;
+pub mod tokens;
+
+pub use config::Config;
+pub use server::{Listeners, Server, run};

@@ -58,12 +58,10 @@ pub fn load<T: DeserializeOwned>(
     flags: Table,
 ) -> Result<(T, Provenance), SettingsError> {
     let mut provenance = Provenance::default();
-    let mut merged: Table = defaults_toml
-        .parse()
-        .map_err(|e| SettingsError::Invalid {
-            origin: "embedded defaults".into(),
-            source: Box::new(e),
-        })?;
+    let mut merged: Table = defaults_toml.parse().map_err(|e| SettingsError::Invalid {
+        origin: "embedded defaults".into(),
+        source: Box::new(e),
+    })?;
     let known = merged.clone();
     if let Some(path) = file {
         let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
@@ -120,7 +118,9 @@ pub fn set_flag(flags: &mut Table, dotted: &str, value: impl Into<Value>) {
 
 fn parse_value(raw: &str) -> Value {
     match format!("v = {raw}").parse::<Table>() {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| Value::String(raw.to_owned())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| Value::String(raw.to_owned())),
         Err(_) => Value::String(raw.to_owned()),
     }
 }
@@ -210,7 +210,11 @@ max_bytes = 100
     fn precedence_is_flags_then_env_then_file_then_defaults() {
         let dir = tempfile_dir();
         let file = dir.join("c.toml");
-        std::fs::write(&file, "interval_s = 10\nname = \"file\"\n[spool]\nmax_bytes = 5\n").unwrap();
+        std::fs::write(
+            &file,
+            "interval_s = 10\nname = \"file\"\n[spool]\nmax_bytes = 5\n",
+        )
+        .unwrap();
         let mut flags = Table::new();
         set_flag(&mut flags, "interval_s", 1i64);
         let (c, p): (Conf, _) = load(
@@ -239,8 +243,13 @@ max_bytes = 100
         std::fs::write(&file, "intervl_s = 10\n").unwrap();
         let e = load::<Conf>(DEFAULTS, Some(&file), env(&[]), Table::new()).unwrap_err();
         assert!(e.to_string().contains("intervl_s"), "{e}");
-        let e = load::<Conf>(DEFAULTS, None, env(&[("VEILLE_INTERVAL_S", "soon")]), Table::new())
-            .unwrap_err();
+        let e = load::<Conf>(
+            DEFAULTS,
+            None,
+            env(&[("VEILLE_INTERVAL_S", "soon")]),
+            Table::new(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("interval_s"), "{e}");
         std::fs::write(&file, "interval_s = \n").unwrap();
         let e = load::<Conf>(DEFAULTS, Some(&file), env(&[]), Table::new()).unwrap_err();

@@ -70,7 +70,10 @@ pub fn validate_batch(batch: &ReportBatch, now_ms: i64) -> Result<(), Validation
                 return Err(ValidationError::new(
                     format!("reports[{i}].seq"),
                     report.seq,
-                    format!("seqs must increase within a batch (previous is {})", prev.seq),
+                    format!(
+                        "seqs must increase within a batch (previous is {})",
+                        prev.seq
+                    ),
                 ));
             }
             if report.boot_id == prev.boot_id && report.start_unix_ms < prev.end_unix_ms {
@@ -100,7 +103,10 @@ pub fn validate_report(at: &str, r: &Report, now_ms: i64) -> Result<(), Validati
         return Err(ValidationError::new(field("seq"), 0, "seq starts at 1"));
     }
     let latest = now_ms.saturating_add(MAX_FUTURE_SKEW_MS);
-    for (name, value) in [("start_unix_ms", r.start_unix_ms), ("end_unix_ms", r.end_unix_ms)] {
+    for (name, value) in [
+        ("start_unix_ms", r.start_unix_ms),
+        ("end_unix_ms", r.end_unix_ms),
+    ] {
         if value < MIN_TIMESTAMP_MS {
             return Err(ValidationError::new(
                 field(name),
@@ -358,7 +364,10 @@ mod tests {
         let mut r = report(1, NOW - 60_000, NOW);
         r.active_ms = u64::MAX;
         r.idle_ms = 60_001;
-        assert_eq!(err(&batch(vec![r])).field, "reports[0].active_ms+idle_ms+sleep_ms");
+        assert_eq!(
+            err(&batch(vec![r])).field,
+            "reports[0].active_ms+idle_ms+sleep_ms"
+        );
     }
 
     #[test]

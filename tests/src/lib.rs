@@ -1,1 +1,350 @@
+//! Harness for the end-to-end tests: starts the real `veille-collector` and
+//! `veille-agent` binaries on ephemeral ports, reads their bound addresses from their
+//! log lines, and talks to them as a user or an agent would.
+//!
+//! The binaries must be built first (`cargo build --workspace --bins`, which the
+//! README's test command does); the harness finds them next to the test executable.
 
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub mod grpc;
+
+/// Generous deadline for anything the tests wait for: a loaded 2-core CI machine is
+/// slow, and a deadline only bounds how long a failing test takes.
+pub const DEADLINE: Duration = Duration::from_secs(90);
+
+/// Path of a workspace binary (`target/<profile>/<name>`).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test-binary>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (`cargo build --workspace --bins`)",
+        path.display()
+    );
+    path
+}
+
+/// A child process whose stderr is captured line by line (and echoed for the test log).
+pub struct Proc {
+    pub child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    name: String,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, mut cmd: Command) -> Proc {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .env(
+                "VEILLE_LOG",
+                "info,veille_agent=debug,veille_collector=debug",
+            )
+            .env("NO_COLOR", "1");
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let tag = name.to_owned();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[{tag}] {line}");
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Proc {
+            child,
+            lines,
+            name: name.to_owned(),
+        }
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Waits for a log line containing `needle` and returns it.
+    pub fn wait_for_line(&mut self, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(l) = self.log().into_iter().find(|l| l.contains(needle)) {
+                return l;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // Give the reader thread a moment to collect the last lines.
+                std::thread::sleep(Duration::from_millis(200));
+                if let Some(l) = self.log().into_iter().find(|l| l.contains(needle)) {
+                    return l;
+                }
+                panic!("{} exited ({status}) before logging {needle:?}", self.name);
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "{} never logged {needle:?}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// SIGKILL, as a crash or a power cut would.
+    pub fn kill_hard(&mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        self.signal(libc::SIGTERM);
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            if start.elapsed() > DEADLINE {
+                self.kill_hard();
+                panic!("{} did not stop within {DEADLINE:?} of SIGTERM", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Value of `key=VALUE` in a log line.
+pub fn field(line: &str, key: &str) -> Option<String> {
+    let start = line.find(&format!("{key}="))? + key.len() + 1;
+    let rest = &line[start..];
+    let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    Some(rest[..end].trim_matches('"').to_owned())
+}
+
+/// A running collector.
+pub struct Collector {
+    pub proc: Proc,
+    pub data_dir: PathBuf,
+    pub grpc: String,
+    pub http: String,
+}
+
+impl Collector {
+    /// Starts `veille-collector serve` with its data in `data_dir`, gRPC on `grpc_listen`
+    /// (use `127.0.0.1:0` for an ephemeral port).
+    pub fn start(data_dir: &Path, grpc_listen: &str) -> Collector {
+        let mut cmd = Command::new(bin("veille-collector"));
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--grpc-listen")
+            .arg(grpc_listen)
+            .arg("--http-listen")
+            .arg("127.0.0.1:0");
+        let mut proc = Proc::spawn("collector", cmd);
+        let line = proc.wait_for_line("listening grpc=");
+        let grpc = field(&line, "grpc").expect("grpc address in the listening line");
+        let http = field(&line, "http").expect("http address in the listening line");
+        Collector {
+            proc,
+            data_dir: data_dir.to_owned(),
+            grpc,
+            http,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    /// The token of the default organisation created at first start.
+    pub fn token(&self) -> String {
+        token(&self.data_dir)
+    }
+}
+
+pub fn token(data_dir: &Path) -> String {
+    std::fs::read_to_string(data_dir.join("default-org.token"))
+        .expect("default-org.token in the data dir")
+        .trim()
+        .to_owned()
+}
+
+/// Runs `veille-collector devices --format json` and parses its output.
+pub fn devices_json(data_dir: &Path) -> Vec<serde_json::Value> {
+    let out = Command::new(bin("veille-collector"))
+        .arg("devices")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--format")
+        .arg("json")
+        .output()
+        .expect("run veille-collector devices");
+    assert!(
+        out.status.success(),
+        "devices failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "devices --format json printed invalid JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// A running agent.
+pub struct Agent {
+    pub proc: Proc,
+    pub state_dir: PathBuf,
+}
+
+impl Agent {
+    /// Starts `veille-agent run` sampling and reporting every second. `device_id`
+    /// overrides the probed id so that several agents can run on one machine.
+    pub fn start(
+        name: &str,
+        state_dir: &Path,
+        collector_url: &str,
+        token: &str,
+        device_id: Option<&str>,
+    ) -> Agent {
+        let mut cmd = Command::new(bin("veille-agent"));
+        cmd.arg("run")
+            .arg("--state-dir")
+            .arg(state_dir)
+            .arg("--collector")
+            .arg(collector_url)
+            .arg("--token")
+            .arg(token)
+            .arg("--sample-interval-s")
+            .arg("1")
+            .arg("--report-interval-s")
+            .arg("1")
+            // Short backoff so a restarted collector is found again quickly.
+            .env("VEILLE_BACKOFF__INITIAL_MS", "100")
+            .env("VEILLE_BACKOFF__MAX_MS", "1000");
+        if let Some(id) = device_id {
+            cmd.env("VEILLE_DEVICE_ID", id);
+        }
+        let mut proc = Proc::spawn(name, cmd);
+        proc.wait_for_line("agent started");
+        Agent {
+            proc,
+            state_dir: state_dir.to_owned(),
+        }
+    }
+
+    /// Files waiting in the spool.
+    pub fn spooled(&self) -> usize {
+        spooled(&self.state_dir)
+    }
+
+    /// The agent's persisted state.
+    pub fn state(&self) -> serde_json::Value {
+        let bytes = std::fs::read(self.state_dir.join("state.json")).expect("state.json");
+        serde_json::from_slice(&bytes).expect("state.json is JSON")
+    }
+}
+
+pub fn spooled(state_dir: &Path) -> usize {
+    std::fs::read_dir(state_dir.join("spool"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "pb"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Polls `cond` every 100 ms until it holds or [`DEADLINE`] passes.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The device id the agent will use on this machine, read the way the agent reads it.
+pub fn this_device_id() -> String {
+    let uuid = std::fs::read_to_string("/sys/class/dmi/id/product_uuid").ok();
+    uuid.map(|u| u.trim().to_lowercase())
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| {
+            std::fs::read_to_string("/etc/machine-id")
+                .expect("/etc/machine-id")
+                .trim()
+                .to_owned()
+        })
+}
+
+pub fn this_boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .expect("boot_id")
+        .trim()
+        .to_owned()
+}
+
+pub fn now_unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Every stored report of `device_id` (any org), in seq order, read from the store of
+/// a collector that is not running (sled locks its files).
+pub fn stored_reports(data_dir: &Path, device_id: &str) -> Vec<veille_proto::v1::Report> {
+    use veille_collector::store::Store;
+    let dir = data_dir.join(veille_collector::server::STORE_DIR);
+    // The OS releases a killed process's file lock at once, but give a clean stop a
+    // moment to finish.
+    let start = Instant::now();
+    let store = loop {
+        match Store::open(&dir) {
+            Ok(s) => break s,
+            Err(e) if start.elapsed() < Duration::from_secs(10) => {
+                eprintln!("store not ready yet: {e}");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("cannot open the store in {}: {e}", dir.display()),
+        }
+    };
+    let orgs: Vec<String> = store
+        .devices(None)
+        .expect("devices")
+        .into_iter()
+        .filter(|d| d.device_id == device_id)
+        .map(|d| d.org)
+        .collect();
+    assert_eq!(orgs.len(), 1, "{device_id} should be stored under one org");
+    store
+        .reports(&orgs[0], device_id, 0..=u64::MAX)
+        .expect("reports")
+}

@@ -1,0 +1,301 @@
+//! The command line (DESIGN.md "Command-line surface"): argument definitions, the
+//! mapping of flags onto configuration keys, and the read subcommands. `main.rs` only
+//! parses, dispatches and maps errors to exit codes.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use veille_proto::settings::set_flag;
+
+use crate::config::{Config, ConfigError};
+use crate::devices::{self, DeviceRecord, Format};
+use crate::http_client::{self, ClientError};
+use crate::listen_file::{self, ListenFileError};
+use crate::server::STORE_DIR;
+use crate::store::{Store, StoreError};
+use crate::tokens::{self, TokenError};
+
+/// Veille collector: receives agents' reports, stores them, serves the fleet registry.
+#[derive(Debug, Parser)]
+#[command(name = "veille-collector", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the collector (gRPC ingest and HTTP API) until SIGTERM or Ctrl-C.
+    ///
+    /// Logs `listening grpc=ADDR http=ADDR` once both are bound and writes them to
+    /// <data_dir>/listen.json. With no org configured, the first start creates org
+    /// "default" and logs its enrollment token.
+    Serve(ServeArgs),
+    /// Print the annotated default configuration (every key, its default and meaning).
+    PrintConfig,
+    /// List the devices known to the collector.
+    ///
+    /// Asks the running server through its HTTP API (found via <data_dir>/listen.json,
+    /// authenticated with <data_dir>/operator.token); when no server runs, reads the
+    /// store directly.
+    Devices(DevicesArgs),
+    /// Run the collector and an agent for this machine in one process, on embedded
+    /// defaults (data in ./veille-demo-data unless --data-dir), and print the URLs.
+    Demo(ServeArgs),
+}
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConfigArgs {
+    /// Configuration file (TOML; see `print-config`). Without it: embedded defaults,
+    /// then VEILLE_* environment variables.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory (overrides `data_dir`).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// gRPC listen address IP:port (overrides `grpc_listen`; port 0 = any free port).
+    #[arg(long, value_name = "ADDR")]
+    pub grpc_listen: Option<String>,
+    /// HTTP listen address IP:port (overrides `http_listen`; port 0 = any free port).
+    #[arg(long, value_name = "ADDR")]
+    pub http_listen: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct DevicesArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Output format: aligned table, CSV with a header line, or a JSON array.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+impl ServeArgs {
+    /// Loads the configuration with these flags on top.
+    pub fn load_config(&self) -> Result<Config, ConfigError> {
+        let mut flags = self.config.flags();
+        if let Some(a) = &self.grpc_listen {
+            set_flag(&mut flags, "grpc_listen", a.as_str());
+        }
+        if let Some(a) = &self.http_listen {
+            set_flag(&mut flags, "http_listen", a.as_str());
+        }
+        load_config(self.config.config.as_deref(), flags)
+    }
+}
+
+impl ConfigArgs {
+    fn flags(&self) -> toml::Table {
+        let mut flags = toml::Table::new();
+        if let Some(d) = &self.data_dir {
+            // TOML strings are UTF-8: a non-UTF-8 path is passed lossily.
+            set_flag(&mut flags, "data_dir", d.to_string_lossy().into_owned());
+        }
+        flags
+    }
+
+    /// Loads the configuration with these flags on top.
+    pub fn load_config(&self) -> Result<Config, ConfigError> {
+        load_config(self.config.as_deref(), self.flags())
+    }
+}
+
+/// Layers defaults < file < process environment < flags, and logs what was applied.
+pub fn load_config(file: Option<&Path>, flags: toml::Table) -> Result<Config, ConfigError> {
+    // `vars_os` + lossless filter: `std::env::vars` would panic on a non-UTF-8 value.
+    let env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    let (config, provenance) = Config::load(file, env, flags)?;
+    if let Some(f) = &provenance.file {
+        tracing::debug!(file = %f.display(), "configuration file read");
+    }
+    for name in &provenance.env_applied {
+        tracing::info!(variable = %name, "configuration from the environment");
+    }
+    for name in provenance
+        .env_ignored
+        .iter()
+        .filter(|n| n.as_str() != "VEILLE_LOG")
+    {
+        tracing::debug!(variable = %name, "environment variable names no collector setting; ignored");
+    }
+    Ok(config)
+}
+
+/// Why `devices` could not list devices.
+#[derive(Debug, thiserror::Error)]
+pub enum DevicesError {
+    #[error(transparent)]
+    ListenFile(#[from] ListenFileError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("the collector at {addr} refused the request: HTTP {status}: {body}")]
+    Refused {
+        addr: std::net::SocketAddr,
+        status: u16,
+        body: String,
+    },
+    #[error("the collector at {addr} sent a device list that is not valid JSON: {source}")]
+    BadJson {
+        addr: std::net::SocketAddr,
+        source: serde_json::Error,
+    },
+    #[error(
+        "no collector answers at {addr} (from {listen_file}) and the store is locked by \
+         another process; is a collector starting or stopping? ({client})"
+    )]
+    LockedAndSilent {
+        addr: std::net::SocketAddr,
+        listen_file: PathBuf,
+        client: ClientError,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How long `devices` waits for a running server before reading the store itself.
+pub const API_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The device list, from the running server if there is one, else from the store.
+/// Sorted by (org, device_id).
+pub async fn list_devices(config: &Config) -> Result<Vec<DeviceRecord>, DevicesError> {
+    let data_dir = config.data_dir();
+    let mut silent_server = None;
+    if let Some(info) = listen_file::read(&data_dir)? {
+        let token = tokens::read_operator_token(&data_dir)?;
+        match http_client::get(
+            info.http,
+            "/api/v1/devices?format=json",
+            Some(&token),
+            API_TIMEOUT,
+        )
+        .await
+        {
+            Ok(resp) if resp.status == 200 => {
+                let mut records: Vec<DeviceRecord> =
+                    serde_json::from_slice(&resp.body).map_err(|source| DevicesError::BadJson {
+                        addr: info.http,
+                        source,
+                    })?;
+                devices::sort(&mut records);
+                return Ok(records);
+            }
+            Ok(resp) => {
+                return Err(DevicesError::Refused {
+                    addr: info.http,
+                    status: resp.status,
+                    body: String::from_utf8_lossy(&resp.body)
+                        .trim()
+                        .chars()
+                        .take(200)
+                        .collect(),
+                });
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "listen.json is stale; reading the store directly");
+                silent_server = Some((info.http, e));
+            }
+        }
+    }
+    let store_dir = data_dir.join(STORE_DIR);
+    if !store_dir.exists() {
+        // Nothing stored yet; do not create an empty store as a side effect of reading.
+        return Ok(Vec::new());
+    }
+    let opened =
+        tokio::task::spawn_blocking(move || Store::open(&store_dir).and_then(|s| s.devices(None)))
+            .await;
+    let listed = match opened {
+        Ok(r) => r,
+        Err(e) => {
+            return Err(DevicesError::Store(StoreError::Corrupt {
+                tree: "devices",
+                key: String::new(),
+                reason: format!("reading task failed: {e}"),
+            }));
+        }
+    };
+    match (listed, silent_server) {
+        (Ok(mut records), _) => {
+            devices::sort(&mut records);
+            Ok(records)
+        }
+        (Err(StoreError::Locked { .. }), Some((addr, client))) => {
+            Err(DevicesError::LockedAndSilent {
+                addr,
+                listen_file: listen_file::path(&data_dir),
+                client,
+            })
+        }
+        (Err(e), _) => Err(e.into()),
+    }
+}
+
+/// `devices` rendered in `format`.
+pub async fn devices_output(config: &Config, format: Format) -> Result<String, DevicesError> {
+    let records = list_devices(config).await?;
+    Ok(devices::render(&records, format))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent_and_every_subcommand_has_help() {
+        Cli::command().debug_assert();
+        let mut cmd = Cli::command();
+        for sub in cmd.get_subcommands_mut() {
+            let help = sub.render_long_help().to_string();
+            assert!(help.len() > 40, "{} has no help", sub.get_name());
+        }
+        for args in [
+            &["veille-collector", "serve", "--help"][..],
+            &["veille-collector", "devices", "--help"],
+            &["veille-collector", "print-config", "--help"],
+        ] {
+            let e = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp);
+        }
+    }
+
+    #[test]
+    fn serve_flags_override_the_configuration() {
+        let cli = Cli::try_parse_from([
+            "veille-collector",
+            "serve",
+            "--data-dir",
+            "/tmp/x",
+            "--grpc-listen",
+            "127.0.0.1:0",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve");
+        };
+        let c = args.load_config().unwrap();
+        assert_eq!(c.data_dir(), PathBuf::from("/tmp/x"));
+        assert_eq!(c.grpc_listen().unwrap().port(), 0);
+        let e =
+            Cli::try_parse_from(["veille-collector", "devices", "--format", "xml"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[tokio::test]
+    async fn devices_without_server_or_store_is_an_empty_list_and_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Config::defaults().unwrap();
+        c.data_dir = dir.path().to_string_lossy().into_owned();
+        assert!(list_devices(&c).await.unwrap().is_empty());
+        assert!(!dir.path().join(STORE_DIR).exists());
+    }
+}

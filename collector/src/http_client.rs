@@ -1,0 +1,161 @@
+//! A minimal HTTP/1.1 GET client for the local CLI talking to its own server over
+//! loopback (`veille-collector devices` while `serve` runs). Plain TCP only: no TLS,
+//! no redirects, no proxies; enough for `http://127.0.0.1:port/api/v1/...` and small
+//! enough not to pull a TLS stack into the collector.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Largest response body read (the device list of a very large fleet fits).
+pub const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("no answer from {addr} within {timeout:?}")]
+    Timeout { addr: SocketAddr, timeout: Duration },
+    #[error("I/O error talking to {addr}: {source}")]
+    Io {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("malformed HTTP response from {addr}: {reason}")]
+    Malformed { addr: SocketAddr, reason: String },
+}
+
+/// A response: status code and body (de-chunked).
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// `GET path_and_query` on `addr`, with an optional bearer token, the whole exchange
+/// bounded by `timeout`.
+pub async fn get(
+    addr: SocketAddr,
+    path_and_query: &str,
+    bearer: Option<&str>,
+    timeout: Duration,
+) -> Result<HttpResponse, ClientError> {
+    match tokio::time::timeout(timeout, exchange(addr, path_and_query, bearer)).await {
+        Ok(r) => r,
+        Err(_) => Err(ClientError::Timeout { addr, timeout }),
+    }
+}
+
+async fn exchange(
+    addr: SocketAddr,
+    path_and_query: &str,
+    bearer: Option<&str>,
+) -> Result<HttpResponse, ClientError> {
+    let io = |source| ClientError::Io { addr, source };
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .map_err(|source| ClientError::Connect { addr, source })?;
+    let mut request = format!(
+        "GET {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\nConnection: close\r\n"
+    );
+    if let Some(token) = bearer {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.map_err(io)?;
+    let mut raw = Vec::new();
+    (&mut stream)
+        .take(MAX_BODY_BYTES as u64 + 64 * 1024)
+        .read_to_end(&mut raw)
+        .await
+        .map_err(io)?;
+    parse_response(&raw).map_err(|reason| ClientError::Malformed { addr, reason })
+}
+
+/// Parses a complete `Connection: close` response.
+pub fn parse_response(raw: &[u8]) -> Result<HttpResponse, String> {
+    let head_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no end of headers")?;
+    let head = std::str::from_utf8(&raw[..head_end]).map_err(|_| "headers are not UTF-8")?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+    let mut chunked = false;
+    let mut length = None;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = value.eq_ignore_ascii_case("chunked");
+        } else if name.eq_ignore_ascii_case("content-length") {
+            length = Some(
+                value
+                    .parse::<usize>()
+                    .map_err(|_| format!("bad content-length {value:?}"))?,
+            );
+        }
+    }
+    let body = &raw[head_end + 4..];
+    let body = if chunked {
+        dechunk(body)?
+    } else if let Some(n) = length {
+        body.get(..n)
+            .ok_or("body shorter than content-length")?
+            .to_vec()
+    } else {
+        body.to_vec()
+    };
+    Ok(HttpResponse { status, body })
+}
+
+fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = body
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or("truncated chunk header")?;
+        let size_text = std::str::from_utf8(&body[..line_end]).map_err(|_| "bad chunk size")?;
+        let size_text = size_text.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_text, 16)
+            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
+        body = &body[line_end + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        let chunk = body.get(..size).ok_or("truncated chunk")?;
+        out.extend_from_slice(chunk);
+        body = body.get(size + 2..).ok_or("truncated chunk")?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_length_and_chunked_bodies() {
+        let r = parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokEXTRA").unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"ok"[..]));
+        let r = parse_response(
+            b"HTTP/1.1 401 Unauthorized\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (401, &b"abcde"[..]));
+        assert!(parse_response(b"garbage").is_err());
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nok").is_err());
+    }
+}

@@ -1,0 +1,108 @@
+//! `veille-collector`: parses the command line, sets up logging, calls the library and
+//! maps errors to exit codes: 0 ok, 1 runtime error, 2 usage or configuration error.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use veille_collector::cli::{Cli, Command};
+use veille_collector::config::DEFAULT_CONFIG_TOML;
+use veille_collector::{Listeners, server};
+
+enum Failure {
+    /// Bad flags or configuration: exit code 2.
+    Usage(anyhow::Error),
+    /// Anything that went wrong while running: exit code 1.
+    Runtime(anyhow::Error),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse(); // exits 2 on usage errors, 0 on --help/--version
+    init_logging();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(e)) => {
+            eprintln!("veille-collector: {}", one_line(&e));
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("veille-collector: {}", one_line(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Demo(args) => runtime()?
+            .block_on(veille_collector::demo::run(args))
+            .map_err(|e| match e {
+                veille_collector::demo::DemoError::Config(_)
+                | veille_collector::demo::DemoError::AgentConfig(_) => Failure::Usage(e.into()),
+                e => Failure::Runtime(e.into()),
+            }),
+        Command::PrintConfig => {
+            print!("{DEFAULT_CONFIG_TOML}");
+            Ok(())
+        }
+        Command::Serve(args) => {
+            let config = args
+                .load_config()
+                .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
+            runtime()?.block_on(async {
+                let listeners = Listeners::bind(&config)
+                    .await
+                    .map_err(|e| Failure::Runtime(e.into()))?;
+                server::run(&config, listeners, server::shutdown_signal())
+                    .await
+                    .map_err(|e| Failure::Runtime(e.into()))
+            })
+        }
+        Command::Devices(args) => {
+            let config = args
+                .config
+                .load_config()
+                .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
+            let out = runtime()?
+                .block_on(veille_collector::cli::devices_output(&config, args.format))
+                .map_err(|e| Failure::Runtime(anyhow::anyhow!("devices: {e}")))?;
+            print!("{out}");
+            Ok(())
+        }
+    }
+}
+
+/// The library's errors already include their causes in their message, so only the
+/// outermost layer is printed (`{:#}` would repeat them), on one line.
+fn one_line(e: &anyhow::Error) -> String {
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot start the async runtime: {e}")))
+}
+
+/// Logs go to stderr. Filter from `VEILLE_LOG`, else `RUST_LOG`, else `info`.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let spec = std::env::var("VEILLE_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".to_owned());
+    let (filter, bad) = match EnvFilter::try_new(&spec) {
+        Ok(f) => (f, None),
+        Err(e) => (EnvFilter::new("info"), Some(e)),
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(filter)
+        .init();
+    if let Some(e) = bad {
+        tracing::warn!(filter = %spec, error = %e, "invalid log filter; using info");
+    }
+}

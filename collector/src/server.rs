@@ -1,0 +1,406 @@
+//! Running the collector: listeners, start-up (store, tokens, writer, gRPC and HTTP
+//! servers, `listen.json`) and graceful shutdown.
+//!
+//! Shutdown, mini-redis style: one `watch` channel says "stop" to both servers; they
+//! stop accepting and let in-flight requests finish; when the gRPC server has stopped,
+//! the last [`Ingest`] handle is dropped, so the writer drains its queue, flushes and
+//! ends; then the store is flushed once more and `listen.json` removed.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::auth::Auth;
+use crate::config::{Config, ConfigError};
+use crate::grpc::TelemetryService;
+use crate::ingest::{Ingest, IngestConfig};
+use crate::listen_file::{self, ListenFileError, ListenInfo};
+use crate::metrics::IngestMetrics;
+use crate::store::{Store, StoreError};
+use crate::tokens::{self, TokenError, Tokens};
+
+/// How long in-flight requests get to finish after the stop signal before their
+/// connections are dropped.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Directory of the sled store inside the data directory.
+pub const STORE_DIR: &str = "db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen for {what} on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tokens(#[from] TokenError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    ListenFile(#[from] ListenFileError),
+    #[error("gRPC server failed: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+    #[error("HTTP server failed: {0}")]
+    Http(std::io::Error),
+    #[error("a server task panicked: {0}")]
+    Task(String),
+}
+
+/// The bound listeners. Bind them first (tests use `127.0.0.1:0`), then hand them to
+/// [`Server::start`] or [`run`].
+#[derive(Debug)]
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub http: TcpListener,
+}
+
+impl Listeners {
+    /// Binds `grpc_listen` and `http_listen` of `config`.
+    pub async fn bind(config: &Config) -> Result<Self, ServerError> {
+        Ok(Self {
+            grpc: bind("gRPC", config.grpc_listen()?).await?,
+            http: bind("HTTP", config.http_listen()?).await?,
+        })
+    }
+
+    /// Binds both on `127.0.0.1:0` (tests, demo).
+    pub async fn loopback_ephemeral() -> Result<Self, ServerError> {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Ok(Self {
+            grpc: bind("gRPC", any).await?,
+            http: bind("HTTP", any).await?,
+        })
+    }
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { what, addr, source })
+}
+
+/// A started collector. Drive it to the end with [`Server::run_until`] or
+/// [`Server::shutdown`]; dropping it without either aborts nothing but leaves
+/// `listen.json` behind.
+pub struct Server {
+    grpc_addr: SocketAddr,
+    http_addr: SocketAddr,
+    data_dir: PathBuf,
+    tokens: Tokens,
+    metrics: Arc<IngestMetrics>,
+    store: Arc<Store>,
+    stop: watch::Sender<bool>,
+    grpc_task: JoinHandle<Result<(), tonic::transport::Error>>,
+    http_task: JoinHandle<std::io::Result<()>>,
+    writer_task: JoinHandle<()>,
+}
+
+impl Server {
+    /// Opens the store in `<data_dir>/db`, loads or creates the tokens, starts the
+    /// writer and both servers on `listeners`, writes `listen.json` and logs the
+    /// `listening grpc=... http=...` line.
+    pub async fn start(config: &Config, listeners: Listeners) -> Result<Self, ServerError> {
+        config.validate()?;
+        let data_dir = config.data_dir();
+        let grpc_addr = local_addr(&listeners.grpc, "gRPC")?;
+        let http_addr = local_addr(&listeners.http, "HTTP")?;
+
+        let tokens = tokens::load_or_create(&data_dir, &config.orgs)?;
+        announce_tokens(&tokens, &data_dir);
+        let store_dir = data_dir.join(STORE_DIR);
+        let store = {
+            let dir = store_dir.clone();
+            tokio::task::spawn_blocking(move || Store::open(&dir))
+                .await
+                .map_err(|e| ServerError::Task(e.to_string()))??
+        };
+        let store = Arc::new(store);
+        let auth = Arc::new(Auth::new(tokens.orgs.clone(), tokens.operator.clone()));
+        let metrics = Arc::new(IngestMetrics::default());
+        let (ingest, writer_task) = Ingest::start(
+            store.clone(),
+            IngestConfig {
+                queue_batches: config.ingest_queue_batches,
+                group_max_batches: config.group_commit_max_batches,
+            },
+            metrics.clone(),
+        );
+
+        let (stop, stop_rx) = watch::channel(false);
+        let grpc_service = TelemetryService::new(auth.clone(), ingest, metrics.clone());
+        let grpc_task = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(grpc_service.into_server())
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listeners.grpc),
+                    stopped(stop_rx.clone()),
+                ),
+        );
+        let app = crate::http::router(store.clone(), auth);
+        let http_task = tokio::spawn(async move {
+            axum::serve(listeners.http, app)
+                .with_graceful_shutdown(stopped(stop_rx))
+                .await
+        });
+
+        let server = Self {
+            grpc_addr,
+            http_addr,
+            data_dir,
+            tokens,
+            metrics,
+            store,
+            stop,
+            grpc_task,
+            http_task,
+            writer_task,
+        };
+        let info = ListenInfo {
+            grpc: grpc_addr,
+            http: http_addr,
+            pid: std::process::id(),
+        };
+        if let Err(e) = listen_file::write(&server.data_dir, &info) {
+            // Do not leave servers running behind a failed start.
+            let _ = server.shutdown().await;
+            return Err(e.into());
+        }
+        tracing::info!(
+            data_dir = %server.data_dir.display(),
+            "listening grpc={grpc_addr} http={http_addr}"
+        );
+        Ok(server)
+    }
+
+    /// Bound gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// Bound HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// `http://<grpc addr>`: what an agent's `--collector` takes.
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc_addr)
+    }
+
+    /// `http://<http addr>`.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.http_addr)
+    }
+
+    /// The data directory in use.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Tokens in force (org tokens for agents, operator token for the API).
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+
+    /// Ingest counters.
+    pub fn metrics(&self) -> Arc<IngestMetrics> {
+        self.metrics.clone()
+    }
+
+    /// The store (read access for tools; writes go through the gRPC path).
+    pub fn store(&self) -> Arc<Store> {
+        self.store.clone()
+    }
+
+    /// Serves until `shutdown` completes (or a server fails), then shuts down
+    /// gracefully. `Ok` means every acknowledged batch is on disk.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let Self {
+            data_dir,
+            store,
+            stop,
+            mut grpc_task,
+            mut http_task,
+            writer_task,
+            ..
+        } = self;
+        let mut early: Option<ServerError> = None;
+        let (mut grpc_done, mut http_done) = (false, false);
+        tokio::select! {
+            () = shutdown => tracing::info!("shutting down"),
+            r = &mut grpc_task => {
+                grpc_done = true;
+                early = Some(task_error(r.map(|r| r.map_err(ServerError::Grpc))));
+                tracing::error!("gRPC server stopped unexpectedly; shutting down");
+            }
+            r = &mut http_task => {
+                http_done = true;
+                early = Some(task_error(r.map(|r| r.map_err(ServerError::Http))));
+                tracing::error!("HTTP server stopped unexpectedly; shutting down");
+            }
+        }
+        let _ = stop.send(true);
+        let mut first_error = early;
+        if !grpc_done && let Some(Err(e)) = finish(grpc_task, "gRPC").await {
+            first_error.get_or_insert(ServerError::Grpc(e));
+        }
+        if !http_done && let Some(Err(e)) = finish(http_task, "HTTP").await {
+            first_error.get_or_insert(ServerError::Http(e));
+        }
+        // The gRPC server held the last ingest handles; the writer now drains the queue,
+        // flushes and ends.
+        match tokio::time::timeout(SHUTDOWN_GRACE, writer_task).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_error.get_or_insert(ServerError::Task(e.to_string()));
+            }
+            Err(_) => tracing::error!(
+                "ingest writer still busy after {SHUTDOWN_GRACE:?}; flushing what is stored"
+            ),
+        }
+        let flushed = tokio::task::spawn_blocking(move || {
+            let r = store.flush();
+            drop(store);
+            r
+        })
+        .await;
+        match flushed {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e.into());
+            }
+            Err(e) => {
+                first_error.get_or_insert(ServerError::Task(e.to_string()));
+            }
+        }
+        listen_file::remove(&data_dir);
+        match first_error {
+            Some(e) => Err(e),
+            None => {
+                tracing::info!("stopped cleanly; store flushed");
+                Ok(())
+            }
+        }
+    }
+
+    /// Stops now: same as [`Server::run_until`] with a future that is already ready.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        self.run_until(std::future::ready(())).await
+    }
+}
+
+/// Binds nothing: starts on `listeners`, serves until `shutdown`, stops gracefully.
+pub async fn run(
+    config: &Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    Server::start(config, listeners)
+        .await?
+        .run_until(shutdown)
+        .await
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+///
+/// # Platform-specific behaviour
+/// SIGTERM is Unix only; elsewhere only Ctrl-C is awaited.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot listen for SIGTERM; Ctrl-C only"),
+        }
+    }
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    // An error means the sender is gone, which also means stop.
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Waits up to [`SHUTDOWN_GRACE`] for a server task; aborts it after that. `None` when it
+/// failed or had to be aborted (both logged).
+async fn finish<T>(mut task: JoinHandle<T>, what: &str) -> Option<T> {
+    match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
+        Ok(Ok(v)) => Some(v),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "{what} server task failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(
+                "{what} server: requests still running after {SHUTDOWN_GRACE:?}; closing them"
+            );
+            task.abort();
+            let _ = task.await;
+            None
+        }
+    }
+}
+
+fn task_error(r: Result<Result<(), ServerError>, tokio::task::JoinError>) -> ServerError {
+    match r {
+        Ok(Ok(())) => ServerError::Task("server stopped without being asked to".into()),
+        Ok(Err(e)) => e,
+        Err(e) => ServerError::Task(e.to_string()),
+    }
+}
+
+fn local_addr(listener: &TcpListener, what: &'static str) -> Result<SocketAddr, ServerError> {
+    listener.local_addr().map_err(|source| ServerError::Bind {
+        what,
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        source,
+    })
+}
+
+fn announce_tokens(tokens: &Tokens, data_dir: &Path) {
+    let Some(file) = &tokens.default_org_token_file else {
+        let ids: Vec<&str> = tokens.orgs.iter().map(|(id, _)| id.as_str()).collect();
+        tracing::info!(orgs = ?ids, "organisations from the configuration");
+        return;
+    };
+    if tokens.created_default_org {
+        // First start: the operator needs this token once to enroll agents. Printed on
+        // stderr through the log, like the URL a demo prints; later starts only say
+        // where it is kept.
+        let token = tokens.org_token(tokens::DEFAULT_ORG_ID).unwrap_or_default();
+        tracing::info!(
+            "created organisation \"default\"; enroll agents with --token {token} \
+             (kept in {})",
+            file.display()
+        );
+    } else {
+        tracing::info!(
+            "organisation \"default\": enroll agents with the token in {}",
+            file.display()
+        );
+    }
+    tracing::debug!(
+        "operator token for the HTTP API: {}",
+        data_dir.join(tokens::OPERATOR_TOKEN_FILE).display()
+    );
+}

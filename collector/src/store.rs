@@ -1,0 +1,668 @@
+//! Durable storage of reports and registries, on sled.
+//!
+//! The method set is the storage contract the rest of the collector relies on, shaped so
+//! that a PostgreSQL backend (DESIGN.md "Scale") can implement it later with the same
+//! idempotency key: [`Store::apply_batch`] (all reports of a batch or none; a
+//! transaction), [`Store::flush`] (the durability point: an Ack is sent only after
+//! it), and read methods returning plain values. It is a concrete struct until that
+//! second backend exists.
+//!
+//! # Trees and keys
+//! Ids never contain NUL (org ids are `[A-Za-z0-9._-]`, device and boot ids are
+//! refused with control characters by `validate_batch`), so NUL separates key parts and
+//! a prefix scan on `org \0 device_id \0` finds exactly one device's rows.
+//!
+//! | tree            | key                                              | value |
+//! |-----------------|--------------------------------------------------|-------|
+//! | `reports`       | org \0 device_id \0 seq (u64 BE)                 | prost `Report` |
+//! | `conflicts`     | org \0 device_id \0 seq (u64 BE) received_ms (u64 BE) n (u32 BE) | prost `Report` |
+//! | `devices`       | org \0 device_id                                 | JSON [`DeviceRecord`] |
+//! | `boot_sessions` | org \0 device_id \0 boot_id                      | JSON [`BootSession`] |
+//! | `inventory`     | org \0 device_id                                 | prost `Inventory` |
+
+use std::collections::HashMap;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use veille_proto::v1::{EventKind, Inventory, Report, ReportBatch};
+
+use crate::devices::DeviceRecord;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the store {path} is locked by another process (is a collector running on this data directory?)"
+    )]
+    Locked { path: PathBuf },
+    #[error("cannot open the store {path}: {source}")]
+    Open { path: PathBuf, source: sled::Error },
+    #[error("store I/O error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("corrupt entry in tree {tree}, key {key}: {reason}")]
+    Corrupt {
+        tree: &'static str,
+        key: String,
+        reason: String,
+    },
+}
+
+/// One boot session of one device, as seen through its reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BootSession {
+    /// When the session booted (agent clock, seconds).
+    pub boot_time_unix_s: i64,
+    /// Earliest `start_unix_ms` of its stored reports.
+    pub first_start_unix_ms: i64,
+    /// Latest `end_unix_ms` of its stored reports.
+    pub last_end_unix_ms: i64,
+    /// Stored reports of this session.
+    pub reports: u64,
+    /// A SHUTDOWN event was reported: the end of the session is known, not inferred.
+    pub shutdown_seen: bool,
+}
+
+/// What happened to one batch. `highest_durable_seq` becomes durable at the next
+/// [`Store::flush`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// The device's highest stored seq after this batch.
+    pub highest_durable_seq: u64,
+    /// New reports stored.
+    pub stored: u32,
+    /// Reports already stored with the same bytes (resends).
+    pub duplicates: u32,
+    /// Reports whose seq was stored with different bytes (kept apart).
+    pub conflicts: u32,
+    /// Of `conflicts`, versions not seen before (stored now in `conflicts`).
+    pub new_conflicts: u32,
+    /// Seq of the first conflicting report, for the log line.
+    pub first_conflict_seq: Option<u64>,
+}
+
+/// A conflicting version of a report, kept apart from the stored one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConflictEntry {
+    pub seq: u64,
+    /// Collector clock when this version arrived.
+    pub received_unix_ms: i64,
+    pub report: Report,
+}
+
+/// The sled-backed store. Cheap to share behind an `Arc`; reads run concurrently with
+/// the writer, and writes are serialised by an internal lock.
+pub struct Store {
+    db: sled::Db,
+    reports: sled::Tree,
+    conflicts: sled::Tree,
+    devices: sled::Tree,
+    boot_sessions: sled::Tree,
+    inventory: sled::Tree,
+    /// `apply_batch` plans with plain reads, then commits in a transaction; the plan is
+    /// only valid if no other write runs in between.
+    write_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in directory `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(path).open().map_err(|source| {
+            if matches!(&source, sled::Error::Io(e) if e.to_string().contains("could not acquire lock"))
+            {
+                StoreError::Locked {
+                    path: path.to_owned(),
+                }
+            } else {
+                StoreError::Open {
+                    path: path.to_owned(),
+                    source,
+                }
+            }
+        })?;
+        Ok(Self {
+            reports: db.open_tree("reports")?,
+            conflicts: db.open_tree("conflicts")?,
+            devices: db.open_tree("devices")?,
+            boot_sessions: db.open_tree("boot_sessions")?,
+            inventory: db.open_tree("inventory")?,
+            db,
+            write_lock: Mutex::new(()),
+        })
+    }
+
+    /// Applies a validated batch of `org`: new reports are stored, resends counted as
+    /// duplicates, different content under a stored seq kept apart as a conflict; the
+    /// device, boot-session and inventory registries are updated. All of it commits
+    /// atomically or not at all. Not durable until [`Store::flush`] returns.
+    ///
+    /// The batch must have passed [`veille_proto::validate_batch`].
+    pub fn apply_batch(
+        &self,
+        org: &str,
+        batch: &ReportBatch,
+        received_unix_ms: i64,
+    ) -> Result<BatchOutcome, StoreError> {
+        // A poisoned lock only means another write panicked; the trees are still
+        // consistent (sled transactions are atomic), so carry on.
+        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let dev_key = device_key(org, &batch.device_id);
+        let mut device = match self.devices.get(&dev_key)? {
+            Some(v) => decode_json::<DeviceRecord>("devices", &dev_key, &v)?,
+            None => DeviceRecord {
+                org: org.to_owned(),
+                device_id: batch.device_id.clone(),
+                first_seen_unix_ms: received_unix_ms,
+                ..Default::default()
+            },
+        };
+        device.last_seen_unix_ms = received_unix_ms;
+        if !batch.agent_version.is_empty() {
+            device.agent_version.clone_from(&batch.agent_version);
+        }
+
+        let mut outcome = BatchOutcome::default();
+        let mut reports = sled::Batch::default();
+        let mut conflicts = sled::Batch::default();
+        let mut sessions: HashMap<String, BootSession> = HashMap::new();
+        let mut existing = self.existing_reports(org, batch)?;
+        for report in &batch.reports {
+            let key = report_key(org, &batch.device_id, report.seq);
+            let bytes = report.encode_to_vec();
+            let stored = match &mut existing {
+                Some(found) => found.remove(&report.seq),
+                None => self.reports.get(&key)?,
+            };
+            match stored {
+                Some(existing) if existing.as_ref() == bytes.as_slice() => {
+                    outcome.duplicates += 1;
+                }
+                Some(_) => {
+                    outcome.conflicts += 1;
+                    outcome.first_conflict_seq.get_or_insert(report.seq);
+                    let mut seen = 0u32;
+                    let mut known = false;
+                    for entry in self.conflicts.scan_prefix(&key) {
+                        let (_, v) = entry?;
+                        seen += 1;
+                        known |= v.as_ref() == bytes.as_slice();
+                    }
+                    if !known {
+                        let mut ckey = key.clone();
+                        ckey.extend_from_slice(&(received_unix_ms.max(0) as u64).to_be_bytes());
+                        ckey.extend_from_slice(&seen.to_be_bytes());
+                        conflicts.insert(ckey, bytes);
+                        outcome.new_conflicts += 1;
+                    }
+                }
+                None => {
+                    outcome.stored += 1;
+                    reports.insert(key, bytes);
+                    device.reports += 1;
+                    device.last_report_end_unix_ms =
+                        device.last_report_end_unix_ms.max(report.end_unix_ms);
+                    if report.seq >= device.highest_seq {
+                        device.highest_seq = report.seq;
+                        device.last_boot_id.clone_from(&report.boot_id);
+                    }
+                    let session = match sessions.entry(report.boot_id.clone()) {
+                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            let bkey = boot_key(org, &batch.device_id, &report.boot_id);
+                            let s = match self.boot_sessions.get(&bkey)? {
+                                Some(v) => decode_json::<BootSession>("boot_sessions", &bkey, &v)?,
+                                None => {
+                                    device.boot_sessions += 1;
+                                    BootSession {
+                                        boot_time_unix_s: report.boot_time_unix_s,
+                                        first_start_unix_ms: report.start_unix_ms,
+                                        last_end_unix_ms: report.end_unix_ms,
+                                        ..Default::default()
+                                    }
+                                }
+                            };
+                            e.insert(s)
+                        }
+                    };
+                    session.reports += 1;
+                    session.first_start_unix_ms =
+                        session.first_start_unix_ms.min(report.start_unix_ms);
+                    session.last_end_unix_ms = session.last_end_unix_ms.max(report.end_unix_ms);
+                    session.shutdown_seen |= report
+                        .events
+                        .iter()
+                        .any(|e| e.kind == EventKind::Shutdown as i32);
+                }
+            }
+        }
+        device.conflicts += u64::from(outcome.new_conflicts);
+        outcome.highest_durable_seq = device.highest_seq;
+
+        let mut boot_batch = sled::Batch::default();
+        for (boot_id, session) in &sessions {
+            boot_batch.insert(
+                boot_key(org, &batch.device_id, boot_id),
+                encode_json(session),
+            );
+        }
+        let mut inventory_batch = sled::Batch::default();
+        if let Some(inv) = &batch.inventory {
+            if !inv.hostname.is_empty() {
+                device.hostname.clone_from(&inv.hostname);
+            }
+            if !inv.agent_version.is_empty() {
+                device.agent_version.clone_from(&inv.agent_version);
+            }
+            inventory_batch.insert(dev_key.clone(), inv.encode_to_vec());
+        }
+        let mut device_batch = sled::Batch::default();
+        device_batch.insert(dev_key, encode_json(&device));
+
+        (
+            &self.reports,
+            &self.conflicts,
+            &self.devices,
+            &self.boot_sessions,
+            &self.inventory,
+        )
+            .transaction(|(r, c, d, b, i)| {
+                r.apply_batch(&reports)?;
+                c.apply_batch(&conflicts)?;
+                d.apply_batch(&device_batch)?;
+                b.apply_batch(&boot_batch)?;
+                i.apply_batch(&inventory_batch)?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => StoreError::Sled(e),
+            })?;
+        Ok(outcome)
+    }
+
+    /// Stored reports under the batch's seqs, found with one range scan when the seqs
+    /// are dense (the usual case: an agent's seqs are consecutive). `None` when they are
+    /// sparse: a scan could then walk a long stretch of history, so the caller looks
+    /// each seq up instead.
+    fn existing_reports(
+        &self,
+        org: &str,
+        batch: &ReportBatch,
+    ) -> Result<Option<HashMap<u64, sled::IVec>>, StoreError> {
+        let (Some(first), Some(last)) = (batch.reports.first(), batch.reports.last()) else {
+            return Ok(Some(HashMap::new()));
+        };
+        let span = last.seq.saturating_sub(first.seq);
+        if span > 4 * batch.reports.len() as u64 {
+            return Ok(None);
+        }
+        let from = report_key(org, &batch.device_id, first.seq);
+        let to = report_key(org, &batch.device_id, last.seq);
+        let mut found = HashMap::new();
+        for entry in self.reports.range(from..=to) {
+            let (k, v) = entry?;
+            if let Some((_, _, seq)) = parse_report_key(&k) {
+                found.insert(seq, v);
+            }
+        }
+        Ok(Some(found))
+    }
+
+    /// Makes every write applied so far durable (one fsync of sled's log). Returns once
+    /// the data is on disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Device records, of one org or of all, sorted by (org, device_id).
+    pub fn devices(&self, org: Option<&str>) -> Result<Vec<DeviceRecord>, StoreError> {
+        let iter = match org {
+            Some(org) => self.devices.scan_prefix(prefix(org)),
+            None => self.devices.iter(),
+        };
+        let mut out = Vec::new();
+        for entry in iter {
+            let (k, v) = entry?;
+            out.push(decode_json::<DeviceRecord>("devices", &k, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// One device's record.
+    pub fn device(&self, org: &str, device_id: &str) -> Result<Option<DeviceRecord>, StoreError> {
+        let key = device_key(org, device_id);
+        self.devices
+            .get(&key)?
+            .map(|v| decode_json("devices", &key, &v))
+            .transpose()
+    }
+
+    /// Stored reports of one device with seq in `seqs`, in seq order.
+    pub fn reports(
+        &self,
+        org: &str,
+        device_id: &str,
+        seqs: RangeInclusive<u64>,
+    ) -> Result<Vec<Report>, StoreError> {
+        let from = report_key(org, device_id, *seqs.start());
+        let to = report_key(org, device_id, *seqs.end());
+        let mut out = Vec::new();
+        for entry in self.reports.range(from..=to) {
+            let (k, v) = entry?;
+            out.push(decode_proto::<Report>("reports", &k, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Number of stored reports, all devices (a full scan: for tests and tools).
+    pub fn report_count(&self) -> usize {
+        self.reports.len()
+    }
+
+    /// Conflicting versions kept for one device, by seq then arrival.
+    pub fn conflicts(&self, org: &str, device_id: &str) -> Result<Vec<ConflictEntry>, StoreError> {
+        let p = {
+            let mut p = device_key(org, device_id);
+            p.push(0);
+            p
+        };
+        let mut out = Vec::new();
+        for entry in self.conflicts.scan_prefix(&p) {
+            let (k, v) = entry?;
+            let rest = &k[p.len()..];
+            let (seq, received) = match (rest.get(0..8), rest.get(8..16)) {
+                (Some(s), Some(r)) => (be_u64(s), be_u64(r) as i64),
+                _ => {
+                    return Err(StoreError::Corrupt {
+                        tree: "conflicts",
+                        key: printable(&k),
+                        reason: "key too short".into(),
+                    });
+                }
+            };
+            out.push(ConflictEntry {
+                seq,
+                received_unix_ms: received,
+                report: decode_proto("conflicts", &k, &v)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Boot sessions of one device, by boot id.
+    pub fn boot_sessions(
+        &self,
+        org: &str,
+        device_id: &str,
+    ) -> Result<Vec<(String, BootSession)>, StoreError> {
+        let mut p = device_key(org, device_id);
+        p.push(0);
+        let mut out = Vec::new();
+        for entry in self.boot_sessions.scan_prefix(&p) {
+            let (k, v) = entry?;
+            let boot_id = String::from_utf8_lossy(&k[p.len()..]).into_owned();
+            out.push((boot_id, decode_json("boot_sessions", &k, &v)?));
+        }
+        Ok(out)
+    }
+
+    /// The latest inventory a device sent.
+    pub fn inventory(&self, org: &str, device_id: &str) -> Result<Option<Inventory>, StoreError> {
+        let key = device_key(org, device_id);
+        self.inventory
+            .get(&key)?
+            .map(|v| decode_proto("inventory", &key, &v))
+            .transpose()
+    }
+}
+
+/// `org \0`: prefix of every key of one org.
+pub fn prefix(org: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(org.len() + 1);
+    k.extend_from_slice(org.as_bytes());
+    k.push(0);
+    k
+}
+
+/// `org \0 device_id`.
+pub fn device_key(org: &str, device_id: &str) -> Vec<u8> {
+    let mut k = prefix(org);
+    k.extend_from_slice(device_id.as_bytes());
+    k
+}
+
+/// `org \0 device_id \0 seq` with seq big-endian, so keys sort in seq order.
+pub fn report_key(org: &str, device_id: &str, seq: u64) -> Vec<u8> {
+    let mut k = device_key(org, device_id);
+    k.push(0);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// `org \0 device_id \0 boot_id`.
+pub fn boot_key(org: &str, device_id: &str, boot_id: &str) -> Vec<u8> {
+    let mut k = device_key(org, device_id);
+    k.push(0);
+    k.extend_from_slice(boot_id.as_bytes());
+    k
+}
+
+/// Splits a `reports` key into (org, device_id, seq).
+pub fn parse_report_key(key: &[u8]) -> Option<(&str, &str, u64)> {
+    let (seq_bytes, head) = key.split_last_chunk::<8>().map(|(h, s)| (s, h))?;
+    let head = head.strip_suffix(&[0])?;
+    let sep = head.iter().position(|&b| b == 0)?;
+    let org = std::str::from_utf8(&head[..sep]).ok()?;
+    let device = std::str::from_utf8(&head[sep + 1..]).ok()?;
+    Some((org, device, u64::from_be_bytes(*seq_bytes)))
+}
+
+fn be_u64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    u64::from_be_bytes(a)
+}
+
+fn printable(key: &[u8]) -> String {
+    key.escape_ascii().to_string()
+}
+
+fn encode_json<T: Serialize>(value: &T) -> Vec<u8> {
+    // Plain structs of strings, integers and booleans always serialise.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(
+    tree: &'static str,
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        tree,
+        key: printable(key),
+        reason: e.to_string(),
+    })
+}
+
+fn decode_proto<T: Message + Default>(
+    tree: &'static str,
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    T::decode(bytes).map_err(|e| StoreError::Corrupt {
+        tree,
+        key: printable(key),
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use veille_proto::v1::{Event, Inventory};
+
+    const NOW: i64 = 1_790_000_000_000;
+
+    pub(crate) fn report(seq: u64, boot_id: &str) -> Report {
+        let start = NOW - 600_000 + seq as i64 * 1_000;
+        Report {
+            boot_id: boot_id.into(),
+            seq,
+            start_unix_ms: start,
+            end_unix_ms: start + 1_000,
+            boot_time_unix_s: (NOW - 3_600_000) / 1000,
+            uptime_s: 3600,
+            active_ms: 400,
+            idle_ms: 600,
+            cpu_util: 0.1,
+            ..Default::default()
+        }
+    }
+
+    fn batch(device: &str, reports: Vec<Report>) -> ReportBatch {
+        ReportBatch {
+            device_id: device.into(),
+            reports,
+            inventory: None,
+            agent_version: "0.1.0".into(),
+        }
+    }
+
+    #[test]
+    fn keys_sort_by_seq_and_parse_back() {
+        let a = report_key("acme", "dev", 2);
+        let b = report_key("acme", "dev", 256);
+        assert!(a < b);
+        assert_eq!(parse_report_key(&b), Some(("acme", "dev", 256)));
+        assert_eq!(&a[..9], b"acme\0dev\0");
+        // A device id that is a prefix of another does not share its key prefix.
+        let mut p = device_key("acme", "dev");
+        p.push(0);
+        assert!(!report_key("acme", "dev2", 1).starts_with(&p));
+        assert_eq!(parse_report_key(b"short"), None);
+    }
+
+    #[test]
+    fn ingest_is_idempotent_and_conflicts_are_kept_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let b = batch("dev-1", vec![report(1, "b1"), report(2, "b1")]);
+        let o = store.apply_batch("acme", &b, NOW).unwrap();
+        assert_eq!((o.stored, o.duplicates, o.conflicts), (2, 0, 0));
+        assert_eq!(o.highest_durable_seq, 2);
+
+        // Resend: duplicates, nothing doubled.
+        let o = store.apply_batch("acme", &b, NOW + 1).unwrap();
+        assert_eq!((o.stored, o.duplicates, o.conflicts), (0, 2, 0));
+        assert_eq!(store.report_count(), 2);
+        let d = store.device("acme", "dev-1").unwrap().unwrap();
+        assert_eq!((d.reports, d.highest_seq, d.boot_sessions), (2, 2, 1));
+        assert_eq!(d.last_seen_unix_ms, NOW + 1);
+        assert_eq!(d.first_seen_unix_ms, NOW);
+
+        // Same seq, other content: a conflict, stored apart, original untouched.
+        let mut other = report(2, "b1");
+        other.cpu_util = 0.9;
+        let c = batch("dev-1", vec![other.clone(), report(3, "b2")]);
+        let o = store.apply_batch("acme", &c, NOW + 2).unwrap();
+        assert_eq!(
+            (o.stored, o.duplicates, o.conflicts, o.new_conflicts),
+            (1, 0, 1, 1)
+        );
+        assert_eq!(o.first_conflict_seq, Some(2));
+        assert_eq!(o.highest_durable_seq, 3);
+        assert_eq!(
+            store.reports("acme", "dev-1", 2..=2).unwrap()[0].cpu_util,
+            0.1
+        );
+        let conflicts = store.conflicts("acme", "dev-1").unwrap();
+        assert_eq!(conflicts.len(), 1);
+        assert_eq!(conflicts[0].seq, 2);
+        assert_eq!(conflicts[0].received_unix_ms, NOW + 2);
+        assert_eq!(conflicts[0].report, other);
+
+        // The same conflicting version again: counted, not stored twice.
+        let o = store
+            .apply_batch("acme", &batch("dev-1", vec![other]), NOW + 3)
+            .unwrap();
+        assert_eq!((o.conflicts, o.new_conflicts), (1, 0));
+        assert_eq!(store.conflicts("acme", "dev-1").unwrap().len(), 1);
+
+        let d = store.device("acme", "dev-1").unwrap().unwrap();
+        assert_eq!((d.reports, d.conflicts, d.boot_sessions), (3, 1, 2));
+        assert_eq!(d.last_boot_id, "b2");
+        // Other orgs do not see this device.
+        assert!(store.devices(Some("other")).unwrap().is_empty());
+        assert_eq!(store.devices(None).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn sparse_seqs_are_looked_up_one_by_one_with_the_same_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let sparse = batch("dev-1", vec![report(1, "b1"), report(100, "b1")]);
+        let o = store.apply_batch("acme", &sparse, NOW).unwrap();
+        assert_eq!((o.stored, o.highest_durable_seq), (2, 100));
+        let o = store.apply_batch("acme", &sparse, NOW).unwrap();
+        assert_eq!((o.stored, o.duplicates), (0, 2));
+        // Dense batch overlapping a stored seq: found by the range scan.
+        let dense = batch("dev-1", vec![report(99, "b1"), report(100, "b1")]);
+        let o = store.apply_batch("acme", &dense, NOW).unwrap();
+        assert_eq!((o.stored, o.duplicates), (1, 1));
+    }
+
+    #[test]
+    fn boot_sessions_and_inventory_are_tracked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut last = report(2, "b1");
+        last.events.push(Event {
+            kind: EventKind::Shutdown as i32,
+            at_unix_ms: last.end_unix_ms - 1,
+            count: 1,
+            detail: String::new(),
+        });
+        let mut b = batch("dev-1", vec![report(1, "b1"), last.clone()]);
+        b.inventory = Some(Inventory {
+            hostname: "pc-01".into(),
+            agent_version: "0.1.1".into(),
+            ..Default::default()
+        });
+        store.apply_batch("acme", &b, NOW).unwrap();
+        store.flush().unwrap();
+        let sessions = store.boot_sessions("acme", "dev-1").unwrap();
+        assert_eq!(sessions.len(), 1);
+        let (id, s) = &sessions[0];
+        assert_eq!(id, "b1");
+        assert_eq!(s.reports, 2);
+        assert!(s.shutdown_seen);
+        assert_eq!(s.first_start_unix_ms, report(1, "b1").start_unix_ms);
+        assert_eq!(s.last_end_unix_ms, last.end_unix_ms);
+        let d = store.device("acme", "dev-1").unwrap().unwrap();
+        assert_eq!(d.hostname, "pc-01");
+        assert_eq!(d.agent_version, "0.1.1");
+        assert_eq!(
+            store.inventory("acme", "dev-1").unwrap().unwrap().hostname,
+            "pc-01"
+        );
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_store_reports_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path()).unwrap();
+        let e = Store::open(dir.path()).unwrap_err();
+        assert!(matches!(e, StoreError::Locked { .. }), "{e}");
+    }
+}
