@@ -124,10 +124,14 @@ fn main() {
         );
     }
     if usage[1].peak_rss_kib > 0 {
+        let cpu_ratio = if usage[1].cpu_s >= 0.05 {
+            format!("{:.2}", usage[0].cpu_s / usage[1].cpu_s)
+        } else {
+            "n/a (baseline CPU below the clock-tick resolution)".to_owned()
+        };
         println!(
-            "ratio agent/baseline: RSS {:.2}, CPU {:.2}",
+            "ratio agent/baseline: RSS {:.2}, CPU {cpu_ratio}",
             usage[0].peak_rss_kib as f64 / usage[1].peak_rss_kib as f64,
-            usage[0].cpu_s / usage[1].cpu_s.max(0.001)
         );
     }
     let stopped = agent.stop();
