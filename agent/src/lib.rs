@@ -5,6 +5,7 @@
 //! - [`probes`]: one file per platform fact (device id, boot, CPU, sleep, user activity),
 //!   each reading an injectable root so tests use fake `/proc` and `/sys` trees.
 //! - [`sampler`]: turns two successive probe readings into one [`sampler::Sample`].
+//! - [`measure`]: RAPL and battery-discharge energy per report, where the hardware has them.
 //! - [`builder`]: pure; accumulates samples into reports that tile time exactly.
 //! - [`spool`]: the disk queue; every report is fsync'd before any send and removed
 //!   only once the collector's Ack covers it.
@@ -18,6 +19,7 @@
 pub mod backoff;
 pub mod builder;
 pub mod config;
+pub mod measure;
 pub mod probes;
 pub mod run;
 pub mod sampler;

@@ -22,6 +22,7 @@ use veille_proto::v1::{EventKind, Inventory, Report, ReportBatch};
 use crate::backoff::Backoff;
 use crate::builder::{BootSession, Builder, Reanchor};
 use crate::config::AgentConfig;
+use crate::measure::Measurements;
 use crate::probes::{self, Activity, ActivityProbe, Clocks, Host, Logind};
 use crate::sampler::{Reading, sample};
 use crate::spool::{Spool, SpoolError, SpoolLimits};
@@ -118,22 +119,19 @@ impl ActivitySource {
     }
 }
 
-/// The basic inventory the agent sends at start (the full hardware inventory comes
-/// with the inventory probes).
+/// This device's inventory as the collector sees it: the hardware probes plus the
+/// agent's version and the site and tags from its config. Fields a probe could not
+/// read stay empty; what was missing is logged once at debug level.
 pub fn basic_inventory(host: &Host, config: &AgentConfig) -> Inventory {
-    let read = |p: &str| {
-        std::fs::read_to_string(host.path(p))
-            .map(|s| s.trim().chars().take(200).collect::<String>())
-            .unwrap_or_default()
-    };
+    let report = probes::probe_inventory(host);
+    if !report.unavailable.is_empty() {
+        debug!(unavailable = ?report.unavailable, "inventory incomplete");
+    }
     Inventory {
-        hostname: read("proc/sys/kernel/hostname"),
-        kernel: read("proc/sys/kernel/osrelease"),
-        os_name: read("proc/sys/kernel/ostype"),
         agent_version: VERSION.to_owned(),
         site: config.site.clone(),
         tags: config.tags.clone(),
-        ..Default::default()
+        ..report.inventory
     }
 }
 
@@ -237,6 +235,7 @@ pub async fn run(
     ));
 
     let mut pending: VecDeque<Report> = VecDeque::new();
+    let mut measurements = Measurements::discover(&host);
     let mut prev = read_now(&host, clocks.as_ref(), Activity::NoSessionInfo);
     let mut ticker = tokio::time::interval(config.sample_interval());
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -253,6 +252,7 @@ pub async fn run(
         let s = sample(&prev, &now, config.cpu_busy_threshold);
         prev = now;
         builder.add(&s);
+        measurements.tick(&s);
         if s.sleep_ms > 0 {
             let resumed = builder.projected_end_unix_ms();
             let slept = resumed - i64::try_from(s.sleep_ms).unwrap_or(0);
@@ -261,20 +261,38 @@ pub async fn run(
             info!(sleep_s = s.sleep_ms / 1000, "resumed from sleep");
         }
         if builder.accumulated_ms() >= report_ms {
-            cut_and_spool(&shared, &mut builder, &mut pending, &host, clocks.as_ref());
+            let measured = measurements.take_for_report();
+            cut_and_spool(
+                &shared,
+                &mut builder,
+                measured,
+                &mut pending,
+                &host,
+                clocks.as_ref(),
+            );
         }
     }
 
     // Last report: the time since the last cut, marked with why the agent stopped.
     let now = read_now(&host, clocks.as_ref(), prev.activity);
-    builder.add(&sample(&prev, &now, config.cpu_busy_threshold));
+    let last = sample(&prev, &now, config.cpu_busy_threshold);
+    builder.add(&last);
+    measurements.tick(&last);
     let at = builder.projected_end_unix_ms();
     builder.push_event(EventKind::AgentStop, at, 1, "");
     if system_is_stopping().await {
         builder.push_event(EventKind::Shutdown, at, 1, "");
         info!("system is shutting down");
     }
-    cut_and_spool(&shared, &mut builder, &mut pending, &host, clocks.as_ref());
+    let measured = measurements.take_for_report();
+    cut_and_spool(
+        &shared,
+        &mut builder,
+        measured,
+        &mut pending,
+        &host,
+        clocks.as_ref(),
+    );
     for report in &pending {
         error!(
             seq = report.seq,
@@ -301,6 +319,7 @@ pub async fn run(
 fn cut_and_spool(
     shared: &Shared,
     builder: &mut Builder,
+    measurements: Vec<veille_proto::v1::Measurement>,
     pending: &mut VecDeque<Report>,
     host: &Host,
     clocks: &dyn Clocks,
@@ -320,9 +339,10 @@ fn cut_and_spool(
     }
     let seq =
         next_seq(state, spool.max_seq(), wall).max(pending.back().map(|r| r.seq + 1).unwrap_or(0));
-    let Some(report) = builder.cut(seq, uptime_s(host, clocks)) else {
+    let Some(mut report) = builder.cut(seq, uptime_s(host, clocks)) else {
         return;
     };
+    report.measurements = measurements;
     if dropped > 0 {
         state.dropped_unreported = 0;
     }

@@ -4,11 +4,14 @@
 //!
 //! One file per fact: [`device_id`] (stable identity), [`boot`] (boot id, boot time,
 //! uptime), [`cpu`] (CPU time counters), [`clock`] (wall, boot-time and monotonic
-//! clocks) and [`activity`] (is a user present).
+//! clocks), [`activity`] (is a user present), [`rapl`] (CPU+DRAM energy, never
+//! whole-system) and [`battery_power`] (whole-system power while on battery).
 
 use std::path::{Path, PathBuf};
 
 pub mod activity;
+#[cfg(target_os = "linux")]
+pub mod battery_power;
 #[cfg(target_os = "linux")]
 pub mod boot;
 pub mod clock;
@@ -16,10 +19,23 @@ pub mod clock;
 pub mod cpu;
 #[cfg(target_os = "linux")]
 pub mod device_id;
+#[cfg(target_os = "linux")]
+pub mod rapl;
+#[cfg(target_os = "linux")]
+pub mod dmi;
+pub mod edid;
+#[cfg(target_os = "linux")]
+pub mod hardware;
+#[cfg(target_os = "linux")]
+pub mod inventory;
 
 pub use activity::{
     Activity, ActivityProbe, DEFAULT_CPU_BUSY_THRESHOLD, FakeActivity, Logind, cpu_busy,
 };
+#[cfg(target_os = "linux")]
+pub use battery_power::{BatteryMeter, EnergyIntegrator};
+#[cfg(target_os = "linux")]
+pub use rapl::{RaplDomain, RaplMeter, RaplUnavailable};
 #[cfg(target_os = "linux")]
 pub use boot::{boot_id, boot_time_unix_s, uptime_s};
 pub use clock::{FakeClocks, SystemClocks};
@@ -27,6 +43,9 @@ pub use clock::{FakeClocks, SystemClocks};
 pub use cpu::cpu_times;
 #[cfg(target_os = "linux")]
 pub use device_id::{DeviceId, DeviceIdSource, device_id};
+pub use edid::{Edid, EdidError, parse_edid};
+#[cfg(target_os = "linux")]
+pub use inventory::{InventoryReport, inventory, probe_inventory};
 
 /// Where the probes look: `/` on a real machine, a tempdir in tests.
 #[derive(Debug, Clone)]

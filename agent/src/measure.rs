@@ -1,0 +1,151 @@
+//! Energy the platform measures itself, accumulated per report.
+//!
+//! RAPL counts CPU package + DRAM only: it goes into a report as `RAPL` and the
+//! collector shows it beside the model, never as whole-system power. Battery discharge
+//! is whole-system power, but only for a report spent entirely on battery; a report
+//! partly on AC carries no battery measurement at all rather than a partial one.
+//!
+//! Meters are read on every sample, not once per report, because a RAPL counter can
+//! wrap within minutes at high power and a report may last up to an hour.
+
+use veille_proto::v1::{EnergySource, Measurement};
+
+use crate::probes::{BatteryMeter, EnergyIntegrator, Host, RaplMeter};
+use crate::sampler::Sample;
+
+pub struct Measurements {
+    rapl: Option<RaplMeter>,
+    battery: Option<BatteryMeter>,
+    integrator: EnergyIntegrator,
+    rapl_j: f64,
+    /// False once a suspend interrupted this report: RAPL counters may restart on
+    /// resume, so the report gets no RAPL figure rather than a wrong one.
+    rapl_valid: bool,
+}
+
+impl Measurements {
+    /// Finds the meters this machine has (none on a VM: both are then absent and
+    /// reports carry no measurement).
+    pub fn discover(host: &Host) -> Self {
+        Self {
+            rapl: RaplMeter::discover(host),
+            battery: BatteryMeter::discover(host),
+            integrator: EnergyIntegrator::new(),
+            rapl_j: 0.0,
+            rapl_valid: true,
+        }
+    }
+
+    /// Reads the meters after a sample.
+    pub fn tick(&mut self, sample: &Sample) {
+        if sample.sleep_ms > 0 {
+            if let Some(r) = self.rapl.as_mut() {
+                r.rebaseline();
+            }
+            self.rapl_valid = false;
+            self.integrator.interrupt();
+        }
+        if let Some(j) = self.rapl.as_mut().and_then(RaplMeter::read_delta_j) {
+            self.rapl_j += j;
+        }
+        let watts = self.battery.as_ref().and_then(BatteryMeter::sample_w);
+        self.integrator.add(sample.elapsed_ms, watts);
+    }
+
+    /// The measurements of the report being cut; starts the next report's.
+    pub fn take_for_report(&mut self) -> Vec<Measurement> {
+        let mut out = Vec::new();
+        if self.rapl.is_some() && self.rapl_valid {
+            out.push(Measurement {
+                energy_j: self.rapl_j,
+                source: EnergySource::Rapl as i32,
+            });
+        }
+        if let Some(j) = self.integrator.finish_report() {
+            out.push(Measurement {
+                energy_j: j,
+                source: EnergySource::BatteryDischarge as i32,
+            });
+        }
+        self.rapl_j = 0.0;
+        self.rapl_valid = true;
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(root: &std::path::Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    fn awake(ms: u64) -> Sample {
+        Sample {
+            elapsed_ms: ms,
+            idle_ms: ms,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn rapl_and_battery_reach_the_report_and_suspend_voids_rapl() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let zone = "sys/class/powercap/intel-rapl:0";
+        write(root, &format!("{zone}/name"), "package-0\n");
+        write(
+            root,
+            &format!("{zone}/max_energy_range_uj"),
+            "262143328850\n",
+        );
+        write(root, &format!("{zone}/energy_uj"), "1000000\n");
+        let bat = "sys/class/power_supply/BAT0";
+        write(root, &format!("{bat}/type"), "Battery\n");
+        write(root, &format!("{bat}/status"), "Discharging\n");
+        write(root, &format!("{bat}/power_now"), "10000000\n");
+        let host = Host::at(root);
+        let mut m = Measurements::discover(&host);
+        m.tick(&awake(10_000));
+        write(root, &format!("{zone}/energy_uj"), "6000000\n");
+        m.tick(&awake(10_000));
+        let first = m.take_for_report();
+        // The first report has no battery figure: its first span has no start sample,
+        // so it is not known to be all on battery.
+        assert_eq!(first.len(), 1, "{first:?}");
+        assert_eq!(first[0].source, EnergySource::Rapl as i32);
+        assert!((first[0].energy_j - 5.0).abs() < 1e-9);
+        m.tick(&awake(10_000));
+        let second = m.take_for_report();
+        assert_eq!(second.len(), 2, "{second:?}");
+        assert_eq!(second[0].energy_j, 0.0, "RAPL counter did not move");
+        assert_eq!(second[1].source, EnergySource::BatteryDischarge as i32);
+        assert!((second[1].energy_j - 100.0).abs() < 1e-6, "10 W for 10 s");
+
+        write(root, &format!("{zone}/energy_uj"), "7000000\n");
+        m.tick(&Sample {
+            elapsed_ms: 60_000,
+            sleep_ms: 50_000,
+            idle_ms: 10_000,
+            ..Default::default()
+        });
+        let after_sleep = m.take_for_report();
+        assert!(
+            after_sleep
+                .iter()
+                .all(|x| x.source != EnergySource::Rapl as i32),
+            "no RAPL figure for a report cut by a suspend: {after_sleep:?}"
+        );
+    }
+
+    #[test]
+    fn a_machine_without_meters_reports_no_measurement() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Measurements::discover(&Host::at(dir.path()));
+        m.tick(&awake(10_000));
+        assert!(m.take_for_report().is_empty());
+    }
+}
