@@ -81,6 +81,9 @@ impl Telemetry for TelemetryService {
                     stored: o.stored,
                     duplicates: o.duplicates,
                     conflicts: o.conflicts,
+                    // A reply needs no matching (MQTT acks do), and gRPC says
+                    // "refused" with a status code.
+                    ..Ack::default()
                 }))
             }
             Err(IngestError::Invalid(e)) => {

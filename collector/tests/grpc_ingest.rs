@@ -85,6 +85,7 @@ fn ack(highest: u64, stored: u32, duplicates: u32, conflicts: u32) -> Ack {
         stored,
         duplicates,
         conflicts,
+        ..Ack::default()
     }
 }
 

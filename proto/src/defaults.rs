@@ -6,6 +6,9 @@ pub const GRPC_PORT: u16 = 7401;
 pub const HTTP_PORT: u16 = 7402;
 /// Default port of the collector's embedded MQTT broker.
 pub const MQTT_PORT: u16 = 1883;
+/// Default port of the embedded broker's MQTT 5 listener (rumqttd serves one protocol
+/// version per listener; agents speak MQTT 5 unless configured otherwise).
+pub const MQTT_V5_PORT: u16 = MQTT_PORT + 1;
 
 /// Version of agent and collector, sent in every batch.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -7,11 +7,13 @@
 //! - [`validate`]: checks a batch must pass before it is spooled by the agent or stored by
 //!   the collector; errors name the field and the value.
 //! - [`defaults`]: ports, limits and names both binaries use (one source of truth).
+//! - [`topics`]: MQTT topic names, filters and their parsing (pure).
 //! - [`settings`]: layering of TOML file, `VEILLE_*` environment and flags, shared by both
 //!   binaries so they behave the same.
 
 pub mod defaults;
 pub mod settings;
+pub mod topics;
 pub mod validate;
 
 /// Generated code for protobuf package `veille.v1`.
@@ -20,4 +22,5 @@ pub mod v1 {
     tonic::include_proto!("veille.v1");
 }
 
+pub use topics::{TopicKind, parse_reports_topic};
 pub use validate::{ValidationError, validate_batch};
