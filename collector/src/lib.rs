@@ -18,12 +18,21 @@
 //! - [`http_client`]: a tiny HTTP/1.1 GET client for the CLI.
 //! - [`demo`]: `veille-collector demo`, the collector plus this machine's real agent.
 //! - [`metrics`]: ingest counters (for `/metrics` later, and the benchmark).
+//! - [`catalogue`]: power profiles per chassis class and model, each figure with its
+//!   source; defaults are `deploy/power-profiles.toml`, embedded (pure).
+//! - [`energy`]: the energy model, Wh per report and per period by provenance (pure).
+//! - [`gaps`]: every millisecond of a period: covered, inferred off, or unknown (pure).
+//! - [`carbon`]: kgCO2e from the grid factor, cost from the tariff and its hours (pure).
 
 pub mod auth;
+pub mod carbon;
+pub mod catalogue;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod devices;
+pub mod energy;
+pub mod gaps;
 pub mod grpc;
 pub mod http;
 pub mod http_client;
