@@ -19,7 +19,7 @@ pub const DEFAULT_CATALOGUE_TOML: &str = include_str!("../../deploy/power-profil
 
 /// What kind of device a profile describes: the inventory's chassis classes, plus
 /// displays, plus the fallback for an unknown chassis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceClass {
     Desktop,
@@ -31,6 +31,7 @@ pub enum DeviceClass {
     MiniPc,
     Tablet,
     Monitor,
+    #[default]
     Unknown,
 }
 

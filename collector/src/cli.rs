@@ -40,9 +40,48 @@ pub enum Command {
     /// authenticated with <data_dir>/operator.token); when no server runs, reads the
     /// store directly.
     Devices(DevicesArgs),
+    /// Reports for energy managers and management.
+    #[command(subcommand)]
+    Report(ReportCommand),
+    /// Recompute every hourly rollup from the raw reports (the server must be stopped).
+    ///
+    /// Rollups are maintained at ingest; this rebuilds them identically, e.g. after
+    /// restoring raw reports from a backup.
+    RebuildRollups(ConfigArgs),
     /// Run the collector and an agent for this machine in one process, on embedded
     /// defaults (data in ./veille-demo-data unless --data-dir), and print the URLs.
     Demo(ServeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// kWh, €, kgCO2e, hours on (and outside working hours) and how each figure was
+    /// obtained (measured, modelled, inferred off, unknown), per group.
+    ///
+    /// Asks the running server when there is one (its API:
+    /// /api/v1/reports/consumption), else reads the store.
+    Consumption(ConsumptionArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConsumptionArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// First day, YYYY-MM-DD (local midnight in `energy.timezone`).
+    #[arg(long, value_name = "DATE")]
+    pub from: String,
+    /// Last day, YYYY-MM-DD, included.
+    #[arg(long, value_name = "DATE")]
+    pub to: String,
+    /// One row per org, site, group (tag), class, device or month.
+    #[arg(long, default_value = "org", value_parser = ["org", "site", "group", "class", "device", "month"])]
+    pub by: String,
+    /// Output format.
+    #[arg(long, default_value = "table", value_parser = ["table", "csv", "json"])]
+    pub format: String,
+    /// CSV dialect: `excel-fr` uses `;`, a decimal comma and a UTF-8 BOM for French Excel.
+    #[arg(long, default_value = "plain", value_parser = ["plain", "excel-fr"])]
+    pub csv_dialect: String,
 }
 
 /// Where the configuration comes from.
@@ -67,6 +106,10 @@ pub struct ServeArgs {
     /// HTTP listen address IP:port (overrides `http_listen`; port 0 = any free port).
     #[arg(long, value_name = "ADDR")]
     pub http_listen: Option<String>,
+    /// Embedded MQTT broker's 3.1.1 listener IP:port (overrides `mqtt.listen`; the MQTT 5
+    /// listener defaults to the next port; port 0 = any free ports).
+    #[arg(long, value_name = "ADDR")]
+    pub mqtt_listen: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -87,6 +130,9 @@ impl ServeArgs {
         }
         if let Some(a) = &self.http_listen {
             set_flag(&mut flags, "http_listen", a.as_str());
+        }
+        if let Some(a) = &self.mqtt_listen {
+            set_flag(&mut flags, "mqtt.listen", a.as_str());
         }
         load_config(self.config.config.as_deref(), flags)
     }

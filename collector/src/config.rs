@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use veille_proto::defaults::{GRPC_PORT, HTTP_PORT};
+use veille_proto::defaults::{GRPC_PORT, HTTP_PORT, MQTT_PORT, MQTT_V5_PORT};
 use veille_proto::settings::{self, Provenance, SettingsError};
 
 /// The annotated default configuration, printed by `veille-collector print-config`.
@@ -43,6 +43,62 @@ pub struct Config {
     /// Organisations and their enrollment tokens. Empty = org `default` with a token
     /// generated at first start (see [`crate::tokens`]).
     pub orgs: Vec<OrgConfig>,
+    /// The MQTT transport: embedded broker or external broker (`[mqtt]`).
+    pub mqtt: MqttConfig,
+    /// Time zone, working hours, tariff, grid factor and power profiles (`[energy]`).
+    pub energy: crate::consumption::EnergyConfig,
+}
+
+/// `[mqtt]`: how agents reach the collector over MQTT. Documented for users in
+/// `deploy/collector.toml`.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Run the embedded broker (rumqttd). Ignored when `broker` is set.
+    pub embedded: bool,
+    /// MQTT 3.1.1 listener `IP:port` of the embedded broker; empty = `127.0.0.1:MQTT_PORT`.
+    pub listen: String,
+    /// MQTT 5 listener of the embedded broker; empty = `listen`'s IP and port + 1 (port 0
+    /// stays 0).
+    pub listen_v5: String,
+    /// External broker `mqtt://host:port`; empty = embedded mode.
+    pub broker: String,
+    /// Username on the external broker.
+    pub username: String,
+    /// Password on the external broker. Never logged.
+    pub password: String,
+    /// Client id on the external broker (persistent session); empty =
+    /// `veille-collector-<hostname>`.
+    pub client_id: String,
+    /// Batches processed at once by the subscriber (each waits for its group commit).
+    pub max_in_flight: usize,
+}
+
+impl std::fmt::Debug for MqttConfig {
+    // The password is a secret: keep it out of `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttConfig")
+            .field("embedded", &self.embedded)
+            .field("listen", &self.listen)
+            .field("listen_v5", &self.listen_v5)
+            .field("broker", &self.broker)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("client_id", &self.client_id)
+            .field("max_in_flight", &self.max_in_flight)
+            .finish()
+    }
+}
+
+/// Where the collector's MQTT side runs, resolved from [`MqttConfig`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum MqttMode {
+    /// No MQTT at all (`embedded = false` and no `broker`).
+    Off,
+    /// The embedded broker on these listeners (ports may be 0: resolved at bind time).
+    Embedded { v4: SocketAddr, v5: SocketAddr },
+    /// An external broker at `host:port`.
+    External { host: String, port: u16 },
 }
 
 /// One organisation (a public body) and the token its agents present.
@@ -119,6 +175,14 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.grpc_listen()?;
         self.http_listen()?;
+        self.mqtt_mode()?;
+        if self.mqtt.max_in_flight == 0 {
+            return Err(ConfigError::invalid(
+                "mqtt.max_in_flight",
+                "0",
+                "must be at least 1",
+            ));
+        }
         if self.ingest_queue_batches == 0 {
             return Err(ConfigError::invalid(
                 "ingest_queue_batches",
@@ -192,6 +256,51 @@ impl Config {
     pub fn http_listen(&self) -> Result<SocketAddr, ConfigError> {
         listen_addr("http_listen", &self.http_listen, HTTP_PORT)
     }
+
+    /// The MQTT side, with empty defaults resolved.
+    pub fn mqtt_mode(&self) -> Result<MqttMode, ConfigError> {
+        let m = &self.mqtt;
+        if !m.broker.is_empty() {
+            let (host, port) = parse_broker_url(&m.broker)?;
+            return Ok(MqttMode::External { host, port });
+        }
+        if !m.embedded {
+            return Ok(MqttMode::Off);
+        }
+        let v4 = listen_addr("mqtt.listen", &m.listen, MQTT_PORT)?;
+        let v5 = if m.listen_v5.is_empty() {
+            let port = if v4.port() == 0 {
+                0
+            } else {
+                v4.port().saturating_add(1)
+            };
+            SocketAddr::new(v4.ip(), port)
+        } else {
+            listen_addr("mqtt.listen_v5", &m.listen_v5, MQTT_V5_PORT)?
+        };
+        if v4.port() != 0 && v4 == v5 {
+            return Err(ConfigError::invalid(
+                "mqtt.listen_v5",
+                v5.to_string(),
+                "must differ from mqtt.listen (one protocol version per listener)",
+            ));
+        }
+        Ok(MqttMode::Embedded { v4, v5 })
+    }
+
+    /// The client id on an external broker, with the empty default resolved.
+    pub fn mqtt_client_id(&self) -> String {
+        if !self.mqtt.client_id.is_empty() {
+            return self.mqtt.client_id.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("COMPUTERNAME").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "unknown".to_owned());
+        format!("veille-collector-{host}")
+    }
 }
 
 fn listen_addr(key: &str, value: &str, default_port: u16) -> Result<SocketAddr, ConfigError> {
@@ -205,6 +314,24 @@ fn listen_addr(key: &str, value: &str, default_port: u16) -> Result<SocketAddr, 
             "expected IP:port, e.g. 127.0.0.1:7401 or [::]:7401 (port 0 = any free port)",
         )
     })
+}
+
+/// `mqtt://host:port` (port defaults to 1883) → `(host, port)`.
+fn parse_broker_url(url: &str) -> Result<(String, u16), ConfigError> {
+    let bad = |reason: &str| ConfigError::invalid("mqtt.broker", url, reason);
+    let rest = url
+        .strip_prefix("mqtt://")
+        .ok_or_else(|| bad("expected mqtt://host:port (TLS is not built in yet)"))?;
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad("invalid port"))?),
+        None => (rest, MQTT_PORT),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.contains('/') {
+        return Err(bad("missing host"));
+    }
+    Ok((host.to_owned(), port))
 }
 
 /// Org ids are path segments of MQTT topics and parts of store keys (separated by NUL),
@@ -286,6 +413,58 @@ mod tests {
             !format!("{c:?}").contains("0123456789abcdef"),
             "token in Debug output"
         );
+    }
+
+    #[test]
+    fn mqtt_defaults_and_modes() {
+        let c = Config::defaults().unwrap();
+        assert_eq!(
+            c.mqtt_mode().unwrap(),
+            MqttMode::Embedded {
+                v4: format!("127.0.0.1:{MQTT_PORT}").parse().unwrap(),
+                v5: format!("127.0.0.1:{MQTT_V5_PORT}").parse().unwrap(),
+            }
+        );
+        let mut flags = toml::Table::new();
+        set_flag(&mut flags, "mqtt.listen", "127.0.0.1:0");
+        let (c, _) = Config::load(None, env(&[]), flags).unwrap();
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        assert_eq!(
+            c.mqtt_mode().unwrap(),
+            MqttMode::Embedded { v4: any, v5: any }
+        );
+        let (c, _) = Config::load(
+            None,
+            env(&[
+                ("VEILLE_MQTT__BROKER", "mqtt://broker.example:1999"),
+                ("VEILLE_MQTT__PASSWORD", "s3cret-password"),
+            ]),
+            toml::Table::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.mqtt_mode().unwrap(),
+            MqttMode::External {
+                host: "broker.example".into(),
+                port: 1999
+            }
+        );
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let e = Config::load(
+            None,
+            env(&[("VEILLE_MQTT__BROKER", "http://x:1")]),
+            toml::Table::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("mqtt.broker"), "{e}");
+        let (c, _) = Config::load(
+            None,
+            env(&[("VEILLE_MQTT__EMBEDDED", "false")]),
+            toml::Table::new(),
+        )
+        .unwrap();
+        assert_eq!(c.mqtt_mode().unwrap(), MqttMode::Off);
     }
 
     #[test]

@@ -40,6 +40,11 @@ pub async fn run(mut args: ServeArgs) -> Result<(), DemoError> {
     if args.config.data_dir.is_none() && args.config.config.is_none() {
         args.config.data_dir = Some(DEMO_DATA_DIR.into());
     }
+    // The demo's agent speaks gRPC; its MQTT broker takes free ports rather than fail
+    // when a system Mosquitto already holds 1883.
+    if args.mqtt_listen.is_none() && args.config.config.is_none() {
+        args.mqtt_listen = Some("127.0.0.1:0".into());
+    }
     let config = args.load_config()?;
     let listeners = Listeners::bind(&config).await?;
     let server = Server::start(&config, listeners).await?;

@@ -111,6 +111,19 @@ pub fn report_energy(report: &Report, profile: &PowerProfile) -> ReportEnergy {
     }
 }
 
+/// Joules of the whole-system measurement the model gives way to, if the report has one
+/// (first of [`WHOLE_SYSTEM_SOURCES`]).
+pub fn whole_system_measurement_j(report: &Report) -> Option<f64> {
+    WHOLE_SYSTEM_SOURCES
+        .iter()
+        .find_map(|&s| measurement_j(report, s))
+}
+
+/// Joules of RAPL (CPU package + DRAM) in the report, if any.
+pub fn rapl_j(report: &Report) -> Option<f64> {
+    measurement_j(report, EnergySource::Rapl)
+}
+
 fn measurement_j(report: &Report, source: EnergySource) -> Option<f64> {
     report
         .measurements

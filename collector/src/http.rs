@@ -7,6 +7,8 @@
 //!
 //! - `GET /api/v1/devices[?format=json|csv|table]`: the device registry (JSON array of
 //!   [`DeviceRecord`](crate::devices::DeviceRecord) by default).
+//! - `GET /api/v1/reports/consumption?from=&to=[&by=][&format=][&csv_dialect=]`: the
+//!   consumption report (see [`crate::consumption`]).
 
 use std::sync::Arc;
 
@@ -19,21 +21,93 @@ use axum::routing::get;
 use serde::Deserialize;
 
 use crate::auth::{Auth, Principal, bearer_token};
+use crate::consumption::{Context, GroupBy};
 use crate::devices::{self, Format};
+use crate::reports::{self, ConsumptionQuery, OutputFormat, ReportError};
 use crate::store::Store;
 
 #[derive(Clone)]
 struct AppState {
     store: Arc<Store>,
     auth: Arc<Auth>,
+    reports: Arc<Context>,
 }
 
 /// The HTTP routes, ready for `axum::serve`.
-pub fn router(store: Arc<Store>, auth: Arc<Auth>) -> Router {
+pub fn router(store: Arc<Store>, auth: Arc<Auth>, reports: Arc<Context>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/api/v1/devices", get(list_devices))
-        .with_state(AppState { store, auth })
+        .route("/api/v1/reports/consumption", get(consumption))
+        .with_state(AppState {
+            store,
+            auth,
+            reports,
+        })
+}
+
+#[derive(Debug, Deserialize)]
+struct ConsumptionParams {
+    from: Option<String>,
+    to: Option<String>,
+    by: Option<String>,
+    format: Option<String>,
+    csv_dialect: Option<String>,
+}
+
+/// `GET /api/v1/reports/consumption?from=YYYY-MM-DD&to=YYYY-MM-DD[&by=..][&format=..]
+/// [&csv_dialect=plain|excel-fr]`: the same output as `veille-collector report
+/// consumption`, for the token's organisation (all of them for the operator).
+async fn consumption(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<ConsumptionParams>,
+) -> Response {
+    let principal = match authenticate(&state, &headers) {
+        Ok(p) => p,
+        Err(reason) => return error(StatusCode::UNAUTHORIZED, reason),
+    };
+    let (Some(from), Some(to)) = (p.from, p.to) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "from and to (YYYY-MM-DD) are required",
+        );
+    };
+    let parsed = (|| -> Result<ConsumptionQuery, ReportError> {
+        Ok(ConsumptionQuery {
+            from,
+            to,
+            by: p.by.as_deref().unwrap_or("org").parse::<GroupBy>()?,
+            format: OutputFormat::parse(p.format.as_deref().unwrap_or("json"))?,
+            dialect: reports::parse_dialect(p.csv_dialect.as_deref().unwrap_or("plain"))?,
+        })
+    })();
+    let query = match parsed {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let org = match principal {
+        Principal::Operator => None,
+        Principal::Org(id) => Some(id),
+    };
+    let (store, ctx) = (state.store.clone(), state.reports.clone());
+    let format = query.format;
+    let done = tokio::task::spawn_blocking(move || {
+        reports::consumption_output(&store, &ctx, org.as_deref(), &query, reports::now_ms())
+    })
+    .await;
+    match done {
+        Ok(Ok(body)) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
+        Ok(Err(ReportError::Consumption(e))) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "consumption report failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "consumption report task failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
 }
 
 async fn healthz() -> &'static str {

@@ -17,28 +17,43 @@
 //! - [`listen_file`]: `<data_dir>/listen.json`, the running server's addresses.
 //! - [`http_client`]: a tiny HTTP/1.1 GET client for the CLI.
 //! - [`demo`]: `veille-collector demo`, the collector plus this machine's real agent.
+//! - [`mqtt`]: the MQTT transport (embedded rumqttd or an external broker), same ingest.
 //! - [`metrics`]: ingest counters (for `/metrics` later, and the benchmark).
 //! - [`catalogue`]: power profiles per chassis class and model, each figure with its
 //!   source; defaults are `deploy/power-profiles.toml`, embedded (pure).
 //! - [`energy`]: the energy model, Wh per report and per period by provenance (pure).
 //! - [`gaps`]: every millisecond of a period: covered, inferred off, or unknown (pure).
+//! - [`consumption`]: the consumption report (kWh, €, kgCO2e, coverage) from rollups (pure).
+//! - [`reports`]: the I/O edge of reports (store → consumption → table/CSV/JSON).
+//! - [`rollup`]: hourly sufficient statistics per device, kept at ingest (pure).
 //! - [`carbon`]: kgCO2e from the grid factor, cost from the tariff and its hours (pure).
+//! - [`glpi`]: GLPI computer export CSV → rows, and their match to known devices (pure).
+//! - [`renewal`]: device age and its source, horizons per class, ok / approaching /
+//!   past, reuse and recycling (loi REEN); defaults are `deploy/renewal.toml` (pure).
+//! - [`embodied`]: embodied kgCO2e per class, amortised per year of service (pure).
 
 pub mod auth;
 pub mod carbon;
 pub mod catalogue;
 pub mod cli;
 pub mod config;
+pub mod consumption;
 pub mod demo;
 pub mod devices;
+pub mod embodied;
 pub mod energy;
 pub mod gaps;
+pub mod glpi;
 pub mod grpc;
 pub mod http;
 pub mod http_client;
 pub mod ingest;
 pub mod listen_file;
 pub mod metrics;
+pub mod mqtt;
+pub mod renewal;
+pub mod reports;
+pub mod rollup;
 pub mod server;
 pub mod store;
 pub mod tokens;

@@ -2,7 +2,9 @@
 //! (`veille-collector devices`) and tests can reach it while sled's lock keeps them out
 //! of the store.
 //!
-//! Format (stable): `{"grpc": "127.0.0.1:41233", "http": "127.0.0.1:41234", "pid": 1234}`.
+//! Format (stable): `{"grpc": "127.0.0.1:41233", "http": "127.0.0.1:41234", "pid": 1234,
+//! "mqtt": "127.0.0.1:1883", "mqtt5": "127.0.0.1:1884"}` (the MQTT keys only with the
+//! embedded broker).
 //! Written atomically (temporary file + rename) once both listeners are bound, removed
 //! on clean exit. A file left by a crashed server is harmless: its addresses do not
 //! answer and readers fall back to the store.
@@ -24,6 +26,13 @@ pub struct ListenInfo {
     pub http: SocketAddr,
     /// Process id of the server.
     pub pid: u32,
+    /// MQTT 3.1.1 listener of the embedded broker; absent with an external broker or
+    /// MQTT off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mqtt: Option<SocketAddr>,
+    /// MQTT 5 listener of the embedded broker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mqtt5: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +111,8 @@ mod tests {
             grpc: "127.0.0.1:1".parse().unwrap(),
             http: "127.0.0.1:2".parse().unwrap(),
             pid: std::process::id(),
+            mqtt: None,
+            mqtt5: None,
         };
         write(dir.path(), &info).unwrap();
         let text = std::fs::read_to_string(path(dir.path())).unwrap();

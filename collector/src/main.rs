@@ -40,6 +40,61 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 | veille_collector::demo::DemoError::AgentConfig(_) => Failure::Usage(e.into()),
                 e => Failure::Runtime(e.into()),
             }),
+        Command::Report(veille_collector::cli::ReportCommand::Consumption(args)) => {
+            let config = args
+                .config
+                .load_config()
+                .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
+            let usage = |e: veille_collector::reports::ReportError| Failure::Usage(e.into());
+            let query = veille_collector::reports::ConsumptionQuery {
+                from: args.from,
+                to: args.to,
+                by: args.by.parse().map_err(
+                    |e: veille_collector::consumption::ConsumptionError| Failure::Usage(e.into()),
+                )?,
+                format: veille_collector::reports::OutputFormat::parse(&args.format)
+                    .map_err(usage)?,
+                dialect: veille_collector::reports::parse_dialect(&args.csv_dialect)
+                    .map_err(usage)?,
+            };
+            let ctx = veille_collector::reports::context(&config).map_err(usage)?;
+            let path = format!("/api/v1/reports/consumption?{}", query.to_query_string());
+            let out = runtime()?
+                .block_on(veille_collector::reports::via_server_or_store(
+                    &config,
+                    &path,
+                    move |store| {
+                        veille_collector::reports::consumption_output(
+                            store,
+                            &ctx,
+                            None,
+                            &query,
+                            veille_collector::reports::now_ms(),
+                        )
+                    },
+                ))
+                .map_err(|e| match e {
+                    veille_collector::reports::ReportError::Consumption(_) => {
+                        Failure::Usage(anyhow::anyhow!("report consumption: {e}"))
+                    }
+                    e => Failure::Runtime(anyhow::anyhow!("report consumption: {e}")),
+                })?;
+            print!("{out}");
+            Ok(())
+        }
+        Command::RebuildRollups(args) => {
+            let config = args
+                .load_config()
+                .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
+            let dir = config.data_dir().join(veille_collector::server::STORE_DIR);
+            let store = veille_collector::store::Store::open(&dir)
+                .map_err(|e| Failure::Runtime(anyhow::anyhow!("rebuild-rollups: {e}")))?;
+            let (reports, rollups) = store
+                .rebuild_rollups(|n| tracing::info!(reports = n, "rebuilding rollups…"))
+                .map_err(|e| Failure::Runtime(anyhow::anyhow!("rebuild-rollups: {e}")))?;
+            println!("rebuilt {rollups} hourly rollups from {reports} reports");
+            Ok(())
+        }
         Command::PrintConfig => {
             print!("{DEFAULT_CONFIG_TOML}");
             Ok(())

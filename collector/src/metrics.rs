@@ -26,6 +26,24 @@ pub struct IngestMetrics {
     pub flushes: AtomicU64,
     /// Flushes that failed.
     pub flush_errors: AtomicU64,
+    /// MQTT messages dropped: topic not of the expected shape.
+    pub mqtt_bad_topic: AtomicU64,
+    /// MQTT messages dropped: payload is not a `ReportBatch`.
+    pub mqtt_bad_protobuf: AtomicU64,
+    /// MQTT messages dropped: device id in the topic differs from the payload's.
+    pub mqtt_device_mismatch: AtomicU64,
+    /// MQTT messages dropped: org in the topic is not a configured org.
+    pub mqtt_unknown_org: AtomicU64,
+    /// MQTT messages dropped: payload larger than `MAX_BATCH_BYTES`.
+    pub mqtt_too_large: AtomicU64,
+    /// MQTT batches refused by `validate_batch` (also counted in `rejected_invalid`).
+    pub mqtt_invalid: AtomicU64,
+    /// MQTT connections refused by the embedded broker: wrong org or token.
+    pub mqtt_auth_refused: AtomicU64,
+    /// Acks published on a device's ack topic.
+    pub mqtt_acks_published: AtomicU64,
+    /// Meter payloads received but not handled yet (see `mqtt::meters_hook`).
+    pub mqtt_meters_unhandled: AtomicU64,
 }
 
 /// A point-in-time copy of [`IngestMetrics`].
@@ -40,6 +58,15 @@ pub struct IngestSnapshot {
     pub rejected_unavailable: u64,
     pub flushes: u64,
     pub flush_errors: u64,
+    pub mqtt_bad_topic: u64,
+    pub mqtt_bad_protobuf: u64,
+    pub mqtt_device_mismatch: u64,
+    pub mqtt_unknown_org: u64,
+    pub mqtt_too_large: u64,
+    pub mqtt_invalid: u64,
+    pub mqtt_auth_refused: u64,
+    pub mqtt_acks_published: u64,
+    pub mqtt_meters_unhandled: u64,
 }
 
 impl IngestMetrics {
@@ -59,6 +86,15 @@ impl IngestMetrics {
             rejected_unavailable: get(&self.rejected_unavailable),
             flushes: get(&self.flushes),
             flush_errors: get(&self.flush_errors),
+            mqtt_bad_topic: get(&self.mqtt_bad_topic),
+            mqtt_bad_protobuf: get(&self.mqtt_bad_protobuf),
+            mqtt_device_mismatch: get(&self.mqtt_device_mismatch),
+            mqtt_unknown_org: get(&self.mqtt_unknown_org),
+            mqtt_too_large: get(&self.mqtt_too_large),
+            mqtt_invalid: get(&self.mqtt_invalid),
+            mqtt_auth_refused: get(&self.mqtt_auth_refused),
+            mqtt_acks_published: get(&self.mqtt_acks_published),
+            mqtt_meters_unhandled: get(&self.mqtt_meters_unhandled),
         }
     }
 }

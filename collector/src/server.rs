@@ -17,11 +17,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth::Auth;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, MqttMode};
 use crate::grpc::TelemetryService;
 use crate::ingest::{Ingest, IngestConfig};
 use crate::listen_file::{self, ListenFileError, ListenInfo};
 use crate::metrics::IngestMetrics;
+use crate::mqtt::{self, BrokerError, Mqtt, MqttStart};
 use crate::store::{Store, StoreError};
 use crate::tokens::{self, TokenError, Tokens};
 
@@ -52,6 +53,8 @@ pub enum ServerError {
     Grpc(#[from] tonic::transport::Error),
     #[error("HTTP server failed: {0}")]
     Http(std::io::Error),
+    #[error(transparent)]
+    Mqtt(#[from] BrokerError),
     #[error("a server task panicked: {0}")]
     Task(String),
 }
@@ -62,23 +65,33 @@ pub enum ServerError {
 pub struct Listeners {
     pub grpc: TcpListener,
     pub http: TcpListener,
+    /// The embedded MQTT broker's (3.1.1, 5) addresses with ports resolved. rumqttd binds
+    /// its own sockets, so these are free ports checked at bind time, not listeners.
+    /// `None`: resolved from the config at start.
+    pub mqtt: Option<(SocketAddr, SocketAddr)>,
 }
 
 impl Listeners {
     /// Binds `grpc_listen` and `http_listen` of `config`.
     pub async fn bind(config: &Config) -> Result<Self, ServerError> {
+        let mqtt = match config.mqtt_mode()? {
+            MqttMode::Embedded { v4, v5 } => Some(mqtt::broker::reserve_pair(v4, v5)?),
+            _ => None,
+        };
         Ok(Self {
             grpc: bind("gRPC", config.grpc_listen()?).await?,
             http: bind("HTTP", config.http_listen()?).await?,
+            mqtt,
         })
     }
 
-    /// Binds both on `127.0.0.1:0` (tests, demo).
+    /// Binds all on `127.0.0.1:0` (tests, demo), the embedded MQTT broker included.
     pub async fn loopback_ephemeral() -> Result<Self, ServerError> {
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
         Ok(Self {
             grpc: bind("gRPC", any).await?,
             http: bind("HTTP", any).await?,
+            mqtt: Some(mqtt::broker::reserve_pair(any, any)?),
         })
     }
 }
@@ -103,6 +116,7 @@ pub struct Server {
     grpc_task: JoinHandle<Result<(), tonic::transport::Error>>,
     http_task: JoinHandle<std::io::Result<()>>,
     writer_task: JoinHandle<()>,
+    mqtt: Option<Mqtt>,
 }
 
 impl Server {
@@ -115,6 +129,15 @@ impl Server {
         let grpc_addr = local_addr(&listeners.grpc, "gRPC")?;
         let http_addr = local_addr(&listeners.http, "HTTP")?;
 
+        // Checked before anything starts: a bad time zone or tariff is a config error.
+        let report_context =
+            Arc::new(
+                crate::reports::context(config).map_err(|e| ConfigError::Invalid {
+                    key: "energy".into(),
+                    value: String::new(),
+                    reason: e.to_string(),
+                })?,
+            );
         let tokens = tokens::load_or_create(&data_dir, &config.orgs)?;
         announce_tokens(&tokens, &data_dir);
         let store_dir = data_dir.join(STORE_DIR);
@@ -137,6 +160,33 @@ impl Server {
         );
 
         let (stop, stop_rx) = watch::channel(false);
+        let mqtt = match config.mqtt_mode()? {
+            MqttMode::Off => None,
+            MqttMode::Embedded { v4, v5 } => Some(MqttStart::Embedded {
+                v4: listeners.mqtt.map_or(v4, |m| m.0),
+                v5: listeners.mqtt.map_or(v5, |m| m.1),
+            }),
+            MqttMode::External { host, port } => {
+                Some(MqttStart::External(mqtt::external::ExternalBroker {
+                    host,
+                    port,
+                    username: config.mqtt.username.clone(),
+                    password: config.mqtt.password.clone(),
+                    client_id: config.mqtt_client_id(),
+                }))
+            }
+        };
+        let mqtt = match mqtt {
+            Some(how) => Some(mqtt::start(
+                how,
+                auth.clone(),
+                ingest.clone(),
+                metrics.clone(),
+                config.mqtt.max_in_flight,
+                stop_rx.clone(),
+            )?),
+            None => None,
+        };
         let grpc_service = TelemetryService::new(auth.clone(), ingest, metrics.clone());
         let grpc_task = tokio::spawn(
             tonic::transport::Server::builder()
@@ -146,7 +196,7 @@ impl Server {
                     stopped(stop_rx.clone()),
                 ),
         );
-        let app = crate::http::router(store.clone(), auth);
+        let app = crate::http::router(store.clone(), auth, report_context);
         let http_task = tokio::spawn(async move {
             axum::serve(listeners.http, app)
                 .with_graceful_shutdown(stopped(stop_rx))
@@ -164,20 +214,31 @@ impl Server {
             grpc_task,
             http_task,
             writer_task,
+            mqtt,
         };
+        let embedded = server.mqtt.as_ref().and_then(|m| m.embedded);
         let info = ListenInfo {
             grpc: grpc_addr,
             http: http_addr,
             pid: std::process::id(),
+            mqtt: embedded.map(|e| e.0),
+            mqtt5: embedded.map(|e| e.1),
         };
         if let Err(e) = listen_file::write(&server.data_dir, &info) {
             // Do not leave servers running behind a failed start.
             let _ = server.shutdown().await;
             return Err(e.into());
         }
+        let mqtt_label = match &server.mqtt {
+            Some(m) => match m.embedded {
+                Some((_, v5)) => format!("{} mqtt5={v5}", m.label),
+                None => m.label.clone(),
+            },
+            None => "off".to_owned(),
+        };
         tracing::info!(
             data_dir = %server.data_dir.display(),
-            "listening grpc={grpc_addr} http={http_addr}"
+            "listening grpc={grpc_addr} http={http_addr} mqtt={mqtt_label}"
         );
         Ok(server)
     }
@@ -200,6 +261,11 @@ impl Server {
     /// `http://<http addr>`.
     pub fn http_url(&self) -> String {
         format!("http://{}", self.http_addr)
+    }
+
+    /// The embedded MQTT broker's (3.1.1, 5) listeners, if it runs.
+    pub fn mqtt_addrs(&self) -> Option<(SocketAddr, SocketAddr)> {
+        self.mqtt.as_ref().and_then(|m| m.embedded)
     }
 
     /// The data directory in use.
@@ -232,6 +298,7 @@ impl Server {
             mut grpc_task,
             mut http_task,
             writer_task,
+            mqtt,
             ..
         } = self;
         let mut early: Option<ServerError> = None;
@@ -256,6 +323,13 @@ impl Server {
         }
         if !http_done && let Some(Err(e)) = finish(http_task, "HTTP").await {
             first_error.get_or_insert(ServerError::Http(e));
+        }
+        // The MQTT subscriber stops reading, lets its batches in flight finish and drops
+        // its ingest handle (the embedded broker's thread lives on until exit).
+        if let Some(m) = mqtt
+            && finish(m.task, "MQTT").await.is_none()
+        {
+            tracing::warn!("MQTT subscriber did not stop cleanly");
         }
         // The gRPC server held the last ingest handles; the writer now drains the queue,
         // flushes and ends.

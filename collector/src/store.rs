@@ -19,8 +19,9 @@
 //! | `devices`       | org \0 device_id                                 | JSON [`DeviceRecord`] |
 //! | `boot_sessions` | org \0 device_id \0 boot_id                      | JSON [`BootSession`] |
 //! | `inventory`     | org \0 device_id                                 | prost `Inventory` |
+//! | `rollups`       | org \0 device_id \0 hour (sortable u64 BE)       | 80-byte [`HourRollup`] |
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -32,6 +33,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use veille_proto::v1::{EventKind, Inventory, Report, ReportBatch};
 
 use crate::devices::DeviceRecord;
+use crate::rollup::{self, HourRollup};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -65,6 +67,14 @@ pub struct BootSession {
     pub reports: u64,
     /// A SHUTDOWN event was reported: the end of the session is known, not inferred.
     pub shutdown_seen: bool,
+    /// The session's latest report (the one ending at `last_end_unix_ms`) carries
+    /// SHUTDOWN: what follows it is inferred off.
+    #[serde(default)]
+    pub last_report_shutdown: bool,
+    /// The session's latest report carries AGENT_STOP without SHUTDOWN: the machine
+    /// kept running after it, so what follows is unknown, never off.
+    #[serde(default)]
+    pub last_report_agent_stop: bool,
 }
 
 /// What happened to one batch. `highest_durable_seq` becomes durable at the next
@@ -103,6 +113,9 @@ pub struct Store {
     devices: sled::Tree,
     boot_sessions: sled::Tree,
     inventory: sled::Tree,
+    /// `org \0 device_id \0 hour` → [`HourRollup`]: maintained with every stored report,
+    /// rebuildable from `reports` ([`Store::rebuild_rollups`]).
+    rollups: sled::Tree,
     /// `apply_batch` plans with plain reads, then commits in a transaction; the plan is
     /// only valid if no other write runs in between.
     write_lock: Mutex<()>,
@@ -136,6 +149,7 @@ impl Store {
             devices: db.open_tree("devices")?,
             boot_sessions: db.open_tree("boot_sessions")?,
             inventory: db.open_tree("inventory")?,
+            rollups: db.open_tree("rollups")?,
             db,
             write_lock: Mutex::new(()),
         })
@@ -175,6 +189,7 @@ impl Store {
         let mut reports = sled::Batch::default();
         let mut conflicts = sled::Batch::default();
         let mut sessions: HashMap<String, BootSession> = HashMap::new();
+        let mut new_rollups: BTreeMap<i64, HourRollup> = BTreeMap::new();
         let mut existing = self.existing_reports(org, batch)?;
         for report in &batch.reports {
             let key = report_key(org, &batch.device_id, report.seq);
@@ -208,6 +223,9 @@ impl Store {
                 None => {
                     outcome.stored += 1;
                     reports.insert(key, bytes);
+                    for (hour, part) in rollup::split_by_hour(report) {
+                        new_rollups.entry(hour).or_default().add(&part);
+                    }
                     device.reports += 1;
                     device.last_report_end_unix_ms =
                         device.last_report_end_unix_ms.max(report.end_unix_ms);
@@ -237,11 +255,14 @@ impl Store {
                     session.reports += 1;
                     session.first_start_unix_ms =
                         session.first_start_unix_ms.min(report.start_unix_ms);
-                    session.last_end_unix_ms = session.last_end_unix_ms.max(report.end_unix_ms);
-                    session.shutdown_seen |= report
-                        .events
-                        .iter()
-                        .any(|e| e.kind == EventKind::Shutdown as i32);
+                    let has = |kind: EventKind| report.events.iter().any(|e| e.kind == kind as i32);
+                    if report.end_unix_ms >= session.last_end_unix_ms {
+                        session.last_end_unix_ms = report.end_unix_ms;
+                        session.last_report_shutdown = has(EventKind::Shutdown);
+                        session.last_report_agent_stop =
+                            has(EventKind::AgentStop) && !has(EventKind::Shutdown);
+                    }
+                    session.shutdown_seen |= has(EventKind::Shutdown);
                 }
             }
         }
@@ -266,6 +287,20 @@ impl Store {
             inventory_batch.insert(dev_key.clone(), inv.encode_to_vec());
         }
         let mut device_batch = sled::Batch::default();
+        let mut rollup_batch = sled::Batch::default();
+        for (hour, part) in &new_rollups {
+            let key = rollup_key(org, &batch.device_id, *hour);
+            let mut total = match self.rollups.get(&key)? {
+                Some(v) => HourRollup::decode(&v).ok_or_else(|| StoreError::Corrupt {
+                    tree: "rollups",
+                    key: printable(&key),
+                    reason: "wrong length".into(),
+                })?,
+                None => HourRollup::default(),
+            };
+            total.add(part);
+            rollup_batch.insert(key, total.encode().to_vec());
+        }
         device_batch.insert(dev_key, encode_json(&device));
 
         (
@@ -274,13 +309,15 @@ impl Store {
             &self.devices,
             &self.boot_sessions,
             &self.inventory,
+            &self.rollups,
         )
-            .transaction(|(r, c, d, b, i)| {
+            .transaction(|(r, c, d, b, i, h)| {
                 r.apply_batch(&reports)?;
                 c.apply_batch(&conflicts)?;
                 d.apply_batch(&device_batch)?;
                 b.apply_batch(&boot_batch)?;
                 i.apply_batch(&inventory_batch)?;
+                h.apply_batch(&rollup_batch)?;
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
             })
             .map_err(|e| match e {
@@ -425,6 +462,103 @@ impl Store {
             .map(|v| decode_proto("inventory", &key, &v))
             .transpose()
     }
+
+    /// Hourly rollups of one device for hours starting in `[from_hour, to_hour)`.
+    pub fn rollups(
+        &self,
+        org: &str,
+        device_id: &str,
+        from_hour: i64,
+        to_hour: i64,
+    ) -> Result<Vec<(i64, HourRollup)>, StoreError> {
+        let from = rollup_key(org, device_id, from_hour);
+        let to = rollup_key(org, device_id, to_hour);
+        let mut out = Vec::new();
+        for entry in self.rollups.range(from..to) {
+            let (k, v) = entry?;
+            let hour = k
+                .last_chunk::<8>()
+                .map(|b| sortable_to_i64(u64::from_be_bytes(*b)))
+                .unwrap_or_default();
+            let r = HourRollup::decode(&v).ok_or_else(|| StoreError::Corrupt {
+                tree: "rollups",
+                key: printable(&k),
+                reason: "wrong length".into(),
+            })?;
+            out.push((hour, r));
+        }
+        Ok(out)
+    }
+
+    /// Recomputes every rollup from the raw reports (after a crash of an older version,
+    /// or to check them): the result is identical to what ingest maintained. Returns
+    /// (reports read, rollups written). `progress` is called every 100,000 reports.
+    pub fn rebuild_rollups(&self, mut progress: impl FnMut(u64)) -> Result<(u64, u64), StoreError> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.rollups.clear()?;
+        let mut reports = 0u64;
+        let mut written = 0u64;
+        let mut current: Option<Vec<u8>> = None;
+        let mut hours: BTreeMap<i64, HourRollup> = BTreeMap::new();
+        let mut flush =
+            |device: &[u8], hours: &mut BTreeMap<i64, HourRollup>| -> Result<(), StoreError> {
+                let mut batch = sled::Batch::default();
+                for (hour, r) in std::mem::take(hours) {
+                    let mut key = device.to_vec();
+                    key.push(0);
+                    key.extend_from_slice(&i64_to_sortable(hour).to_be_bytes());
+                    batch.insert(key, r.encode().to_vec());
+                    written += 1;
+                }
+                self.rollups.apply_batch(batch)?;
+                Ok(())
+            };
+        for entry in self.reports.iter() {
+            let (k, v) = entry?;
+            let Some((org, device, _)) = parse_report_key(&k) else {
+                return Err(StoreError::Corrupt {
+                    tree: "reports",
+                    key: printable(&k),
+                    reason: "bad key".into(),
+                });
+            };
+            let dev = device_key(org, device);
+            if current.as_deref() != Some(dev.as_slice()) {
+                if let Some(prev) = current.take() {
+                    flush(&prev, &mut hours)?;
+                }
+                current = Some(dev);
+            }
+            let report: Report = decode_proto("reports", &k, &v)?;
+            rollup::accumulate([&report], &mut hours);
+            reports += 1;
+            if reports % 100_000 == 0 {
+                progress(reports);
+            }
+        }
+        if let Some(prev) = current.take() {
+            flush(&prev, &mut hours)?;
+        }
+        self.db.flush()?;
+        Ok((reports, written))
+    }
+}
+
+/// `org \0 device_id \0 hour` with the hour (Unix ms) mapped to a big-endian u64 that
+/// sorts like the signed value.
+pub fn rollup_key(org: &str, device_id: &str, hour: i64) -> Vec<u8> {
+    let mut k = device_key(org, device_id);
+    k.push(0);
+    k.extend_from_slice(&i64_to_sortable(hour).to_be_bytes());
+    k
+}
+
+fn i64_to_sortable(v: i64) -> u64 {
+    (v as u64) ^ (1 << 63)
+}
+
+fn sortable_to_i64(v: u64) -> i64 {
+    (v ^ (1 << 63)) as i64
 }
 
 /// `org \0`: prefix of every key of one org.

@@ -20,22 +20,20 @@ pub mod cpu;
 #[cfg(target_os = "linux")]
 pub mod device_id;
 #[cfg(target_os = "linux")]
-pub mod rapl;
-#[cfg(target_os = "linux")]
 pub mod dmi;
 pub mod edid;
 #[cfg(target_os = "linux")]
 pub mod hardware;
 #[cfg(target_os = "linux")]
 pub mod inventory;
+#[cfg(target_os = "linux")]
+pub mod rapl;
 
 pub use activity::{
     Activity, ActivityProbe, DEFAULT_CPU_BUSY_THRESHOLD, FakeActivity, Logind, cpu_busy,
 };
 #[cfg(target_os = "linux")]
 pub use battery_power::{BatteryMeter, EnergyIntegrator};
-#[cfg(target_os = "linux")]
-pub use rapl::{RaplDomain, RaplMeter, RaplUnavailable};
 #[cfg(target_os = "linux")]
 pub use boot::{boot_id, boot_time_unix_s, uptime_s};
 pub use clock::{FakeClocks, SystemClocks};
@@ -46,6 +44,8 @@ pub use device_id::{DeviceId, DeviceIdSource, device_id};
 pub use edid::{Edid, EdidError, parse_edid};
 #[cfg(target_os = "linux")]
 pub use inventory::{InventoryReport, inventory, probe_inventory};
+#[cfg(target_os = "linux")]
+pub use rapl::{RaplDomain, RaplMeter, RaplUnavailable};
 
 /// Where the probes look: `/` on a real machine, a tempdir in tests.
 #[derive(Debug, Clone)]

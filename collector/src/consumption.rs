@@ -1,0 +1,713 @@
+//! The consumption report: kWh, €, kgCO2e, hours on, and how sure each figure is, per
+//! org, site, group, class, device or month.
+//!
+//! Inputs are each device's hourly rollups ([`crate::rollup`]) and boot-session edges;
+//! nothing here reads raw reports, so a year of a large fleet stays cheap. Every
+//! millisecond of the period is one of: measured (a whole-system meter), modelled (the
+//! power profile applied to reported states), inferred off (between boot sessions, or
+//! after a SHUTDOWN), or unknown (no evidence: counted in the coverage, never filled with
+//! energy). The same rule as [`crate::gaps::classify`], applied to session edges.
+//!
+//! Conventions a reader of the report must know:
+//! - a device with several tags counts in each of its groups (group totals can exceed
+//!   the org's); one without tags is in group `(none)`;
+//! - monitors listed in the device's inventory draw the catalogue's monitor profile
+//!   while the device is awake (on), asleep (sleep) or inferred off (off);
+//! - hours are attributed by their UTC start: with a time zone whose offset is not a
+//!   whole number of hours, month edges are approximate to the hour;
+//! - the period is cut at "now": the future is neither off nor unknown.
+//!
+//! Pure: no I/O; time zones come from `jiff`'s bundled database.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use jiff::civil::Weekday;
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
+
+use crate::carbon::{CarbonError, GridFactor, Tariff};
+use crate::catalogue::{Catalogue, DeviceClass};
+use crate::rollup::{HOUR_MS, HourRollup, rollup_energy_wh};
+
+const MS_PER_HOUR: f64 = 3_600_000.0;
+
+/// `[energy]` in the collector config.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EnergyConfig {
+    /// IANA time zone for dates, months and working hours.
+    pub timezone: String,
+    /// Working days, `mon`..`sun`.
+    pub working_days: Vec<String>,
+    /// Working hours `HH-HH` (local, whole hours), e.g. `8-19`.
+    pub working_hours: String,
+    /// Optional power-profile file extending the built-in catalogue; empty = none.
+    pub power_profiles: String,
+    /// Electricity price; absent = the built-in default ([`Tariff::default`]).
+    #[serde(default)]
+    pub tariff: Tariff,
+    /// Grid carbon factor; absent = ADEME's French mix ([`GridFactor::default`]).
+    #[serde(default)]
+    pub grid: GridFactor,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumptionError {
+    #[error("energy.timezone = {value:?}: {reason}")]
+    TimeZone { value: String, reason: String },
+    #[error("energy.working_days: {value:?} is not a day (mon, tue, wed, thu, fri, sat, sun)")]
+    Day { value: String },
+    #[error("energy.working_hours = {value:?}: expected HH-HH with 0 <= start < end <= 24")]
+    Hours { value: String },
+    #[error("{0}")]
+    Carbon(#[from] CarbonError),
+    #[error("invalid date {value:?}: expected YYYY-MM-DD")]
+    Date { value: String },
+    #[error("period: --to ({to}) must be after --from ({from})")]
+    Period { from: String, to: String },
+    #[error("--by {value:?}: expected org, site, group, class, device or month")]
+    GroupBy { value: String },
+}
+
+/// Working hours, resolved.
+#[derive(Debug, Clone)]
+pub struct WorkingHours {
+    days: [bool; 7],
+    start_hour: i8,
+    end_hour: i8,
+}
+
+impl WorkingHours {
+    fn is_working(&self, weekday: Weekday, hour: i8) -> bool {
+        self.days[weekday.to_monday_zero_offset() as usize]
+            && hour >= self.start_hour
+            && hour < self.end_hour
+    }
+}
+
+/// Everything a report computation needs besides the data.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub catalogue: Catalogue,
+    pub tariff: Tariff,
+    pub grid: GridFactor,
+    pub tz: TimeZone,
+    pub working: WorkingHours,
+}
+
+impl Context {
+    pub fn new(config: &EnergyConfig, catalogue: Catalogue) -> Result<Self, ConsumptionError> {
+        let tz = TimeZone::get(&config.timezone).map_err(|e| ConsumptionError::TimeZone {
+            value: config.timezone.clone(),
+            reason: e.to_string(),
+        })?;
+        let mut days = [false; 7];
+        for d in &config.working_days {
+            let i = match d.to_ascii_lowercase().as_str() {
+                "mon" => 0,
+                "tue" => 1,
+                "wed" => 2,
+                "thu" => 3,
+                "fri" => 4,
+                "sat" => 5,
+                "sun" => 6,
+                _ => return Err(ConsumptionError::Day { value: d.clone() }),
+            };
+            days[i] = true;
+        }
+        let bad = || ConsumptionError::Hours {
+            value: config.working_hours.clone(),
+        };
+        let (a, b) = config.working_hours.split_once('-').ok_or_else(bad)?;
+        let start_hour: i8 = a.trim().parse().map_err(|_| bad())?;
+        let end_hour: i8 = b.trim().parse().map_err(|_| bad())?;
+        if !(0..24).contains(&start_hour) || end_hour <= start_hour || end_hour > 24 {
+            return Err(bad());
+        }
+        config.tariff.validate()?;
+        config.grid.validate()?;
+        Ok(Self {
+            catalogue,
+            tariff: config.tariff.clone(),
+            grid: config.grid.clone(),
+            tz,
+            working: WorkingHours {
+                days,
+                start_hour,
+                end_hour,
+            },
+        })
+    }
+
+    /// Local midnight starting `date` (`YYYY-MM-DD`), as Unix ms.
+    pub fn day_start_ms(&self, date: &str) -> Result<i64, ConsumptionError> {
+        let bad = || ConsumptionError::Date {
+            value: date.to_owned(),
+        };
+        let d: jiff::civil::Date = date.parse().map_err(|_| bad())?;
+        let z = d.to_zoned(self.tz.clone()).map_err(|_| bad())?;
+        Ok(z.timestamp().as_millisecond())
+    }
+
+    fn offset_minutes(&self, ms: i64) -> i32 {
+        Timestamp::from_millisecond(ms)
+            .map(|t| self.tz.to_offset(t).seconds() / 60)
+            .unwrap_or(0)
+    }
+
+    fn local(&self, ms: i64) -> Option<jiff::Zoned> {
+        Timestamp::from_millisecond(ms)
+            .ok()
+            .map(|t| t.to_zoned(self.tz.clone()))
+    }
+
+    /// `YYYY-MM` of the local month containing `ms`, and that month's [start, end).
+    fn month_of(&self, ms: i64) -> Option<(String, i64, i64)> {
+        let z = self.local(ms)?;
+        let first = z.date().first_of_month();
+        let start = first
+            .to_zoned(self.tz.clone())
+            .ok()?
+            .timestamp()
+            .as_millisecond();
+        let next = first.checked_add(jiff::Span::new().months(1)).ok()?;
+        let end = next
+            .to_zoned(self.tz.clone())
+            .ok()?
+            .timestamp()
+            .as_millisecond();
+        Some((
+            format!("{:04}-{:02}", first.year(), first.month()),
+            start,
+            end,
+        ))
+    }
+}
+
+/// The edges of one boot session, as the store keeps them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SessionEdge {
+    pub boot_ms: i64,
+    pub first_start_ms: i64,
+    pub last_end_ms: i64,
+    /// Its latest report carries SHUTDOWN.
+    pub last_shutdown: bool,
+    /// Its latest report carries AGENT_STOP and not SHUTDOWN.
+    pub last_agent_stop: bool,
+}
+
+/// Inferred-off intervals from session edges, clipped to `[from, to)`: between a
+/// session's last report and the next session's boot, unless the agent said it stopped
+/// with the machine still running; after a last session that said SHUTDOWN.
+pub fn inferred_off(sessions: &[SessionEdge], from: i64, to: i64) -> Vec<(i64, i64)> {
+    let mut s: Vec<&SessionEdge> = sessions
+        .iter()
+        .filter(|e| e.last_end_ms > e.first_start_ms)
+        .collect();
+    s.sort_by_key(|e| e.first_start_ms);
+    let mut out = Vec::new();
+    let mut push = |a: i64, b: i64| {
+        let (a, b) = (a.max(from), b.min(to));
+        if b > a {
+            out.push((a, b));
+        }
+    };
+    for pair in s.windows(2) {
+        let (prev, next) = (pair[0], pair[1]);
+        if next.first_start_ms <= prev.last_end_ms || prev.last_agent_stop {
+            continue;
+        }
+        let boot = next.boot_ms.clamp(prev.last_end_ms, next.first_start_ms);
+        push(prev.last_end_ms, boot);
+    }
+    if let Some(last) = s.last()
+        && last.last_shutdown
+    {
+        push(last.last_end_ms, i64::MAX);
+    }
+    out
+}
+
+/// One device's data for a report.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceData {
+    pub org: String,
+    pub device_id: String,
+    pub hostname: String,
+    pub site: String,
+    pub groups: Vec<String>,
+    pub class: DeviceClass,
+    pub manufacturer: String,
+    pub model: String,
+    pub monitors: u32,
+    /// Rollups by hour start, any hours (filtered to each window here).
+    pub hours: Vec<(i64, HourRollup)>,
+    pub sessions: Vec<SessionEdge>,
+}
+
+/// Figures of one row. Energies in kWh; times in hours; shares in percent of the
+/// period, unrounded (they sum to 100).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Figures {
+    pub devices: u64,
+    pub kwh: f64,
+    pub measured_kwh: f64,
+    pub modelled_kwh: f64,
+    pub inferred_off_kwh: f64,
+    /// Part of `kwh` drawn by monitors (modelled).
+    pub monitors_kwh: f64,
+    /// RAPL CPU+DRAM energy where measured: beside `kwh`, never part of it.
+    pub cpu_dram_kwh: f64,
+    pub eur: f64,
+    pub kg_co2e: f64,
+    pub hours_on: f64,
+    pub hours_on_outside_working_hours: f64,
+    pub measured_pct: f64,
+    pub modelled_pct: f64,
+    pub inferred_off_pct: f64,
+    pub unknown_pct: f64,
+    /// Devices whose class was unknown: their energy uses the fallback profile.
+    pub fallback_profile_devices: u64,
+    #[serde(skip)]
+    ms: [f64; 4],
+}
+
+impl Figures {
+    fn add(&mut self, o: &Figures) {
+        self.devices += o.devices;
+        self.kwh += o.kwh;
+        self.measured_kwh += o.measured_kwh;
+        self.modelled_kwh += o.modelled_kwh;
+        self.inferred_off_kwh += o.inferred_off_kwh;
+        self.monitors_kwh += o.monitors_kwh;
+        self.cpu_dram_kwh += o.cpu_dram_kwh;
+        self.eur += o.eur;
+        self.kg_co2e += o.kg_co2e;
+        self.hours_on += o.hours_on;
+        self.hours_on_outside_working_hours += o.hours_on_outside_working_hours;
+        self.fallback_profile_devices += o.fallback_profile_devices;
+        for (a, b) in self.ms.iter_mut().zip(o.ms) {
+            *a += b;
+        }
+    }
+
+    fn finish(&mut self) {
+        let total: f64 = self.ms.iter().sum();
+        if total > 0.0 {
+            self.measured_pct = 100.0 * self.ms[0] / total;
+            self.modelled_pct = 100.0 * self.ms[1] / total;
+            self.inferred_off_pct = 100.0 * self.ms[2] / total;
+            self.unknown_pct = 100.0 * self.ms[3] / total;
+        }
+    }
+
+    /// Milliseconds measured, modelled, inferred off, unknown.
+    pub fn coverage_ms(&self) -> [f64; 4] {
+        self.ms
+    }
+}
+
+/// One device over `[from, to)`.
+pub fn device_figures(
+    dev: &DeviceData,
+    ctx: &Context,
+    from: i64,
+    to: i64,
+) -> Result<Figures, ConsumptionError> {
+    let mut f = Figures {
+        devices: 1,
+        ..Default::default()
+    };
+    if to <= from {
+        return Ok(f);
+    }
+    let (profile, origin) = ctx
+        .catalogue
+        .profile_for(dev.class, &dev.manufacturer, &dev.model);
+    if origin.is_fallback() {
+        f.fallback_profile_devices = 1;
+    }
+    let monitor = ctx.catalogue.class_profile(DeviceClass::Monitor);
+    let monitors = f64::from(dev.monitors);
+    let mut covered_ms = 0.0;
+    let mut measured_ms = 0.0;
+    // A rollup belongs to the window holding its hour's start; a window edge inside an
+    // hour (non-whole-hour offsets) is approximate, as documented.
+    for (hour, r) in dev.hours.iter().filter(|(h, _)| *h >= from && *h < to) {
+        let (measured_wh, modelled_wh, cpu_dram_wh) = rollup_energy_wh(r, profile);
+        let monitor_wh = monitors
+            * (monitor.p_idle_w.value * r.awake_ms + monitor.p_sleep_w.value * r.sleep_ms)
+            / MS_PER_HOUR;
+        f.measured_kwh += measured_wh / 1000.0;
+        f.modelled_kwh += (modelled_wh + monitor_wh) / 1000.0;
+        f.monitors_kwh += monitor_wh / 1000.0;
+        f.cpu_dram_kwh += cpu_dram_wh / 1000.0;
+        let hour_kwh = (measured_wh + modelled_wh + monitor_wh) / 1000.0;
+        f.eur += ctx
+            .tariff
+            .cost(*hour, hour + HOUR_MS, hour_kwh, ctx.offset_minutes(*hour))?
+            .total_eur;
+        let on_h = r.awake_ms / MS_PER_HOUR;
+        f.hours_on += on_h;
+        if let Some(z) = ctx.local(*hour)
+            && !ctx.working.is_working(z.weekday(), z.hour())
+        {
+            f.hours_on_outside_working_hours += on_h;
+        }
+        covered_ms += r.covered_ms;
+        measured_ms += r.measured_ms;
+    }
+    let mut off_ms = 0.0;
+    for (a, b) in inferred_off(&dev.sessions, from, to) {
+        let ms = (b - a) as f64;
+        off_ms += ms;
+        let wh = (profile.p_off_w.value + monitors * monitor.p_off_w.value) * ms / MS_PER_HOUR;
+        f.inferred_off_kwh += wh / 1000.0;
+        f.monitors_kwh += monitors * monitor.p_off_w.value * ms / MS_PER_HOUR / 1000.0;
+        f.eur += ctx
+            .tariff
+            .cost(a, b, wh / 1000.0, ctx.offset_minutes(a))?
+            .total_eur;
+    }
+    let period = (to - from) as f64;
+    let covered_ms = covered_ms.min(period);
+    let off_ms = off_ms.min(period - covered_ms);
+    f.ms = [
+        measured_ms.min(covered_ms),
+        covered_ms - measured_ms.min(covered_ms),
+        off_ms,
+        (period - covered_ms - off_ms).max(0.0),
+    ];
+    f.kwh = f.measured_kwh + f.modelled_kwh + f.inferred_off_kwh;
+    f.kg_co2e = ctx.grid.kg_co2e(f.kwh);
+    Ok(f)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    Org,
+    Site,
+    Group,
+    Class,
+    Device,
+    Month,
+}
+
+impl std::str::FromStr for GroupBy {
+    type Err = ConsumptionError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "org" => Self::Org,
+            "site" => Self::Site,
+            "group" => Self::Group,
+            "class" => Self::Class,
+            "device" => Self::Device,
+            "month" => Self::Month,
+            _ => {
+                return Err(ConsumptionError::GroupBy {
+                    value: s.to_owned(),
+                });
+            }
+        })
+    }
+}
+
+impl GroupBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Org => "org",
+            Self::Site => "site",
+            Self::Group => "group",
+            Self::Class => "class",
+            Self::Device => "device",
+            Self::Month => "month",
+        }
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    pub key: String,
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub from: String,
+    pub to: String,
+    pub by: GroupBy,
+    pub timezone: String,
+    pub grid_kg_co2e_per_kwh: f64,
+    pub grid_source: String,
+    pub rows: Vec<Row>,
+    pub total: Figures,
+}
+
+/// Computes the report over `[from_ms, to_ms)` (cut at `now_ms`) grouped by `by`.
+#[allow(clippy::too_many_arguments)]
+pub fn report(
+    devices: &[DeviceData],
+    ctx: &Context,
+    from: &str,
+    to: &str,
+    from_ms: i64,
+    to_ms: i64,
+    now_ms: i64,
+    by: GroupBy,
+) -> Result<Report, ConsumptionError> {
+    if to_ms <= from_ms {
+        return Err(ConsumptionError::Period {
+            from: from.to_owned(),
+            to: to.to_owned(),
+        });
+    }
+    let end = to_ms.min(now_ms).max(from_ms);
+    let mut rows: BTreeMap<String, Figures> = BTreeMap::new();
+    let mut total = Figures::default();
+    for dev in devices {
+        if by == GroupBy::Month {
+            let mut t = from_ms;
+            while t < end {
+                let Some((key, _, month_end)) = ctx.month_of(t) else {
+                    break;
+                };
+                let b = month_end.min(end);
+                let f = device_figures(dev, ctx, t, b)?;
+                rows.entry(key).or_default().add(&f);
+                total.add(&f);
+                if b <= t {
+                    break;
+                }
+                t = b;
+            }
+            // A device counts once in the total, not once per month.
+            continue;
+        }
+        let f = device_figures(dev, ctx, from_ms, end)?;
+        total.add(&f);
+        let keys: Vec<String> = match by {
+            GroupBy::Org => vec![dev.org.clone()],
+            GroupBy::Site if dev.site.is_empty() => vec!["(none)".into()],
+            GroupBy::Site => vec![dev.site.clone()],
+            GroupBy::Group if dev.groups.is_empty() => vec!["(none)".into()],
+            GroupBy::Group => dev.groups.clone(),
+            GroupBy::Class => vec![dev.class.as_str().to_owned()],
+            GroupBy::Device => vec![format!("{}/{}", dev.org, dev.device_id)],
+            GroupBy::Month => unreachable!("handled above"),
+        };
+        for k in keys {
+            rows.entry(k).or_default().add(&f);
+        }
+    }
+    if by == GroupBy::Month {
+        total.devices = devices.len() as u64;
+        total.fallback_profile_devices = devices
+            .iter()
+            .filter(|d| {
+                ctx.catalogue
+                    .profile_for(d.class, &d.manufacturer, &d.model)
+                    .1
+                    .is_fallback()
+            })
+            .count() as u64;
+    }
+    let rows: Vec<Row> = rows
+        .into_iter()
+        .map(|(key, mut figures)| {
+            figures.finish();
+            Row { key, figures }
+        })
+        .collect();
+    total.finish();
+    Ok(Report {
+        from: from.to_owned(),
+        to: to.to_owned(),
+        by,
+        timezone: ctx.tz.iana_name().unwrap_or("UTC").to_owned(),
+        grid_kg_co2e_per_kwh: ctx.grid.kg_co2e_per_kwh,
+        grid_source: ctx.grid.source.clone(),
+        rows,
+        total,
+    })
+}
+
+/// CSV dialects: plain (`,`, decimal point) or `excel-fr` (`;`, decimal comma, UTF-8
+/// BOM) because energy managers open the file in French Excel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CsvDialect {
+    #[default]
+    Plain,
+    ExcelFr,
+}
+
+const COLUMNS: [&str; 17] = [
+    "devices",
+    "kwh",
+    "measured_kwh",
+    "modelled_kwh",
+    "inferred_off_kwh",
+    "monitors_kwh",
+    "cpu_dram_kwh",
+    "eur",
+    "kg_co2e",
+    "hours_on",
+    "hours_on_outside_working_hours",
+    "measured_pct",
+    "modelled_pct",
+    "inferred_off_pct",
+    "unknown_pct",
+    "fallback_profile_devices",
+    "",
+];
+
+fn values(f: &Figures) -> [f64; 16] {
+    [
+        f.devices as f64,
+        f.kwh,
+        f.measured_kwh,
+        f.modelled_kwh,
+        f.inferred_off_kwh,
+        f.monitors_kwh,
+        f.cpu_dram_kwh,
+        f.eur,
+        f.kg_co2e,
+        f.hours_on,
+        f.hours_on_outside_working_hours,
+        f.measured_pct,
+        f.modelled_pct,
+        f.inferred_off_pct,
+        f.unknown_pct,
+        f.fallback_profile_devices as f64,
+    ]
+}
+
+/// The report as CSV: one row per key, then a `TOTAL` row.
+pub fn to_csv(r: &Report, dialect: CsvDialect) -> String {
+    let (sep, bom) = match dialect {
+        CsvDialect::Plain => (',', ""),
+        CsvDialect::ExcelFr => (';', "\u{feff}"),
+    };
+    let num = |v: f64, decimals: usize| {
+        let s = format!("{v:.decimals$}");
+        match dialect {
+            CsvDialect::Plain => s,
+            CsvDialect::ExcelFr => s.replace('.', ","),
+        }
+    };
+    let mut out = String::from(bom);
+    out.push_str(r.by.as_str());
+    for c in COLUMNS.iter().filter(|c| !c.is_empty()) {
+        out.push(sep);
+        out.push_str(c);
+    }
+    out.push_str("\r\n");
+    let mut line = |key: &str, f: &Figures| {
+        out.push_str(&csv_cell(key, sep));
+        for (i, v) in values(f).iter().enumerate() {
+            out.push(sep);
+            let decimals = if i == 0 || i == 15 { 0 } else { 3 };
+            out.push_str(&num(*v, decimals));
+        }
+        out.push_str("\r\n");
+    };
+    for row in &r.rows {
+        line(&row.key, &row.figures);
+    }
+    line("TOTAL", &r.total);
+    out
+}
+
+/// Quotes a cell when needed, and defuses spreadsheet formulas (a hostname or tag
+/// starting with `=`, `+`, `-` or `@` comes from an agent, not from us).
+fn csv_cell(v: &str, sep: char) -> String {
+    let v = if v.starts_with(['=', '+', '-', '@']) {
+        format!("'{v}")
+    } else {
+        v.to_owned()
+    };
+    if v.contains([sep, '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v
+    }
+}
+
+/// An aligned table for the terminal, with coverage shown beside every figure.
+pub fn to_table(r: &Report) -> String {
+    let mut lines = vec![format!(
+        "Consumption {} → {} by {} ({}; grid {} kgCO2e/kWh, {})",
+        r.from,
+        r.to,
+        r.by.as_str(),
+        r.timezone,
+        r.grid_kg_co2e_per_kwh,
+        r.grid_source
+    )];
+    let header = [
+        r.by.as_str(),
+        "devices",
+        "kWh",
+        "€",
+        "kgCO2e",
+        "hours on",
+        "off-hours on",
+        "measured%",
+        "modelled%",
+        "off%",
+        "unknown%",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    let fmt = |key: &str, f: &Figures| {
+        vec![
+            key.to_owned(),
+            f.devices.to_string(),
+            format!("{:.2}", f.kwh),
+            format!("{:.2}", f.eur),
+            format!("{:.3}", f.kg_co2e),
+            format!("{:.1}", f.hours_on),
+            format!("{:.1}", f.hours_on_outside_working_hours),
+            format!("{:.1}", f.measured_pct),
+            format!("{:.1}", f.modelled_pct),
+            format!("{:.1}", f.inferred_off_pct),
+            format!("{:.1}", f.unknown_pct),
+        ]
+    };
+    for row in &r.rows {
+        rows.push(fmt(&row.key, &row.figures));
+    }
+    rows.push(fmt("TOTAL", &r.total));
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == 0 {
+                    format!("{c:<w$}", w = widths[i])
+                } else {
+                    format!("{c:>w$}", w = widths[i])
+                }
+            })
+            .collect();
+        lines.push(cells.join("  ").trim_end().to_owned());
+    }
+    if r.total.fallback_profile_devices > 0 {
+        lines.push(format!(
+            "note: {} device(s) of unknown class use the fallback power profile",
+            r.total.fallback_profile_devices
+        ));
+    }
+    lines.push(
+        "measured: whole-system meter; modelled: power profile × reported states; \
+         off: inferred between boots; unknown: no evidence (no energy counted)"
+            .to_owned(),
+    );
+    lines.join("\n") + "\n"
+}

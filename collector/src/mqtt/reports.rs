@@ -1,0 +1,232 @@
+//! What the collector does with one MQTT message, whichever broker it came through:
+//! check the topic, decode, check the org and device id, then the SAME
+//! [`Ingest::submit`] as gRPC (validation, idempotent durable store), then build the
+//! Ack to publish on the device's ack topic.
+//!
+//! The broker already checked the publisher's credentials (embedded: the auth callback;
+//! external: the broker's password file and ACL); the topic says which org the batch is
+//! filed under, and only configured orgs are accepted.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use prost::Message;
+use veille_proto::defaults::MAX_BATCH_BYTES;
+use veille_proto::topics::{self, TopicKind};
+use veille_proto::v1::{Ack, ReportBatch};
+
+use super::drops::{DropLog, DropReason};
+use super::meters_hook;
+use crate::ingest::{Ingest, IngestError};
+use crate::metrics::IngestMetrics;
+use crate::mqtt::broker::truncate;
+
+/// What to do after handling a message.
+#[derive(Debug, PartialEq)]
+pub enum Handled {
+    /// Publish `payload` (an encoded [`Ack`]) on `topic` with QoS 1, then acknowledge the
+    /// message to the broker.
+    Reply { topic: String, payload: Vec<u8> },
+    /// Nothing to publish (dropped and counted, or handed to the meters hook):
+    /// acknowledge the message to the broker so it is not delivered again.
+    Done,
+    /// Neither stored nor refused (store unavailable, collector stopping): do not
+    /// acknowledge to the broker; the agent resends after its ack timeout.
+    Retry,
+}
+
+/// Handles messages for every configured org; shared by the subscriber's tasks.
+pub struct ReportHandler {
+    ingest: Ingest,
+    orgs: HashSet<String>,
+    metrics: Arc<IngestMetrics>,
+    drops: Mutex<DropLog>,
+}
+
+impl ReportHandler {
+    pub fn new(
+        ingest: Ingest,
+        orgs: impl IntoIterator<Item = String>,
+        metrics: Arc<IngestMetrics>,
+    ) -> Self {
+        Self {
+            ingest,
+            orgs: orgs.into_iter().collect(),
+            metrics,
+            drops: Mutex::new(DropLog::default()),
+        }
+    }
+
+    /// Handles one message; never panics on its content.
+    pub async fn handle(&self, topic: &str, payload: &[u8]) -> Handled {
+        match topics::classify(topic) {
+            TopicKind::Reports { org, device_id } => self.report(org, device_id, payload).await,
+            TopicKind::Meters { org, .. } => {
+                meters_hook(org, topic, payload, &self.metrics);
+                Handled::Done
+            }
+            TopicKind::TasmotaSensor { .. } => {
+                meters_hook("", topic, payload, &self.metrics);
+                Handled::Done
+            }
+            _ => self.drop(DropReason::BadTopic, topic, topic, ""),
+        }
+    }
+
+    async fn report(&self, org: &str, device_id: &str, payload: &[u8]) -> Handled {
+        if !self.orgs.contains(org) {
+            return self.drop(DropReason::UnknownOrg, device_id, org, "");
+        }
+        if payload.len() > MAX_BATCH_BYTES {
+            return self.drop(DropReason::TooLarge, device_id, org, "");
+        }
+        let batch = match ReportBatch::decode(payload) {
+            Ok(b) => b,
+            Err(e) => return self.drop(DropReason::BadProtobuf, device_id, org, &e.to_string()),
+        };
+        if batch.device_id != device_id {
+            let detail = format!("payload device_id = {:?}", truncate(&batch.device_id));
+            return self.drop(DropReason::DeviceMismatch, device_id, org, &detail);
+        }
+        let acked_from_seq = batch.reports.first().map_or(0, |r| r.seq);
+        let ack = match self.ingest.submit(org, batch).await {
+            Ok(o) => Ack {
+                highest_durable_seq: o.highest_durable_seq,
+                stored: o.stored,
+                duplicates: o.duplicates,
+                conflicts: o.conflicts,
+                acked_from_seq,
+                rejected: String::new(),
+            },
+            Err(IngestError::Invalid(e)) => {
+                let reason = e.to_string();
+                self.drop(DropReason::Invalid, device_id, org, &reason);
+                // The agent moves the batch's bad report aside instead of resending it.
+                Ack {
+                    acked_from_seq,
+                    rejected: reason,
+                    ..Ack::default()
+                }
+            }
+            Err(e) => {
+                tracing::debug!(%org, device_id = ?device_id, error = %e,
+                    "batch not stored; the agent will resend");
+                return Handled::Retry;
+            }
+        };
+        Handled::Reply {
+            topic: topics::ack(org, device_id),
+            payload: ack.encode_to_vec(),
+        }
+    }
+
+    /// Counts a drop and logs it at most once per device (or topic) per minute.
+    fn drop(&self, reason: DropReason, key: &str, org: &str, detail: &str) -> Handled {
+        let counter = reason.counter(&self.metrics);
+        IngestMetrics::add(counter, 1);
+        let total = counter.load(std::sync::atomic::Ordering::Relaxed);
+        let log = self
+            .drops
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .should_log(reason, key, Instant::now());
+        if log {
+            // `?` escapes control characters a hostile topic could hold.
+            tracing::warn!(reason = reason.as_str(), total, org = ?truncate(org),
+                key = ?truncate(key), detail, "MQTT message dropped");
+        }
+        Handled::Done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::IngestConfig;
+    use crate::store::Store;
+    use veille_proto::v1::Report;
+
+    fn batch(device: &str, seq: u64) -> ReportBatch {
+        let now = crate::ingest::now_unix_ms();
+        ReportBatch {
+            device_id: device.into(),
+            reports: vec![Report {
+                boot_id: "b1".into(),
+                seq,
+                start_unix_ms: now - 60_000,
+                end_unix_ms: now,
+                boot_time_unix_s: (now - 3_600_000) / 1000,
+                uptime_s: 3600,
+                active_ms: 60_000,
+                ..Default::default()
+            }],
+            inventory: None,
+            agent_version: "0.1.0".into(),
+        }
+    }
+
+    fn ack_of(h: Handled) -> (String, Ack) {
+        match h {
+            Handled::Reply { topic, payload } => (topic, Ack::decode(&payload[..]).unwrap()),
+            other => panic!("expected a reply, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn good_bad_and_foreign_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let metrics = Arc::new(IngestMetrics::default());
+        let (ingest, _w) = Ingest::start(store.clone(), IngestConfig::default(), metrics.clone());
+        let h = ReportHandler::new(ingest, ["acme".to_owned()], metrics.clone());
+
+        let good = batch("dev-1", 7).encode_to_vec();
+        let (topic, ack) = ack_of(h.handle(&topics::reports("acme", "dev-1"), &good).await);
+        assert_eq!(topic, "veille/v1/acme/devices/dev-1/ack");
+        assert_eq!(
+            (ack.highest_durable_seq, ack.stored, ack.acked_from_seq),
+            (7, 1, 7)
+        );
+        let (_, again) = ack_of(h.handle(&topics::reports("acme", "dev-1"), &good).await);
+        assert_eq!((again.stored, again.duplicates), (0, 1));
+
+        let reports = topics::reports("acme", "dev-1");
+        assert_eq!(h.handle(&reports, b"\xff\xff garbage").await, Handled::Done);
+        let other = topics::reports("acme", "dev-2");
+        assert_eq!(h.handle(&other, &good).await, Handled::Done);
+        let foreign = topics::reports("globex", "dev-1");
+        assert_eq!(h.handle(&foreign, &good).await, Handled::Done);
+        assert_eq!(
+            h.handle("veille/v1/acme/devices/x", &good).await,
+            Handled::Done
+        );
+        let meters = topics::meters("acme", "m1");
+        assert_eq!(h.handle(&meters, b"{}").await, Handled::Done);
+
+        let mut bad = batch("dev-1", 8);
+        bad.reports[0].cpu_util = 3.0;
+        let (_, refused) = ack_of(h.handle(&reports, &bad.encode_to_vec()).await);
+        assert!(
+            refused.rejected.contains("cpu_util"),
+            "{}",
+            refused.rejected
+        );
+        assert_eq!(refused.acked_from_seq, 8);
+
+        let m = metrics.snapshot();
+        assert_eq!(
+            (
+                m.mqtt_bad_protobuf,
+                m.mqtt_device_mismatch,
+                m.mqtt_unknown_org
+            ),
+            (1, 1, 1)
+        );
+        assert_eq!(
+            (m.mqtt_bad_topic, m.mqtt_invalid, m.mqtt_meters_unhandled),
+            (1, 1, 1)
+        );
+        assert_eq!(store.report_count(), 1);
+    }
+}

@@ -1,0 +1,273 @@
+//! The I/O edge of the reports: loads what [`crate::consumption`] needs from the store,
+//! renders it, and lets the command line ask a running server (whose store is locked
+//! by sled) or read the store itself when no server runs.
+
+use std::path::PathBuf;
+
+use veille_proto::v1::ChassisClass;
+
+use crate::catalogue::{Catalogue, CatalogueError, DeviceClass};
+use crate::cli::API_TIMEOUT;
+use crate::config::Config;
+use crate::consumption::{
+    self, ConsumptionError, Context, CsvDialect, DeviceData, GroupBy, SessionEdge,
+};
+use crate::http_client::{self, ClientError};
+use crate::listen_file::{self, ListenFileError};
+use crate::server::STORE_DIR;
+use crate::store::{Store, StoreError};
+use crate::tokens::{self, TokenError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Consumption(#[from] ConsumptionError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("energy.power_profiles = {path}: {source}")]
+    ProfilesFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("energy.power_profiles: {0}")]
+    Catalogue(#[from] CatalogueError),
+    #[error("format {value:?}: expected table, csv or json")]
+    Format { value: String },
+    #[error("csv dialect {value:?}: expected plain or excel-fr")]
+    Dialect { value: String },
+    #[error(transparent)]
+    ListenFile(#[from] ListenFileError),
+    #[error(transparent)]
+    Tokens(#[from] TokenError),
+    #[error("the collector at {addr} answered {status}: {body}")]
+    Refused {
+        addr: std::net::SocketAddr,
+        status: u16,
+        body: String,
+    },
+    #[error("no collector answers at {addr} and the store is locked by another process ({client})")]
+    LockedAndSilent {
+        addr: std::net::SocketAddr,
+        client: ClientError,
+    },
+    #[error("report task failed: {0}")]
+    Task(String),
+}
+
+/// The report context from the config: time zone, working hours, tariff, grid factor,
+/// and the power catalogue with the user's file on top of the built-in one.
+pub fn context(config: &Config) -> Result<Context, ReportError> {
+    let mut catalogue = Catalogue::builtin();
+    let path = &config.energy.power_profiles;
+    if !path.is_empty() {
+        let text = std::fs::read_to_string(path).map_err(|source| ReportError::ProfilesFile {
+            path: path.into(),
+            source,
+        })?;
+        catalogue = catalogue.with_overrides(&text)?;
+    }
+    Ok(Context::new(&config.energy, catalogue)?)
+}
+
+/// Every device of `org` (or all orgs) with its rollups in `[from_ms, to_ms)`, its boot
+/// sessions and the facts from its latest inventory.
+pub fn load_devices(
+    store: &Store,
+    org: Option<&str>,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<DeviceData>, StoreError> {
+    let from_hour = from_ms.div_euclid(crate::rollup::HOUR_MS) * crate::rollup::HOUR_MS;
+    let mut out = Vec::new();
+    for record in store.devices(org)? {
+        let inv = store
+            .inventory(&record.org, &record.device_id)?
+            .unwrap_or_default();
+        let class =
+            DeviceClass::from(ChassisClass::try_from(inv.chassis).unwrap_or(ChassisClass::Unknown));
+        let sessions = store
+            .boot_sessions(&record.org, &record.device_id)?
+            .into_iter()
+            .map(|(_, s)| SessionEdge {
+                boot_ms: s.boot_time_unix_s.saturating_mul(1000),
+                first_start_ms: s.first_start_unix_ms,
+                last_end_ms: s.last_end_unix_ms,
+                last_shutdown: s.last_report_shutdown,
+                last_agent_stop: s.last_report_agent_stop,
+            })
+            .collect();
+        out.push(DeviceData {
+            hours: store.rollups(&record.org, &record.device_id, from_hour, to_ms)?,
+            org: record.org,
+            device_id: record.device_id,
+            hostname: inv.hostname,
+            site: inv.site,
+            groups: inv.tags,
+            class,
+            manufacturer: inv.manufacturer,
+            model: inv.model,
+            monitors: inv.monitors.len() as u32,
+            sessions,
+        });
+    }
+    Ok(out)
+}
+
+/// What `report consumption` and `GET /api/v1/reports/consumption` take.
+#[derive(Debug, Clone)]
+pub struct ConsumptionQuery {
+    pub from: String,
+    pub to: String,
+    pub by: GroupBy,
+    pub format: OutputFormat,
+    pub dialect: CsvDialect,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+impl OutputFormat {
+    pub fn parse(s: &str) -> Result<Self, ReportError> {
+        match s {
+            "table" => Ok(Self::Table),
+            "csv" => Ok(Self::Csv),
+            "json" => Ok(Self::Json),
+            _ => Err(ReportError::Format {
+                value: s.to_owned(),
+            }),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Table => "table",
+            Self::Csv => "csv",
+            Self::Json => "json",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Table => "text/plain; charset=utf-8",
+            Self::Csv => "text/csv; charset=utf-8",
+            Self::Json => "application/json",
+        }
+    }
+}
+
+pub fn parse_dialect(s: &str) -> Result<CsvDialect, ReportError> {
+    match s {
+        "plain" => Ok(CsvDialect::Plain),
+        "excel-fr" => Ok(CsvDialect::ExcelFr),
+        _ => Err(ReportError::Dialect {
+            value: s.to_owned(),
+        }),
+    }
+}
+
+impl ConsumptionQuery {
+    /// The query string for the HTTP API.
+    pub fn to_query_string(&self) -> String {
+        let dialect = match self.dialect {
+            CsvDialect::Plain => "plain",
+            CsvDialect::ExcelFr => "excel-fr",
+        };
+        format!(
+            "from={}&to={}&by={}&format={}&csv_dialect={dialect}",
+            self.from,
+            self.to,
+            self.by.as_str(),
+            self.format.as_str()
+        )
+    }
+}
+
+/// Computes and renders the consumption report from `store`. `--to` is inclusive: the
+/// period ends at the local midnight after it.
+pub fn consumption_output(
+    store: &Store,
+    ctx: &Context,
+    org: Option<&str>,
+    q: &ConsumptionQuery,
+    now_ms: i64,
+) -> Result<String, ReportError> {
+    let from_ms = ctx.day_start_ms(&q.from)?;
+    let to_ms = ctx.day_start_ms(&next_day(&q.to)?)?;
+    let devices = load_devices(store, org, from_ms, to_ms)?;
+    let report = consumption::report(&devices, ctx, &q.from, &q.to, from_ms, to_ms, now_ms, q.by)?;
+    Ok(match q.format {
+        OutputFormat::Table => consumption::to_table(&report),
+        OutputFormat::Csv => consumption::to_csv(&report, q.dialect),
+        OutputFormat::Json => serde_json::to_string_pretty(&report)
+            .map(|s| s + "\n")
+            .unwrap_or_default(),
+    })
+}
+
+fn next_day(date: &str) -> Result<String, ConsumptionError> {
+    let bad = || ConsumptionError::Date {
+        value: date.to_owned(),
+    };
+    let d: jiff::civil::Date = date.parse().map_err(|_| bad())?;
+    let next = d.tomorrow().map_err(|_| bad())?;
+    Ok(next.to_string())
+}
+
+/// The output of `api_path` from the running server (found through `listen.json`,
+/// authenticated with the operator token), or, when no server runs, of `local` on the
+/// store opened directly.
+pub async fn via_server_or_store(
+    config: &Config,
+    api_path: &str,
+    local: impl FnOnce(&Store) -> Result<String, ReportError> + Send + 'static,
+) -> Result<String, ReportError> {
+    let data_dir = config.data_dir();
+    let mut silent = None;
+    if let Some(info) = listen_file::read(&data_dir)? {
+        let token = tokens::read_operator_token(&data_dir)?;
+        match http_client::get(info.http, api_path, Some(&token), API_TIMEOUT).await {
+            Ok(resp) if resp.status == 200 => {
+                return Ok(String::from_utf8_lossy(&resp.body).into_owned());
+            }
+            Ok(resp) => {
+                return Err(ReportError::Refused {
+                    addr: info.http,
+                    status: resp.status,
+                    body: String::from_utf8_lossy(&resp.body)
+                        .trim()
+                        .chars()
+                        .take(300)
+                        .collect(),
+                });
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "listen.json is stale; reading the store directly");
+                silent = Some((info.http, e));
+            }
+        }
+    }
+    let store_dir = data_dir.join(STORE_DIR);
+    let run = tokio::task::spawn_blocking(move || {
+        let store = Store::open(&store_dir)?;
+        local(&store)
+    })
+    .await
+    .map_err(|e| ReportError::Task(e.to_string()))?;
+    match (run, silent) {
+        (Err(ReportError::Store(StoreError::Locked { .. })), Some((addr, client))) => {
+            Err(ReportError::LockedAndSilent { addr, client })
+        }
+        (r, _) => r,
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
