@@ -16,8 +16,10 @@ pub const DEFAULT_CONFIG: &str = include_str!("../../deploy/agent.toml");
 pub struct AgentConfig {
     /// Collector URL; empty means this machine's collector on the default port.
     pub collector: String,
-    /// "grpc" for now.
+    /// "grpc" or "mqtt".
     pub transport: String,
+    /// Organisation id: the MQTT username and the org segment of the MQTT topics.
+    pub org: String,
     /// Enrollment token of the organisation (bearer token).
     pub token: String,
     /// Device id override; empty means probe it.
@@ -40,6 +42,19 @@ pub struct AgentConfig {
     pub tags: Vec<String>,
     pub spool: SpoolConfig,
     pub backoff: BackoffConfig,
+    pub mqtt: MqttConfig,
+}
+
+/// `[mqtt]`: options of the MQTT transport.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Protocol version: 5 (MQTT 5) or 4 (MQTT 3.1.1).
+    pub version: u8,
+    /// Seconds to wait for the collector's Ack of a batch before sending it again.
+    pub ack_timeout_s: u64,
+    /// MQTT keep-alive, seconds.
+    pub keep_alive_s: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -85,20 +100,54 @@ impl AgentConfig {
 
     fn check(&self) -> Result<(), ConfigError> {
         let invalid = |key, value: String, reason| Err(ConfigError::Invalid { key, value, reason });
-        if self.transport != "grpc" {
-            return invalid(
-                "transport",
-                self.transport.clone(),
-                "only \"grpc\" is supported",
-            );
-        }
         let url = self.collector_url();
-        if !url.starts_with("http://") {
-            return invalid(
-                "collector",
-                url,
-                "must be http://host:port (gRPC; TLS is not built in yet)",
-            );
+        match self.transport.as_str() {
+            "grpc" => {
+                if !url.starts_with("http://") {
+                    return invalid(
+                        "collector",
+                        url,
+                        "must be http://host:port (gRPC; TLS is not built in yet)",
+                    );
+                }
+            }
+            "mqtt" => {
+                if crate::mqtt::parse_url(&url).is_none() {
+                    return invalid(
+                        "collector",
+                        url,
+                        "must be mqtt://host:port with transport = \"mqtt\" (TLS is not built in yet)",
+                    );
+                }
+                if !veille_proto::topics::valid_segment(&self.org) {
+                    return invalid(
+                        "org",
+                        self.org.clone(),
+                        "must be the organisation id (no '/', '+', '#')",
+                    );
+                }
+                if !matches!(self.mqtt.version, 4 | 5) {
+                    return invalid(
+                        "mqtt.version",
+                        self.mqtt.version.to_string(),
+                        "must be 5 (MQTT 5) or 4 (MQTT 3.1.1)",
+                    );
+                }
+                if self.mqtt.ack_timeout_s == 0 || self.mqtt.keep_alive_s < 5 {
+                    return invalid(
+                        "mqtt.ack_timeout_s",
+                        self.mqtt.ack_timeout_s.to_string(),
+                        "ack_timeout_s must be at least 1 and keep_alive_s at least 5",
+                    );
+                }
+            }
+            other => {
+                return invalid(
+                    "transport",
+                    other.to_owned(),
+                    "must be \"grpc\" or \"mqtt\"",
+                );
+            }
         }
         if self.sample_interval_s == 0 || self.sample_interval_s > 3600 {
             return invalid(
@@ -134,7 +183,15 @@ impl AgentConfig {
     }
 
     pub fn collector_url(&self) -> String {
-        if self.collector.is_empty() {
+        if self.collector.is_empty() && self.transport == "mqtt" {
+            // The embedded broker serves each protocol version on its own port.
+            let port = if self.mqtt.version == 4 {
+                veille_proto::defaults::MQTT_PORT
+            } else {
+                veille_proto::defaults::MQTT_V5_PORT
+            };
+            format!("mqtt://127.0.0.1:{port}")
+        } else if self.collector.is_empty() {
             format!("http://127.0.0.1:{GRPC_PORT}")
         } else {
             self.collector.trim_end_matches('/').to_owned()
@@ -196,5 +253,47 @@ mod tests {
         let env = vec![("VEILLE_COLLECTOR".to_string(), "mqtt://x:1".to_string())];
         let e = AgentConfig::load(None, env, toml::Table::new()).unwrap_err();
         assert!(e.to_string().contains("collector = mqtt://x:1"), "{e}");
+    }
+
+    #[test]
+    fn mqtt_transport_takes_mqtt_urls() {
+        let env = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let (c, _) = AgentConfig::load(
+            None,
+            env(&[("VEILLE_TRANSPORT", "mqtt")]),
+            toml::Table::new(),
+        )
+        .unwrap();
+        assert_eq!(c.collector_url(), "mqtt://127.0.0.1:1884");
+        assert_eq!((c.org.as_str(), c.mqtt.version), ("default", 5));
+        let (c, _) = AgentConfig::load(
+            None,
+            env(&[
+                ("VEILLE_TRANSPORT", "mqtt"),
+                ("VEILLE_COLLECTOR", "mqtt://broker:1999"),
+                ("VEILLE_MQTT__VERSION", "4"),
+            ]),
+            toml::Table::new(),
+        )
+        .unwrap();
+        assert_eq!(c.collector_url(), "mqtt://broker:1999");
+        for (k, v) in [
+            ("VEILLE_COLLECTOR", "http://x:1"),
+            ("VEILLE_MQTT__VERSION", "3"),
+            ("VEILLE_ORG", "a/b"),
+        ] {
+            let e = AgentConfig::load(
+                None,
+                env(&[("VEILLE_TRANSPORT", "mqtt"), (k, v)]),
+                toml::Table::new(),
+            )
+            .unwrap_err();
+            assert!(e.to_string().contains(v), "{e}");
+        }
     }
 }

@@ -12,13 +12,15 @@
 //! - [`state`]: the agent's small persistent state (next seq, last boot id).
 //! - [`status`]: what `veille-agent status` shows, read without disturbing a running agent.
 //! - [`backoff`]: pure; exponential backoff with jitter for reconnects.
-//! - [`transport`]: the gRPC client.
+//! - [`transport`]: the [`transport::Transport`] trait the send loop drives, and the gRPC client.
+//! - [`mqtt`]: the MQTT transport (MQTT 5 or 3.1.1; an Ack on the ack topic, not a PUBACK).
 //! - [`config`]: the TOML config (`deploy/agent.toml` is the annotated default).
 //! - [`run`]: wires it together for `veille-agent run` and `once`.
 
 pub mod backoff;
 pub mod builder;
 pub mod config;
+pub mod mqtt;
 pub mod measure;
 pub mod probes;
 pub mod run;

@@ -27,7 +27,8 @@ use crate::probes::{self, Activity, ActivityProbe, Clocks, Host, Logind};
 use crate::sampler::{Reading, sample};
 use crate::spool::{Spool, SpoolError, SpoolLimits};
 use crate::state::{AgentState, StateError, StateStore, next_seq};
-use crate::transport::{GrpcTransport, SendError};
+use crate::mqtt::{MqttSettings, MqttTransport};
+use crate::transport::{GrpcTransport, SendError, Transport};
 
 /// Reports kept in memory while the spool cannot be written (a full disk), oldest
 /// dropped first beyond this (and counted as SPOOL_DROPPED).
@@ -191,11 +192,23 @@ pub async fn run(
     let spool = Spool::open(&state_dir.join("spool"), limits)?;
     let (store, mut state) = StateStore::open(&state_dir)?;
     state.dropped_unreported += spool.quarantined_on_open();
-    let transport = GrpcTransport::new(&config.collector_url(), &config.token)?;
+    let transport = match config.transport.as_str() {
+        "mqtt" => Chosen::Mqtt(MqttTransport::start(MqttSettings {
+            url: config.collector_url(),
+            version: config.mqtt.version,
+            org: config.org.clone(),
+            token: config.token.clone(),
+            device_id: identity.device_id.clone(),
+            keep_alive: Duration::from_secs(config.mqtt.keep_alive_s),
+            ack_timeout: Duration::from_secs(config.mqtt.ack_timeout_s),
+        })?),
+        _ => Chosen::Grpc(GrpcTransport::new(&config.collector_url(), &config.token)?),
+    };
     info!(
         device_id = %identity.device_id,
         boot_id = %identity.session.boot_id,
         collector = %config.collector_url(),
+        transport = %config.transport,
         state_dir = %state_dir.display(),
         spooled = spool.stats().count,
         "agent started"
@@ -225,14 +238,18 @@ pub async fn run(
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let sender = tokio::spawn(send_loop(
-        shared.clone(),
-        transport,
-        identity.device_id.clone(),
-        Some(basic_inventory(&host, &config)),
-        config.clone(),
-        stop_rx,
-    ));
+    let sender = {
+        let (shared, device_id, inventory, config) = (
+            shared.clone(),
+            identity.device_id.clone(),
+            Some(basic_inventory(&host, &config)),
+            config.clone(),
+        );
+        match transport {
+            Chosen::Grpc(t) => tokio::spawn(send_loop(shared, t, device_id, inventory, config, stop_rx)),
+            Chosen::Mqtt(t) => tokio::spawn(send_loop(shared, t, device_id, inventory, config, stop_rx)),
+        }
+    };
 
     let mut pending: VecDeque<Report> = VecDeque::new();
     let mut measurements = Measurements::discover(&host);
@@ -391,9 +408,17 @@ fn cut_and_spool(
     shared.spooled.notify_one();
 }
 
-async fn send_loop(
+/// The transport picked by the config; the send loop is generic over [`Transport`].
+enum Chosen {
+    Grpc(GrpcTransport),
+    Mqtt(MqttTransport),
+}
+
+/// Drains the spool through `transport`, one batch at a time, removing reports only
+/// once an Ack covers them. The same loop for every transport.
+async fn send_loop<T: Transport>(
     shared: Arc<Shared>,
-    mut transport: GrpcTransport,
+    mut transport: T,
     device_id: String,
     mut inventory: Option<Inventory>,
     config: AgentConfig,

@@ -1,5 +1,9 @@
-//! The gRPC transport: sends one batch, returns the collector's Ack or a classified
-//! error so the caller knows whether to retry, isolate a bad report, or wait.
+//! How a batch reaches the collector: the [`Transport`] trait the send loop drives
+//! (one batch at a time, an Ack or a classified error back, so the caller knows whether
+//! to retry, isolate a bad report, or wait), and its gRPC implementation. The MQTT one
+//! is [`crate::mqtt::MqttTransport`].
+
+use std::future::Future;
 
 use std::time::Duration;
 
@@ -26,6 +30,18 @@ pub enum SendError {
     Unavailable(String),
     #[error("invalid collector URL {url}: {reason}")]
     BadUrl { url: String, reason: String },
+}
+
+/// Sends one batch and returns the collector's Ack once the batch is durably stored.
+/// The spool logic lives in the caller (`run::send_loop`), once for every transport.
+pub trait Transport: Send {
+    fn send(&mut self, batch: ReportBatch) -> impl Future<Output = Result<Ack, SendError>> + Send;
+}
+
+impl Transport for GrpcTransport {
+    fn send(&mut self, batch: ReportBatch) -> impl Future<Output = Result<Ack, SendError>> + Send {
+        GrpcTransport::send(self, batch)
+    }
 }
 
 #[derive(Clone)]
