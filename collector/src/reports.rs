@@ -50,6 +50,8 @@ pub enum ReportError {
         addr: std::net::SocketAddr,
         client: ClientError,
     },
+    #[error("no store in {path}: has a collector run with this data directory?")]
+    NoStore { path: PathBuf },
     #[error("report task failed: {0}")]
     Task(String),
 }
@@ -251,6 +253,10 @@ pub async fn via_server_or_store(
         }
     }
     let store_dir = data_dir.join(STORE_DIR);
+    if !store_dir.exists() {
+        // Reading must not create an empty store as a side effect.
+        return Err(ReportError::NoStore { path: store_dir });
+    }
     let run = tokio::task::spawn_blocking(move || {
         let store = Store::open(&store_dir)?;
         local(&store)
