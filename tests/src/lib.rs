@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub mod grpc;
+pub mod mosquitto;
 
 /// Generous deadline for anything the tests wait for: a loaded 2-core CI machine is
 /// slow, and a deadline only bounds how long a failing test takes.
@@ -152,12 +153,29 @@ pub struct Collector {
     pub data_dir: PathBuf,
     pub grpc: String,
     pub http: String,
+    /// What the listening line says after `mqtt=`: the embedded broker's MQTT 3.1.1
+    /// address, or the external broker's URL.
+    pub mqtt: String,
+    /// The embedded broker's MQTT 5 address (empty with an external broker).
+    pub mqtt5: String,
 }
 
 impl Collector {
     /// Starts `veille-collector serve` with its data in `data_dir`, gRPC on `grpc_listen`
     /// (use `127.0.0.1:0` for an ephemeral port).
     pub fn start(data_dir: &Path, grpc_listen: &str) -> Collector {
+        Self::start_with("collector", data_dir, grpc_listen, None, &[])
+    }
+
+    /// [`Collector::start`] with a config file and `VEILLE_*` variables. The embedded
+    /// MQTT broker, if any, takes free ports.
+    pub fn start_with(
+        name: &str,
+        data_dir: &Path,
+        grpc_listen: &str,
+        config: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> Collector {
         let mut cmd = Command::new(bin("veille-collector"));
         cmd.arg("serve")
             .arg("--data-dir")
@@ -165,16 +183,26 @@ impl Collector {
             .arg("--grpc-listen")
             .arg(grpc_listen)
             .arg("--http-listen")
+            .arg("127.0.0.1:0")
+            .arg("--mqtt-listen")
             .arg("127.0.0.1:0");
-        let mut proc = Proc::spawn("collector", cmd);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        cmd.envs(env.iter().copied());
+        let mut proc = Proc::spawn(name, cmd);
         let line = proc.wait_for_line("listening grpc=");
         let grpc = field(&line, "grpc").expect("grpc address in the listening line");
         let http = field(&line, "http").expect("http address in the listening line");
+        let mqtt = field(&line, "mqtt").unwrap_or_default();
+        let mqtt5 = field(&line, "mqtt5").unwrap_or_default();
         Collector {
             proc,
             data_dir: data_dir.to_owned(),
             grpc,
             http,
+            mqtt,
+            mqtt5,
         }
     }
 
@@ -234,6 +262,45 @@ impl Agent {
         token: &str,
         device_id: Option<&str>,
     ) -> Agent {
+        Self::start_with(name, state_dir, collector_url, token, device_id, &[])
+    }
+
+    /// [`Agent::start`] over MQTT: `url` is `mqtt://host:port`, `version` 5 or 4. The
+    /// ack timeout is short so that resends happen within a test's time.
+    pub fn start_mqtt(
+        name: &str,
+        state_dir: &Path,
+        url: &str,
+        org: &str,
+        token: &str,
+        device_id: &str,
+        version: u8,
+    ) -> Agent {
+        let version = version.to_string();
+        Self::start_with(
+            name,
+            state_dir,
+            url,
+            token,
+            Some(device_id),
+            &[
+                ("VEILLE_TRANSPORT", "mqtt"),
+                ("VEILLE_ORG", org),
+                ("VEILLE_MQTT__VERSION", &version),
+                ("VEILLE_MQTT__ACK_TIMEOUT_S", "3"),
+            ],
+        )
+    }
+
+    /// [`Agent::start`] with extra `VEILLE_*` variables.
+    pub fn start_with(
+        name: &str,
+        state_dir: &Path,
+        collector_url: &str,
+        token: &str,
+        device_id: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Agent {
         let mut cmd = Command::new(bin("veille-agent"));
         cmd.arg("run")
             .arg("--state-dir")
@@ -252,6 +319,7 @@ impl Agent {
         if let Some(id) = device_id {
             cmd.env("VEILLE_DEVICE_ID", id);
         }
+        cmd.envs(env.iter().copied());
         let mut proc = Proc::spawn(name, cmd);
         proc.wait_for_line("agent started");
         Agent {
@@ -347,4 +415,37 @@ pub fn stored_reports(data_dir: &Path, device_id: &str) -> Vec<veille_proto::v1:
     store
         .reports(&orgs[0], device_id, 0..=u64::MAX)
         .expect("reports")
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released: for peers that cannot bind port 0
+/// and report it, like Mosquitto).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Seqs of `device_id` stored under `org` in a stopped collector's store (empty when it
+/// has none), in order.
+pub fn stored_seqs(data_dir: &Path, org: &str, device_id: &str) -> Vec<u64> {
+    use veille_collector::store::Store;
+    let dir = data_dir.join(veille_collector::server::STORE_DIR);
+    let start = Instant::now();
+    let store = loop {
+        match Store::open(&dir) {
+            Ok(s) => break s,
+            Err(e) if start.elapsed() < Duration::from_secs(10) => {
+                eprintln!("store not ready yet: {e}");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("cannot open the store in {}: {e}", dir.display()),
+        }
+    };
+    store
+        .reports(org, device_id, 0..=u64::MAX)
+        .expect("reports")
+        .iter()
+        .map(|r| r.seq)
+        .collect()
 }
