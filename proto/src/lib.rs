@@ -8,11 +8,17 @@
 //!   the collector; errors name the field and the value.
 //! - [`defaults`]: ports, limits and names both binaries use (one source of truth).
 //! - [`topics`]: MQTT topic names, filters and their parsing (pure).
+//! - [`policy`]: the auto-shutdown policy: validation and the pure evaluation (window in
+//!   local time over DST, exclusions, server double opt-in, warn → postpone → shut down)
+//!   that the agent enforces and the collector reports and replays.
+//! - [`signing`]: ed25519 signing and verification of policies, key ids and key text form.
 //! - [`settings`]: layering of TOML file, `VEILLE_*` environment and flags, shared by both
 //!   binaries so they behave the same.
 
 pub mod defaults;
+pub mod policy;
 pub mod settings;
+pub mod signing;
 pub mod topics;
 pub mod validate;
 
@@ -22,5 +28,7 @@ pub mod v1 {
     tonic::include_proto!("veille.v1");
 }
 
+pub use policy::{Action, Decision, DeviceFacts, SkipReason, evaluate, validate_policy};
+pub use signing::{PolicyRejected, sign, verify};
 pub use topics::{TopicKind, parse_reports_topic};
 pub use validate::{ValidationError, validate_batch};

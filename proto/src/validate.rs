@@ -20,7 +20,11 @@ pub struct ValidationError {
 }
 
 impl ValidationError {
-    fn new(field: impl Into<String>, value: impl ToString, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        field: impl Into<String>,
+        value: impl ToString,
+        reason: impl Into<String>,
+    ) -> Self {
         Self {
             field: field.into(),
             value: value.to_string(),
@@ -236,7 +240,7 @@ fn validate_inventory(inv: &Inventory) -> Result<(), ValidationError> {
     Ok(())
 }
 
-fn check_id(field: &str, value: &str) -> Result<(), ValidationError> {
+pub(crate) fn check_id(field: &str, value: &str) -> Result<(), ValidationError> {
     if value.is_empty() {
         return Err(ValidationError::new(field, "\"\"", "must not be empty"));
     }
@@ -257,7 +261,7 @@ fn check_id(field: &str, value: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
-fn check_text(field: &str, value: &str) -> Result<(), ValidationError> {
+pub(crate) fn check_text(field: &str, value: &str) -> Result<(), ValidationError> {
     if value.len() > MAX_TEXT_LEN {
         return Err(ValidationError::new(
             field,
@@ -275,7 +279,7 @@ fn check_text(field: &str, value: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
-fn check_count(field: &str, n: usize) -> Result<(), ValidationError> {
+pub(crate) fn check_count(field: &str, n: usize) -> Result<(), ValidationError> {
     if n > MAX_ITEMS {
         return Err(ValidationError::new(
             field,
@@ -288,7 +292,7 @@ fn check_count(field: &str, n: usize) -> Result<(), ValidationError> {
 
 /// Quotes a value for an error message, escaping control characters and truncating so
 /// a hostile value cannot flood logs.
-fn quoted(value: &str) -> String {
+pub(crate) fn quoted(value: &str) -> String {
     let short: String = value.chars().take(64).collect();
     format!("{short:?}")
 }
