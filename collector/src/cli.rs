@@ -48,6 +48,9 @@ pub enum Command {
     /// Rollups are maintained at ingest; this rebuilds them identically, e.g. after
     /// restoring raw reports from a backup.
     RebuildRollups(ConfigArgs),
+    /// Import asset facts from another tool (the server must be stopped).
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Run the collector and an agent for this machine in one process, on embedded
     /// defaults (data in ./veille-demo-data unless --data-dir), and print the URLs.
     Demo(ServeArgs),
@@ -61,6 +64,49 @@ pub enum ReportCommand {
     /// Asks the running server when there is one (its API:
     /// /api/v1/reports/consumption), else reads the store.
     Consumption(ConsumptionArgs),
+    /// Device age and its source, horizon, ok / approaching / past by site and class,
+    /// devices past their horizon, the reuse list (working devices, loi REEN) and the
+    /// recycling list, with embodied kgCO2e per year of service.
+    ///
+    /// Age: GLPI acquisition date, else BIOS release date (an estimate), else first
+    /// seen (a lower bound); monitors from their EDID date of manufacture. "Working" =
+    /// reported within the last 30 days. Asks the running server when there is one (its
+    /// API: /api/v1/reports/renewal), else reads the store.
+    Renewal(RenewalArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RenewalArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Output format.
+    #[arg(long, default_value = "table", value_parser = ["table", "csv", "json"])]
+    pub format: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Import a GLPI computer export (CSV, French or English headers, `;` or `,`, with or
+    /// without BOM): acquisition date, inventory number, location, lifespan.
+    ///
+    /// Rows are matched to known devices by serial, then UUID, then hostname; the
+    /// summary lists matched, unmatched (by line) and ambiguous rows (with the reason).
+    /// Every matched row is applied in one transaction; a bad line applies nothing and
+    /// exits 2 naming its line and column. Importing the same file again changes
+    /// nothing. The collector must be stopped (its store is locked while it runs).
+    Glpi(GlpiImportArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlpiImportArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The CSV file exported from GLPI (Parc → Ordinateurs → export CSV).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Parse and match, print the summary, apply nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -308,6 +354,8 @@ mod tests {
             &["veille-collector", "serve", "--help"][..],
             &["veille-collector", "devices", "--help"],
             &["veille-collector", "print-config", "--help"],
+            &["veille-collector", "report", "renewal", "--help"],
+            &["veille-collector", "import", "glpi", "--help"],
         ] {
             let e = Cli::try_parse_from(args).unwrap_err();
             assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp);

@@ -47,6 +47,8 @@ pub struct Config {
     pub mqtt: MqttConfig,
     /// Time zone, working hours, tariff, grid factor and power profiles (`[energy]`).
     pub energy: crate::consumption::EnergyConfig,
+    /// The renewal report's approaching window and overrides file (`[renewal]`).
+    pub renewal: crate::renewal_report::RenewalConfig,
 }
 
 /// `[mqtt]`: how agents reach the collector over MQTT. Documented for users in

@@ -9,6 +9,8 @@
 //!   [`DeviceRecord`](crate::devices::DeviceRecord) by default).
 //! - `GET /api/v1/reports/consumption?from=&to=[&by=][&format=][&csv_dialect=]`: the
 //!   consumption report (see [`crate::consumption`]).
+//! - `GET /api/v1/reports/renewal[?format=json|csv|table]`: the renewal report (see
+//!   [`crate::renewal_report`]), served by [`renewal_router`].
 
 use std::sync::Arc;
 
@@ -23,6 +25,7 @@ use serde::Deserialize;
 use crate::auth::{Auth, Principal, bearer_token};
 use crate::consumption::{Context, GroupBy};
 use crate::devices::{self, Format};
+use crate::renewal_report::RenewalContext;
 use crate::reports::{self, ConsumptionQuery, OutputFormat, ReportError};
 use crate::store::Store;
 
@@ -110,6 +113,64 @@ async fn consumption(
     }
 }
 
+#[derive(Clone)]
+struct RenewalState {
+    store: Arc<Store>,
+    auth: Arc<Auth>,
+    ctx: Arc<RenewalContext>,
+}
+
+/// `GET /api/v1/reports/renewal`, merged into [`router`]'s app by the server. Kept
+/// apart so the renewal context does not widen `router`'s signature.
+pub fn renewal_router(store: Arc<Store>, auth: Arc<Auth>, ctx: Arc<RenewalContext>) -> Router {
+    Router::new()
+        .route("/api/v1/reports/renewal", get(renewal))
+        .with_state(RenewalState { store, auth, ctx })
+}
+
+#[derive(Debug, Deserialize)]
+struct RenewalParams {
+    format: Option<String>,
+}
+
+/// `GET /api/v1/reports/renewal[?format=json|csv|table]` (JSON by default): the same
+/// output as `veille-collector report renewal`, for the token's organisation (all of
+/// them for the operator).
+async fn renewal(
+    State(state): State<RenewalState>,
+    headers: HeaderMap,
+    Query(p): Query<RenewalParams>,
+) -> Response {
+    let principal = match principal_of(&state.auth, &headers) {
+        Ok(p) => p,
+        Err(reason) => return error(StatusCode::UNAUTHORIZED, reason),
+    };
+    let format = match OutputFormat::parse(p.format.as_deref().unwrap_or("json")) {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let org = match principal {
+        Principal::Operator => None,
+        Principal::Org(id) => Some(id),
+    };
+    let (store, ctx) = (state.store.clone(), state.ctx.clone());
+    let done = tokio::task::spawn_blocking(move || {
+        crate::renewal_io::output(&store, &ctx, org.as_deref(), format, reports::now_ms())
+    })
+    .await;
+    match done {
+        Ok(Ok(body)) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "renewal report failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "renewal report task failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}
+
 async fn healthz() -> &'static str {
     "ok"
 }
@@ -125,11 +186,15 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 
 /// The principal behind the request's bearer token, or the reason for a 401.
 fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, &'static str> {
+    principal_of(&state.auth, headers)
+}
+
+fn principal_of(auth: &Auth, headers: &HeaderMap) -> Result<Principal, &'static str> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(bearer_token);
-    match token.map(|t| state.auth.principal(t)) {
+    match token.map(|t| auth.principal(t)) {
         Some(Some(p)) => Ok(p),
         Some(None) => Err("unknown token"),
         None => Err("missing token: send `Authorization: Bearer <operator or organisation token>`"),

@@ -31,7 +31,15 @@
 //! - [`renewal`]: device age and its source, horizons per class, ok / approaching /
 //!   past, reuse and recycling (loi REEN); defaults are `deploy/renewal.toml` (pure).
 //! - [`embodied`]: embodied kgCO2e per class, amortised per year of service (pure).
+//! - [`renewal_report`]: the renewal report (age, status, reuse, recycling, embodied
+//!   carbon per year) by site and class, and its table/CSV/JSON renderings (pure).
+//! - [`asset`]: the asset facts imported from GLPI for one device (`asset` tree).
+//! - [`import`]: `import glpi`: parse, match against the store, apply in one transaction.
+//! - [`renewal_io`]: store → renewal report (the report's I/O edge).
+//! - [`inventory_diff`]: what changed between two inventories (a RAM upgrade, a
+//!   replaced monitor), for the inventory history (pure).
 
+pub mod asset;
 pub mod auth;
 pub mod carbon;
 pub mod catalogue;
@@ -47,11 +55,15 @@ pub mod glpi;
 pub mod grpc;
 pub mod http;
 pub mod http_client;
+pub mod import;
 pub mod ingest;
+pub mod inventory_diff;
 pub mod listen_file;
 pub mod metrics;
 pub mod mqtt;
 pub mod renewal;
+pub mod renewal_io;
+pub mod renewal_report;
 pub mod reports;
 pub mod rollup;
 pub mod server;

@@ -82,6 +82,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             print!("{out}");
             Ok(())
         }
+        Command::Report(veille_collector::cli::ReportCommand::Renewal(args)) => {
+            report_renewal(args)
+        }
+        Command::Import(veille_collector::cli::ImportCommand::Glpi(args)) => import_glpi(args),
         Command::RebuildRollups(args) => {
             let config = args
                 .load_config()
@@ -124,6 +128,52 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// `report renewal`: the running server's answer, else the store's.
+fn report_renewal(args: veille_collector::cli::RenewalArgs) -> Result<(), Failure> {
+    use veille_collector::reports::{self, OutputFormat};
+    let config = args
+        .config
+        .load_config()
+        .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
+    let format = OutputFormat::parse(&args.format).map_err(|e| Failure::Usage(e.into()))?;
+    let ctx = veille_collector::renewal_report::RenewalContext::from_config(&config.renewal)
+        .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
+    let path = format!("/api/v1/reports/renewal?format={}", format.as_str());
+    let out = runtime()?
+        .block_on(reports::via_server_or_store(&config, &path, move |store| {
+            veille_collector::renewal_io::output(store, &ctx, None, format, reports::now_ms())
+        }))
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("report renewal: {e}")))?;
+    print!("{out}");
+    Ok(())
+}
+
+/// `import glpi`: a file the import refuses is a usage error (exit 2), nothing applied.
+fn import_glpi(args: veille_collector::cli::GlpiImportArgs) -> Result<(), Failure> {
+    use veille_collector::import::{self, ImportError};
+    let config = args
+        .config
+        .load_config()
+        .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
+    let data_dir = config.data_dir();
+    let store_dir = data_dir.join(veille_collector::server::STORE_DIR);
+    let out = import::run(
+        &args.file,
+        &data_dir,
+        &store_dir,
+        args.dry_run,
+        veille_collector::reports::now_ms(),
+    )
+    .map_err(|e| match e {
+        ImportError::Glpi { .. } | ImportError::Read { .. } => {
+            Failure::Usage(anyhow::anyhow!("import glpi: {e}"))
+        }
+        e => Failure::Runtime(anyhow::anyhow!("import glpi: {e}")),
+    })?;
+    print!("{out}");
+    Ok(())
 }
 
 /// The library's errors already include their causes in their message, so only the

@@ -158,6 +158,9 @@ pub enum AgeSource {
     /// The day the collector first heard from the device: a lower bound; the device
     /// was at least this old, probably older.
     FirstSeen,
+    /// A monitor's week and year of manufacture from its EDID: close to the real age
+    /// (a monitor ships weeks to months after it is built), used for monitors only.
+    EdidManufacture,
 }
 
 impl AgeSource {
@@ -167,6 +170,7 @@ impl AgeSource {
             AgeSource::Acquisition => "acquisition date",
             AgeSource::BiosEstimate => "BIOS release date (estimate)",
             AgeSource::FirstSeen => "first seen (lower bound)",
+            AgeSource::EdidManufacture => "EDID date of manufacture (monitor)",
         }
     }
 
@@ -176,6 +180,7 @@ impl AgeSource {
             AgeSource::Acquisition => "acquisition",
             AgeSource::BiosEstimate => "bios_estimate",
             AgeSource::FirstSeen => "first_seen",
+            AgeSource::EdidManufacture => "edid_manufacture",
         }
     }
 

@@ -138,6 +138,15 @@ impl Server {
                     reason: e.to_string(),
                 })?,
             );
+        let renewal_context = Arc::new(
+            crate::renewal_report::RenewalContext::from_config(&config.renewal).map_err(|e| {
+                ConfigError::Invalid {
+                    key: "renewal".into(),
+                    value: String::new(),
+                    reason: e.to_string(),
+                }
+            })?,
+        );
         let tokens = tokens::load_or_create(&data_dir, &config.orgs)?;
         announce_tokens(&tokens, &data_dir);
         let store_dir = data_dir.join(STORE_DIR);
@@ -196,7 +205,9 @@ impl Server {
                     stopped(stop_rx.clone()),
                 ),
         );
-        let app = crate::http::router(store.clone(), auth, report_context);
+        let app = crate::http::router(store.clone(), auth.clone(), report_context).merge(
+            crate::http::renewal_router(store.clone(), auth, renewal_context),
+        );
         let http_task = tokio::spawn(async move {
             axum::serve(listeners.http, app)
                 .with_graceful_shutdown(stopped(stop_rx))

@@ -20,6 +20,8 @@
 //! | `boot_sessions` | org \0 device_id \0 boot_id                      | JSON [`BootSession`] |
 //! | `inventory`     | org \0 device_id                                 | prost `Inventory` |
 //! | `rollups`       | org \0 device_id \0 hour (sortable u64 BE)       | 80-byte [`HourRollup`] |
+//! | `inventory_history` | org \0 device_id \0 received_ms (u64 BE)   | prost `Inventory` replaced at that time |
+//! | `asset`         | org \0 device_id                                 | JSON [`AssetRecord`] (GLPI import) |
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::RangeInclusive;
@@ -32,6 +34,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use veille_proto::v1::{EventKind, Inventory, Report, ReportBatch};
 
+use crate::asset::AssetRecord;
 use crate::devices::DeviceRecord;
 use crate::rollup::{self, HourRollup};
 
@@ -116,6 +119,11 @@ pub struct Store {
     /// `org \0 device_id \0 hour` → [`HourRollup`]: maintained with every stored report,
     /// rebuildable from `reports` ([`Store::rebuild_rollups`]).
     rollups: sled::Tree,
+    /// Previous inventories of a device, each keyed by when it was replaced: "a changed
+    /// monitor, a RAM upgrade" stays visible after the latest inventory overwrote it.
+    inventory_history: sled::Tree,
+    /// Asset facts imported from GLPI ([`AssetRecord`]).
+    asset: sled::Tree,
     /// `apply_batch` plans with plain reads, then commits in a transaction; the plan is
     /// only valid if no other write runs in between.
     write_lock: Mutex<()>,
@@ -150,6 +158,8 @@ impl Store {
             boot_sessions: db.open_tree("boot_sessions")?,
             inventory: db.open_tree("inventory")?,
             rollups: db.open_tree("rollups")?,
+            inventory_history: db.open_tree("inventory_history")?,
+            asset: db.open_tree("asset")?,
             db,
             write_lock: Mutex::new(()),
         })
@@ -277,6 +287,7 @@ impl Store {
             );
         }
         let mut inventory_batch = sled::Batch::default();
+        let mut history_batch = sled::Batch::default();
         if let Some(inv) = &batch.inventory {
             if !inv.hostname.is_empty() {
                 device.hostname.clone_from(&inv.hostname);
@@ -284,7 +295,21 @@ impl Store {
             if !inv.agent_version.is_empty() {
                 device.agent_version.clone_from(&inv.agent_version);
             }
-            inventory_batch.insert(dev_key.clone(), inv.encode_to_vec());
+            let bytes = inv.encode_to_vec();
+            if let Some(previous) = self.inventory.get(&dev_key)?
+                && previous.as_ref() != bytes.as_slice()
+            {
+                // Two changes within one millisecond must not overwrite each other.
+                let mut at = received_unix_ms.max(0) as u64;
+                while self
+                    .inventory_history
+                    .contains_key(history_key(org, &batch.device_id, at))?
+                {
+                    at += 1;
+                }
+                history_batch.insert(history_key(org, &batch.device_id, at), previous);
+            }
+            inventory_batch.insert(dev_key.clone(), bytes);
         }
         let mut device_batch = sled::Batch::default();
         let mut rollup_batch = sled::Batch::default();
@@ -310,14 +335,16 @@ impl Store {
             &self.boot_sessions,
             &self.inventory,
             &self.rollups,
+            &self.inventory_history,
         )
-            .transaction(|(r, c, d, b, i, h)| {
+            .transaction(|(r, c, d, b, i, h, ih)| {
                 r.apply_batch(&reports)?;
                 c.apply_batch(&conflicts)?;
                 d.apply_batch(&device_batch)?;
                 b.apply_batch(&boot_batch)?;
                 i.apply_batch(&inventory_batch)?;
                 h.apply_batch(&rollup_batch)?;
+                ih.apply_batch(&history_batch)?;
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
             })
             .map_err(|e| match e {
@@ -463,6 +490,72 @@ impl Store {
             .transpose()
     }
 
+    /// Previous inventories of one device, oldest first, each with the collector time
+    /// (Unix ms) at which a different inventory replaced it.
+    pub fn inventory_history(
+        &self,
+        org: &str,
+        device_id: &str,
+    ) -> Result<Vec<(i64, Inventory)>, StoreError> {
+        let mut p = device_key(org, device_id);
+        p.push(0);
+        let mut out = Vec::new();
+        for entry in self.inventory_history.scan_prefix(&p) {
+            let (k, v) = entry?;
+            let at = k
+                .last_chunk::<8>()
+                .map(|b| u64::from_be_bytes(*b) as i64)
+                .unwrap_or_default();
+            out.push((at, decode_proto("inventory_history", &k, &v)?));
+        }
+        Ok(out)
+    }
+
+    /// The asset facts imported for one device.
+    pub fn asset(&self, org: &str, device_id: &str) -> Result<Option<AssetRecord>, StoreError> {
+        let key = device_key(org, device_id);
+        self.asset
+            .get(&key)?
+            .map(|v| decode_json("asset", &key, &v))
+            .transpose()
+    }
+
+    /// Writes asset records, all in one transaction (an import is never half-applied),
+    /// then flushes. A record whose facts equal the stored ones is left as it is, so a
+    /// re-import changes nothing. Returns (written, unchanged).
+    pub fn put_assets(
+        &self,
+        records: &[(String, String, AssetRecord)],
+    ) -> Result<(usize, usize), StoreError> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut batch = sled::Batch::default();
+        let (mut written, mut unchanged) = (0, 0);
+        for (org, device_id, record) in records {
+            let key = device_key(org, device_id);
+            let same = match self.asset.get(&key)? {
+                Some(v) => decode_json::<AssetRecord>("asset", &key, &v)?.same_facts(record),
+                None => false,
+            };
+            if same {
+                unchanged += 1;
+            } else {
+                batch.insert(key, encode_json(record));
+                written += 1;
+            }
+        }
+        self.asset
+            .transaction(|t| {
+                t.apply_batch(&batch)?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => StoreError::Sled(e),
+            })?;
+        self.db.flush()?;
+        Ok((written, unchanged))
+    }
+
     /// Hourly rollups of one device for hours starting in `[from_hour, to_hour)`.
     pub fn rollups(
         &self,
@@ -573,6 +666,14 @@ pub fn prefix(org: &str) -> Vec<u8> {
 pub fn device_key(org: &str, device_id: &str) -> Vec<u8> {
     let mut k = prefix(org);
     k.extend_from_slice(device_id.as_bytes());
+    k
+}
+
+/// `org \0 device_id \0 received_ms` (big-endian): one replaced inventory.
+pub fn history_key(org: &str, device_id: &str, received_ms: u64) -> Vec<u8> {
+    let mut k = device_key(org, device_id);
+    k.push(0);
+    k.extend_from_slice(&received_ms.to_be_bytes());
     k
 }
 
@@ -790,6 +891,66 @@ mod tests {
             store.inventory("acme", "dev-1").unwrap().unwrap().hostname,
             "pc-01"
         );
+    }
+
+    #[test]
+    fn a_changed_inventory_keeps_the_previous_one_in_the_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let inv = |ram_gib: u64| Inventory {
+            hostname: "pc-01".into(),
+            ram_bytes: ram_gib << 30,
+            ..Default::default()
+        };
+        let with = |inv: Inventory| ReportBatch {
+            inventory: Some(inv),
+            ..batch("dev-1", vec![])
+        };
+        store.apply_batch("acme", &with(inv(8)), NOW).unwrap();
+        // The same inventory again (an agent restart): no history.
+        store.apply_batch("acme", &with(inv(8)), NOW + 1).unwrap();
+        assert!(store.inventory_history("acme", "dev-1").unwrap().is_empty());
+        // A RAM upgrade: the 8 GiB inventory moves to the history.
+        store.apply_batch("acme", &with(inv(16)), NOW + 2).unwrap();
+        // A batch without an inventory changes nothing.
+        store
+            .apply_batch("acme", &batch("dev-1", vec![report(1, "b1")]), NOW + 3)
+            .unwrap();
+        // Two changes in the same millisecond are both kept.
+        store.apply_batch("acme", &with(inv(32)), NOW + 2).unwrap();
+        let h = store.inventory_history("acme", "dev-1").unwrap();
+        assert_eq!(h.len(), 2);
+        assert_eq!((h[0].0, h[0].1.ram_bytes), (NOW + 2, 8 << 30));
+        assert_eq!((h[1].0, h[1].1.ram_bytes), (NOW + 3, 16 << 30));
+        assert_eq!(
+            store.inventory("acme", "dev-1").unwrap().unwrap().ram_bytes,
+            32 << 30
+        );
+        assert!(store.inventory_history("acme", "dev-2").unwrap().is_empty());
+    }
+
+    #[test]
+    fn assets_are_written_together_and_a_reimport_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let rec = |at: i64| AssetRecord {
+            acquisition_date: "2019-03-12".into(),
+            matched_by: "serial".into(),
+            imported_at_unix_ms: at,
+            ..Default::default()
+        };
+        let rows = vec![
+            ("acme".to_owned(), "dev-1".to_owned(), rec(1)),
+            ("acme".to_owned(), "dev-2".to_owned(), rec(1)),
+        ];
+        assert_eq!(store.put_assets(&rows).unwrap(), (2, 0));
+        let again: Vec<_> = rows
+            .iter()
+            .map(|(o, d, _)| (o.clone(), d.clone(), rec(2)))
+            .collect();
+        assert_eq!(store.put_assets(&again).unwrap(), (0, 2));
+        assert_eq!(store.asset("acme", "dev-1").unwrap(), Some(rec(1)));
+        assert_eq!(store.asset("acme", "dev-3").unwrap(), None);
     }
 
     #[test]

@@ -1,0 +1,377 @@
+//! `veille-collector import glpi FILE [--dry-run]`: the I/O edge of the GLPI import.
+//!
+//! Steps, each complete before the next: parse the whole file ([`crate::glpi::parse`]:
+//! a bad line stops everything, naming its line and column), match the rows against the
+//! devices the store knows ([`crate::glpi::match_rows`]), then write every matched row
+//! in one sled transaction ([`Store::put_assets`]): an import is all or nothing, and
+//! importing the same file again changes nothing.
+//!
+//! The store is opened directly, so the server must be stopped (sled locks the store to
+//! one process); a running server is reported as such. Going through the HTTP API
+//! instead would make a write endpoint of an API that is read-only today; an import is
+//! a rare operator action, so stopping the collector for it is the simpler contract.
+//!
+//! Matching facts per device: the serial and hostname of its latest inventory, and its
+//! device id as the SMBIOS UUID when it has that shape (agents use the product UUID as
+//! their id when they can read it).
+
+use std::path::{Path, PathBuf};
+
+use tracing::info;
+
+use crate::asset::AssetRecord;
+use crate::glpi::{self, DeviceFacts, GlpiError, GlpiExport, MatchSummary};
+use crate::store::{Store, StoreError};
+
+/// Rows between two progress lines in the log.
+pub const PROGRESS_EVERY_ROWS: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is refused; nothing was applied.
+    #[error("{path}: {source}; nothing was imported")]
+    Glpi { path: PathBuf, source: GlpiError },
+    #[error(
+        "a collector is running on {data_dir} (its store is locked): stop it, run the import, \
+         then start it again"
+    )]
+    ServerRunning { data_dir: PathBuf },
+    #[error("no store in {path}: has a collector run with this data directory?")]
+    NoStore { path: PathBuf },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What an import did (or, with `--dry-run`, would do).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportOutcome {
+    pub rows: usize,
+    pub separator: char,
+    pub ignored_columns: Vec<String>,
+    pub summary: MatchSummary,
+    /// Matched rows whose facts were new or different, written.
+    pub written: usize,
+    /// Matched rows whose facts were already stored.
+    pub unchanged: usize,
+    pub dry_run: bool,
+}
+
+/// True for the canonical 8-4-4-4-12 hex form of an SMBIOS UUID.
+pub fn looks_like_uuid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The matching facts of every device in the store.
+pub fn device_facts(store: &Store) -> Result<Vec<DeviceFacts>, StoreError> {
+    let mut out = Vec::new();
+    for record in store.devices(None)? {
+        let inv = store
+            .inventory(&record.org, &record.device_id)?
+            .unwrap_or_default();
+        out.push(DeviceFacts {
+            uuid: looks_like_uuid(&record.device_id).then(|| record.device_id.clone()),
+            serial: inv.serial,
+            hostname: if inv.hostname.is_empty() {
+                record.hostname
+            } else {
+                inv.hostname
+            },
+            org: record.org,
+            device_id: record.device_id,
+        });
+    }
+    Ok(out)
+}
+
+/// Matches `export` against `store` and, unless `dry_run`, applies every matched row in
+/// one transaction.
+pub fn apply(
+    store: &Store,
+    export: &GlpiExport,
+    dry_run: bool,
+    now_ms: i64,
+) -> Result<ImportOutcome, StoreError> {
+    let facts = device_facts(store)?;
+    info!(
+        rows = export.rows.len(),
+        devices = facts.len(),
+        "matching GLPI rows"
+    );
+    let summary = glpi::match_rows(&export.rows, &facts);
+    let mut records = Vec::with_capacity(summary.matched.len());
+    for (i, m) in summary.matched.iter().enumerate() {
+        if let Some(row) = export.rows.iter().find(|r| r.line == m.line) {
+            records.push((
+                m.device.org.clone(),
+                m.device.device_id.clone(),
+                AssetRecord::from_row(row, m.matched_by, now_ms),
+            ));
+        }
+        if (i + 1).is_multiple_of(PROGRESS_EVERY_ROWS) {
+            info!(
+                rows = i + 1,
+                of = summary.matched.len(),
+                "preparing matched rows"
+            );
+        }
+    }
+    let (written, unchanged) = if dry_run {
+        (0, 0)
+    } else {
+        store.put_assets(&records)?
+    };
+    Ok(ImportOutcome {
+        rows: export.rows.len(),
+        separator: export.separator,
+        ignored_columns: export.ignored_columns.clone(),
+        summary,
+        written,
+        unchanged,
+        dry_run,
+    })
+}
+
+/// The whole command: read and parse `file`, open the store in `store_dir`, match,
+/// apply. Returns the summary to print.
+pub fn run(
+    file: &Path,
+    data_dir: &Path,
+    store_dir: &Path,
+    dry_run: bool,
+    now_ms: i64,
+) -> Result<String, ImportError> {
+    let bytes = std::fs::read(file).map_err(|source| ImportError::Read {
+        path: file.to_owned(),
+        source,
+    })?;
+    info!(file = %file.display(), bytes = bytes.len(), "parsing the GLPI export");
+    let export = glpi::parse(&bytes).map_err(|source| ImportError::Glpi {
+        path: file.to_owned(),
+        source,
+    })?;
+    info!(rows = export.rows.len(), "GLPI export parsed");
+    if !store_dir.exists() {
+        // Opening would create an empty store; every row would be "unmatched".
+        return Err(ImportError::NoStore {
+            path: store_dir.to_owned(),
+        });
+    }
+    let store = Store::open(store_dir).map_err(|e| match e {
+        StoreError::Locked { .. } => ImportError::ServerRunning {
+            data_dir: data_dir.to_owned(),
+        },
+        e => e.into(),
+    })?;
+    let outcome = apply(&store, &export, dry_run, now_ms)?;
+    Ok(render(&outcome))
+}
+
+/// The summary for the operator: counts, then each unmatched and ambiguous line.
+pub fn render(o: &ImportOutcome) -> String {
+    let s = &o.summary;
+    let mut out = format!(
+        "GLPI export: {} rows (separator '{}')\n",
+        o.rows, o.separator
+    );
+    if !o.ignored_columns.is_empty() {
+        out.push_str(&format!(
+            "ignored columns: {}\n",
+            o.ignored_columns.join(", ")
+        ));
+    }
+    out.push_str(&format!(
+        "matched: {}, unmatched: {}, ambiguous: {}\n",
+        s.matched.len(),
+        s.unmatched.len(),
+        s.ambiguous.len()
+    ));
+    for m in &s.matched {
+        out.push_str(&format!(
+            "  line {}: {} (by {})\n",
+            m.line,
+            m.device,
+            m.matched_by.as_str()
+        ));
+    }
+    if !s.unmatched.is_empty() {
+        let lines: Vec<String> = s.unmatched.iter().map(usize::to_string).collect();
+        out.push_str(&format!(
+            "unmatched lines (no known device): {}\n",
+            lines.join(", ")
+        ));
+    }
+    for a in &s.ambiguous {
+        out.push_str(&format!(
+            "  ambiguous line {}: {} (not applied)\n",
+            a.line, a.reason
+        ));
+    }
+    if o.dry_run {
+        out.push_str("dry run: nothing applied\n");
+    } else {
+        out.push_str(&format!(
+            "applied: {} written, {} unchanged\n",
+            o.written, o.unchanged
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use veille_proto::v1::{Inventory, ReportBatch};
+
+    const NOW: i64 = 1_790_000_000_000;
+
+    /// A French GLPI export with a BOM and `;`: one row per matching rule, an unknown
+    /// device, and two rows claiming one serial.
+    const EXPORT: &str = "\u{feff}ID;Nom;Numéro de série;Numéro d'inventaire;Lieu;Date d'achat;UUID;Durée de vie\n\
+        101;PC-ACCUEIL-01;5CG1234XYZ;INV-001;Mairie > Accueil;12/03/2019;;\n\
+        102;pc-urba-03;;INV-003;Urbanisme;2020-06-01;4c4c4544-0042-3510-8052-b2c04f4b4e33;\n\
+        103;portable-dg;;INV-005;Direction;01/09/2021;;7 ans\n\
+        104;PC-INCONNU;ZZZ999;INV-009;Cave;2015-01-01;;\n\
+        105;PC-COMPTA-A;CZC8351KQ4;INV-010;Compta;2018-01-01;;\n\
+        106;PC-COMPTA-B;CZC8351KQ4;INV-011;Compta;2018-02-01;;\n";
+
+    fn seed(store: &Store) {
+        let devices = [
+            ("d-accueil", "5CG1234XYZ", "pc-accueil-01.mairie.local"),
+            ("4c4c4544-0042-3510-8052-b2c04f4b4e33", "", "pc-urba-03"),
+            ("d-dg", "", "PORTABLE-DG"),
+            ("d-compta", "CZC8351KQ4", "pc-compta"),
+        ];
+        for (id, serial, host) in devices {
+            let batch = ReportBatch {
+                device_id: id.into(),
+                inventory: Some(Inventory {
+                    hostname: host.into(),
+                    serial: serial.into(),
+                    ..Default::default()
+                }),
+                agent_version: "0.1.0".into(),
+                ..Default::default()
+            };
+            store.apply_batch("mairie", &batch, NOW).unwrap();
+        }
+        store.flush().unwrap();
+    }
+
+    fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let store_dir = dir.path().join("db");
+        seed(&Store::open(&store_dir).unwrap());
+        let file = dir.path().join("export.csv");
+        (dir, store_dir, file)
+    }
+
+    #[test]
+    fn a_french_export_is_matched_applied_once_and_reimported_as_a_no_op() {
+        let (dir, store_dir, file) = setup();
+        std::fs::write(&file, EXPORT).unwrap();
+
+        let dry = run(&file, dir.path(), &store_dir, true, NOW).unwrap();
+        assert!(dry.contains("dry run: nothing applied"), "{dry}");
+        {
+            let store = Store::open(&store_dir).unwrap();
+            assert_eq!(store.asset("mairie", "d-accueil").unwrap(), None);
+        }
+
+        let out = run(&file, dir.path(), &store_dir, false, NOW).unwrap();
+        assert!(out.contains("GLPI export: 6 rows (separator ';')"), "{out}");
+        assert!(
+            out.contains("matched: 3, unmatched: 1, ambiguous: 2"),
+            "{out}"
+        );
+        assert!(
+            out.contains("line 2: mairie/d-accueil (by serial)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("line 3: mairie/4c4c4544-0042-3510-8052-b2c04f4b4e33 (by uuid)"),
+            "{out}"
+        );
+        assert!(out.contains("line 4: mairie/d-dg (by hostname)"), "{out}");
+        assert!(
+            out.contains("unmatched lines (no known device): 5"),
+            "{out}"
+        );
+        assert!(
+            out.contains("ambiguous line 6: lines 6, 7 all match"),
+            "{out}"
+        );
+        assert!(out.contains("applied: 3 written, 0 unchanged"), "{out}");
+        {
+            let store = Store::open(&store_dir).unwrap();
+            let a = store.asset("mairie", "d-accueil").unwrap().unwrap();
+            assert_eq!(
+                (
+                    a.acquisition_date.as_str(),
+                    a.inventory_number.as_str(),
+                    a.location.as_str(),
+                    a.matched_by.as_str()
+                ),
+                ("2019-03-12", "INV-001", "Mairie > Accueil", "serial")
+            );
+            let dg = store.asset("mairie", "d-dg").unwrap().unwrap();
+            assert_eq!(dg.lifespan_months, 84);
+            assert_eq!(store.asset("mairie", "d-compta").unwrap(), None);
+        }
+
+        let again = run(&file, dir.path(), &store_dir, false, NOW + 1000).unwrap();
+        assert!(again.contains("applied: 0 written, 3 unchanged"), "{again}");
+        let store = Store::open(&store_dir).unwrap();
+        assert_eq!(
+            store
+                .asset("mairie", "d-accueil")
+                .unwrap()
+                .unwrap()
+                .imported_at_unix_ms,
+            NOW
+        );
+    }
+
+    #[test]
+    fn a_bad_line_names_line_and_column_and_applies_nothing() {
+        let (dir, store_dir, file) = setup();
+        let bad = EXPORT.replace("2020-06-01", "2020-13-45");
+        std::fs::write(&file, bad).unwrap();
+        let e = run(&file, dir.path(), &store_dir, false, NOW).unwrap_err();
+        assert!(matches!(e, ImportError::Glpi { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains("line 3"), "{msg}");
+        assert!(msg.contains("Date d'achat"), "{msg}");
+        assert!(msg.contains("nothing was imported"), "{msg}");
+        let store = Store::open(&store_dir).unwrap();
+        // Line 2 was good, but nothing of the file is applied.
+        assert_eq!(store.asset("mairie", "d-accueil").unwrap(), None);
+    }
+
+    #[test]
+    fn a_running_server_is_named() {
+        let (dir, store_dir, file) = setup();
+        std::fs::write(&file, EXPORT).unwrap();
+        let _held = Store::open(&store_dir).unwrap();
+        let e = run(&file, dir.path(), &store_dir, false, NOW).unwrap_err();
+        assert!(matches!(e, ImportError::ServerRunning { .. }), "{e}");
+        assert!(e.to_string().contains("stop it"), "{e}");
+    }
+
+    #[test]
+    fn uuid_shape() {
+        assert!(looks_like_uuid("4c4c4544-0042-3510-8052-b2c04f4b4e33"));
+        assert!(!looks_like_uuid("4c4c45440042351080 52b2c04f4b4e33"));
+        assert!(!looks_like_uuid("0123456789abcdef0123456789abcdef"));
+        assert!(!looks_like_uuid("d-accueil"));
+    }
+}
