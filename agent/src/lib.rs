@@ -14,12 +14,15 @@
 //! - [`backoff`]: pure; exponential backoff with jitter for reconnects.
 //! - [`transport`]: the [`transport::Transport`] trait the send loop drives, and the gRPC client.
 //! - [`mqtt`]: the MQTT transport (MQTT 5 or 3.1.1; an Ack on the ack topic, not a PUBACK).
+//! - [`inventory_watch`]: pure; re-probe the inventory hourly, send it only when its
+//!   hash changed.
 //! - [`config`]: the TOML config (`deploy/agent.toml` is the annotated default).
 //! - [`run`]: wires it together for `veille-agent run` and `once`.
 
 pub mod backoff;
 pub mod builder;
 pub mod config;
+pub mod inventory_watch;
 pub mod mqtt;
 pub mod measure;
 pub mod probes;

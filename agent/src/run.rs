@@ -22,6 +22,7 @@ use veille_proto::v1::{EventKind, Inventory, Report, ReportBatch};
 use crate::backoff::Backoff;
 use crate::builder::{BootSession, Builder, Reanchor};
 use crate::config::AgentConfig;
+use crate::inventory_watch::{InventoryWatch, REPROBE_INTERVAL};
 use crate::measure::Measurements;
 use crate::probes::{self, Activity, ActivityProbe, Clocks, Host, Logind};
 use crate::sampler::{Reading, sample};
@@ -139,8 +140,11 @@ pub fn basic_inventory(host: &Host, config: &AgentConfig) -> Inventory {
 struct Shared {
     spool: Mutex<Spool>,
     state: Mutex<(StateStore, AgentState)>,
-    /// Wakes the sender when a report was spooled.
+    /// Wakes the sender when a report was spooled (or an inventory is pending).
     spooled: Notify,
+    /// A changed inventory the sampling loop found, for the sender to take
+    /// ([`crate::inventory_watch`]).
+    inventory: Mutex<Option<Inventory>>,
 }
 
 impl Shared {
@@ -230,6 +234,7 @@ pub async fn run(
         spool: Mutex::new(spool),
         state: Mutex::new((store, state)),
         spooled: Notify::new(),
+        inventory: Mutex::new(None),
     });
     {
         let mut guard = shared.state();
@@ -238,11 +243,14 @@ pub async fn run(
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let first_inventory = basic_inventory(&host, &config);
+    let mut inventory_watch = InventoryWatch::new(&first_inventory);
+    let mut inventory_probed = tokio::time::Instant::now();
     let sender = {
         let (shared, device_id, inventory, config) = (
             shared.clone(),
             identity.device_id.clone(),
-            Some(basic_inventory(&host, &config)),
+            Some(first_inventory),
             config.clone(),
         );
         match transport {
@@ -276,6 +284,14 @@ pub async fn run(
             builder.push_event(EventKind::Sleep, slept, 1, "");
             builder.push_event(EventKind::Resume, resumed, 1, "");
             info!(sleep_s = s.sleep_ms / 1000, "resumed from sleep");
+        }
+        if inventory_probed.elapsed() >= REPROBE_INTERVAL {
+            inventory_probed = tokio::time::Instant::now();
+            if let Some(changed) = inventory_watch.observe(basic_inventory(&host, &config)) {
+                info!("inventory changed; sending it again");
+                *shared.inventory.lock().unwrap_or_else(|e| e.into_inner()) = Some(changed);
+                shared.spooled.notify_one();
+            }
         }
         if builder.accumulated_ms() >= report_ms {
             let measured = measurements.take_for_report();
@@ -466,6 +482,14 @@ async fn send_loop<T: Transport>(
                 }
             }
         };
+        if let Some(changed) = shared
+            .inventory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            inventory = Some(changed);
+        }
         if reports.is_empty() && inventory.is_none() {
             tokio::select! {
                 _ = shared.spooled.notified() => continue,
