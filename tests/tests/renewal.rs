@@ -1,0 +1,168 @@
+//! Issue 7 end to end: this machine's agent sends its inventory, the renewal report
+//! lists the device aged from when it was first seen (or its BIOS date), and once a
+//! GLPI export is imported (collector stopped) from its acquisition date.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use veille_tests::{Agent, Collector, bin, devices_json, this_device_id, wait_until};
+
+fn collector(args: &[&str], data_dir: &Path) -> Output {
+    Command::new(bin("veille-collector"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .unwrap_or_else(|e| panic!("run veille-collector {args:?}: {e}"))
+}
+
+fn renewal_json(data_dir: &Path) -> serde_json::Value {
+    let out = collector(&["report", "renewal", "--format", "json"], data_dir);
+    assert!(
+        out.status.success(),
+        "report renewal failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "report renewal --format json is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn this_device(report: &serde_json::Value, id: &str) -> serde_json::Value {
+    report["devices"]
+        .as_array()
+        .expect("devices array")
+        .iter()
+        .find(|d| d["device_id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("{id} is not in the renewal report: {report:#}"))
+}
+
+/// Without an import, the age comes from the BIOS release date where this machine has
+/// one readable, else from the day the collector first saw it.
+fn expected_source_without_import() -> &'static str {
+    let bios = std::fs::read_to_string("/sys/class/dmi/id/bios_date").unwrap_or_default();
+    if bios.trim().is_empty() {
+        "first_seen"
+    } else {
+        "bios_estimate"
+    }
+}
+
+#[test]
+fn glpi_acquisition_date_becomes_the_age_of_this_machine() {
+    let data = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let device_id = this_device_id();
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("hostname")
+        .trim()
+        .to_owned();
+
+    let mut c = Collector::start(data.path(), "127.0.0.1:0");
+    let mut agent = Agent::start("agent", state.path(), &c.url(), &c.token(), None);
+    wait_until("the inventory reaches the collector", || {
+        devices_json(data.path())
+            .iter()
+            .any(|d| d["device_id"] == device_id.as_str() && d["hostname"] == hostname.as_str())
+    });
+
+    // Server running: the CLI goes through the HTTP API.
+    let report = renewal_json(data.path());
+    let d = this_device(&report, &device_id);
+    assert_eq!(d["age_source"], expected_source_without_import(), "{d:#}");
+    assert_eq!(d["kind"], "computer");
+    assert_eq!(d["working"], true);
+    assert_eq!(d["status"], "ok", "a device first seen today is not old");
+
+    // The import refuses to run beside the server, and says why.
+    let csv = data.path().join("glpi.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "\u{feff}ID;Nom;Numéro de série;Numéro d'inventaire;Lieu;Date d'achat\n\
+             1;{};;INV-2016-042;Mairie > Informatique;15/01/2016\n\
+             2;pc-inconnu;SN-UNKNOWN;INV-2016-043;Cave;15/01/2016\n",
+            hostname.to_uppercase()
+        ),
+    )
+    .unwrap();
+    let csv_arg = csv.to_string_lossy().into_owned();
+    let out = collector(&["import", "glpi", &csv_arg], data.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("collector is running"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    agent.proc.stop();
+    assert_eq!(c.proc.stop(), Some(0));
+
+    // A bad date: exit 2, line and column named, nothing applied.
+    let bad = data.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&csv)
+            .unwrap()
+            .replace("15/01/2016\n2", "31/02/2016\n2"),
+    )
+    .unwrap();
+    let out = collector(&["import", "glpi", &bad.to_string_lossy()], data.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("line 2") && err.contains("Date d'achat"),
+        "{err}"
+    );
+
+    let out = collector(&["import", "glpi", &csv_arg], data.path());
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "import failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        summary.contains("matched: 1, unmatched: 1, ambiguous: 0"),
+        "{summary}"
+    );
+    assert!(summary.contains("(by hostname)"), "{summary}");
+    assert!(summary.contains("applied: 1 written"), "{summary}");
+
+    // Server stopped: the CLI reads the store.
+    let report = renewal_json(data.path());
+    let d = this_device(&report, &device_id);
+    assert_eq!(d["age_source"], "acquisition", "{d:#}");
+    assert_eq!(d["age_since"], "2016-01-15");
+    assert_eq!(d["inventory_number"], "INV-2016-042");
+    assert_eq!(d["matched_by"], "hostname");
+    assert_eq!(d["status"], "past", "{d:#}");
+    assert!(
+        report["past_horizon"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["device_id"] == device_id.as_str()),
+        "{report:#}"
+    );
+
+    // Re-import: nothing changes.
+    let out = collector(&["import", "glpi", &csv_arg], data.path());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("applied: 0 written, 1 unchanged"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // The table and CSV renderings work on the same store.
+    let out = collector(&["report", "renewal", "--format", "csv"], data.path());
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&device_id));
+    let out = collector(&["report", "renewal"], data.path());
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Past their horizon"));
+}
