@@ -51,6 +51,9 @@ pub enum Command {
     /// Import asset facts from another tool (the server must be stopped).
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Auto-shutdown policies: set (signed with <data_dir>/policy.key), show.
+    #[command(subcommand)]
+    Policy(crate::policy::PolicyCommand),
     /// Run the collector and an agent for this machine in one process, on embedded
     /// defaults (data in ./veille-demo-data unless --data-dir), and print the URLs.
     Demo(ServeArgs),
@@ -356,6 +359,8 @@ mod tests {
             &["veille-collector", "print-config", "--help"],
             &["veille-collector", "report", "renewal", "--help"],
             &["veille-collector", "import", "glpi", "--help"],
+            &["veille-collector", "policy", "set", "--help"],
+            &["veille-collector", "policy", "show", "--help"],
         ] {
             let e = Cli::try_parse_from(args).unwrap_err();
             assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp);

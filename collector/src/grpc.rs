@@ -21,12 +21,15 @@ use veille_proto::v1::{Ack, ReportBatch};
 use crate::auth::{Auth, bearer_token};
 use crate::ingest::{Ingest, IngestError};
 use crate::metrics::IngestMetrics;
+use crate::policy::PolicyCache;
 
 /// The service behind [`TelemetryServer`].
 pub struct TelemetryService {
     auth: Arc<Auth>,
     ingest: Ingest,
     metrics: Arc<IngestMetrics>,
+    /// The org's current signed policy rides on every Ack (a map lookup).
+    policies: Arc<PolicyCache>,
 }
 
 impl TelemetryService {
@@ -35,7 +38,15 @@ impl TelemetryService {
             auth,
             ingest,
             metrics,
+            policies: Arc::new(PolicyCache::default()),
         }
+    }
+
+    /// Answers with the org's current policy from `policies` (shared with the HTTP API,
+    /// which updates it on `PUT /api/v1/policy`).
+    pub fn with_policies(mut self, policies: Arc<PolicyCache>) -> Self {
+        self.policies = policies;
+        self
     }
 
     /// The tonic service, accepting messages up to [`MAX_BATCH_BYTES`].
@@ -81,6 +92,7 @@ impl Telemetry for TelemetryService {
                     stored: o.stored,
                     duplicates: o.duplicates,
                     conflicts: o.conflicts,
+                    policy: self.policies.get(&org),
                     // A reply needs no matching (MQTT acks do), and gRPC says
                     // "refused" with a status code.
                     ..Ack::default()

@@ -45,7 +45,21 @@ pub async fn get(
     bearer: Option<&str>,
     timeout: Duration,
 ) -> Result<HttpResponse, ClientError> {
-    match tokio::time::timeout(timeout, exchange(addr, path_and_query, bearer)).await {
+    request(addr, "GET", path_and_query, bearer, None, timeout).await
+}
+
+/// `method path_and_query` on `addr` with an optional JSON body (`policy set` uses
+/// `PUT`), the whole exchange bounded by `timeout`.
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path_and_query: &str,
+    bearer: Option<&str>,
+    json_body: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<HttpResponse, ClientError> {
+    let exchange = exchange(addr, method, path_and_query, bearer, json_body);
+    match tokio::time::timeout(timeout, exchange).await {
         Ok(r) => r,
         Err(_) => Err(ClientError::Timeout { addr, timeout }),
     }
@@ -53,21 +67,31 @@ pub async fn get(
 
 async fn exchange(
     addr: SocketAddr,
+    method: &str,
     path_and_query: &str,
     bearer: Option<&str>,
+    json_body: Option<&[u8]>,
 ) -> Result<HttpResponse, ClientError> {
     let io = |source| ClientError::Io { addr, source };
     let mut stream = TcpStream::connect(addr)
         .await
         .map_err(|source| ClientError::Connect { addr, source })?;
     let mut request = format!(
-        "GET {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\nConnection: close\r\n"
+        "{method} {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\nConnection: close\r\n"
     );
+    if let Some(body) = json_body {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
     if let Some(token) = bearer {
         request.push_str(&format!("Authorization: Bearer {token}\r\n"));
     }
     request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).await.map_err(io)?;
+    let mut bytes = request.into_bytes();
+    bytes.extend_from_slice(json_body.unwrap_or_default());
+    stream.write_all(&bytes).await.map_err(io)?;
     let mut raw = Vec::new();
     (&mut stream)
         .take(MAX_BODY_BYTES as u64 + 64 * 1024)

@@ -18,6 +18,8 @@
 //! - [`http_client`]: a tiny HTTP/1.1 GET client for the CLI.
 //! - [`demo`]: `veille-collector demo`, the collector plus this machine's real agent.
 //! - [`mqtt`]: the MQTT transport (embedded rumqttd or an external broker), same ingest.
+//! - [`policy`]: auto-shutdown policies: the signing key, the policy file, the
+//!   `policies` tree, the cache the gRPC Ack reads, `policy set/show` (CLI and HTTP).
 //! - [`metrics`]: ingest counters (for `/metrics` later, and the benchmark).
 //! - [`catalogue`]: power profiles per chassis class and model, each figure with its
 //!   source; defaults are `deploy/power-profiles.toml`, embedded (pure).
@@ -61,6 +63,7 @@ pub mod inventory_diff;
 pub mod listen_file;
 pub mod metrics;
 pub mod mqtt;
+pub mod policy;
 pub mod renewal;
 pub mod renewal_io;
 pub mod renewal_report;

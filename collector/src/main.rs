@@ -86,6 +86,21 @@ fn run(cli: Cli) -> Result<(), Failure> {
             report_renewal(args)
         }
         Command::Import(veille_collector::cli::ImportCommand::Glpi(args)) => import_glpi(args),
+        Command::Policy(cmd) => {
+            let out = runtime()?
+                .block_on(veille_collector::policy::command(cmd))
+                .map_err(|e| {
+                    let usage = e.is_usage();
+                    let e = anyhow::anyhow!("policy: {e}");
+                    if usage {
+                        Failure::Usage(e)
+                    } else {
+                        Failure::Runtime(e)
+                    }
+                })?;
+            print!("{out}");
+            Ok(())
+        }
         Command::RebuildRollups(args) => {
             let config = args
                 .load_config()

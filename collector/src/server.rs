@@ -55,6 +55,8 @@ pub enum ServerError {
     Http(std::io::Error),
     #[error(transparent)]
     Mqtt(#[from] BrokerError),
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
     #[error("a server task panicked: {0}")]
     Task(String),
 }
@@ -196,7 +198,10 @@ impl Server {
             )?),
             None => None,
         };
-        let grpc_service = TelemetryService::new(auth.clone(), ingest, metrics.clone());
+        let policy_key = Arc::new(crate::policy::load_or_create_key(&data_dir)?);
+        let policies = Arc::new(crate::policy::PolicyCache::load(&store)?);
+        let grpc_service = TelemetryService::new(auth.clone(), ingest, metrics.clone())
+            .with_policies(policies.clone());
         let grpc_task = tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(grpc_service.into_server())
@@ -205,9 +210,12 @@ impl Server {
                     stopped(stop_rx.clone()),
                 ),
         );
+        let policy_api =
+            crate::policy::router(store.clone(), auth.clone(), policy_key, policies);
         let app = crate::http::router(store.clone(), auth.clone(), report_context).merge(
             crate::http::renewal_router(store.clone(), auth, renewal_context),
         );
+        let app = app.merge(policy_api);
         let http_task = tokio::spawn(async move {
             axum::serve(listeners.http, app)
                 .with_graceful_shutdown(stopped(stop_rx))

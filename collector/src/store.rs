@@ -22,6 +22,7 @@
 //! | `rollups`       | org \0 device_id \0 hour (sortable u64 BE)       | 80-byte [`HourRollup`] |
 //! | `inventory_history` | org \0 device_id \0 received_ms (u64 BE)   | prost `Inventory` replaced at that time |
 //! | `asset`         | org \0 device_id                                 | JSON [`AssetRecord`] (GLPI import) |
+//! | `policies`      | org \0 version (u64 BE)                          | prost `SignedPolicy` ([`crate::policy`]) |
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::RangeInclusive;
@@ -380,6 +381,12 @@ impl Store {
             }
         }
         Ok(Some(found))
+    }
+
+    /// The `policies` tree: every signed policy of every org, kept by version
+    /// ([`crate::policy`] reads and writes it).
+    pub fn policies(&self) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree("policies")?)
     }
 
     /// Makes every write applied so far durable (one fsync of sled's log). Returns once

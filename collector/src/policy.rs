@@ -1,0 +1,906 @@
+//! Auto-shutdown policies on the collector side: the ed25519 signing key in the data
+//! directory, the policy file an operator writes (TOML or JSON), the `policies` tree
+//! (every signed version of every org), the in-memory cache the gRPC Ack reads, and
+//! `policy set` / `policy show` over the store or the running server's HTTP API.
+//!
+//! Evaluation and signatures live in `veille_proto::{policy, signing}`: the agent checks
+//! exactly what is signed here.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use veille_proto::policy::{ALL_DAYS, WORKING_DAYS, validate_policy};
+use veille_proto::signing::{self, KeyError, SigningKey};
+use veille_proto::v1::{ChassisClass, Policy, PolicyMode, ShutdownWindow, SignedPolicy};
+use veille_proto::validate::ValidationError;
+
+use crate::auth::{Auth, Principal, bearer_token};
+use crate::cli::API_TIMEOUT;
+use crate::config::Config;
+use crate::http_client::{self, ClientError};
+use crate::listen_file::{self, ListenFileError};
+use crate::server::STORE_DIR;
+use crate::store::{Store, StoreError};
+use crate::tokens::{self, TokenError};
+
+/// The signing key's file in the data directory: the 32-byte secret seed in base64,
+/// mode 0600. Losing it means agents that pinned its public key refuse every new policy
+/// until they are re-pinned; keep it in the backups.
+pub const KEY_FILE: &str = "policy.key";
+
+/// `PUT` (set) and `GET` (show) under the operator token.
+pub const API_PATH: &str = "/api/v1/policy";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("configuration: {0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{path}: {source}")]
+    KeyIo {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a signing key: {source}")]
+    KeyMalformed { path: PathBuf, source: KeyError },
+    #[error("no random source for a signing key: {0}")]
+    Random(String),
+    #[error("cannot read {path}: {source}")]
+    FileRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("policy file: {0}")]
+    Parse(String),
+    #[error("policy: {0}")]
+    Invalid(#[from] ValidationError),
+    #[error("policy version {version} of org {org:?} is not above the current version {current}")]
+    NotNewer {
+        org: String,
+        version: u64,
+        current: u64,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("corrupt policy in the store for org {org:?}: {reason}")]
+    Corrupt { org: String, reason: String },
+    #[error(transparent)]
+    ListenFile(#[from] ListenFileError),
+    #[error(transparent)]
+    Tokens(#[from] TokenError),
+    #[error("the collector at {addr} answered {status}: {body}")]
+    Refused {
+        addr: std::net::SocketAddr,
+        status: u16,
+        body: String,
+    },
+    #[error("no collector answers at {addr} and the store is locked by another process ({client})")]
+    LockedAndSilent {
+        addr: std::net::SocketAddr,
+        client: ClientError,
+    },
+    #[error("policy task failed: {0}")]
+    Task(String),
+}
+
+impl PolicyError {
+    /// Whether the operator's input is at fault (exit code 2, HTTP 400/409).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            PolicyError::FileRead { .. }
+                | PolicyError::Config(_)
+                | PolicyError::Parse(_)
+                | PolicyError::Invalid(_)
+                | PolicyError::NotNewer { .. }
+        ) || matches!(self, PolicyError::Refused { status, .. } if *status == 400 || *status == 409)
+    }
+}
+
+impl From<sled::Error> for PolicyError {
+    fn from(e: sled::Error) -> Self {
+        PolicyError::Store(StoreError::from(e))
+    }
+}
+
+/// The signing key of `data_dir`, created (mode 0600) at the first call.
+pub fn load_or_create_key(data_dir: &Path) -> Result<SigningKey, PolicyError> {
+    let path = data_dir.join(KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => signing::parse_signing_key(&text)
+            .map_err(|source| PolicyError::KeyMalformed { path, source }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data_dir).map_err(|source| PolicyError::KeyIo {
+                path: data_dir.to_owned(),
+                source,
+            })?;
+            let key =
+                signing::generate_signing_key().map_err(|e| PolicyError::Random(e.to_string()))?;
+            let text = format!("{}\n", signing::encode_signing_key(&key));
+            tokens::write_secret(&path, &text).map_err(|source| PolicyError::KeyIo {
+                path: path.clone(),
+                source,
+            })?;
+            tracing::info!(path = %path.display(), key_id = %signing::key_id(&key.verifying_key()),
+                "created the policy signing key");
+            Ok(key)
+        }
+        Err(source) => Err(PolicyError::KeyIo { path, source }),
+    }
+}
+
+/// A policy as an operator writes it (`policy set --file`, TOML or JSON; the HTTP API
+/// takes the JSON form). Unknown keys are refused so a typo is not silently ignored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// Organisation id.
+    pub org: String,
+    /// Only devices with this tag; empty: the whole organisation.
+    #[serde(default)]
+    pub group_tag: String,
+    /// 0 or absent: the current version + 1. Otherwise must be above the current one.
+    #[serde(default)]
+    pub version: u64,
+    /// `off`, `dry-run` or `enforce`.
+    pub mode: String,
+    #[serde(default)]
+    pub windows: Vec<WindowFile>,
+    pub idle_threshold_s: u32,
+    pub warning_s: u32,
+    #[serde(default)]
+    pub postpones_allowed: u32,
+    #[serde(default)]
+    pub postpone_s: u32,
+    /// Chassis classes: desktop, laptop, all-in-one, thin-client, workstation, server,
+    /// tablet, mini-pc, unknown.
+    #[serde(default)]
+    pub excluded_chassis: Vec<String>,
+    #[serde(default)]
+    pub excluded_tags: Vec<String>,
+    #[serde(default)]
+    pub excluded_hostnames: Vec<String>,
+    #[serde(default)]
+    pub servers_named: Vec<String>,
+}
+
+/// One window of a [`PolicyFile`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowFile {
+    /// `mon` … `sun` (or full names), `weekdays`, `all`.
+    pub days: Vec<String>,
+    /// Local `HH:MM`.
+    pub start: String,
+    /// Local `HH:MM`; earlier than `start` = the next day.
+    pub end: String,
+    /// IANA zone, e.g. `Europe/Paris`.
+    pub time_zone: String,
+}
+
+const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+const CHASSIS: [(&str, ChassisClass); 9] = [
+    ("unknown", ChassisClass::Unknown),
+    ("desktop", ChassisClass::Desktop),
+    ("laptop", ChassisClass::Laptop),
+    ("all-in-one", ChassisClass::AllInOne),
+    ("thin-client", ChassisClass::ThinClient),
+    ("workstation", ChassisClass::Workstation),
+    ("server", ChassisClass::Server),
+    ("tablet", ChassisClass::Tablet),
+    ("mini-pc", ChassisClass::MiniPc),
+];
+
+fn mode_name(mode: PolicyMode) -> &'static str {
+    match mode {
+        PolicyMode::Off => "off",
+        PolicyMode::DryRun => "dry-run",
+        PolicyMode::Enforce => "enforce",
+        PolicyMode::Unspecified => "unspecified",
+    }
+}
+
+impl PolicyFile {
+    /// Parses TOML, or JSON when the text starts with `{`.
+    pub fn parse(text: &str) -> Result<Self, PolicyError> {
+        if text.trim_start().starts_with('{') {
+            serde_json::from_str(text).map_err(|e| PolicyError::Parse(e.to_string()))
+        } else {
+            toml::from_str(text).map_err(|e| PolicyError::Parse(e.to_string().trim().to_owned()))
+        }
+    }
+
+    /// The protobuf policy (not yet validated; `version` as written).
+    pub fn to_policy(&self) -> Result<Policy, PolicyError> {
+        let bad = |field: String, value: &str, reason: &str| {
+            PolicyError::Invalid(ValidationError {
+                field,
+                value: format!("{value:?}"),
+                reason: reason.to_owned(),
+            })
+        };
+        let mode = match self.mode.as_str() {
+            "off" => PolicyMode::Off,
+            "dry-run" | "dry_run" => PolicyMode::DryRun,
+            "enforce" => PolicyMode::Enforce,
+            other => return Err(bad("mode".into(), other, "must be off, dry-run or enforce")),
+        };
+        let mut windows = Vec::new();
+        for (i, w) in self.windows.iter().enumerate() {
+            let mut days = 0;
+            for (j, d) in w.days.iter().enumerate() {
+                let d = d.to_ascii_lowercase();
+                days |= match d.as_str() {
+                    "all" => ALL_DAYS,
+                    "weekdays" => WORKING_DAYS,
+                    _ => match DAY_NAMES.iter().position(|n| d.starts_with(n)) {
+                        Some(bit) if d.len() == 3 || d.ends_with("day") => 1 << bit,
+                        _ => {
+                            return Err(bad(
+                                format!("windows[{i}].days[{j}]"),
+                                &d,
+                                "a day name (mon … sun), weekdays or all",
+                            ));
+                        }
+                    },
+                };
+            }
+            windows.push(ShutdownWindow {
+                days,
+                start: w.start.clone(),
+                end: w.end.clone(),
+                time_zone: w.time_zone.clone(),
+            });
+        }
+        let mut excluded_chassis = Vec::new();
+        for (i, c) in self.excluded_chassis.iter().enumerate() {
+            match CHASSIS.iter().find(|(n, _)| c.eq_ignore_ascii_case(n)) {
+                Some((_, class)) => excluded_chassis.push(*class as i32),
+                None => {
+                    return Err(bad(
+                        format!("excluded_chassis[{i}]"),
+                        c,
+                        "unknown chassis class (desktop, laptop, server, …)",
+                    ));
+                }
+            }
+        }
+        Ok(Policy {
+            org: self.org.clone(),
+            group_tag: self.group_tag.clone(),
+            version: self.version,
+            mode: mode as i32,
+            windows,
+            idle_threshold_s: self.idle_threshold_s,
+            warning_s: self.warning_s,
+            postpones_allowed: self.postpones_allowed,
+            postpone_s: self.postpone_s,
+            excluded_chassis,
+            excluded_tags: self.excluded_tags.clone(),
+            excluded_hostnames: self.excluded_hostnames.clone(),
+            servers_named: self.servers_named.clone(),
+        })
+    }
+
+    /// The file form of a stored policy (for `policy show`).
+    pub fn from_policy(p: &Policy) -> Self {
+        Self {
+            org: p.org.clone(),
+            group_tag: p.group_tag.clone(),
+            version: p.version,
+            mode: mode_name(p.mode()).to_owned(),
+            windows: p
+                .windows
+                .iter()
+                .map(|w| WindowFile {
+                    days: (0..7)
+                        .filter(|b| w.days & (1 << b) != 0)
+                        .map(|b| DAY_NAMES[b].to_owned())
+                        .collect(),
+                    start: w.start.clone(),
+                    end: w.end.clone(),
+                    time_zone: w.time_zone.clone(),
+                })
+                .collect(),
+            idle_threshold_s: p.idle_threshold_s,
+            warning_s: p.warning_s,
+            postpones_allowed: p.postpones_allowed,
+            postpone_s: p.postpone_s,
+            excluded_chassis: p
+                .excluded_chassis
+                .iter()
+                .map(|c| {
+                    CHASSIS
+                        .iter()
+                        .find(|(_, k)| *k as i32 == *c)
+                        .map_or_else(|| c.to_string(), |(n, _)| (*n).to_owned())
+                })
+                .collect(),
+            excluded_tags: p.excluded_tags.clone(),
+            excluded_hostnames: p.excluded_hostnames.clone(),
+            servers_named: p.servers_named.clone(),
+        }
+    }
+}
+
+fn policy_key(org: &str, version: u64) -> Vec<u8> {
+    let mut k = crate::store::prefix(org);
+    k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
+/// The current (highest-version) signed policy of every org, with its decoded policy.
+pub fn current_all(store: &Store) -> Result<Vec<(Policy, SignedPolicy)>, PolicyError> {
+    let tree = store.policies()?;
+    let mut latest: HashMap<String, (Policy, SignedPolicy)> = HashMap::new();
+    for item in tree.iter() {
+        let (k, v) = item?;
+        let (policy, signed) = decode_stored(&k, &v)?;
+        // Keys sort by org then version: the last seen per org is its current one.
+        latest.insert(policy.org.clone(), (policy, signed));
+    }
+    let mut out: Vec<_> = latest.into_values().collect();
+    out.sort_by(|a, b| a.0.org.cmp(&b.0.org));
+    Ok(out)
+}
+
+/// The current signed policy of `org`, if it has one.
+pub fn current(store: &Store, org: &str) -> Result<Option<(Policy, SignedPolicy)>, PolicyError> {
+    let tree = store.policies()?;
+    match tree.scan_prefix(crate::store::prefix(org)).next_back() {
+        None => Ok(None),
+        Some(item) => {
+            let (k, v) = item?;
+            decode_stored(&k, &v).map(Some)
+        }
+    }
+}
+
+fn decode_stored(k: &[u8], v: &[u8]) -> Result<(Policy, SignedPolicy), PolicyError> {
+    let org = String::from_utf8_lossy(k.split(|b| *b == 0).next().unwrap_or_default()).into_owned();
+    let corrupt = |reason: String| PolicyError::Corrupt {
+        org: org.clone(),
+        reason,
+    };
+    let signed = SignedPolicy::decode(v).map_err(|e| corrupt(e.to_string()))?;
+    let policy = Policy::decode(signed.policy.as_slice()).map_err(|e| corrupt(e.to_string()))?;
+    Ok((policy, signed))
+}
+
+/// Validates `file`, gives it its version (current + 1 when 0; refused unless above
+/// the current one), signs it with `key`, stores it durably and returns it.
+pub fn set(
+    store: &Store,
+    key: &SigningKey,
+    file: &PolicyFile,
+) -> Result<(Policy, SignedPolicy), PolicyError> {
+    let mut policy = file.to_policy()?;
+    let held = current(store, &policy.org)?.map_or(0, |(p, _)| p.version);
+    if policy.version == 0 {
+        policy.version = held + 1;
+    } else if policy.version <= held {
+        return Err(PolicyError::NotNewer {
+            org: policy.org,
+            version: policy.version,
+            current: held,
+        });
+    }
+    validate_policy(&policy)?;
+    let signed = signing::sign(&policy, key);
+    store.policies()?.insert(
+        policy_key(&policy.org, policy.version),
+        signed.encode_to_vec(),
+    )?;
+    store.flush()?;
+    tracing::info!(org = %policy.org, version = policy.version, mode = mode_name(policy.mode()),
+        key_id = %signed.key_id, "policy set");
+    Ok((policy, signed))
+}
+
+/// The current signed policy per org, in memory: the gRPC Ack carries it with every
+/// answer, so it must cost a map lookup, not a store read.
+#[derive(Debug, Default)]
+pub struct PolicyCache {
+    by_org: RwLock<HashMap<String, SignedPolicy>>,
+}
+
+impl PolicyCache {
+    /// The cache filled from the store.
+    pub fn load(store: &Store) -> Result<Self, PolicyError> {
+        let cache = Self::default();
+        for (p, s) in current_all(store)? {
+            cache.put(&p.org, s);
+        }
+        Ok(cache)
+    }
+
+    pub fn get(&self, org: &str) -> Option<SignedPolicy> {
+        self.by_org
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(org)
+            .cloned()
+    }
+
+    pub fn put(&self, org: &str, signed: SignedPolicy) {
+        self.by_org
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(org.to_owned(), signed);
+    }
+}
+
+/// What `policy show` prints: the key to pin, and each org's current policy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PolicyShow {
+    /// Base64 public key: `policy_public_key` in the agents' config.
+    pub public_key: String,
+    pub key_id: String,
+    pub policies: Vec<ShownPolicy>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShownPolicy {
+    pub org: String,
+    pub version: u64,
+    pub mode: String,
+    /// The key id that signed this version.
+    pub signed_by: String,
+    pub policy: PolicyFile,
+}
+
+/// [`PolicyShow`] from the store (`org`: only that org's policy).
+pub fn show(store: &Store, key: &SigningKey, org: Option<&str>) -> Result<PolicyShow, PolicyError> {
+    let vk = key.verifying_key();
+    Ok(PolicyShow {
+        public_key: signing::encode_verifying_key(&vk),
+        key_id: signing::key_id(&vk),
+        policies: current_all(store)?
+            .into_iter()
+            .filter(|(p, _)| org.is_none_or(|o| o == p.org))
+            .map(|(p, s)| ShownPolicy {
+                org: p.org.clone(),
+                version: p.version,
+                mode: mode_name(p.mode()).to_owned(),
+                signed_by: s.key_id.clone(),
+                policy: PolicyFile::from_policy(&p),
+            })
+            .collect(),
+    })
+}
+
+impl PolicyShow {
+    /// The human form.
+    pub fn to_table(&self) -> String {
+        let mut out = format!(
+            "public key  {}\nkey id      {}\n(pin it in the agents' config: policy_public_key = \"{}\")\n\n",
+            self.public_key, self.key_id, self.public_key
+        );
+        if self.policies.is_empty() {
+            out.push_str("no policy set\n");
+            return out;
+        }
+        out.push_str(&format!(
+            "{:<20} {:>7} {:<8} {:<16} windows\n",
+            "org", "version", "mode", "signed by"
+        ));
+        for p in &self.policies {
+            let windows: Vec<String> = p
+                .policy
+                .windows
+                .iter()
+                .map(|w| format!("{} {}-{} {}", w.days.join(","), w.start, w.end, w.time_zone))
+                .collect();
+            out.push_str(&format!(
+                "{:<20} {:>7} {:<8} {:<16} {}\n",
+                p.org,
+                p.version,
+                p.mode,
+                p.signed_by,
+                windows.join("; ")
+            ));
+        }
+        out
+    }
+}
+
+/// What `PUT /api/v1/policy` and offline `policy set` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetOutcome {
+    pub org: String,
+    pub version: u64,
+    pub mode: String,
+    pub key_id: String,
+}
+
+impl SetOutcome {
+    fn of(p: &Policy, s: &SignedPolicy) -> Self {
+        Self {
+            org: p.org.clone(),
+            version: p.version,
+            mode: mode_name(p.mode()).to_owned(),
+            key_id: s.key_id.clone(),
+        }
+    }
+}
+
+/// `policy set --file`: through the running server (so its cache and the agents see
+/// the new version at once), else on the store directly.
+pub async fn set_via_server_or_store(
+    config: &Config,
+    file: PolicyFile,
+) -> Result<SetOutcome, PolicyError> {
+    // Checked here too: a bad file is reported the same with or without a server.
+    validate_file(&file)?;
+    let body = serde_json::to_vec(&file).map_err(|e| PolicyError::Parse(e.to_string()))?;
+    let data_dir = config.data_dir();
+    let run = via_server_or_store(config, "PUT", API_PATH, Some(body), move |store| {
+        let key = load_or_create_key(&data_dir)?;
+        let (p, s) = set(store, &key, &file)?;
+        serde_json::to_string(&SetOutcome::of(&p, &s)).map_err(|e| PolicyError::Task(e.to_string()))
+    })
+    .await?;
+    serde_json::from_str(&run).map_err(|e| PolicyError::Task(e.to_string()))
+}
+
+fn validate_file(file: &PolicyFile) -> Result<(), PolicyError> {
+    let mut p = file.to_policy()?;
+    p.version = p.version.max(1);
+    validate_policy(&p)?;
+    Ok(())
+}
+
+/// `policy show`: from the running server, else from the store.
+pub async fn show_via_server_or_store(config: &Config) -> Result<PolicyShow, PolicyError> {
+    let data_dir = config.data_dir();
+    let out = via_server_or_store(config, "GET", API_PATH, None, move |store| {
+        let key = load_or_create_key(&data_dir)?;
+        serde_json::to_string(&show(store, &key, None)?)
+            .map_err(|e| PolicyError::Task(e.to_string()))
+    })
+    .await?;
+    serde_json::from_str(&out).map_err(|e| PolicyError::Task(e.to_string()))
+}
+
+/// Like [`crate::reports::via_server_or_store`], with a method and a body; the local
+/// path may create the store (a policy can be set before the first `serve`).
+async fn via_server_or_store(
+    config: &Config,
+    method: &str,
+    api_path: &str,
+    body: Option<Vec<u8>>,
+    local: impl FnOnce(&Store) -> Result<String, PolicyError> + Send + 'static,
+) -> Result<String, PolicyError> {
+    let data_dir = config.data_dir();
+    let mut silent = None;
+    if let Some(info) = listen_file::read(&data_dir)? {
+        let token = tokens::read_operator_token(&data_dir)?;
+        let sent = http_client::request(
+            info.http,
+            method,
+            api_path,
+            Some(&token),
+            body.as_deref(),
+            API_TIMEOUT,
+        )
+        .await;
+        match sent {
+            Ok(resp) if resp.status == 200 => {
+                return Ok(String::from_utf8_lossy(&resp.body).into_owned());
+            }
+            Ok(resp) => {
+                let text = String::from_utf8_lossy(&resp.body).into_owned();
+                let body = serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .and_then(|v| v.get("error")?.as_str().map(str::to_owned))
+                    .unwrap_or(text);
+                return Err(PolicyError::Refused {
+                    addr: info.http,
+                    status: resp.status,
+                    body: body.trim().chars().take(300).collect(),
+                });
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "listen.json is stale; using the store directly");
+                silent = Some((info.http, e));
+            }
+        }
+    }
+    let store_dir = data_dir.join(STORE_DIR);
+    let run = tokio::task::spawn_blocking(move || {
+        let store = Store::open(&store_dir)?;
+        local(&store)
+    })
+    .await
+    .map_err(|e| PolicyError::Task(e.to_string()))?;
+    match (run, silent) {
+        (Err(PolicyError::Store(StoreError::Locked { .. })), Some((addr, client))) => {
+            Err(PolicyError::LockedAndSilent { addr, client })
+        }
+        (r, _) => r,
+    }
+}
+
+/// `veille-collector policy …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum PolicyCommand {
+    /// Validate, version, sign (with <data_dir>/policy.key) and store an org's policy
+    /// from a TOML or JSON file; errors name the field. Through the running server when
+    /// there is one (agents get it with their next Ack), else on the store.
+    Set(PolicySetArgs),
+    /// The public key and key id to pin in the agents' config (`policy_public_key`),
+    /// and each org's current policy, version and mode.
+    Show(PolicyShowArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PolicySetArgs {
+    #[command(flatten)]
+    pub config: crate::cli::ConfigArgs,
+    /// The policy file (TOML, or JSON starting with `{`); see README "Auto-shutdown policy".
+    #[arg(long, value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PolicyShowArgs {
+    #[command(flatten)]
+    pub config: crate::cli::ConfigArgs,
+    /// Output format.
+    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    pub format: String,
+}
+
+/// Reads a policy file.
+pub fn read_file(path: &Path) -> Result<PolicyFile, PolicyError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PolicyError::FileRead {
+        path: path.to_owned(),
+        source,
+    })?;
+    PolicyFile::parse(&text)
+}
+
+/// Runs a `policy` subcommand and returns what to print.
+pub async fn command(cmd: PolicyCommand) -> Result<String, PolicyError> {
+    match cmd {
+        PolicyCommand::Set(args) => {
+            let config = args.config.load_config()?;
+            let file = read_file(&args.file)?;
+            let o = set_via_server_or_store(&config, file).await?;
+            Ok(format!(
+                "policy of org {} set: version {}, mode {}, signed by key {}\n",
+                o.org, o.version, o.mode, o.key_id
+            ))
+        }
+        PolicyCommand::Show(args) => {
+            let config = args.config.load_config()?;
+            let shown = show_via_server_or_store(&config).await?;
+            Ok(if args.format == "json" {
+                serde_json::to_string_pretty(&shown).unwrap_or_default() + "\n"
+            } else {
+                shown.to_table()
+            })
+        }
+    }
+}
+
+#[derive(Clone)]
+struct ApiState {
+    store: Arc<Store>,
+    auth: Arc<Auth>,
+    key: Arc<SigningKey>,
+    cache: Arc<PolicyCache>,
+}
+
+/// `GET /api/v1/policy` (the [`PolicyShow`] JSON, or `?format=table`; an org token sees
+/// its own org) and `PUT /api/v1/policy` (a [`PolicyFile`] as JSON; operator token only;
+/// 400 names the bad field, 409 for a version not above the current one). Merged into
+/// the HTTP app by the server.
+pub fn router(
+    store: Arc<Store>,
+    auth: Arc<Auth>,
+    key: Arc<SigningKey>,
+    cache: Arc<PolicyCache>,
+) -> Router {
+    Router::new()
+        .route(API_PATH, get(api_show).put(api_set))
+        .with_state(ApiState {
+            store,
+            auth,
+            key,
+            cache,
+        })
+}
+
+fn api_error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+}
+
+fn principal(auth: &Auth, headers: &HeaderMap) -> Option<Principal> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_token)
+        .and_then(|t| auth.principal(t))
+}
+
+#[derive(Debug, Deserialize)]
+struct ShowParams {
+    format: Option<String>,
+}
+
+async fn api_show(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<ShowParams>,
+) -> Response {
+    let org = match principal(&state.auth, &headers) {
+        None => return api_error(StatusCode::UNAUTHORIZED, "missing or unknown token"),
+        Some(Principal::Operator) => None,
+        Some(Principal::Org(o)) => Some(o),
+    };
+    let (store, key) = (state.store.clone(), state.key.clone());
+    let done = tokio::task::spawn_blocking(move || show(&store, &key, org.as_deref())).await;
+    match done {
+        Ok(Ok(s)) if q.format.as_deref() == Some("table") => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            s.to_table(),
+        )
+            .into_response(),
+        Ok(Ok(s)) => Json(s).into_response(),
+        Ok(Err(e)) => api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn api_set(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -> Response {
+    match principal(&state.auth, &headers) {
+        Some(Principal::Operator) => {}
+        Some(Principal::Org(_)) => {
+            return api_error(
+                StatusCode::FORBIDDEN,
+                "setting a policy needs the operator token",
+            );
+        }
+        None => return api_error(StatusCode::UNAUTHORIZED, "missing or unknown token"),
+    }
+    let file: PolicyFile = match serde_json::from_slice(&body) {
+        Ok(f) => f,
+        Err(e) => return api_error(StatusCode::BAD_REQUEST, format!("policy file: {e}")),
+    };
+    let (store, key) = (state.store.clone(), state.key.clone());
+    let done = tokio::task::spawn_blocking(move || set(&store, &key, &file)).await;
+    match done {
+        Ok(Ok((p, s))) => {
+            state.cache.put(&p.org, s.clone());
+            Json(SetOutcome::of(&p, &s)).into_response()
+        }
+        Ok(Err(e @ PolicyError::NotNewer { .. })) => api_error(StatusCode::CONFLICT, e.to_string()),
+        Ok(Err(e)) if e.is_usage() => api_error(StatusCode::BAD_REQUEST, e.to_string()),
+        Ok(Err(e)) => api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const DRAFT: &str = r#"
+org = "acme"
+mode = "dry-run"
+idle_threshold_s = 600
+warning_s = 300
+postpones_allowed = 2
+postpone_s = 900
+excluded_chassis = ["server"]
+
+[[windows]]
+days = ["weekdays"]
+start = "20:00"
+end = "07:00"
+time_zone = "Europe/Paris"
+"#;
+
+    #[test]
+    fn key_is_created_once_with_mode_0600_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = load_or_create_key(dir.path()).unwrap();
+        let b = load_or_create_key(dir.path()).unwrap();
+        assert_eq!(a.to_bytes(), b.to_bytes());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn file_round_trips_and_errors_name_the_field() {
+        let f = PolicyFile::parse(DRAFT).unwrap();
+        let p = f.to_policy().unwrap();
+        assert_eq!(p.windows[0].days, WORKING_DAYS);
+        assert_eq!(p.excluded_chassis, vec![ChassisClass::Server as i32]);
+        assert_eq!(p.mode(), PolicyMode::DryRun);
+        let back = PolicyFile::from_policy(&p);
+        assert_eq!(back.to_policy().unwrap(), p);
+        let json = serde_json::to_string(&f).unwrap();
+        assert_eq!(PolicyFile::parse(&json).unwrap(), f);
+
+        let e = PolicyFile::parse(&DRAFT.replace("Europe/Paris", "Mars/Olympus"))
+            .unwrap()
+            .to_policy()
+            .map(|mut p| {
+                p.version = 1;
+                validate_policy(&p)
+            })
+            .unwrap()
+            .unwrap_err();
+        assert!(e.to_string().contains("windows[0].time_zone"), "{e}");
+        let e = PolicyFile::parse(&DRAFT.replace("\"weekdays\"", "\"someday\""))
+            .unwrap()
+            .to_policy()
+            .unwrap_err();
+        assert!(e.to_string().contains("windows[0].days[0]"), "{e}");
+        assert!(PolicyFile::parse(&format!("{DRAFT}\nbogus = 1")).is_err());
+    }
+
+    #[test]
+    fn set_bumps_versions_refuses_older_ones_and_signs_with_the_data_dir_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let key = load_or_create_key(dir.path()).unwrap();
+        let file = PolicyFile::parse(DRAFT).unwrap();
+        let (p1, s1) = set(&store, &key, &file).unwrap();
+        assert_eq!(p1.version, 1);
+        let (p2, _) = set(&store, &key, &file).unwrap();
+        assert_eq!(p2.version, 2);
+        let old = PolicyFile {
+            version: 2,
+            ..file.clone()
+        };
+        assert!(matches!(
+            set(&store, &key, &old),
+            Err(PolicyError::NotNewer { current: 2, .. })
+        ));
+        let (cur, signed) = current(&store, "acme").unwrap().unwrap();
+        assert_eq!(cur.version, 2);
+        // What the agent does with it: verifies against the public key.
+        let vk = key.verifying_key();
+        assert_eq!(signing::verify(&signed, &vk, Some(1)).unwrap().version, 2);
+        assert!(
+            signing::verify(&s1, &vk, Some(2)).is_err(),
+            "replayed older version"
+        );
+        // Forged: a policy signed by another key, or bytes changed after signing.
+        let other = signing::generate_signing_key().unwrap();
+        assert!(signing::verify(&signing::sign(&cur, &other), &vk, None).is_err());
+        let mut tampered = signed.clone();
+        let mut p = cur.clone();
+        p.mode = PolicyMode::Enforce as i32;
+        tampered.policy = p.encode_to_vec();
+        assert_eq!(
+            signing::verify(&tampered, &vk, None).unwrap_err().code(),
+            "bad_signature"
+        );
+        let cache = PolicyCache::load(&store).unwrap();
+        assert_eq!(cache.get("acme"), Some(signed));
+        let shown = show(&store, &key, None).unwrap();
+        assert_eq!(shown.key_id, signing::key_id(&vk));
+        assert_eq!(shown.policies[0].version, 2);
+        assert!(shown.to_table().contains(&shown.public_key));
+    }
+}
