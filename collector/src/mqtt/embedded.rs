@@ -52,6 +52,15 @@ pub async fn run(
         };
         let forward = match notification {
             Ok(Some(Notification::Forward(f))) => f,
+            // The router paused this link because its buffer filled up: say we read it
+            // all, or it never forwards again.
+            Ok(Some(Notification::Unschedule)) => {
+                if let Err(e) = link_rx.wake().await {
+                    tracing::error!(error = %e, "embedded broker link closed; MQTT ingest stopped");
+                    break;
+                }
+                continue;
+            }
             Ok(_) => continue,
             Err(e) => {
                 tracing::error!(error = %e, "embedded broker link closed; MQTT ingest stopped");

@@ -19,6 +19,9 @@ use veille_proto::topics;
 use super::reports::{Handled, ReportHandler};
 use crate::metrics::IngestMetrics;
 
+/// Request channel capacity of the rumqttc client: see `run`.
+const REQUEST_CAPACITY: usize = 2 * 65_536 + 1_024;
+
 /// Where and who the collector is on the external broker.
 #[derive(Clone)]
 pub struct ExternalBroker {
@@ -60,7 +63,12 @@ pub async fn run(
     max_in_flight: usize,
     mut stop: watch::Receiver<bool>,
 ) {
-    let (client, mut events) = AsyncClient::new(options(&broker, max_in_flight), 4 * max_in_flight);
+    // Handler tasks queue two requests per message (Ack publish, PUBACK) and the event
+    // loop drains one request per poll: a channel that could fill would deadlock (tasks
+    // blocked on it hold the permits the poll loop waits for). Messages unacked by us are
+    // bounded by the broker's in-flight window (at most 65,535 packet ids), so this
+    // capacity is never reached; flume allocates as it fills.
+    let (client, mut events) = AsyncClient::new(options(&broker, max_in_flight), REQUEST_CAPACITY);
     let permits = Arc::new(Semaphore::new(max_in_flight));
     let mut failures = 0u32;
     loop {
