@@ -1,0 +1,428 @@
+//! Consumption-report benchmark: `reports::consumption_output` (by site, JSON) over a
+//! synthetic store of hourly rollups, one month and one year, with its time and peak
+//! memory, against the time of a plain scan of the same rollup bytes in the same run.
+//!
+//! ```text
+//! cargo run --release -p veille-collector --bin veille-bench-consumption -- \
+//!     --month-devices 2000 --year-devices 200 --dir /var/tmp
+//! ```
+//!
+//! The store is filled through the public API (`Store::apply_batch`): rollups cannot be
+//! written directly. Each device sends contiguous reports `--report-hours` long (default
+//! 24 h, the contract's maximum interval); ingest splits each into hourly rollups, so
+//! every hour of the period has exactly one rollup per device, as with minute reports,
+//! for 24× fewer reports to generate. One boot session per device per week, ending
+//! with SHUTDOWN and a minute off before the next boot.
+//!
+//! Baselines, in the same run and on the same store:
+//! - `Store::rollups` for every device over the period, summing `covered_ms` (the
+//!   public API: the same range scans and decoding `load_devices` does, nothing else);
+//! - a raw sled iteration of the `rollups` tree summing the first f64 of each value
+//!   (the store closed first: sled holds a lock). This is the floor: bytes only.
+//!
+//! Peak memory: VmHWM from /proc/self/status. It is reset (`/proc/self/clear_refs` = 5)
+//! after generation when the kernel allows it; otherwise it includes generation. The
+//! store is closed and reopened after generation, but sled's page cache fills again
+//! while the report reads (that is part of the report's cost).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use veille_collector::catalogue::Catalogue;
+use veille_collector::consumption::{Context, CsvDialect, EnergyConfig, GroupBy};
+use veille_collector::reports::{self, ConsumptionQuery, OutputFormat};
+use veille_collector::rollup::HOUR_MS;
+use veille_collector::store::Store;
+use veille_proto::v1::{ChassisClass, Event, EventKind, Inventory, Report, ReportBatch};
+
+const ORG: &str = "bench";
+/// 2025-01-01 00:00:00 UTC.
+const YEAR_START_MS: i64 = 1_735_689_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// Times the consumption report over synthetic hourly rollups.
+#[derive(Debug, Parser)]
+#[command(name = "veille-bench-consumption")]
+struct Args {
+    /// Devices for the one-month store (0 = skip). Generation through apply_batch runs
+    /// at ~30k rollups/s on 2 cores: 30,000 devices (22M rollups) takes ~15 min.
+    #[arg(long, default_value_t = 2_000)]
+    month_devices: u64,
+    /// Devices for the one-year store (0 = skip). 30,000 × a year is 263M rollups
+    /// (~30 GB of sled): raise it if you have the disk and the time.
+    #[arg(long, default_value_t = 200)]
+    year_devices: u64,
+    /// Length of each generated report, in hours (1..=24).
+    #[arg(long, default_value_t = 24)]
+    report_hours: i64,
+    /// Sites the devices are spread over (the report groups by site).
+    #[arg(long, default_value_t = 50)]
+    sites: u64,
+    /// Parent directory for the scratch stores (removed afterwards).
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+    /// Keep the scratch stores.
+    #[arg(long)]
+    keep: bool,
+}
+
+struct Row {
+    scenario: &'static str,
+    devices: u64,
+    rollups: u64,
+    store_mb: f64,
+    gen_s: f64,
+    report_s: f64,
+    report_hwm_mb: f64,
+    report_bytes: usize,
+    api_scan_s: f64,
+    raw_scan_s: f64,
+    raw_scan_bytes: u64,
+    check: (f64, f64),
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if !(1..=24).contains(&args.report_hours) {
+        bail!("--report-hours must be within 1..=24");
+    }
+    if args.sites == 0 {
+        bail!("--sites must be at least 1");
+    }
+    let work = args
+        .dir
+        .join(format!("veille-bench-consumption-{}", std::process::id()));
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let result = run(&args, &work);
+    if !args.keep {
+        let _ = std::fs::remove_dir_all(&work);
+    } else {
+        eprintln!("stores kept in {}", work.display());
+    }
+    let rows = result?;
+    print_table(&rows);
+    Ok(())
+}
+
+fn run(args: &Args, work: &Path) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    if args.month_devices > 0 {
+        // January 2025 (31 days).
+        rows.push(scenario(
+            args,
+            &work.join("month"),
+            "month",
+            args.month_devices,
+            31,
+            ("2025-01-01", "2025-01-31"),
+        )?);
+    }
+    if args.year_devices > 0 {
+        rows.push(scenario(
+            args,
+            &work.join("year"),
+            "year",
+            args.year_devices,
+            365,
+            ("2025-01-01", "2025-12-31"),
+        )?);
+    }
+    Ok(rows)
+}
+
+fn scenario(
+    args: &Args,
+    dir: &Path,
+    name: &'static str,
+    devices: u64,
+    days: i64,
+    (from, to): (&str, &str),
+) -> anyhow::Result<Row> {
+    eprintln!("[{name}] generating {devices} devices × {days} days ...");
+    let t = Instant::now();
+    // The report's period is local (Europe/Paris): start a day early so that its
+    // first hours (23:00 UTC the day before) have rollups too.
+    let start_ms = YEAR_START_MS - DAY_MS;
+    let end_ms = YEAR_START_MS + days * DAY_MS;
+    {
+        let store = Store::open(dir)?;
+        generate(&store, args, devices, start_ms, end_ms)?;
+        store.flush()?;
+    }
+    let gen_s = t.elapsed().as_secs_f64();
+    let store_mb = dir_size(dir) as f64 / 1e6;
+    eprintln!("[{name}] generated in {gen_s:.1} s ({store_mb:.0} MB on disk)");
+
+    let config = EnergyConfig {
+        timezone: "Europe/Paris".into(),
+        working_days: ["mon", "tue", "wed", "thu", "fri"]
+            .map(String::from)
+            .to_vec(),
+        working_hours: "8-19".into(),
+        power_profiles: String::new(),
+        tariff: Default::default(),
+        grid: Default::default(),
+    };
+    let ctx = Context::new(&config, Catalogue::builtin())?;
+    let q = ConsumptionQuery {
+        from: from.into(),
+        to: to.into(),
+        by: GroupBy::Site,
+        format: OutputFormat::Json,
+        dialect: CsvDialect::Plain,
+    };
+
+    let store = Store::open(dir)?;
+    let reset = reset_hwm();
+    let rss_before = status_kb("VmRSS:").unwrap_or(0);
+    let t = Instant::now();
+    let out = reports::consumption_output(&store, &ctx, Some(ORG), &q, reports::now_ms())?;
+    let report_s = t.elapsed().as_secs_f64();
+    let hwm = status_kb("VmHWM:").unwrap_or(0);
+    let json: serde_json::Value = serde_json::from_str(&out)?;
+    let report_devices = json["total"]["devices"].as_u64().unwrap_or(0);
+    if report_devices != devices {
+        bail!("the report counted {report_devices} devices, expected {devices}");
+    }
+    let hours_on = json["total"]["hours_on"].as_f64().unwrap_or(f64::NAN);
+    eprintln!(
+        "[{name}] report in {report_s:.2} s, VmRSS before {} MB, VmHWM {} MB{}",
+        rss_before / 1024,
+        hwm / 1024,
+        if reset {
+            " (reset after generation)"
+        } else {
+            " (includes generation)"
+        }
+    );
+
+    // Baseline 1: the public API's range scans over the same hours.
+    let from_ms = ctx.day_start_ms(from)?;
+    let to_ms = ctx.day_start_ms(&next_day(to))?;
+    let from_hour = from_ms.div_euclid(HOUR_MS) * HOUR_MS;
+    let t = Instant::now();
+    let mut awake_ms = 0.0;
+    let mut rollups = 0u64;
+    for d in store.devices(Some(ORG))? {
+        for (_, r) in store.rollups(&d.org, &d.device_id, from_hour, to_ms)? {
+            awake_ms += r.awake_ms;
+            rollups += 1;
+        }
+    }
+    let api_scan_s = t.elapsed().as_secs_f64();
+    drop(store);
+
+    // Baseline 2: raw bytes of the whole rollups tree (includes the day before the
+    // period and the hours after it in UTC: a little more than the report reads).
+    let db = sled::Config::new().path(dir).open()?;
+    let tree = db.open_tree("rollups")?;
+    let t = Instant::now();
+    let mut raw_sum = 0.0;
+    let mut raw_bytes = 0u64;
+    for entry in tree.iter() {
+        let (k, v) = entry?;
+        raw_bytes += (k.len() + v.len()) as u64;
+        if let Some(b) = v.get(0..8) {
+            raw_sum += f64::from_le_bytes(b.try_into().expect("8 bytes"));
+        }
+    }
+    let raw_scan_s = t.elapsed().as_secs_f64();
+    std::hint::black_box(raw_sum);
+    drop(tree);
+    drop(db);
+
+    Ok(Row {
+        scenario: name,
+        devices,
+        rollups,
+        store_mb,
+        gen_s,
+        report_s,
+        report_hwm_mb: hwm as f64 / 1024.0,
+        report_bytes: out.len(),
+        api_scan_s,
+        raw_scan_s,
+        raw_scan_bytes: raw_bytes,
+        check: (hours_on, awake_ms / 3_600_000.0),
+    })
+}
+
+/// Devices `dev-000000`…, each on one of `--sites` sites, class desktop or laptop,
+/// contiguous reports of `--report-hours` from `start_ms` to `end_ms`, a boot session
+/// per week ending with SHUTDOWN and one minute off.
+fn generate(
+    store: &Store,
+    args: &Args,
+    devices: u64,
+    start_ms: i64,
+    end_ms: i64,
+) -> anyhow::Result<()> {
+    let len_ms = args.report_hours * HOUR_MS;
+    let max_batch = veille_proto::defaults::MAX_REPORTS_PER_BATCH;
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        // xorshift64*: deterministic and dependency-free.
+        rng ^= rng >> 12;
+        rng ^= rng << 25;
+        rng ^= rng >> 27;
+        rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    let t = Instant::now();
+    for d in 0..devices {
+        let device_id = format!("dev-{d:06}");
+        let mut reports: Vec<Report> = Vec::new();
+        let mut seq = 0u64;
+        let mut at = start_ms;
+        let mut week = 0;
+        while at < end_ms {
+            let boot_ms = at;
+            let week_end = (start_ms + (week + 1) * 7 * DAY_MS).min(end_ms);
+            week += 1;
+            while at < week_end {
+                let end = (at + len_ms).min(week_end);
+                let last = end == week_end;
+                // A minute off before the next boot: the session's last report ends
+                // a minute early.
+                let end = if last && end - at > 120_000 {
+                    end - 60_000
+                } else {
+                    end
+                };
+                let len = (end - at) as u64;
+                let r = next();
+                let active = len * (r % 400) / 1000;
+                let sleep = (len - active) * ((r >> 10) % 300) / 1000;
+                seq += 1;
+                reports.push(Report {
+                    boot_id: format!("b{week}"),
+                    seq,
+                    start_unix_ms: at,
+                    end_unix_ms: end,
+                    boot_time_unix_s: boot_ms / 1000,
+                    uptime_s: ((at - boot_ms) / 1000) as u64,
+                    active_ms: active,
+                    idle_ms: len - active - sleep,
+                    sleep_ms: sleep,
+                    cpu_util: ((r >> 20) % 1000) as f64 / 1000.0,
+                    events: if last {
+                        vec![Event {
+                            kind: EventKind::Shutdown as i32,
+                            at_unix_ms: end - 1,
+                            count: 1,
+                            detail: String::new(),
+                        }]
+                    } else {
+                        Vec::new()
+                    },
+                    ..Default::default()
+                });
+                at = if last { week_end } else { end };
+            }
+        }
+        let mut first = true;
+        for chunk in reports.chunks(max_batch) {
+            let batch = ReportBatch {
+                device_id: device_id.clone(),
+                reports: chunk.to_vec(),
+                inventory: first.then(|| Inventory {
+                    hostname: format!("{device_id}.bench.test"),
+                    chassis: if d % 3 == 0 {
+                        ChassisClass::Laptop
+                    } else {
+                        ChassisClass::Desktop
+                    } as i32,
+                    site: format!("site-{:03}", d % args.sites),
+                    tags: vec![format!("floor-{}", d % 7)],
+                    ..Default::default()
+                }),
+                agent_version: "bench".into(),
+            };
+            first = false;
+            store.apply_batch(ORG, &batch, end_ms)?;
+        }
+        if (d + 1) % 5_000 == 0 {
+            eprintln!("  {} devices in {:.1} s", d + 1, t.elapsed().as_secs_f64());
+        }
+    }
+    Ok(())
+}
+
+fn next_day(date: &str) -> String {
+    let d: jiff::civil::Date = date.parse().expect("a date");
+    d.tomorrow().expect("a next day").to_string()
+}
+
+/// Resets VmHWM to the current RSS (Linux ≥ 4.0); false if not allowed.
+fn reset_hwm() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+fn status_kb(field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn dir_size(p: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "{:<6} {:>8} {:>12} {:>9} {:>8} {:>10} {:>11} {:>10} {:>11} {:>11} {:>9} {:>8}",
+        "period",
+        "devices",
+        "rollups",
+        "store MB",
+        "gen s",
+        "report s",
+        "report HWM",
+        "json KB",
+        "API scan s",
+        "raw scan s",
+        "raw MB",
+        "ratio"
+    );
+    for r in rows {
+        println!(
+            "{:<6} {:>8} {:>12} {:>9.0} {:>8.1} {:>10.3} {:>8.0} MB {:>10.1} {:>11.3} {:>11.3} {:>9.1} {:>7.1}×",
+            r.scenario,
+            r.devices,
+            r.rollups,
+            r.store_mb,
+            r.gen_s,
+            r.report_s,
+            r.report_hwm_mb,
+            r.report_bytes as f64 / 1024.0,
+            r.api_scan_s,
+            r.raw_scan_s,
+            r.raw_scan_bytes as f64 / 1e6,
+            r.report_s / r.raw_scan_s.max(1e-9),
+        );
+    }
+    for r in rows {
+        println!(
+            "check {}: report hours_on {:.1} vs API scan awake hours {:.1}",
+            r.scenario, r.check.0, r.check.1
+        );
+    }
+    println!(
+        "ratio = report time / raw scan time. report HWM: VmHWM after the report (reset \
+         after generation when /proc/self/clear_refs allows it; includes sled's cache)."
+    );
+}
