@@ -200,7 +200,10 @@ impl Store {
         let mut reports = sled::Batch::default();
         let mut conflicts = sled::Batch::default();
         let mut sessions: HashMap<String, BootSession> = HashMap::new();
-        let mut new_rollups: BTreeMap<i64, HourRollup> = BTreeMap::new();
+        // Parts are kept apart and added one by one, in seq order, onto the stored
+        // value: floating-point addition is not associative, and this is the order
+        // `rebuild_rollups` adds them in, so both give the same bits.
+        let mut new_rollups: BTreeMap<i64, Vec<HourRollup>> = BTreeMap::new();
         let mut existing = self.existing_reports(org, batch)?;
         for report in &batch.reports {
             let key = report_key(org, &batch.device_id, report.seq);
@@ -235,7 +238,7 @@ impl Store {
                     outcome.stored += 1;
                     reports.insert(key, bytes);
                     for (hour, part) in rollup::split_by_hour(report) {
-                        new_rollups.entry(hour).or_default().add(&part);
+                        new_rollups.entry(hour).or_default().push(part);
                     }
                     device.reports += 1;
                     device.last_report_end_unix_ms =
@@ -314,7 +317,7 @@ impl Store {
         }
         let mut device_batch = sled::Batch::default();
         let mut rollup_batch = sled::Batch::default();
-        for (hour, part) in &new_rollups {
+        for (hour, parts) in &new_rollups {
             let key = rollup_key(org, &batch.device_id, *hour);
             let mut total = match self.rollups.get(&key)? {
                 Some(v) => HourRollup::decode(&v).ok_or_else(|| StoreError::Corrupt {
@@ -324,7 +327,9 @@ impl Store {
                 })?,
                 None => HourRollup::default(),
             };
-            total.add(part);
+            for part in parts {
+                total.add(part);
+            }
             rollup_batch.insert(key, total.encode().to_vec());
         }
         device_batch.insert(dev_key, encode_json(&device));
@@ -632,7 +637,7 @@ impl Store {
             let report: Report = decode_proto("reports", &k, &v)?;
             rollup::accumulate([&report], &mut hours);
             reports += 1;
-            if reports % 100_000 == 0 {
+            if reports.is_multiple_of(100_000) {
                 progress(reports);
             }
         }

@@ -88,7 +88,7 @@ fn a_killed_agent_leaves_unknown_time_never_off() {
     let offline = consumption(data.path(), &["--by", "device", "--format", "json"]);
     let w: serde_json::Value = serde_json::from_str(&offline).unwrap();
     assert_eq!(w["rows"][0]["kwh"], row["kwh"]);
-    assert_eq!(w["rows"][0]["unknown_pct"].as_f64().unwrap() > 0.0, true);
+    assert!(w["rows"][0]["unknown_pct"].as_f64().unwrap() > 0.0);
 
     // rebuild-rollups gives the same report.
     let out = Command::new(bin("veille-collector"))
