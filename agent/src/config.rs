@@ -40,6 +40,12 @@ pub struct AgentConfig {
     pub site: String,
     /// Free tags of this device.
     pub tags: Vec<String>,
+    /// The collector's policy public key (base64, from `veille-collector policy show`).
+    /// Empty: pinned on first contact over gRPC and kept in state.json.
+    pub policy_public_key: String,
+    /// The local half of the servers' double opt-in: a server (or unknown chassis) is
+    /// shut down by a policy only if the policy names it and this is true.
+    pub allow_shutdown: bool,
     pub spool: SpoolConfig,
     pub backoff: BackoffConfig,
     pub mqtt: MqttConfig,
@@ -100,6 +106,13 @@ impl AgentConfig {
 
     fn check(&self) -> Result<(), ConfigError> {
         let invalid = |key, value: String, reason| Err(ConfigError::Invalid { key, value, reason });
+        if crate::policy::parse_key(&self.policy_public_key).is_err() {
+            return invalid(
+                "policy_public_key",
+                self.policy_public_key.clone(),
+                "must be the base64 public key shown by `veille-collector policy show`",
+            );
+        }
         let url = self.collector_url();
         match self.transport.as_str() {
             "grpc" => {

@@ -16,15 +16,20 @@
 //! - [`mqtt`]: the MQTT transport (MQTT 5 or 3.1.1; an Ack on the ack topic, not a PUBACK).
 //! - [`inventory_watch`]: pure; re-probe the inventory hourly, send it only when its
 //!   hash changed.
+//! - [`policy`]: the auto-shutdown policy on the agent: verify against the pinned key,
+//!   keep the last valid one on disk, evaluate every tick, `postpone` requests.
+//! - [`enforcer`]: warnings and power-off behind a trait (real, and recording for tests).
 //! - [`config`]: the TOML config (`deploy/agent.toml` is the annotated default).
 //! - [`run`]: wires it together for `veille-agent run` and `once`.
 
 pub mod backoff;
 pub mod builder;
 pub mod config;
+pub mod enforcer;
 pub mod inventory_watch;
-pub mod mqtt;
 pub mod measure;
+pub mod mqtt;
+pub mod policy;
 pub mod probes;
 pub mod run;
 pub mod sampler;

@@ -76,6 +76,11 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Postpone the pending auto-shutdown (refused beyond the policy's allowed count)
+    Postpone {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Print the annotated default configuration
     PrintConfig,
 }
@@ -197,9 +202,22 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&batch)?);
             Ok(())
         }
+        Command::Postpone { common } => {
+            let config = load(&common, toml::Table::new())?;
+            let deadline = veille_agent::policy::request_postpone(&config.state_dir())?;
+            println!(
+                "shutdown postponed until {}",
+                deadline
+                    .to_zoned(jiff::tz::TimeZone::system())
+                    .strftime("%Y-%m-%d %H:%M")
+            );
+            Ok(())
+        }
         Command::Status { common } => {
             let config = load(&common, toml::Table::new())?;
-            let status = veille_agent::status::read(&config.state_dir())?;
+            let mut status = veille_agent::status::read(&config.state_dir())?;
+            status.configured_key =
+                Some(config.policy_public_key.clone()).filter(|k| !k.trim().is_empty());
             print!("{status}");
             Ok(())
         }

@@ -17,18 +17,21 @@ use tokio::sync::{Notify, watch};
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, error, info, warn};
 use veille_proto::defaults::VERSION;
-use veille_proto::v1::{EventKind, Inventory, Report, ReportBatch};
+use veille_proto::policy::DeviceFacts;
+use veille_proto::v1::{ChassisClass, EventKind, Inventory, Report, ReportBatch};
 
 use crate::backoff::Backoff;
 use crate::builder::{BootSession, Builder, Reanchor};
 use crate::config::AgentConfig;
+use crate::enforcer::SystemEnforcer;
 use crate::inventory_watch::{InventoryWatch, REPROBE_INTERVAL};
 use crate::measure::Measurements;
+use crate::mqtt::{MqttSettings, MqttTransport};
+use crate::policy::PolicyAgent;
 use crate::probes::{self, Activity, ActivityProbe, Clocks, Host, Logind};
 use crate::sampler::{Reading, sample};
 use crate::spool::{Spool, SpoolError, SpoolLimits};
 use crate::state::{AgentState, StateError, StateStore, next_seq};
-use crate::mqtt::{MqttSettings, MqttTransport};
 use crate::transport::{GrpcTransport, SendError, Transport};
 
 /// Reports kept in memory while the spool cannot be written (a full disk), oldest
@@ -53,6 +56,8 @@ pub enum RunError {
     State(#[from] StateError),
     #[error(transparent)]
     Transport(#[from] SendError),
+    #[error(transparent)]
+    Policy(crate::policy::PolicyAgentError),
 }
 
 /// Facts about this device that do not change while the agent runs.
@@ -103,6 +108,17 @@ impl ActivitySource {
         }
     }
 
+    /// Seconds since the last user input, for the policy (`None`: no session info).
+    async fn idle_s(&self) -> Option<u64> {
+        match self {
+            Self::Logind(l) => tokio::time::timeout(Duration::from_secs(2), l.idle_s())
+                .await
+                .ok()
+                .flatten(),
+            Self::None => None,
+        }
+    }
+
     async fn activity(&self, idle_threshold_s: u64) -> Activity {
         match self {
             Self::Logind(l) => {
@@ -145,6 +161,8 @@ struct Shared {
     /// A changed inventory the sampling loop found, for the sender to take
     /// ([`crate::inventory_watch`]).
     inventory: Mutex<Option<Inventory>>,
+    /// The auto-shutdown policy held and enforced ([`crate::policy`]).
+    policy: Arc<PolicyAgent>,
 }
 
 impl Shared {
@@ -230,7 +248,19 @@ pub async fn run(
         );
         state.last_boot_id = Some(identity.session.boot_id.clone());
     }
+    let policy = Arc::new(
+        PolicyAgent::open(
+            &state_dir,
+            &config.policy_public_key,
+            state.pinned_policy_key.as_deref(),
+            policy_facts(&basic_inventory(&host, &config), &config),
+            Arc::new(SystemEnforcer),
+            policy_now(clocks.as_ref()),
+        )
+        .map_err(RunError::Policy)?,
+    );
     let shared = Arc::new(Shared {
+        policy,
         spool: Mutex::new(spool),
         state: Mutex::new((store, state)),
         spooled: Notify::new(),
@@ -254,8 +284,12 @@ pub async fn run(
             config.clone(),
         );
         match transport {
-            Chosen::Grpc(t) => tokio::spawn(send_loop(shared, t, device_id, inventory, config, stop_rx)),
-            Chosen::Mqtt(t) => tokio::spawn(send_loop(shared, t, device_id, inventory, config, stop_rx)),
+            Chosen::Grpc(t) => {
+                tokio::spawn(send_loop(shared, t, device_id, inventory, config, stop_rx))
+            }
+            Chosen::Mqtt(t) => {
+                tokio::spawn(send_loop(shared, t, device_id, inventory, config, stop_rx))
+            }
         }
     };
 
@@ -278,6 +312,15 @@ pub async fn run(
         prev = now;
         builder.add(&s);
         measurements.tick(&s);
+        if shared.policy.held().is_some() || shared.policy.has_events() {
+            let idle_s = activity_source.idle_s().await;
+            let busy = s.cpu_total_ticks > 0
+                && s.cpu_busy_ticks as f64 / s.cpu_total_ticks as f64 > config.cpu_busy_threshold;
+            let now = policy_now(clocks.as_ref());
+            for e in shared.policy.tick(now, idle_s, busy).await {
+                builder.push_event(e.kind, e.at_ms, 1, &e.detail);
+            }
+        }
         if s.sleep_ms > 0 {
             let resumed = builder.projected_end_unix_ms();
             let slept = resumed - i64::try_from(s.sleep_ms).unwrap_or(0);
@@ -543,6 +586,16 @@ async fn send_loop<T: Transport>(
                 let (store, state) = &mut *guard;
                 state.last_acked_seq = state.last_acked_seq.max(ack.highest_durable_seq);
                 state.last_ack_unix_ms = Some(now_unix_ms());
+                if let Some(signed) = &ack.policy
+                    && let Some(pinned) = shared.policy.on_ack(
+                        signed,
+                        &ack.policy_key,
+                        transport.trusted_for_key_pinning(),
+                        jiff::Timestamp::now(),
+                    )
+                {
+                    state.pinned_policy_key = Some(pinned);
+                }
                 if let Err(e) = store.save(state) {
                     error!(error = %e, "cannot save the agent state");
                 }
@@ -585,6 +638,21 @@ async fn send_loop<T: Transport>(
             }
         }
     }
+}
+
+/// The device facts a policy is evaluated on: chassis and hostname from the inventory,
+/// tags and `allow_shutdown` from the config.
+fn policy_facts(inventory: &Inventory, config: &AgentConfig) -> DeviceFacts {
+    DeviceFacts {
+        chassis: ChassisClass::try_from(inventory.chassis).unwrap_or(ChassisClass::Unknown),
+        tags: config.tags.clone(),
+        hostname: inventory.hostname.clone(),
+        allow_shutdown: config.allow_shutdown,
+    }
+}
+
+fn policy_now(clocks: &dyn Clocks) -> jiff::Timestamp {
+    jiff::Timestamp::from_millisecond(clocks.wall_unix_ms()).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }
 
 fn now_unix_ms() -> i64 {

@@ -13,6 +13,8 @@ pub struct Status {
     pub spooled: usize,
     pub spooled_bytes: u64,
     pub rejected: usize,
+    /// `policy_public_key` from the config, when set (it wins over the pinned one).
+    pub configured_key: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,9 +82,14 @@ impl fmt::Display for Status {
                 writeln!(f, "dropped, pending  {}", s.dropped_unreported)?;
             }
         }
-        writeln!(
+        let pinned = self
+            .state
+            .as_ref()
+            .and_then(|s| s.pinned_policy_key.as_deref());
+        write!(
             f,
-            "policy            none (auto-shutdown policies are not enabled yet)"
+            "{}",
+            crate::policy::status_text(&self.state_dir, self.configured_key.as_deref().or(pinned))
         )
     }
 }

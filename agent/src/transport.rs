@@ -36,11 +36,22 @@ pub enum SendError {
 /// The spool logic lives in the caller (`run::send_loop`), once for every transport.
 pub trait Transport: Send {
     fn send(&mut self, batch: ReportBatch) -> impl Future<Output = Result<Ack, SendError>> + Send;
+
+    /// Whether an Ack from this transport comes from the collector itself (a reply on
+    /// the channel authenticated with our token), so the policy key it announces may be
+    /// pinned on first contact. Not MQTT: any broker client could publish an Ack.
+    fn trusted_for_key_pinning(&self) -> bool {
+        false
+    }
 }
 
 impl Transport for GrpcTransport {
     fn send(&mut self, batch: ReportBatch) -> impl Future<Output = Result<Ack, SendError>> + Send {
         GrpcTransport::send(self, batch)
+    }
+
+    fn trusted_for_key_pinning(&self) -> bool {
+        true
     }
 }
 

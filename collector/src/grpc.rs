@@ -87,12 +87,19 @@ impl Telemetry for TelemetryService {
             Ok(o) => {
                 tracing::debug!(%org, device_id = ?device_id, stored = o.stored,
                     duplicates = o.duplicates, conflicts = o.conflicts, "batch stored");
+                let policy = self.policies.get(&org);
+                // The key goes with a policy only: an agent pins it to verify one.
+                let policy_key = match &policy {
+                    Some(_) => self.policies.public_key().to_owned(),
+                    None => String::new(),
+                };
                 Ok(Response::new(Ack {
                     highest_durable_seq: o.highest_durable_seq,
                     stored: o.stored,
                     duplicates: o.duplicates,
                     conflicts: o.conflicts,
-                    policy: self.policies.get(&org),
+                    policy,
+                    policy_key,
                     // A reply needs no matching (MQTT acks do), and gRPC says
                     // "refused" with a status code.
                     ..Ack::default()

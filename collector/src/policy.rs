@@ -411,16 +411,26 @@ pub fn set(
 #[derive(Debug, Default)]
 pub struct PolicyCache {
     by_org: RwLock<HashMap<String, SignedPolicy>>,
+    /// The signing key's public half, base64 (`Ack.policy_key`).
+    public_key: String,
 }
 
 impl PolicyCache {
-    /// The cache filled from the store.
-    pub fn load(store: &Store) -> Result<Self, PolicyError> {
-        let cache = Self::default();
+    /// The cache filled from the store, announcing `key`'s public half.
+    pub fn load(store: &Store, key: &SigningKey) -> Result<Self, PolicyError> {
+        let cache = Self {
+            public_key: signing::encode_verifying_key(&key.verifying_key()),
+            ..Self::default()
+        };
         for (p, s) in current_all(store)? {
             cache.put(&p.org, s);
         }
         Ok(cache)
+    }
+
+    /// The public key agents pin on first contact (empty for a cache without a key).
+    pub fn public_key(&self) -> &str {
+        &self.public_key
     }
 
     pub fn get(&self, org: &str) -> Option<SignedPolicy> {
@@ -896,7 +906,7 @@ time_zone = "Europe/Paris"
             signing::verify(&tampered, &vk, None).unwrap_err().code(),
             "bad_signature"
         );
-        let cache = PolicyCache::load(&store).unwrap();
+        let cache = PolicyCache::load(&store, &key).unwrap();
         assert_eq!(cache.get("acme"), Some(signed));
         let shown = show(&store, &key, None).unwrap();
         assert_eq!(shown.key_id, signing::key_id(&vk));

@@ -199,7 +199,7 @@ impl Server {
             None => None,
         };
         let policy_key = Arc::new(crate::policy::load_or_create_key(&data_dir)?);
-        let policies = Arc::new(crate::policy::PolicyCache::load(&store)?);
+        let policies = Arc::new(crate::policy::PolicyCache::load(&store, &policy_key)?);
         let grpc_service = TelemetryService::new(auth.clone(), ingest, metrics.clone())
             .with_policies(policies.clone());
         let grpc_task = tokio::spawn(
@@ -210,8 +210,7 @@ impl Server {
                     stopped(stop_rx.clone()),
                 ),
         );
-        let policy_api =
-            crate::policy::router(store.clone(), auth.clone(), policy_key, policies);
+        let policy_api = crate::policy::router(store.clone(), auth.clone(), policy_key, policies);
         let app = crate::http::router(store.clone(), auth.clone(), report_context).merge(
             crate::http::renewal_router(store.clone(), auth, renewal_context),
         );

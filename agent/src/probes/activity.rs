@@ -171,6 +171,16 @@ impl Logind {
     }
 }
 
+impl Logind {
+    /// Seconds since the last input in any local user session (0 while one is in use),
+    /// for the auto-shutdown policy's idle threshold; `None` without local sessions or
+    /// when logind cannot be asked.
+    pub async fn idle_s(&self) -> Option<u64> {
+        let sessions = self.local_sessions().await.ok()?;
+        idle_seconds(&sessions, now_unix_us())
+    }
+}
+
 impl ActivityProbe for Logind {
     async fn user_activity(&self, idle_threshold_s: u64) -> Activity {
         match self.local_sessions().await {
@@ -218,6 +228,21 @@ fn decide(local: &[SessionIdle], now_unix_us: u64, idle_threshold_s: u64) -> Act
     } else {
         Activity::UserIdle
     }
+}
+
+/// The least idle local session's idle time in seconds: 0 when one is in use or idle
+/// "since the future" (a clock stepped back), `None` without local sessions.
+fn idle_seconds(local: &[SessionIdle], now_unix_us: u64) -> Option<u64> {
+    local
+        .iter()
+        .map(|s| {
+            if s.idle {
+                now_unix_us.saturating_sub(s.idle_since_unix_us) / 1_000_000
+            } else {
+                0
+            }
+        })
+        .min()
 }
 
 fn now_unix_us() -> u64 {
@@ -270,6 +295,23 @@ mod tests {
         idle: false,
         idle_since_unix_us: 0,
     };
+
+    #[test]
+    fn idle_seconds_is_the_least_idle_session() {
+        assert_eq!(idle_seconds(&[], NOW_US), None);
+        assert_eq!(
+            idle_seconds(&[idle_since(NOW_US - HOUR_US)], NOW_US),
+            Some(3600)
+        );
+        assert_eq!(
+            idle_seconds(&[idle_since(NOW_US - HOUR_US), IN_USE], NOW_US),
+            Some(0)
+        );
+        assert_eq!(
+            idle_seconds(&[idle_since(NOW_US + HOUR_US)], NOW_US),
+            Some(0)
+        );
+    }
 
     #[test]
     fn no_local_session_means_no_information() {

@@ -1,0 +1,688 @@
+//! The agent's side of the auto-shutdown policy: accept a signed policy only from the
+//! pinned key and newer than the one held, keep it on disk, and enforce it every sample
+//! tick, with or without the collector.
+//!
+//! # Trust
+//! The key is `policy_public_key` from the config; when that is empty, the key the
+//! collector announces in a gRPC Ack (`Ack.policy_key`) is pinned on first contact and
+//! kept in `state.json` (`pinned_policy_key`). An Ack over MQTT never pins a key. A
+//! policy that does not verify is logged and reported once as `POLICY_REJECTED`, and
+//! the policy held stays in force.
+//!
+//! # Files in the state directory
+//! - `policy.pb`: the last accepted `SignedPolicy`, exactly as signed (re-verified at
+//!   start against the pinned key); written atomically.
+//! - `policy_state.json`: the current warning and postpones used, so a restarted agent
+//!   neither warns twice nor forgets a postpone.
+//! - `postpone.request`: written by `veille-agent postpone`, consumed by the running
+//!   agent at its next tick.
+//!
+//! # Events
+//! `POLICY_WARNED`, `POLICY_SHUTDOWN`, `POLICY_POSTPONED`, `POLICY_SKIPPED` (detail: the
+//! [`SkipReason::code`], or `dry_run: would …` in dry-run mode), each once per window
+//! occurrence and reason, and `POLICY_REJECTED` (detail: the rejection code).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use jiff::Timestamp;
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use tracing::{error, info, warn};
+use veille_proto::policy::{
+    Action, Decision, DeviceFacts, can_postpone, evaluate, open_span, shutdown_deadline,
+};
+use veille_proto::signing::{self, PolicyRejected, VerifyingKey};
+use veille_proto::v1::{EventKind, Policy, PolicyMode, SignedPolicy};
+
+use crate::enforcer::Enforcer;
+use crate::spool::write_atomic;
+
+pub const POLICY_FILE: &str = "policy.pb";
+pub const POLICY_STATE_FILE: &str = "policy_state.json";
+pub const POSTPONE_REQUEST_FILE: &str = "postpone.request";
+
+/// An event for the next report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyEvent {
+    pub kind: EventKind,
+    pub at_ms: i64,
+    pub detail: String,
+}
+
+/// What survives a restart besides the policy itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PolicyRuntime {
+    /// When the current warning was given (unix ms).
+    pub warned_at_ms: Option<i64>,
+    pub postpones_used: u32,
+    /// (window occurrence start ms, event code) already reported: one event each.
+    pub reported: Vec<(i64, String)>,
+}
+
+/// A policy that verified.
+#[derive(Debug, Clone)]
+pub struct Held {
+    pub signed: SignedPolicy,
+    pub policy: Policy,
+}
+
+struct Inner {
+    pinned: Option<VerifyingKey>,
+    held: Option<Held>,
+    runtime: PolicyRuntime,
+    events: Vec<PolicyEvent>,
+    /// Signed policies already rejected (the collector resends its current one with
+    /// every Ack): reported once.
+    rejected: Vec<SignedPolicy>,
+    /// Without session information: when the CPU was last busy (or the agent started).
+    last_busy_ms: i64,
+}
+
+/// The agent's policy holder and enforcer. Shared by the send loop ([`Self::on_ack`])
+/// and the sampling loop ([`Self::tick`]).
+pub struct PolicyAgent {
+    state_dir: PathBuf,
+    facts: DeviceFacts,
+    enforcer: Arc<dyn Enforcer>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyAgentError {
+    #[error("policy_public_key = {value:?}: {reason}")]
+    BadKey { value: String, reason: String },
+}
+
+fn ms(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+fn from_ms(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// Parses a configured or pinned key; empty is `None`.
+pub fn parse_key(text: &str) -> Result<Option<VerifyingKey>, PolicyAgentError> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    signing::parse_verifying_key(text)
+        .map(Some)
+        .map_err(|e| PolicyAgentError::BadKey {
+            value: text.chars().take(60).collect(),
+            reason: e.to_string(),
+        })
+}
+
+/// The policy stored in `state_dir`, decoded without verification (for `status` and
+/// `postpone`: the running agent verified it before writing it).
+pub fn read_held(state_dir: &Path) -> Option<Held> {
+    let bytes = std::fs::read(state_dir.join(POLICY_FILE)).ok()?;
+    let signed = SignedPolicy::decode(bytes.as_slice()).ok()?;
+    let policy = Policy::decode(signed.policy.as_slice()).ok()?;
+    Some(Held { signed, policy })
+}
+
+/// The warning state stored in `state_dir`.
+pub fn read_runtime(state_dir: &Path) -> PolicyRuntime {
+    std::fs::read(state_dir.join(POLICY_STATE_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+fn mode_name(p: &Policy) -> &'static str {
+    match p.mode() {
+        PolicyMode::Off => "off",
+        PolicyMode::DryRun => "dry-run",
+        PolicyMode::Enforce => "enforce",
+        PolicyMode::Unspecified => "unspecified",
+    }
+}
+
+/// `veille-agent status`'s policy lines.
+pub fn status_text(state_dir: &Path, pinned: Option<&str>) -> String {
+    let pinned_id = pinned
+        .and_then(|k| parse_key(k).ok().flatten())
+        .map(|k| signing::key_id(&k));
+    let mut out = match read_held(state_dir) {
+        None => "policy            none received\n".to_owned(),
+        Some(h) => format!(
+            "policy            org {} version {} mode {}, signed by key {}\n",
+            h.policy.org,
+            h.policy.version,
+            mode_name(&h.policy),
+            h.signed.key_id
+        ),
+    };
+    out.push_str(&format!(
+        "policy key        {}\n",
+        pinned_id.map_or_else(
+            || "not pinned yet (pinned on first contact)".to_owned(),
+            |id| format!("pinned {id}")
+        )
+    ));
+    let rt = read_runtime(state_dir);
+    if let Some(w) = rt.warned_at_ms {
+        out.push_str(&format!(
+            "policy warning    given at {} (unix ms), {} postpones used\n",
+            w, rt.postpones_used
+        ));
+    }
+    out
+}
+
+/// Why `veille-agent postpone` refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PostponeError {
+    #[error("no shutdown is pending: nothing to postpone")]
+    NothingPending,
+    #[error("refused: all {allowed} postpones allowed by the policy are used")]
+    Exhausted { allowed: u32 },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// `veille-agent postpone`: checks a warning is in force and a postpone is left, then
+/// leaves a request for the running agent (which reports `POLICY_POSTPONED`). Returns
+/// the deadline after the postpone.
+pub fn request_postpone(state_dir: &Path) -> Result<Timestamp, PostponeError> {
+    let held = read_held(state_dir).ok_or(PostponeError::NothingPending)?;
+    let rt = read_runtime(state_dir);
+    let warned = rt.warned_at_ms.ok_or(PostponeError::NothingPending)?;
+    if !can_postpone(&held.policy, rt.postpones_used) {
+        return Err(PostponeError::Exhausted {
+            allowed: held.policy.postpones_allowed,
+        });
+    }
+    let path = state_dir.join(POSTPONE_REQUEST_FILE);
+    std::fs::write(&path, b"postpone\n").map_err(|source| PostponeError::Write {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(shutdown_deadline(
+        &held.policy,
+        from_ms(warned),
+        rt.postpones_used + 1,
+    ))
+}
+
+impl PolicyAgent {
+    /// Loads the held policy from `state_dir` (kept only if it verifies against the
+    /// pinned key: `configured_key`, else `pinned_from_state`).
+    pub fn open(
+        state_dir: &Path,
+        configured_key: &str,
+        pinned_from_state: Option<&str>,
+        facts: DeviceFacts,
+        enforcer: Arc<dyn Enforcer>,
+        now: Timestamp,
+    ) -> Result<Self, PolicyAgentError> {
+        let pinned = match parse_key(configured_key)? {
+            Some(k) => Some(k),
+            None => match pinned_from_state.map(parse_key) {
+                Some(Ok(k)) => k,
+                Some(Err(e)) => {
+                    error!(error = %e, "pinned policy key in state.json is unreadable; unpinned");
+                    None
+                }
+                None => None,
+            },
+        };
+        let mut held = None;
+        if let Some(h) = read_held(state_dir) {
+            match &pinned {
+                Some(key) => match signing::verify(&h.signed, key, None) {
+                    Ok(policy) => {
+                        info!(org = %policy.org, version = policy.version, mode = mode_name(&policy),
+                            key_id = %h.signed.key_id, "stored policy loaded");
+                        held = Some(Held {
+                            signed: h.signed,
+                            policy,
+                        });
+                    }
+                    Err(e) => {
+                        error!(error = %e, "stored policy does not verify against the pinned key; ignored")
+                    }
+                },
+                None => warn!("stored policy ignored: no policy key pinned"),
+            }
+        }
+        let runtime = read_runtime(state_dir);
+        Ok(Self {
+            state_dir: state_dir.to_owned(),
+            facts,
+            enforcer,
+            inner: Mutex::new(Inner {
+                pinned,
+                held,
+                runtime,
+                events: Vec::new(),
+                rejected: Vec::new(),
+                last_busy_ms: ms(now),
+            }),
+        })
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The policy in force, if any.
+    pub fn held(&self) -> Option<Held> {
+        self.inner().held.clone()
+    }
+
+    /// Handles the policy of an Ack. `offered_key` is `Ack.policy_key`;
+    /// `trusted_channel` says whether it may be pinned (gRPC, not MQTT). Returns the key
+    /// to store as `pinned_policy_key` when it was just pinned.
+    pub fn on_ack(
+        &self,
+        signed: &SignedPolicy,
+        offered_key: &str,
+        trusted_channel: bool,
+        now: Timestamp,
+    ) -> Option<String> {
+        let mut inner = self.inner();
+        if inner.held.as_ref().is_some_and(|h| h.signed == *signed)
+            || inner.rejected.contains(signed)
+        {
+            return None;
+        }
+        let mut newly_pinned = None;
+        if inner.pinned.is_none() && trusted_channel {
+            match parse_key(offered_key) {
+                Ok(Some(k)) if signing::key_id(&k) == signed.key_id => {
+                    info!(key_id = %signed.key_id, "policy key pinned on first contact");
+                    inner.pinned = Some(k);
+                    newly_pinned = Some(offered_key.trim().to_owned());
+                }
+                _ => {}
+            }
+        }
+        let verdict = match &inner.pinned {
+            None => Err(PolicyRejected::UnknownKey {
+                key_id: signed.key_id.chars().take(64).collect(),
+                pinned: "none".into(),
+            }),
+            Some(key) => {
+                signing::verify(signed, key, inner.held.as_ref().map(|h| h.policy.version))
+            }
+        };
+        match verdict {
+            Ok(policy) => {
+                if let Err((path, e)) =
+                    write_atomic(&self.state_dir.join(POLICY_FILE), &signed.encode_to_vec())
+                {
+                    error!(path = %path.display(), error = %e, "cannot store the policy; enforcing it from memory");
+                }
+                info!(org = %policy.org, version = policy.version, mode = mode_name(&policy),
+                    key_id = %signed.key_id, "new policy accepted");
+                inner.held = Some(Held {
+                    signed: signed.clone(),
+                    policy,
+                });
+                inner.runtime = PolicyRuntime::default();
+                self.save_runtime(&inner.runtime);
+            }
+            Err(e) => {
+                warn!(error = %e, code = e.code(), key_id = %signed.key_id, "policy rejected");
+                inner.rejected.push(signed.clone());
+                inner.events.push(PolicyEvent {
+                    kind: EventKind::PolicyRejected,
+                    at_ms: ms(now),
+                    detail: e.code().to_owned(),
+                });
+            }
+        }
+        newly_pinned
+    }
+
+    fn save_runtime(&self, rt: &PolicyRuntime) {
+        let bytes = serde_json::to_vec(rt).unwrap_or_default();
+        if let Err((path, e)) = write_atomic(&self.state_dir.join(POLICY_STATE_FILE), &bytes) {
+            error!(path = %path.display(), error = %e, "cannot save the policy state");
+        }
+    }
+
+    /// One evaluation at `now`: `idle_s` from the session manager (`None`: no session
+    /// information, then idle counts from the last CPU-busy sample), acts through the
+    /// enforcer and returns the events for the report.
+    pub async fn tick(
+        &self,
+        now: Timestamp,
+        idle_s: Option<u64>,
+        cpu_busy: bool,
+    ) -> Vec<PolicyEvent> {
+        let mut warn_at = None;
+        let mut power_off = false;
+        let events = {
+            let mut inner = self.inner();
+            if cpu_busy {
+                inner.last_busy_ms = ms(now);
+            }
+            let idle_s = idle_s.unwrap_or_else(|| {
+                u64::try_from((ms(now) - inner.last_busy_ms).max(0) / 1000).unwrap_or(0)
+            });
+            let before = inner.runtime.clone();
+            if let Some(held) = inner.held.clone() {
+                self.decide(
+                    &mut inner,
+                    &held.policy,
+                    now,
+                    idle_s,
+                    &mut warn_at,
+                    &mut power_off,
+                );
+            }
+            if inner.runtime != before {
+                self.save_runtime(&inner.runtime);
+            }
+            std::mem::take(&mut inner.events)
+        };
+        if let Some((deadline, message)) = warn_at
+            && let Err(e) = self.enforcer.warn(&[], deadline, &message).await
+        {
+            warn!(error = %e, "cannot warn the users");
+        }
+        if power_off {
+            info!("policy: powering off");
+            if let Err(e) = self.enforcer.power_off().await {
+                error!(error = %e, "policy shutdown failed");
+            }
+        }
+        events
+    }
+
+    fn decide(
+        &self,
+        inner: &mut Inner,
+        policy: &Policy,
+        now: Timestamp,
+        idle_s: u64,
+        warn_at: &mut Option<(Timestamp, String)>,
+        power_off: &mut bool,
+    ) {
+        let at_ms = ms(now);
+        let rt = &mut inner.runtime;
+        // A postpone request is consumed whatever its fate.
+        let request = self.state_dir.join(POSTPONE_REQUEST_FILE);
+        if std::fs::remove_file(&request).is_ok() {
+            if rt.warned_at_ms.is_some() && can_postpone(policy, rt.postpones_used) {
+                rt.postpones_used += 1;
+                let deadline = shutdown_deadline(
+                    policy,
+                    from_ms(rt.warned_at_ms.unwrap_or(at_ms)),
+                    rt.postpones_used,
+                );
+                info!(used = rt.postpones_used, allowed = policy.postpones_allowed, %deadline, "shutdown postponed");
+                inner.events.push(PolicyEvent {
+                    kind: EventKind::PolicyPostponed,
+                    at_ms,
+                    detail: format!(
+                        "{}/{} until {deadline}",
+                        rt.postpones_used, policy.postpones_allowed
+                    ),
+                });
+            } else {
+                warn!("postpone request refused (no warning in force or none left)");
+            }
+        }
+        let warned_at = rt.warned_at_ms.map(from_ms);
+        let decision = evaluate(
+            policy,
+            now,
+            &self.facts,
+            idle_s,
+            rt.postpones_used,
+            warned_at,
+        );
+        let span_ms = open_span(policy, now).map_or(0, |s| ms(s.start));
+        let once = |code: &str, rt: &mut PolicyRuntime| -> bool {
+            let key = (span_ms, code.to_owned());
+            if rt.reported.contains(&key) {
+                return false;
+            }
+            // Only the current occurrence matters.
+            rt.reported.retain(|(s, _)| *s == span_ms);
+            rt.reported.push(key);
+            true
+        };
+        let mut event = |kind, detail: String| {
+            inner.events.push(PolicyEvent {
+                kind,
+                at_ms,
+                detail,
+            })
+        };
+        match decision {
+            Decision::Nothing => {
+                if rt.warned_at_ms.is_some() || !rt.reported.is_empty() {
+                    *rt = PolicyRuntime::default();
+                }
+            }
+            Decision::Skip { reason } => {
+                if once(reason.code(), rt) {
+                    info!(reason = %reason, "policy: skipped");
+                    event(EventKind::PolicySkipped, reason.code().to_owned());
+                }
+            }
+            Decision::DryRun(action) => match action {
+                Action::Warn { shutdown_at } => {
+                    rt.warned_at_ms = Some(at_ms);
+                    info!(%shutdown_at, "policy (dry run): would warn the users now");
+                    event(
+                        EventKind::PolicySkipped,
+                        format!("dry_run: would warn, shutdown at {shutdown_at}"),
+                    );
+                }
+                Action::Countdown { .. } => {}
+                Action::ShutDown => {
+                    if once("dry_run_shutdown", rt) {
+                        info!("policy (dry run): would shut down now");
+                        event(EventKind::PolicySkipped, "dry_run: would shut down".into());
+                    }
+                }
+            },
+            Decision::Enforce(action) => match action {
+                Action::Warn { shutdown_at } => {
+                    rt.warned_at_ms = Some(at_ms);
+                    info!(%shutdown_at, "policy: warning the users");
+                    let message = format!(
+                        "This computer will shut down at {} (energy saving policy of {}). \
+                         Save your work. To postpone: veille-agent postpone",
+                        shutdown_at
+                            .to_zoned(jiff::tz::TimeZone::system())
+                            .strftime("%H:%M"),
+                        policy.org
+                    );
+                    *warn_at = Some((shutdown_at, message));
+                    event(
+                        EventKind::PolicyWarned,
+                        format!("v{} shutdown at {shutdown_at}", policy.version),
+                    );
+                }
+                Action::Countdown { .. } => {}
+                Action::ShutDown => {
+                    if once("shutdown", rt) {
+                        event(EventKind::PolicyShutdown, format!("v{}", policy.version));
+                        *power_off = true;
+                    }
+                }
+            },
+        }
+    }
+
+    /// Whether events wait for the next report (a rejection with no policy held).
+    pub fn has_events(&self) -> bool {
+        !self.inner().events.is_empty()
+    }
+
+    /// Events waiting for the next report (rejections from the send loop), taken.
+    pub fn take_events(&self) -> Vec<PolicyEvent> {
+        std::mem::take(&mut self.inner().events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::enforcer::{Enforced, RecordingEnforcer};
+    use veille_proto::policy::ALL_DAYS;
+    use veille_proto::signing::{SigningKey, encode_verifying_key, sign};
+    use veille_proto::v1::{ChassisClass, ShutdownWindow};
+
+    const UTC_NOON: i64 = 1_790_000_000_000; // a Tuesday, 2026-09-22 ~14:13 UTC
+
+    fn policy(version: u64, mode: PolicyMode) -> Policy {
+        Policy {
+            org: "acme".into(),
+            version,
+            mode: mode as i32,
+            windows: vec![ShutdownWindow {
+                days: ALL_DAYS,
+                start: "00:00".into(),
+                end: "23:59".into(),
+                time_zone: "UTC".into(),
+            }],
+            idle_threshold_s: 60,
+            warning_s: 120,
+            postpones_allowed: 1,
+            postpone_s: 300,
+            ..Policy::default()
+        }
+    }
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn desktop() -> DeviceFacts {
+        DeviceFacts {
+            chassis: ChassisClass::Desktop,
+            tags: vec![],
+            hostname: "pc-1".into(),
+            allow_shutdown: false,
+        }
+    }
+
+    fn agent(dir: &Path, configured: &str, rec: Arc<RecordingEnforcer>) -> PolicyAgent {
+        PolicyAgent::open(dir, configured, None, desktop(), rec, from_ms(UTC_NOON)).unwrap()
+    }
+
+    fn at(s: i64) -> Timestamp {
+        from_ms(UTC_NOON + s * 1000)
+    }
+
+    #[tokio::test]
+    async fn enforce_warns_postpones_then_shuts_down_through_the_enforcer() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key(1);
+        let rec = Arc::new(RecordingEnforcer::default());
+        let a = agent(
+            dir.path(),
+            &encode_verifying_key(&k.verifying_key()),
+            rec.clone(),
+        );
+        assert!(
+            a.on_ack(&sign(&policy(1, PolicyMode::Enforce), &k), "", false, at(0))
+                .is_none()
+        );
+        assert_eq!(a.held().unwrap().policy.version, 1);
+        // Active user: skipped once, not twice.
+        let e = a.tick(at(0), Some(0), false).await;
+        assert_eq!(e[0].kind, EventKind::PolicySkipped);
+        assert_eq!(e[0].detail, "user_active");
+        assert!(a.tick(at(10), Some(5), false).await.is_empty());
+        // Idle: warned.
+        let e = a.tick(at(20), Some(600), false).await;
+        assert_eq!(e[0].kind, EventKind::PolicyWarned);
+        assert!(matches!(rec.recorded()[0], Enforced::Warned { .. }));
+        // Postpone once: accepted; a second is refused by the CLI side.
+        let deadline = request_postpone(dir.path()).unwrap();
+        assert_eq!(deadline, at(20 + 120 + 300));
+        let e = a.tick(at(30), Some(600), false).await;
+        assert_eq!(e[0].kind, EventKind::PolicyPostponed);
+        assert!(matches!(
+            request_postpone(dir.path()),
+            Err(PostponeError::Exhausted { allowed: 1 })
+        ));
+        // Before the postponed deadline: nothing; after: one shutdown.
+        assert!(a.tick(at(200), Some(600), false).await.is_empty());
+        assert_eq!(rec.recorded().len(), 1);
+        let e = a.tick(at(441), Some(600), false).await;
+        assert_eq!(e[0].kind, EventKind::PolicyShutdown);
+        assert_eq!(rec.recorded().last(), Some(&Enforced::PoweredOff));
+        assert!(a.tick(at(450), Some(600), false).await.is_empty());
+        assert_eq!(rec.recorded().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn dry_run_never_acts_and_reports_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key(1);
+        let rec = Arc::new(RecordingEnforcer::default());
+        let a = agent(
+            dir.path(),
+            &encode_verifying_key(&k.verifying_key()),
+            rec.clone(),
+        );
+        a.on_ack(&sign(&policy(1, PolicyMode::DryRun), &k), "", false, at(0));
+        let e = a.tick(at(0), Some(600), false).await;
+        assert!(e[0].detail.starts_with("dry_run: would warn"), "{e:?}");
+        let e = a.tick(at(200), Some(600), false).await;
+        assert_eq!(e[0].detail, "dry_run: would shut down");
+        assert!(a.tick(at(300), Some(600), false).await.is_empty());
+        assert!(rec.recorded().is_empty());
+    }
+
+    #[tokio::test]
+    async fn forged_replayed_and_unpinned_policies_are_rejected_and_the_old_one_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (k, forger) = (key(1), key(2));
+        let rec = Arc::new(RecordingEnforcer::default());
+        let pub_b64 = encode_verifying_key(&k.verifying_key());
+        // Nothing configured, MQTT (untrusted): nothing is pinned, policy rejected.
+        let a = agent(dir.path(), "", rec.clone());
+        let v1 = sign(&policy(1, PolicyMode::DryRun), &k);
+        assert!(a.on_ack(&v1, &pub_b64, false, at(0)).is_none());
+        assert!(a.held().is_none());
+        assert_eq!(a.take_events()[0].detail, "unknown_key");
+        // gRPC: trust on first use pins the offered key.
+        let v1b = sign(&policy(2, PolicyMode::DryRun), &k);
+        assert_eq!(a.on_ack(&v1b, &pub_b64, true, at(1)), Some(pub_b64.clone()));
+        assert_eq!(a.held().unwrap().policy.version, 2);
+        // The same policy again (every Ack carries it): silently ignored.
+        assert!(a.on_ack(&v1b, &pub_b64, true, at(2)).is_none());
+        assert!(a.take_events().is_empty());
+        // Forged (another key, even offered with its own key), replayed, tampered.
+        let forged = sign(&policy(9, PolicyMode::Enforce), &forger);
+        a.on_ack(
+            &forged,
+            &encode_verifying_key(&forger.verifying_key()),
+            true,
+            at(3),
+        );
+        // An older version (v1 was seen already: a fresh one, same version).
+        a.on_ack(&sign(&policy(1, PolicyMode::Enforce), &k), &pub_b64, true, at(4));
+        let mut tampered = v1b.clone();
+        tampered.policy = policy(10, PolicyMode::Enforce).encode_to_vec();
+        a.on_ack(&tampered, &pub_b64, true, at(5));
+        let codes: Vec<String> = a.take_events().into_iter().map(|e| e.detail).collect();
+        assert_eq!(codes, ["unknown_key", "not_newer", "bad_signature"]);
+        assert_eq!(a.held().unwrap().policy.version, 2);
+        // Reported once even though every Ack brings it again.
+        a.on_ack(&forged, "", true, at(6));
+        assert!(a.take_events().is_empty());
+        // A restarted agent reloads the stored policy against the pinned key.
+        let again =
+            PolicyAgent::open(dir.path(), "", Some(&pub_b64), desktop(), rec, at(7)).unwrap();
+        assert_eq!(again.held().unwrap().policy.version, 2);
+        assert!(status_text(dir.path(), Some(&pub_b64)).contains("version 2"));
+    }
+}
