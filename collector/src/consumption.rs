@@ -315,6 +315,51 @@ pub fn device_figures(
     from: i64,
     to: i64,
 ) -> Result<Figures, ConsumptionError> {
+    let hours = HourTable::new(ctx, from, to)?;
+    device_figures_with(dev, ctx, &hours, from, to)
+}
+
+/// Per-hour facts that are the same for every device (price, working or not), so a
+/// report over many devices computes them once: time-zone conversions and tariff
+/// lookups would otherwise dominate a fleet-wide report.
+pub struct HourTable {
+    first_hour: i64,
+    /// € per kWh and "within working hours", for each hour from `first_hour`.
+    hours: Vec<(f64, bool)>,
+}
+
+impl HourTable {
+    pub fn new(ctx: &Context, from: i64, to: i64) -> Result<Self, ConsumptionError> {
+        let first_hour = from.div_euclid(HOUR_MS) * HOUR_MS;
+        let mut hours = Vec::new();
+        let mut h = first_hour;
+        while h < to {
+            let price = ctx
+                .tariff
+                .cost(h, h + HOUR_MS, 1.0, ctx.offset_minutes(h))?
+                .total_eur;
+            let working = ctx
+                .local(h)
+                .is_some_and(|z| ctx.working.is_working(z.weekday(), z.hour()));
+            hours.push((price, working));
+            h += HOUR_MS;
+        }
+        Ok(Self { first_hour, hours })
+    }
+
+    fn get(&self, hour: i64) -> Option<(f64, bool)> {
+        let i = usize::try_from((hour - self.first_hour).div_euclid(HOUR_MS)).ok()?;
+        self.hours.get(i).copied()
+    }
+}
+
+fn device_figures_with(
+    dev: &DeviceData,
+    ctx: &Context,
+    table: &HourTable,
+    from: i64,
+    to: i64,
+) -> Result<Figures, ConsumptionError> {
     let mut f = Figures {
         devices: 1,
         ..Default::default()
@@ -344,15 +389,25 @@ pub fn device_figures(
         f.monitors_kwh += monitor_wh / 1000.0;
         f.cpu_dram_kwh += cpu_dram_wh / 1000.0;
         let hour_kwh = (measured_wh + modelled_wh + monitor_wh) / 1000.0;
-        f.eur += ctx
-            .tariff
-            .cost(*hour, hour + HOUR_MS, hour_kwh, ctx.offset_minutes(*hour))?
-            .total_eur;
+        let (price, working) = match table.get(*hour) {
+            Some(x) => x,
+            None => {
+                // Outside the table (a caller's window wider than the table's): look
+                // it up directly.
+                let price = ctx
+                    .tariff
+                    .cost(*hour, hour + HOUR_MS, 1.0, ctx.offset_minutes(*hour))?
+                    .total_eur;
+                let working = ctx
+                    .local(*hour)
+                    .is_some_and(|z| ctx.working.is_working(z.weekday(), z.hour()));
+                (price, working)
+            }
+        };
+        f.eur += hour_kwh * price;
         let on_h = r.awake_ms / MS_PER_HOUR;
         f.hours_on += on_h;
-        if let Some(z) = ctx.local(*hour)
-            && !ctx.working.is_working(z.weekday(), z.hour())
-        {
+        if !working {
             f.hours_on_outside_working_hours += on_h;
         }
         covered_ms += r.covered_ms;
@@ -467,6 +522,7 @@ pub fn report(
         });
     }
     let end = to_ms.min(now_ms).max(from_ms);
+    let table = HourTable::new(ctx, from_ms, end)?;
     let mut rows: BTreeMap<String, Figures> = BTreeMap::new();
     let mut total = Figures::default();
     for dev in devices {
@@ -477,7 +533,7 @@ pub fn report(
                     break;
                 };
                 let b = month_end.min(end);
-                let f = device_figures(dev, ctx, t, b)?;
+                let f = device_figures_with(dev, ctx, &table, t, b)?;
                 rows.entry(key).or_default().add(&f);
                 total.add(&f);
                 if b <= t {
@@ -488,7 +544,7 @@ pub fn report(
             // A device counts once in the total, not once per month.
             continue;
         }
-        let f = device_figures(dev, ctx, from_ms, end)?;
+        let f = device_figures_with(dev, ctx, &table, from_ms, end)?;
         total.add(&f);
         let keys: Vec<String> = match by {
             GroupBy::Org => vec![dev.org.clone()],

@@ -595,6 +595,22 @@ impl Store {
         Ok(out)
     }
 
+    /// Writes rollups as given, replacing any stored for those hours. For bulk loads
+    /// (a migration from another tool) and benchmarks; ingest maintains rollups itself.
+    pub fn put_rollups(
+        &self,
+        org: &str,
+        device_id: &str,
+        rollups: &[(i64, HourRollup)],
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (hour, r) in rollups {
+            batch.insert(rollup_key(org, device_id, *hour), r.encode().to_vec());
+        }
+        self.rollups.apply_batch(batch)?;
+        Ok(())
+    }
+
     /// Recomputes every rollup from the raw reports (after a crash of an older version,
     /// or to check them): the result is identical to what ingest maintained. Returns
     /// (reports read, rollups written). `progress` is called every 100,000 reports.

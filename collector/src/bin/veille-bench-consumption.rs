@@ -33,7 +33,7 @@ use clap::Parser;
 use veille_collector::catalogue::Catalogue;
 use veille_collector::consumption::{Context, CsvDialect, EnergyConfig, GroupBy};
 use veille_collector::reports::{self, ConsumptionQuery, OutputFormat};
-use veille_collector::rollup::HOUR_MS;
+use veille_collector::rollup::{HOUR_MS, HourRollup};
 use veille_collector::store::Store;
 use veille_proto::v1::{ChassisClass, Event, EventKind, Inventory, Report, ReportBatch};
 
@@ -48,12 +48,18 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 struct Args {
     /// Devices for the one-month store (0 = skip). Generation through apply_batch runs
     /// at ~30k rollups/s on 2 cores: 30,000 devices (22M rollups) takes ~15 min.
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = 30_000)]
     month_devices: u64,
     /// Devices for the one-year store (0 = skip). 30,000 × a year is 263M rollups
     /// (~30 GB of sled): raise it if you have the disk and the time.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 3_000)]
     year_devices: u64,
+    /// Write hourly rollups directly (`Store::put_rollups`, the bulk-load path) after
+    /// one real report per device for its registry entry, instead of ingesting
+    /// reports that cover the whole period (slow: ~30k rollups/s). The report reads
+    /// the same bytes either way.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    direct: bool,
     /// Length of each generated report, in hours (1..=24).
     #[arg(long, default_value_t = 24)]
     report_hours: i64,
@@ -270,6 +276,9 @@ fn generate(
         rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
     };
     let t = Instant::now();
+    if args.direct {
+        return generate_direct(store, args, devices, start_ms, end_ms, &mut next);
+    }
     for d in 0..devices {
         let device_id = format!("dev-{d:06}");
         let mut reports: Vec<Report> = Vec::new();
@@ -342,6 +351,75 @@ fn generate(
             first = false;
             store.apply_batch(ORG, &batch, end_ms)?;
         }
+        if (d + 1) % 5_000 == 0 {
+            eprintln!("  {} devices in {:.1} s", d + 1, t.elapsed().as_secs_f64());
+        }
+    }
+    Ok(())
+}
+
+/// One real week-long boot session start per device (registry, inventory, boot
+/// session), then one rollup per hour of the period written directly.
+fn generate_direct(
+    store: &Store,
+    args: &Args,
+    devices: u64,
+    start_ms: i64,
+    end_ms: i64,
+    next: &mut impl FnMut() -> u64,
+) -> anyhow::Result<()> {
+    let t = Instant::now();
+    for d in 0..devices {
+        let device_id = format!("dev-{d:06}");
+        let first = Report {
+            boot_id: "b1".into(),
+            seq: 1,
+            start_unix_ms: start_ms,
+            end_unix_ms: start_ms + 60_000,
+            boot_time_unix_s: start_ms / 1000,
+            idle_ms: 60_000,
+            ..Default::default()
+        };
+        let batch = ReportBatch {
+            device_id: device_id.clone(),
+            reports: vec![first],
+            inventory: Some(Inventory {
+                hostname: format!("{device_id}.bench.test"),
+                chassis: if d % 3 == 0 {
+                    ChassisClass::Laptop
+                } else {
+                    ChassisClass::Desktop
+                } as i32,
+                site: format!("site-{:03}", d % args.sites),
+                tags: vec![format!("floor-{}", d % 7)],
+                ..Default::default()
+            }),
+            agent_version: "bench".into(),
+        };
+        store.apply_batch(ORG, &batch, end_ms)?;
+        let mut hours = Vec::new();
+        let mut h = start_ms;
+        while h < end_ms {
+            let r = next();
+            let active = 3_600_000.0 * ((r % 400) as f64 / 1000.0);
+            let sleep = (3_600_000.0 - active) * (((r >> 10) % 300) as f64 / 1000.0);
+            let idle = 3_600_000.0 - active - sleep;
+            let u = ((r >> 20) % 1000) as f64 / 1000.0;
+            hours.push((
+                h,
+                HourRollup {
+                    covered_ms: 3_600_000.0,
+                    awake_ms: active + idle,
+                    modelled_active_ms: active,
+                    modelled_active_util_ms: active * u,
+                    modelled_idle_ms: idle,
+                    sleep_ms: sleep,
+                    ..Default::default()
+                },
+            ));
+            h += HOUR_MS;
+        }
+        store.put_rollups(ORG, &device_id, &hours)?;
         if (d + 1) % 5_000 == 0 {
             eprintln!("  {} devices in {:.1} s", d + 1, t.elapsed().as_secs_f64());
         }
