@@ -238,7 +238,10 @@ impl Transport for MqttTransport {
                     return Ok(ack);
                 }
                 Ok(Some(Incoming::Ack(stale))) => {
-                    tracing::debug!(acked_from_seq = stale.acked_from_seq, "ack of an earlier send; ignored");
+                    tracing::debug!(
+                        acked_from_seq = stale.acked_from_seq,
+                        "ack of an earlier send; ignored"
+                    );
                 }
                 Ok(None) => {
                     return Err(SendError::Unavailable("MQTT connection task ended".into()));
@@ -292,7 +295,10 @@ async fn drive_v4(
     loop {
         match events.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(c))) if c.code == ConnectReturnCode::Success => {
-                tracing::info!(session_present = c.session_present, "connected to the MQTT broker (3.1.1)");
+                tracing::info!(
+                    session_present = c.session_present,
+                    "connected to the MQTT broker (3.1.1)"
+                );
                 failures = 0;
                 if let Err(e) = client.try_subscribe(&ack_topic) {
                     tracing::error!(error = %e, "cannot subscribe to the ack topic");
@@ -328,7 +334,10 @@ async fn drive_v5(
     loop {
         match events.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(c))) if c.code == ConnectReturnCode::Success => {
-                tracing::info!(session_present = c.session_present, "connected to the MQTT broker (MQTT 5)");
+                tracing::info!(
+                    session_present = c.session_present,
+                    "connected to the MQTT broker (MQTT 5)"
+                );
                 failures = 0;
                 if let Err(e) = client.try_subscribe(&ack_topic) {
                     tracing::error!(error = %e, "cannot subscribe to the ack topic");
@@ -357,7 +366,10 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(parse_url("mqtt://broker:1999"), Some(("broker".into(), 1999)));
+        assert_eq!(
+            parse_url("mqtt://broker:1999"),
+            Some(("broker".into(), 1999))
+        );
         assert_eq!(parse_url("mqtt://broker/"), Some(("broker".into(), 1883)));
         assert_eq!(parse_url("mqtt://[::1]:1884"), Some(("::1".into(), 1884)));
         for bad in ["http://x:1", "mqtt://", "mqtt://x:port", "mqtt://x:99999"] {

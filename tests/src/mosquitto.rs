@@ -72,7 +72,10 @@ impl Mosquitto {
         let proc = Proc::spawn("mosquitto", cmd);
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < DEADLINE, "mosquitto never listened on {port}");
+            assert!(
+                start.elapsed() < DEADLINE,
+                "mosquitto never listened on {port}"
+            );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         Mosquitto { proc, port, dir }
@@ -105,7 +108,16 @@ pub fn publish(port: u16, user: &str, password: &str, topic: &str, payload: &[u8
     let file = dir.path().join("payload");
     std::fs::write(&file, payload).expect("write payload");
     let out = Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-V", "mqttv311", "-q", "1"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-V",
+            "mqttv311",
+            "-q",
+            "1",
+        ])
         .args(["-u", user, "-P", password, "-t", topic, "-f"])
         .arg(&file)
         .output()

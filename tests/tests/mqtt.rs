@@ -24,7 +24,10 @@ fn reports_of(data: &std::path::Path, device: &str) -> u64 {
 fn assert_contiguous(seqs: &[u64], last: u64, what: &str) {
     assert!(!seqs.is_empty(), "{what}: nothing stored");
     let expected: Vec<u64> = (seqs[0]..=last).collect();
-    assert_eq!(seqs, expected, "{what}: stored seqs are not exactly first..={last}");
+    assert_eq!(
+        seqs, expected,
+        "{what}: stored seqs are not exactly first..={last}"
+    );
 }
 
 #[test]
@@ -52,8 +55,16 @@ fn agents_reach_the_collector_through_the_embedded_broker() {
     let last5 = a5.state()["last_seq"].as_u64().unwrap();
     let last4 = a4.state()["last_seq"].as_u64().unwrap();
     drop(collector);
-    assert_contiguous(&stored_seqs(data.path(), "default", "dev-v5"), last5, "dev-v5");
-    assert_contiguous(&stored_seqs(data.path(), "default", "dev-v4"), last4, "dev-v4");
+    assert_contiguous(
+        &stored_seqs(data.path(), "default", "dev-v5"),
+        last5,
+        "dev-v5",
+    );
+    assert_contiguous(
+        &stored_seqs(data.path(), "default", "dev-v4"),
+        last4,
+        "dev-v4",
+    );
 }
 
 #[test]
@@ -68,7 +79,10 @@ fn two_collectors_share_mosquitto_and_one_takes_over() {
     c1.proc.wait_for_line("connected to the MQTT broker");
     c2.proc.wait_for_line("connected to the MQTT broker");
     let devices = ["share-a", "share-b", "share-c"];
-    let states: Vec<_> = devices.iter().map(|_| tempfile::tempdir().unwrap()).collect();
+    let states: Vec<_> = devices
+        .iter()
+        .map(|_| tempfile::tempdir().unwrap())
+        .collect();
     let mut agents: Vec<Agent> = devices
         .iter()
         .zip(&states)
@@ -94,7 +108,10 @@ fn two_collectors_share_mosquitto_and_one_takes_over() {
         let s2 = stored_seqs(d2.path(), "acme", d);
         let both: BTreeSet<u64> = s1.iter().copied().collect();
         let dup: Vec<u64> = s2.iter().copied().filter(|s| both.contains(s)).collect();
-        assert!(dup.is_empty(), "{d}: seqs stored by both collectors: {dup:?}");
+        assert!(
+            dup.is_empty(),
+            "{d}: seqs stored by both collectors: {dup:?}"
+        );
         let mut all: Vec<u64> = s1.into_iter().chain(s2).collect();
         all.sort_unstable();
         assert_contiguous(&all, last, d);
@@ -107,12 +124,21 @@ fn reports_wait_in_the_spool_while_the_collector_is_down() {
     let data = tempfile::tempdir().unwrap();
     let cfg = broker.collector_config("c", &[("acme", ACME_TOKEN)], "veille-collector-outage");
     let state = tempfile::tempdir().unwrap();
-    let mut agent =
-        Agent::start_mqtt("agent", state.path(), &broker.url(), "acme", ACME_TOKEN, "outage-mqtt", 4);
-    wait_until("5 reports spooled: the broker takes them, nobody acks", || {
-        agent.spooled() >= 5
-    });
-    let mut collector = Collector::start_with("collector", data.path(), "127.0.0.1:0", Some(&cfg), &[]);
+    let mut agent = Agent::start_mqtt(
+        "agent",
+        state.path(),
+        &broker.url(),
+        "acme",
+        ACME_TOKEN,
+        "outage-mqtt",
+        4,
+    );
+    wait_until(
+        "5 reports spooled: the broker takes them, nobody acks",
+        || agent.spooled() >= 5,
+    );
+    let mut collector =
+        Collector::start_with("collector", data.path(), "127.0.0.1:0", Some(&cfg), &[]);
     wait_until("the spool to drain once the collector is back", || {
         agent.spooled() == 0
     });
@@ -140,20 +166,44 @@ fn bad_mqtt_input_is_dropped_counted_and_ingest_goes_on() {
     let port: u16 = collector.mqtt.rsplit(':').next().unwrap().parse().unwrap();
     let topic = |org: &str, dev: &str| veille_proto::topics::reports(org, dev);
 
-    assert!(mosquitto::publish(port, "default", &token, &topic("default", "junk-dev"), b"\xff\x01garbage"));
+    assert!(mosquitto::publish(
+        port,
+        "default",
+        &token,
+        &topic("default", "junk-dev"),
+        b"\xff\x01garbage"
+    ));
     let line = collector.proc.wait_for_line("bad_protobuf");
     assert!(line.contains("total=1"), "{line}");
 
     let victim = valid_batch("victim-dev", 1);
-    assert!(mosquitto::publish(port, "default", &token, &topic("default", "attacker-dev"), &victim));
+    assert!(mosquitto::publish(
+        port,
+        "default",
+        &token,
+        &topic("default", "attacker-dev"),
+        &victim
+    ));
     let line = collector.proc.wait_for_line("device_mismatch");
     assert!(line.contains("total=1"), "{line}");
 
-    assert!(mosquitto::publish(port, "default", &token, &topic("nosuchorg", "x-dev"), &valid_batch("x-dev", 1)));
+    assert!(mosquitto::publish(
+        port,
+        "default",
+        &token,
+        &topic("nosuchorg", "x-dev"),
+        &valid_batch("x-dev", 1)
+    ));
     collector.proc.wait_for_line("unknown_org");
 
     assert!(
-        !mosquitto::publish(port, "default", "wrong-token", &topic("default", "y-dev"), &valid_batch("y-dev", 1)),
+        !mosquitto::publish(
+            port,
+            "default",
+            "wrong-token",
+            &topic("default", "y-dev"),
+            &valid_batch("y-dev", 1)
+        ),
         "wrong credentials must be refused"
     );
     let line = collector.proc.wait_for_line("auth_refused");
@@ -162,8 +212,22 @@ fn bad_mqtt_input_is_dropped_counted_and_ingest_goes_on() {
     // The collector goes on: a real agent's reports and a good mosquitto_pub land.
     let state = tempfile::tempdir().unwrap();
     let url = format!("mqtt://{}", collector.mqtt);
-    let mut agent = Agent::start_mqtt("agent", state.path(), &url, "default", &token, "good-dev", 4);
-    assert!(mosquitto::publish(port, "default", &token, &topic("default", "pub-dev"), &valid_batch("pub-dev", 1)));
+    let mut agent = Agent::start_mqtt(
+        "agent",
+        state.path(),
+        &url,
+        "default",
+        &token,
+        "good-dev",
+        4,
+    );
+    assert!(mosquitto::publish(
+        port,
+        "default",
+        &token,
+        &topic("default", "pub-dev"),
+        &valid_batch("pub-dev", 1)
+    ));
     wait_until("good reports stored", || {
         reports_of(data.path(), "good-dev") >= 2 && reports_of(data.path(), "pub-dev") == 1
     });
@@ -173,7 +237,10 @@ fn bad_mqtt_input_is_dropped_counted_and_ingest_goes_on() {
         .map(|d| d["device_id"].as_str().unwrap_or_default().to_owned())
         .collect();
     for never in ["junk-dev", "victim-dev", "attacker-dev", "x-dev", "y-dev"] {
-        assert!(!ids.iter().any(|i| i == never), "{never} must not be stored: {ids:?}");
+        assert!(
+            !ids.iter().any(|i| i == never),
+            "{never} must not be stored: {ids:?}"
+        );
     }
 }
 
@@ -185,15 +252,34 @@ fn mosquitto_acl_keeps_an_org_out_of_another_orgs_topics() {
     let data = tempfile::tempdir().unwrap();
     let orgs = [("acme", ACME_TOKEN), ("globex", GLOBEX_TOKEN)];
     let cfg = broker.collector_config("c", &orgs, "veille-collector-acl");
-    let mut collector = Collector::start_with("collector", data.path(), "127.0.0.1:0", Some(&cfg), &[]);
+    let mut collector =
+        Collector::start_with("collector", data.path(), "127.0.0.1:0", Some(&cfg), &[]);
     collector.proc.wait_for_line("connected to the MQTT broker");
     let topic = veille_proto::topics::reports("globex", "intruder");
     // Mosquitto accepts the PUBLISH (MQTT 3.1.1 has no way to say no) and drops it.
-    mosquitto::publish(broker.port, "acme", ACME_TOKEN, &topic, &valid_batch("intruder", 1));
+    mosquitto::publish(
+        broker.port,
+        "acme",
+        ACME_TOKEN,
+        &topic,
+        &valid_batch("intruder", 1),
+    );
     let own = veille_proto::topics::reports("globex", "insider");
-    assert!(mosquitto::publish(broker.port, "globex", GLOBEX_TOKEN, &own, &valid_batch("insider", 1)));
-    wait_until("globex's own report stored", || reports_of(data.path(), "insider") == 1);
+    assert!(mosquitto::publish(
+        broker.port,
+        "globex",
+        GLOBEX_TOKEN,
+        &own,
+        &valid_batch("insider", 1)
+    ));
+    wait_until("globex's own report stored", || {
+        reports_of(data.path(), "insider") == 1
+    });
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(reports_of(data.path(), "intruder"), 0, "the ACL let acme publish as globex");
+    assert_eq!(
+        reports_of(data.path(), "intruder"),
+        0,
+        "the ACL let acme publish as globex"
+    );
     assert_eq!(collector.proc.stop(), Some(0));
 }

@@ -109,7 +109,11 @@ async fn run(args: &Args, work: &Path) -> anyhow::Result<()> {
 
     // 3. Mosquitto alone: a subscriber that only counts reports.
     let counted = Arc::new(AtomicU64::new(0));
-    let counter = tokio::spawn(count_subscriber(mosquitto.port, counted.clone(), args.batch_size));
+    let counter = tokio::spawn(count_subscriber(
+        mosquitto.port,
+        counted.clone(),
+        args.batch_size,
+    ));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let c = counted.clone();
     let passthrough = timed(total, &payloads, mosquitto.port, None, move || {
@@ -123,9 +127,24 @@ async fn run(args: &Args, work: &Path) -> anyhow::Result<()> {
     let (e, x, p) = (rate(embedded), rate(external), rate(passthrough));
     println!();
     println!("{:<44} {:>12} {:>10}", "path", "reports/s", "seconds");
-    println!("{:<44} {:>12.0} {:>10.2}", "agent → embedded rumqttd → durable store", e, embedded.as_secs_f64());
-    println!("{:<44} {:>12.0} {:>10.2}", "agent → Mosquitto → collector → durable", x, external.as_secs_f64());
-    println!("{:<44} {:>12.0} {:>10.2}", "agent → Mosquitto → counting subscriber", p, passthrough.as_secs_f64());
+    println!(
+        "{:<44} {:>12.0} {:>10.2}",
+        "agent → embedded rumqttd → durable store",
+        e,
+        embedded.as_secs_f64()
+    );
+    println!(
+        "{:<44} {:>12.0} {:>10.2}",
+        "agent → Mosquitto → collector → durable",
+        x,
+        external.as_secs_f64()
+    );
+    println!(
+        "{:<44} {:>12.0} {:>10.2}",
+        "agent → Mosquitto → counting subscriber",
+        p,
+        passthrough.as_secs_f64()
+    );
     println!();
     println!("embedded / Mosquitto pass-through: {:.2}", e / p);
     println!("Mosquitto+collector / Mosquitto pass-through: {:.2}", x / p);
@@ -208,18 +227,27 @@ async fn timed(
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..payloads.len() {
-        let mut o = MqttOptions::new(format!("bench-pub-{c}-{}", rand::random::<u32>()), "127.0.0.1", port);
+        let mut o = MqttOptions::new(
+            format!("bench-pub-{c}-{}", rand::random::<u32>()),
+            "127.0.0.1",
+            port,
+        );
         o.set_inflight(100).set_max_packet_size(8 << 20, 8 << 20);
         if let Some((u, p)) = credentials {
             o.set_credentials(u, p);
         }
         let payloads = payloads.clone();
-        tasks.push(tokio::spawn(async move { publish_all(o, &payloads[c], c).await }));
+        tasks.push(tokio::spawn(async move {
+            publish_all(o, &payloads[c], c).await
+        }));
     }
     let deadline = Duration::from_secs(120);
     while done() - base < total {
         if start.elapsed() > deadline {
-            bail!("only {} of {total} reports after {deadline:?}", done() - base);
+            bail!(
+                "only {} of {total} reports after {deadline:?}",
+                done() - base
+            );
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -239,7 +267,9 @@ async fn publish_all(o: MqttOptions, batches: &[Vec<u8>], c: usize) -> anyhow::R
         let batches = batches.to_vec();
         tokio::spawn(async move {
             for b in batches {
-                client.publish(topic.clone(), QoS::AtLeastOnce, false, b).await?;
+                client
+                    .publish(topic.clone(), QoS::AtLeastOnce, false, b)
+                    .await?;
             }
             anyhow::Ok(())
         })
@@ -248,7 +278,9 @@ async fn publish_all(o: MqttOptions, batches: &[Vec<u8>], c: usize) -> anyhow::R
     while acked < n {
         match events.poll().await.context("publisher connection")? {
             Event::Incoming(Packet::PubAck(_)) => acked += 1,
-            Event::Incoming(Packet::ConnAck(a)) if a.code != rumqttc::ConnectReturnCode::Success => {
+            Event::Incoming(Packet::ConnAck(a))
+                if a.code != rumqttc::ConnectReturnCode::Success =>
+            {
                 bail!("broker refused the publisher: {:?}", a.code)
             }
             _ => {}
@@ -259,7 +291,11 @@ async fn publish_all(o: MqttOptions, batches: &[Vec<u8>], c: usize) -> anyhow::R
     Ok(())
 }
 
-async fn count_subscriber(port: u16, counted: Arc<AtomicU64>, reports_per_batch: u64) -> anyhow::Result<()> {
+async fn count_subscriber(
+    port: u16,
+    counted: Arc<AtomicU64>,
+    reports_per_batch: u64,
+) -> anyhow::Result<()> {
     let mut o = MqttOptions::new("bench-counter", "127.0.0.1", port);
     o.set_inflight(100).set_max_packet_size(8 << 20, 8 << 20);
     let (client, mut events) = AsyncClient::new(o, 256);
@@ -284,7 +320,9 @@ struct Mosquitto {
 
 impl Mosquitto {
     fn start(work: &Path) -> anyhow::Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let conf = work.join("mosquitto.conf");
         let mut text = format!(
             "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\

@@ -98,6 +98,7 @@ impl ReportHandler {
                 conflicts: o.conflicts,
                 acked_from_seq,
                 rejected: String::new(),
+                ..Ack::default()
             },
             Err(IngestError::Invalid(e)) => {
                 let reason = e.to_string();
