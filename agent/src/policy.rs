@@ -669,7 +669,12 @@ mod tests {
             at(3),
         );
         // An older version (v1 was seen already: a fresh one, same version).
-        a.on_ack(&sign(&policy(1, PolicyMode::Enforce), &k), &pub_b64, true, at(4));
+        a.on_ack(
+            &sign(&policy(1, PolicyMode::Enforce), &k),
+            &pub_b64,
+            true,
+            at(4),
+        );
         let mut tampered = v1b.clone();
         tampered.policy = policy(10, PolicyMode::Enforce).encode_to_vec();
         a.on_ack(&tampered, &pub_b64, true, at(5));

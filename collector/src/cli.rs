@@ -76,6 +76,12 @@ pub enum ReportCommand {
     /// reported within the last 30 days. Asks the running server when there is one (its
     /// API: /api/v1/reports/renewal), else reads the store.
     Renewal(RenewalArgs),
+    /// Auto-shutdown policy compliance per org and site: devices left on inside the
+    /// policy's windows and their wasted kWh, €, kgCO2e; shutdowns done, warned,
+    /// postponed, skipped (by reason) and policies rejected, as the agents reported them.
+    /// Asks the running server when there is one (its API: /api/v1/reports/compliance),
+    /// else reads the store.
+    Compliance(crate::policy::ComplianceArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -361,6 +367,8 @@ mod tests {
             &["veille-collector", "import", "glpi", "--help"],
             &["veille-collector", "policy", "set", "--help"],
             &["veille-collector", "policy", "show", "--help"],
+            &["veille-collector", "policy", "replay", "--help"],
+            &["veille-collector", "report", "compliance", "--help"],
         ] {
             let e = Cli::try_parse_from(args).unwrap_err();
             assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp);

@@ -20,6 +20,8 @@
 //! - [`mqtt`]: the MQTT transport (embedded rumqttd or an external broker), same ingest.
 //! - [`policy`]: auto-shutdown policies: the signing key, the policy file, the
 //!   `policies` tree, the cache the gRPC Ack reads, `policy set/show` (CLI and HTTP).
+//! - [`compliance`]: policy compliance (devices left on in the windows, wasted kWh,
+//!   shutdowns and skips reported) and `policy replay` savings, from rollups (pure).
 //! - [`metrics`]: ingest counters (for `/metrics` later, and the benchmark).
 //! - [`catalogue`]: power profiles per chassis class and model, each figure with its
 //!   source; defaults are `deploy/power-profiles.toml`, embedded (pure).
@@ -46,6 +48,7 @@ pub mod auth;
 pub mod carbon;
 pub mod catalogue;
 pub mod cli;
+pub mod compliance;
 pub mod config;
 pub mod consumption;
 pub mod demo;

@@ -86,6 +86,21 @@ fn run(cli: Cli) -> Result<(), Failure> {
             report_renewal(args)
         }
         Command::Import(veille_collector::cli::ImportCommand::Glpi(args)) => import_glpi(args),
+        Command::Report(veille_collector::cli::ReportCommand::Compliance(args)) => {
+            let out = runtime()?
+                .block_on(veille_collector::policy::compliance_command(args))
+                .map_err(|e| {
+                    let usage = e.is_usage();
+                    let e = anyhow::anyhow!("report compliance: {e}");
+                    if usage {
+                        Failure::Usage(e)
+                    } else {
+                        Failure::Runtime(e)
+                    }
+                })?;
+            print!("{out}");
+            Ok(())
+        }
         Command::Policy(cmd) => {
             let out = runtime()?
                 .block_on(veille_collector::policy::command(cmd))

@@ -6,7 +6,7 @@
 //! Evaluation and signatures live in `veille_proto::{policy, signing}`: the agent checks
 //! exactly what is signed here.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -21,12 +21,14 @@ use prost::Message;
 use serde::{Deserialize, Serialize};
 use veille_proto::policy::{ALL_DAYS, WORKING_DAYS, validate_policy};
 use veille_proto::signing::{self, KeyError, SigningKey};
-use veille_proto::v1::{ChassisClass, Policy, PolicyMode, ShutdownWindow, SignedPolicy};
+use veille_proto::v1::{ChassisClass, EventKind, Policy, PolicyMode, ShutdownWindow, SignedPolicy};
 use veille_proto::validate::ValidationError;
 
 use crate::auth::{Auth, Principal, bearer_token};
 use crate::cli::API_TIMEOUT;
+use crate::compliance::DeviceInput;
 use crate::config::Config;
+use crate::consumption::Context;
 use crate::http_client::{self, ClientError};
 use crate::listen_file::{self, ListenFileError};
 use crate::server::STORE_DIR;
@@ -40,6 +42,10 @@ pub const KEY_FILE: &str = "policy.key";
 
 /// `PUT` (set) and `GET` (show) under the operator token.
 pub const API_PATH: &str = "/api/v1/policy";
+/// `POST` a draft: its replay.
+pub const REPLAY_PATH: &str = "/api/v1/policy/replay";
+/// `GET ?from=&to=[&format=]`: the compliance report.
+pub const COMPLIANCE_PATH: &str = "/api/v1/reports/compliance";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
@@ -88,6 +94,8 @@ pub enum PolicyError {
         addr: std::net::SocketAddr,
         client: ClientError,
     },
+    #[error("{0}")]
+    Period(String),
     #[error("policy task failed: {0}")]
     Task(String),
 }
@@ -99,6 +107,7 @@ impl PolicyError {
             self,
             PolicyError::FileRead { .. }
                 | PolicyError::Config(_)
+                | PolicyError::Period(_)
                 | PolicyError::Parse(_)
                 | PolicyError::Invalid(_)
                 | PolicyError::NotNewer { .. }
@@ -650,6 +659,183 @@ pub enum PolicyCommand {
     /// The public key and key id to pin in the agents' config (`policy_public_key`),
     /// and each org's current policy, version and mode.
     Show(PolicyShowArgs),
+    /// Evaluate a draft policy (TOML or JSON file) on the recorded timelines: predicted
+    /// kWh, €, kgCO2e saved and the active sessions it would have interrupted, per site.
+    /// Reads the store, or the running server's API (/api/v1/policy/replay).
+    Replay(PolicyReplayArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PolicyReplayArgs {
+    #[command(flatten)]
+    pub config: crate::cli::ConfigArgs,
+    /// The draft policy file.
+    #[arg(long, value_name = "FILE")]
+    pub file: PathBuf,
+    /// First day, YYYY-MM-DD (local midnight in `energy.timezone`).
+    #[arg(long, value_name = "DATE")]
+    pub from: String,
+    /// Last day, YYYY-MM-DD, included.
+    #[arg(long, value_name = "DATE")]
+    pub to: String,
+    /// Output format.
+    #[arg(long, default_value = "table", value_parser = ["table", "csv", "json"])]
+    pub format: String,
+}
+
+/// `report compliance` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ComplianceArgs {
+    #[command(flatten)]
+    pub config: crate::cli::ConfigArgs,
+    /// First day, YYYY-MM-DD (local midnight in `energy.timezone`).
+    #[arg(long, value_name = "DATE")]
+    pub from: String,
+    /// Last day, YYYY-MM-DD, included.
+    #[arg(long, value_name = "DATE")]
+    pub to: String,
+    /// Output format.
+    #[arg(long, default_value = "table", value_parser = ["table", "csv", "json"])]
+    pub format: String,
+}
+
+/// The period `[from, to]` (days, `to` included) as Unix ms.
+pub fn period_ms(ctx: &Context, from: &str, to: &str) -> Result<(i64, i64), PolicyError> {
+    let bad = |e: &dyn std::fmt::Display| PolicyError::Period(e.to_string());
+    let from_ms = ctx.day_start_ms(from).map_err(|e| bad(&e))?;
+    let next = to
+        .parse::<jiff::civil::Date>()
+        .ok()
+        .and_then(|d| d.tomorrow().ok())
+        .ok_or_else(|| PolicyError::Period(format!("date {to:?}: expected YYYY-MM-DD")))?;
+    let to_ms = ctx.day_start_ms(&next.to_string()).map_err(|e| bad(&e))?;
+    if to_ms <= from_ms {
+        return Err(PolicyError::Period(format!(
+            "--to {to} is before --from {from}"
+        )));
+    }
+    Ok((from_ms, to_ms))
+}
+
+/// Every device of `org` (all orgs: `None`) with its rollups, facts, power profile and
+/// the policy events it reported in `[from_ms, to_ms)`.
+pub fn load_inputs(
+    store: &Store,
+    ctx: &Context,
+    org: Option<&str>,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<DeviceInput>, PolicyError> {
+    let mut out = Vec::new();
+    for d in crate::reports::load_devices(store, org, from_ms, to_ms)? {
+        let inv = store.inventory(&d.org, &d.device_id)?.unwrap_or_default();
+        let mut events = Vec::new();
+        for r in store.reports(&d.org, &d.device_id, 0..=u64::MAX)? {
+            for e in r.events {
+                let kind = EventKind::try_from(e.kind).unwrap_or(EventKind::Unspecified);
+                let policy_event = matches!(
+                    kind,
+                    EventKind::PolicyWarned
+                        | EventKind::PolicyPostponed
+                        | EventKind::PolicyShutdown
+                        | EventKind::PolicySkipped
+                        | EventKind::PolicyRejected
+                );
+                if policy_event && (from_ms..to_ms).contains(&e.at_unix_ms) {
+                    events.push((kind, e.detail));
+                }
+            }
+        }
+        out.push(DeviceInput {
+            facts: crate::compliance::facts(inv.chassis, &d.hostname, &d.groups),
+            profile: ctx
+                .catalogue
+                .profile_for(d.class, &d.manufacturer, &d.model)
+                .0
+                .clone(),
+            org: d.org,
+            device_id: d.device_id,
+            site: d.site,
+            hours: d.hours,
+            events,
+        });
+    }
+    Ok(out)
+}
+
+fn render<T: Serialize>(
+    rows: &[T],
+    format: &str,
+    table: fn(&[T]) -> String,
+    csv: fn(&[T]) -> String,
+) -> String {
+    match format {
+        "csv" => csv(rows),
+        "json" => serde_json::to_string_pretty(rows).unwrap_or_default() + "\n",
+        _ => table(rows),
+    }
+}
+
+/// `report compliance` from the store.
+pub fn compliance_output(
+    store: &Store,
+    ctx: &Context,
+    org: Option<&str>,
+    from: &str,
+    to: &str,
+    format: &str,
+) -> Result<String, PolicyError> {
+    let (from_ms, to_ms) = period_ms(ctx, from, to)?;
+    let policies: BTreeMap<String, Policy> = current_all(store)?
+        .into_iter()
+        .map(|(p, _)| (p.org.clone(), p))
+        .collect();
+    let inputs = load_inputs(store, ctx, org, from_ms, to_ms)?;
+    let rows = crate::compliance::compliance(ctx, &policies, &inputs, from_ms, to_ms);
+    Ok(render(
+        &rows,
+        format,
+        crate::compliance::compliance_table,
+        crate::compliance::compliance_csv,
+    ))
+}
+
+/// `policy replay` from the store.
+pub fn replay_output(
+    store: &Store,
+    ctx: &Context,
+    draft: &PolicyFile,
+    from: &str,
+    to: &str,
+    format: &str,
+) -> Result<String, PolicyError> {
+    let mut policy = draft.to_policy()?;
+    policy.version = policy.version.max(1);
+    validate_policy(&policy)?;
+    let (from_ms, to_ms) = period_ms(ctx, from, to)?;
+    let inputs = load_inputs(store, ctx, Some(&policy.org), from_ms, to_ms)?;
+    let rows = crate::compliance::replay(ctx, &policy, &inputs, from_ms, to_ms);
+    Ok(render(
+        &rows,
+        format,
+        crate::compliance::replay_table,
+        crate::compliance::replay_csv,
+    ))
+}
+
+/// `report compliance`: through the running server, else on the store.
+pub async fn compliance_command(args: ComplianceArgs) -> Result<String, PolicyError> {
+    let config = args.config.load_config()?;
+    let ctx = crate::reports::context(&config).map_err(|e| PolicyError::Period(e.to_string()))?;
+    period_ms(&ctx, &args.from, &args.to)?;
+    let path = format!(
+        "{COMPLIANCE_PATH}?from={}&to={}&format={}",
+        args.from, args.to, args.format
+    );
+    via_server_or_store(&config, "GET", &path, None, move |store| {
+        compliance_output(store, &ctx, None, &args.from, &args.to, &args.format)
+    })
+    .await
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -691,6 +877,22 @@ pub async fn command(cmd: PolicyCommand) -> Result<String, PolicyError> {
                 o.org, o.version, o.mode, o.key_id
             ))
         }
+        PolicyCommand::Replay(args) => {
+            let config = args.config.load_config()?;
+            let draft = read_file(&args.file)?;
+            let ctx =
+                crate::reports::context(&config).map_err(|e| PolicyError::Period(e.to_string()))?;
+            period_ms(&ctx, &args.from, &args.to)?;
+            let body = serde_json::to_vec(&draft).map_err(|e| PolicyError::Parse(e.to_string()))?;
+            let path = format!(
+                "{REPLAY_PATH}?from={}&to={}&format={}",
+                args.from, args.to, args.format
+            );
+            via_server_or_store(&config, "POST", &path, Some(body), move |store| {
+                replay_output(store, &ctx, &draft, &args.from, &args.to, &args.format)
+            })
+            .await
+        }
         PolicyCommand::Show(args) => {
             let config = args.config.load_config()?;
             let shown = show_via_server_or_store(&config).await?;
@@ -709,6 +911,7 @@ struct ApiState {
     auth: Arc<Auth>,
     key: Arc<SigningKey>,
     cache: Arc<PolicyCache>,
+    ctx: Arc<Context>,
 }
 
 /// `GET /api/v1/policy` (the [`PolicyShow`] JSON, or `?format=table`; an org token sees
@@ -720,15 +923,107 @@ pub fn router(
     auth: Arc<Auth>,
     key: Arc<SigningKey>,
     cache: Arc<PolicyCache>,
+    ctx: Arc<Context>,
 ) -> Router {
     Router::new()
         .route(API_PATH, get(api_show).put(api_set))
+        .route(REPLAY_PATH, axum::routing::post(api_replay))
+        .route(COMPLIANCE_PATH, get(api_compliance))
         .with_state(ApiState {
             store,
             auth,
             key,
             cache,
+            ctx,
         })
+}
+
+#[derive(Debug, Deserialize)]
+struct PeriodParams {
+    from: Option<String>,
+    to: Option<String>,
+    format: Option<String>,
+}
+
+fn content_type(format: &str) -> &'static str {
+    match format {
+        "csv" => "text/csv; charset=utf-8",
+        "table" => "text/plain; charset=utf-8",
+        _ => "application/json",
+    }
+}
+
+async fn period_report(
+    state: ApiState,
+    p: PeriodParams,
+    run: impl FnOnce(&Store, &Context, &str, &str, &str) -> Result<String, PolicyError> + Send + 'static,
+) -> Response {
+    let (Some(from), Some(to)) = (p.from, p.to) else {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "from and to (YYYY-MM-DD) are required",
+        );
+    };
+    let format = p.format.unwrap_or_else(|| "json".into());
+    if !matches!(format.as_str(), "json" | "csv" | "table") {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "format: expected table, csv or json",
+        );
+    }
+    let (store, ctx) = (state.store.clone(), state.ctx.clone());
+    let f = format.clone();
+    let done = tokio::task::spawn_blocking(move || run(&store, &ctx, &from, &to, &f)).await;
+    match done {
+        Ok(Ok(body)) => ([(header::CONTENT_TYPE, content_type(&format))], body).into_response(),
+        Ok(Err(e)) if e.is_usage() => api_error(StatusCode::BAD_REQUEST, e.to_string()),
+        Ok(Err(e)) => api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `GET /api/v1/reports/compliance?from=&to=[&format=]` (JSON by default): an org
+/// token sees its own org.
+async fn api_compliance(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(p): Query<PeriodParams>,
+) -> Response {
+    let org = match principal(&state.auth, &headers) {
+        None => return api_error(StatusCode::UNAUTHORIZED, "missing or unknown token"),
+        Some(Principal::Operator) => None,
+        Some(Principal::Org(o)) => Some(o),
+    };
+    period_report(state, p, move |store, ctx, from, to, format| {
+        compliance_output(store, ctx, org.as_deref(), from, to, format)
+    })
+    .await
+}
+
+/// `POST /api/v1/policy/replay?from=&to=[&format=]` with a draft [`PolicyFile`] (JSON)
+/// as body; operator token, or the draft's org's token.
+async fn api_replay(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(p): Query<PeriodParams>,
+    body: Bytes,
+) -> Response {
+    let who = principal(&state.auth, &headers);
+    let draft: PolicyFile = match serde_json::from_slice(&body) {
+        Ok(f) => f,
+        Err(e) => return api_error(StatusCode::BAD_REQUEST, format!("policy file: {e}")),
+    };
+    match who {
+        None => return api_error(StatusCode::UNAUTHORIZED, "missing or unknown token"),
+        Some(Principal::Org(o)) if o != draft.org => {
+            return api_error(StatusCode::FORBIDDEN, "a draft of another organisation");
+        }
+        Some(_) => {}
+    }
+    period_report(state, p, move |store, ctx, from, to, format| {
+        replay_output(store, ctx, &draft, from, to, format)
+    })
+    .await
 }
 
 fn api_error(status: StatusCode, message: impl Into<String>) -> Response {

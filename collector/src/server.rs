@@ -210,7 +210,13 @@ impl Server {
                     stopped(stop_rx.clone()),
                 ),
         );
-        let policy_api = crate::policy::router(store.clone(), auth.clone(), policy_key, policies);
+        let policy_api = crate::policy::router(
+            store.clone(),
+            auth.clone(),
+            policy_key,
+            policies,
+            report_context.clone(),
+        );
         let app = crate::http::router(store.clone(), auth.clone(), report_context).merge(
             crate::http::renewal_router(store.clone(), auth, renewal_context),
         );

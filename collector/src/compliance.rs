@@ -1,0 +1,570 @@
+//! Policy compliance and replay, from the hourly rollups and the agents' policy events.
+//!
+//! - `report compliance`: per org and site, the devices left on inside the current
+//!   policy's windows, the energy they used there beyond what they would have used
+//!   switched off (kWh, €, kgCO2e), and the shutdowns done, postponed, skipped (by
+//!   reason) and policies rejected, as the agents reported them.
+//! - `policy replay`: the same measure for a draft policy on the recorded timelines:
+//!   the energy, cost and carbon it would have saved, and the active time it would have
+//!   cut into.
+//!
+//! # Model
+//! Window time is matched to rollup hours by overlap, and a rollup's awake time is
+//! taken as spread evenly over its hour (hourly resolution is what the store keeps).
+//! "Saved" and "wasted" are the awake energy in the windows (measured where a meter
+//! measured it, else the catalogue's profile: idle power plus the CPU-dependent part)
+//! minus the soft-off power over the same time: a switched-off PC still draws `p_off_w`.
+//! Devices a policy excludes (group, hosts, tags, chassis, servers not opted in —
+//! `allow_shutdown` is unknown to the collector, so servers are counted as excluded)
+//! count for neither. Replay ignores the idle threshold and warnings: it is the upper
+//! bound of what the windows can save, and "interrupted" counts the active hours in
+//! the windows, the sessions a warning would have reached.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::Serialize;
+use veille_proto::policy::{
+    Decision, DeviceFacts, SkipReason, WindowSpan, evaluate, spans_between,
+};
+use veille_proto::v1::{ChassisClass, EventKind, Policy, PolicyMode};
+
+use crate::catalogue::PowerProfile;
+use crate::consumption::Context;
+use crate::rollup::{HOUR_MS, HourRollup};
+
+const MS_PER_HOUR: f64 = 3_600_000.0;
+
+/// One device's inputs.
+#[derive(Debug, Clone)]
+pub struct DeviceInput {
+    pub org: String,
+    pub device_id: String,
+    pub site: String,
+    pub facts: DeviceFacts,
+    pub profile: PowerProfile,
+    pub hours: Vec<(i64, HourRollup)>,
+    /// Policy events the device reported in the period.
+    pub events: Vec<(EventKind, String)>,
+}
+
+/// Energy a device used awake during `r`'s hour, Wh (measured part, then modelled).
+pub fn awake_wh(profile: &PowerProfile, r: &HourRollup) -> f64 {
+    let idle = profile.p_idle_w.value;
+    let span = profile.p_max_w.value - idle;
+    r.measured_j / 3600.0
+        + (idle * (r.modelled_active_ms + r.modelled_idle_ms) + span * r.modelled_active_util_ms)
+            / MS_PER_HOUR
+}
+
+/// What switching the device off during its awake time of `r` would have saved, Wh.
+pub fn avoidable_wh(profile: &PowerProfile, r: &HourRollup) -> f64 {
+    (awake_wh(profile, r) - profile.p_off_w.value * r.awake_ms / MS_PER_HOUR).max(0.0)
+}
+
+/// Milliseconds of `[hour, hour + 1 h)` inside `spans` (overlaps counted once).
+pub fn overlap_ms(spans: &[WindowSpan], hour: i64) -> i64 {
+    let (a, b) = (hour, hour + HOUR_MS);
+    let mut cuts: Vec<(i64, i64)> = spans
+        .iter()
+        .map(|s| {
+            (
+                s.start.as_millisecond().max(a),
+                s.end.as_millisecond().min(b),
+            )
+        })
+        .filter(|(x, y)| x < y)
+        .collect();
+    cuts.sort();
+    let (mut total, mut reach) = (0, a);
+    for (x, y) in cuts {
+        let x = x.max(reach);
+        if y > x {
+            total += y - x;
+            reach = y;
+        }
+    }
+    total
+}
+
+/// Why `policy` would leave this device alone whatever its activity, if it would.
+pub fn excluded(policy: &Policy, facts: &DeviceFacts, spans: &[WindowSpan]) -> Option<SkipReason> {
+    let span = spans.first()?;
+    let mut p = policy.clone();
+    p.mode = PolicyMode::Enforce as i32;
+    match evaluate(&p, span.start, facts, u64::MAX, 0, None) {
+        Decision::Skip { reason }
+            if !matches!(reason, SkipReason::UserActive | SkipReason::TooLateInWindow) =>
+        {
+            Some(reason)
+        }
+        _ => None,
+    }
+}
+
+/// The window figures of one device over its rollups.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct WindowFigures {
+    pub awake_h: f64,
+    pub active_h: f64,
+    /// Hours of the windows with some active time (sessions a shutdown would reach).
+    pub active_hours: u32,
+    pub kwh: f64,
+    pub eur: f64,
+    pub kg_co2e: f64,
+}
+
+/// Awake time and avoidable energy of `device` inside `spans`.
+pub fn window_figures(ctx: &Context, device: &DeviceInput, spans: &[WindowSpan]) -> WindowFigures {
+    let mut f = WindowFigures::default();
+    for (hour, r) in &device.hours {
+        let share = overlap_ms(spans, *hour) as f64 / HOUR_MS as f64;
+        if share <= 0.0 {
+            continue;
+        }
+        f.awake_h += share * r.awake_ms / MS_PER_HOUR;
+        let active_ms = share * (r.modelled_active_ms);
+        f.active_h += active_ms / MS_PER_HOUR;
+        if active_ms > 0.0 {
+            f.active_hours += 1;
+        }
+        let kwh = share * avoidable_wh(&device.profile, r) / 1000.0;
+        f.kwh += kwh;
+        let offset = Timestamp::from_millisecond(*hour)
+            .map(|t| ctx.tz.to_offset(t).seconds() / 60)
+            .unwrap_or(0);
+        f.eur += ctx
+            .tariff
+            .cost(*hour, hour + HOUR_MS, kwh, offset)
+            .map_or(kwh * ctx.tariff.base_eur_per_kwh, |c| c.total_eur);
+    }
+    f.kg_co2e = ctx.grid.kg_co2e(f.kwh);
+    f
+}
+
+/// A row of the compliance report: one org and site.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ComplianceRow {
+    pub org: String,
+    pub site: String,
+    /// The policy measured against (0: the org has none).
+    pub policy_version: u64,
+    pub policy_mode: String,
+    pub devices: u32,
+    pub excluded: u32,
+    /// Devices awake for some time inside the windows.
+    pub left_on: u32,
+    pub left_on_hours: f64,
+    pub wasted_kwh: f64,
+    pub wasted_eur: f64,
+    pub wasted_kg_co2e: f64,
+    pub warned: u32,
+    pub shutdowns: u32,
+    pub postponed: u32,
+    pub skipped: u32,
+    /// Skip reason code (`user_active`, `dry_run`, `excluded_chassis`, …) → count.
+    pub skipped_by_reason: BTreeMap<String, u32>,
+    pub rejected: u32,
+}
+
+/// The compliance report: `policies` holds each org's current policy.
+pub fn compliance(
+    ctx: &Context,
+    policies: &BTreeMap<String, Policy>,
+    devices: &[DeviceInput],
+    from_ms: i64,
+    to_ms: i64,
+) -> Vec<ComplianceRow> {
+    let (from, to) = (ts(from_ms), ts(to_ms));
+    let mut rows: BTreeMap<(String, String), ComplianceRow> = BTreeMap::new();
+    for d in devices {
+        let row = rows
+            .entry((d.org.clone(), d.site.clone()))
+            .or_insert_with(|| ComplianceRow {
+                org: d.org.clone(),
+                site: d.site.clone(),
+                policy_mode: "none".into(),
+                ..ComplianceRow::default()
+            });
+        row.devices += 1;
+        for (kind, detail) in &d.events {
+            match kind {
+                EventKind::PolicyWarned => row.warned += 1,
+                EventKind::PolicyShutdown => row.shutdowns += 1,
+                EventKind::PolicyPostponed => row.postponed += 1,
+                EventKind::PolicyRejected => row.rejected += 1,
+                EventKind::PolicySkipped => {
+                    row.skipped += 1;
+                    let code = detail.split(':').next().unwrap_or_default().trim();
+                    *row.skipped_by_reason.entry(code.to_owned()).or_default() += 1;
+                }
+                _ => {}
+            }
+        }
+        let Some(policy) = policies.get(&d.org) else {
+            continue;
+        };
+        row.policy_version = policy.version;
+        row.policy_mode = mode_name(policy.mode()).into();
+        let spans = spans_between(policy, from, to);
+        if excluded(policy, &d.facts, &spans).is_some() {
+            row.excluded += 1;
+            continue;
+        }
+        let f = window_figures(ctx, d, &spans);
+        if f.awake_h > 0.0 {
+            row.left_on += 1;
+        }
+        row.left_on_hours += f.awake_h;
+        row.wasted_kwh += f.kwh;
+        row.wasted_eur += f.eur;
+        row.wasted_kg_co2e += f.kg_co2e;
+    }
+    rows.into_values().collect()
+}
+
+/// A row of `policy replay`: one org and site.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ReplayRow {
+    pub org: String,
+    pub site: String,
+    pub devices: u32,
+    pub excluded: u32,
+    /// Devices the draft would have switched off at least once.
+    pub affected: u32,
+    pub saved_kwh: f64,
+    pub saved_eur: f64,
+    pub saved_kg_co2e: f64,
+    /// Active time inside the windows, and the device-hours it falls in: the sessions
+    /// the draft would have warned or cut into.
+    pub interrupted_active_h: f64,
+    pub interrupted_sessions: u32,
+}
+
+/// `policy replay`: what `draft` would have saved on `devices` of its org.
+pub fn replay(
+    ctx: &Context,
+    draft: &Policy,
+    devices: &[DeviceInput],
+    from_ms: i64,
+    to_ms: i64,
+) -> Vec<ReplayRow> {
+    let spans = spans_between(draft, ts(from_ms), ts(to_ms));
+    let mut rows: BTreeMap<String, ReplayRow> = BTreeMap::new();
+    for d in devices.iter().filter(|d| d.org == draft.org) {
+        let row = rows.entry(d.site.clone()).or_insert_with(|| ReplayRow {
+            org: d.org.clone(),
+            site: d.site.clone(),
+            ..ReplayRow::default()
+        });
+        row.devices += 1;
+        if excluded(draft, &d.facts, &spans).is_some() {
+            row.excluded += 1;
+            continue;
+        }
+        let f = window_figures(ctx, d, &spans);
+        if f.awake_h > 0.0 {
+            row.affected += 1;
+        }
+        row.saved_kwh += f.kwh;
+        row.saved_eur += f.eur;
+        row.saved_kg_co2e += f.kg_co2e;
+        row.interrupted_active_h += f.active_h;
+        row.interrupted_sessions += f.active_hours;
+    }
+    rows.into_values().collect()
+}
+
+fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+fn mode_name(m: PolicyMode) -> &'static str {
+    match m {
+        PolicyMode::Off => "off",
+        PolicyMode::DryRun => "dry-run",
+        PolicyMode::Enforce => "enforce",
+        PolicyMode::Unspecified => "unspecified",
+    }
+}
+
+/// Facts for the policy from an inventory (`allow_shutdown` is the agent's own, unknown
+/// here: false).
+pub fn facts(chassis: i32, hostname: &str, tags: &[String]) -> DeviceFacts {
+    DeviceFacts {
+        chassis: ChassisClass::try_from(chassis).unwrap_or(ChassisClass::Unknown),
+        tags: tags.to_vec(),
+        hostname: hostname.to_owned(),
+        allow_shutdown: false,
+    }
+}
+
+/// Compliance rows as an aligned table.
+pub fn compliance_table(rows: &[ComplianceRow]) -> String {
+    let mut out = format!(
+        "{:<14} {:<16} {:>7} {:<8} {:>7} {:>8} {:>7} {:>9} {:>9} {:>8} {:>6} {:>9} {:>9} {:>8} {:>8}  skipped by reason\n",
+        "org",
+        "site",
+        "policy",
+        "mode",
+        "devices",
+        "excluded",
+        "left_on",
+        "on_hours",
+        "kWh",
+        "EUR",
+        "kgCO2e",
+        "warned",
+        "shutdowns",
+        "postponed",
+        "rejected"
+    );
+    for r in rows {
+        let reasons: Vec<String> = r
+            .skipped_by_reason
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        out.push_str(&format!(
+            "{:<14} {:<16} {:>7} {:<8} {:>7} {:>8} {:>7} {:>9.1} {:>9.2} {:>8.2} {:>6.1} {:>9} {:>9} {:>8} {:>8}  {}\n",
+            r.org, r.site, r.policy_version, r.policy_mode, r.devices, r.excluded, r.left_on,
+            r.left_on_hours, r.wasted_kwh, r.wasted_eur, r.wasted_kg_co2e, r.warned, r.shutdowns,
+            r.postponed, r.rejected, reasons.join(" ")
+        ));
+    }
+    out
+}
+
+/// Compliance rows as CSV with a header line.
+pub fn compliance_csv(rows: &[ComplianceRow]) -> String {
+    let mut out = String::from(
+        "org,site,policy_version,policy_mode,devices,excluded,left_on,left_on_hours,wasted_kwh,wasted_eur,wasted_kg_co2e,warned,shutdowns,postponed,skipped,rejected,skipped_by_reason\n",
+    );
+    for r in rows {
+        let reasons: Vec<String> = r
+            .skipped_by_reason
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{},{},{},{},{},{}\n",
+            csv(&r.org),
+            csv(&r.site),
+            r.policy_version,
+            r.policy_mode,
+            r.devices,
+            r.excluded,
+            r.left_on,
+            r.left_on_hours,
+            r.wasted_kwh,
+            r.wasted_eur,
+            r.wasted_kg_co2e,
+            r.warned,
+            r.shutdowns,
+            r.postponed,
+            r.skipped,
+            r.rejected,
+            csv(&reasons.join(" "))
+        ));
+    }
+    out
+}
+
+/// Replay rows as an aligned table.
+pub fn replay_table(rows: &[ReplayRow]) -> String {
+    let mut out = format!(
+        "{:<14} {:<16} {:>7} {:>8} {:>8} {:>10} {:>9} {:>9} {:>13} {:>11}\n",
+        "org",
+        "site",
+        "devices",
+        "excluded",
+        "affected",
+        "saved_kWh",
+        "saved_EUR",
+        "saved_kg",
+        "active_hours",
+        "sessions"
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{:<14} {:<16} {:>7} {:>8} {:>8} {:>10.2} {:>9.2} {:>9.2} {:>13.1} {:>11}\n",
+            r.org,
+            r.site,
+            r.devices,
+            r.excluded,
+            r.affected,
+            r.saved_kwh,
+            r.saved_eur,
+            r.saved_kg_co2e,
+            r.interrupted_active_h,
+            r.interrupted_sessions
+        ));
+    }
+    out
+}
+
+/// Replay rows as CSV with a header line.
+pub fn replay_csv(rows: &[ReplayRow]) -> String {
+    let mut out = String::from(
+        "org,site,devices,excluded,affected,saved_kwh,saved_eur,saved_kg_co2e,interrupted_active_h,interrupted_sessions\n",
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{}\n",
+            csv(&r.org),
+            csv(&r.site),
+            r.devices,
+            r.excluded,
+            r.affected,
+            r.saved_kwh,
+            r.saved_eur,
+            r.saved_kg_co2e,
+            r.interrupted_active_h,
+            r.interrupted_sessions
+        ));
+    }
+    out
+}
+
+fn csv(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::{Catalogue, DeviceClass};
+    use veille_proto::policy::ALL_DAYS;
+    use veille_proto::v1::ShutdownWindow;
+
+    // 2026-01-05 00:00 UTC, a Monday.
+    const MON: i64 = 1_767_571_200_000;
+
+    fn ctx() -> Context {
+        let config: crate::consumption::EnergyConfig =
+            toml::from_str("timezone = \"UTC\"\nworking_days = [\"mon\",\"tue\",\"wed\",\"thu\",\"fri\"]\nworking_hours = \"8-18\"\npower_profiles = \"\"\n[tariff]\nbase_eur_per_kwh = 0.25\n")
+                .unwrap();
+        let mut ctx = Context::new(&config, Catalogue::builtin()).unwrap();
+        ctx.grid.kg_co2e_per_kwh = 0.1;
+        ctx
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            org: "acme".into(),
+            version: 1,
+            mode: PolicyMode::DryRun as i32,
+            windows: vec![ShutdownWindow {
+                days: ALL_DAYS,
+                start: "20:00".into(),
+                end: "06:00".into(),
+                time_zone: "UTC".into(),
+            }],
+            idle_threshold_s: 600,
+            warning_s: 300,
+            ..Policy::default()
+        }
+    }
+
+    fn hour(awake_h: f64, active_share: f64) -> HourRollup {
+        let awake = awake_h * MS_PER_HOUR;
+        HourRollup {
+            covered_ms: MS_PER_HOUR,
+            awake_ms: awake,
+            modelled_active_ms: awake * active_share,
+            modelled_active_util_ms: awake * active_share * 0.2,
+            modelled_idle_ms: awake * (1.0 - active_share),
+            ..HourRollup::default()
+        }
+    }
+
+    fn device(chassis: ChassisClass, hours: Vec<(i64, HourRollup)>) -> DeviceInput {
+        let class = DeviceClass::from(chassis);
+        DeviceInput {
+            org: "acme".into(),
+            device_id: "d1".into(),
+            site: "hq".into(),
+            facts: facts(chassis as i32, "pc-1", &[]),
+            profile: Catalogue::builtin().profile_for(class, "", "").0.clone(),
+            hours,
+            events: vec![
+                (EventKind::PolicySkipped, "dry_run: would warn".into()),
+                (EventKind::PolicySkipped, "user_active".into()),
+            ],
+        }
+    }
+
+    #[test]
+    fn overlap_counts_each_millisecond_once() {
+        let p = policy();
+        let spans = spans_between(&p, ts(MON), ts(MON + 2 * 86_400_000));
+        assert_eq!(overlap_ms(&spans, MON + 19 * HOUR_MS), 0);
+        assert_eq!(overlap_ms(&spans, MON + 20 * HOUR_MS), HOUR_MS);
+        assert_eq!(overlap_ms(&spans, MON + 30 * HOUR_MS), 0);
+        assert_eq!(overlap_ms(&spans, MON + 29 * HOUR_MS), HOUR_MS);
+    }
+
+    /// Issue 6, test 4: the savings equal the energy of the hours the windows remove,
+    /// computed here independently from the profile.
+    #[test]
+    fn replay_saves_exactly_the_energy_of_the_removed_hours() {
+        let ctx = ctx();
+        // On all day Monday: 24 hours awake, half active; the windows remove 00:00-06:00
+        // (Sunday's, crossing midnight) and 20:00-24:00.
+        let hours: Vec<_> = (0..24)
+            .map(|h| (MON + h * HOUR_MS, hour(1.0, 0.5)))
+            .collect();
+        let d = device(ChassisClass::Desktop, hours);
+        let prof = &d.profile;
+        let per_hour_wh = prof.p_idle_w.value
+            + (prof.p_max_w.value - prof.p_idle_w.value) * 0.5 * 0.2
+            - prof.p_off_w.value;
+        let expected_kwh = 10.0 * per_hour_wh / 1000.0;
+        let rows = replay(
+            &ctx,
+            &policy(),
+            std::slice::from_ref(&d),
+            MON,
+            MON + 86_400_000,
+        );
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert!(
+            (r.saved_kwh - expected_kwh).abs() < 1e-9,
+            "{} vs {expected_kwh}",
+            r.saved_kwh
+        );
+        assert!((r.saved_eur - expected_kwh * 0.25).abs() < 1e-9);
+        assert!((r.saved_kg_co2e - expected_kwh * 0.1).abs() < 1e-9);
+        assert_eq!((r.affected, r.interrupted_sessions), (1, 10));
+        assert!((r.interrupted_active_h - 5.0).abs() < 1e-9);
+        // A server is excluded (not named, and allow_shutdown is the agent's).
+        let s = device(ChassisClass::Server, d.hours.clone());
+        let rows = replay(&ctx, &policy(), &[s], MON, MON + 86_400_000);
+        assert_eq!((rows[0].excluded, rows[0].saved_kwh), (1, 0.0));
+    }
+
+    #[test]
+    fn compliance_counts_left_on_devices_and_events_by_reason() {
+        let ctx = ctx();
+        let hours = vec![
+            (MON + 21 * HOUR_MS, hour(0.5, 0.0)),
+            (MON + 10 * HOUR_MS, hour(1.0, 1.0)),
+        ];
+        let d = device(ChassisClass::Laptop, hours);
+        let policies = BTreeMap::from([("acme".to_owned(), policy())]);
+        let rows = compliance(&ctx, &policies, &[d], MON, MON + 86_400_000);
+        let r = &rows[0];
+        assert_eq!((r.devices, r.left_on, r.skipped), (1, 1, 2));
+        assert!((r.left_on_hours - 0.5).abs() < 1e-9);
+        assert!(r.wasted_kwh > 0.0);
+        assert_eq!(r.skipped_by_reason["dry_run"], 1);
+        assert_eq!(r.skipped_by_reason["user_active"], 1);
+        assert!(compliance_csv(&rows).lines().count() == 2);
+        assert!(compliance_table(&rows).contains("acme"));
+    }
+}
