@@ -333,10 +333,14 @@ impl Agent {
         spooled(&self.state_dir)
     }
 
-    /// The agent's persisted state.
+    /// The agent's persisted state; `Null` before the agent first wrote it (it logs
+    /// "agent started" a moment before).
     pub fn state(&self) -> serde_json::Value {
-        let bytes = std::fs::read(self.state_dir.join("state.json")).expect("state.json");
-        serde_json::from_slice(&bytes).expect("state.json is JSON")
+        match std::fs::read(self.state_dir.join("state.json")) {
+            Ok(bytes) => serde_json::from_slice(&bytes).expect("state.json is JSON"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::Value::Null,
+            Err(e) => panic!("cannot read state.json: {e}"),
+        }
     }
 }
 
