@@ -332,6 +332,10 @@ impl PolicyAgent {
             }
             Err(e) => {
                 warn!(error = %e, code = e.code(), key_id = %signed.key_id, "policy rejected");
+                // Bounded: a peer sending ever new forgeries gets an event for each.
+                if inner.rejected.len() >= 16 {
+                    inner.rejected.remove(0);
+                }
                 inner.rejected.push(signed.clone());
                 inner.events.push(PolicyEvent {
                     kind: EventKind::PolicyRejected,
