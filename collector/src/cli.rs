@@ -54,6 +54,9 @@ pub enum Command {
     /// Auto-shutdown policies: set (signed with <data_dir>/policy.key), show.
     #[command(subcommand)]
     Policy(crate::policy::PolicyCommand),
+    /// Server rooms: members, meters and cooling setpoint changes (`report setpoint`).
+    #[command(subcommand)]
+    Room(crate::rooms::RoomCommand),
     /// Run the collector and an agent for this machine in one process, on embedded
     /// defaults (data in ./veille-demo-data unless --data-dir), and print the URLs.
     Demo(ServeArgs),
@@ -76,6 +79,12 @@ pub enum ReportCommand {
     /// reported within the last 30 days. Asks the running server when there is one (its
     /// API: /api/v1/reports/renewal), else reads the store.
     Renewal(RenewalArgs),
+    /// What a room's cooling setpoint change did: daily means before and after (equal
+    /// windows, the day of the change excluded), difference with a 95 % Welch interval,
+    /// PUE, cooling energy saved and IT power added; "insufficient data" with its reason
+    /// when a side has too few days. Asks the running server when there is one (its API:
+    /// /api/v1/reports/setpoint), else reads the store.
+    Setpoint(crate::rooms::SetpointArgs),
     /// Auto-shutdown policy compliance per org and site: devices left on inside the
     /// policy's windows and their wasted kWh, €, kgCO2e; shutdowns done, warned,
     /// postponed, skipped (by reason) and policies rejected, as the agents reported them.
@@ -104,6 +113,11 @@ pub enum ImportCommand {
     /// exits 2 naming its line and column. Importing the same file again changes
     /// nothing. The collector must be stopped (its store is locked while it runs).
     Glpi(GlpiImportArgs),
+    /// Import a meter's load curve (Enedis-style CSV: `Horodate;Valeur`, average power
+    /// per 30-min step, W or kW): units checked, duplicate lines ignored, gaps reported;
+    /// a broken line names its line and column and nothing is stored. The collector must
+    /// be stopped.
+    Meters(crate::rooms::ImportMetersArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -365,6 +379,11 @@ mod tests {
             &["veille-collector", "print-config", "--help"],
             &["veille-collector", "report", "renewal", "--help"],
             &["veille-collector", "import", "glpi", "--help"],
+            &["veille-collector", "import", "meters", "--help"],
+            &["veille-collector", "room", "add", "--help"],
+            &["veille-collector", "room", "list", "--help"],
+            &["veille-collector", "room", "setpoint", "--help"],
+            &["veille-collector", "report", "setpoint", "--help"],
             &["veille-collector", "policy", "set", "--help"],
             &["veille-collector", "policy", "show", "--help"],
             &["veille-collector", "policy", "replay", "--help"],

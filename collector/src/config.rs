@@ -49,6 +49,10 @@ pub struct Config {
     pub energy: crate::consumption::EnergyConfig,
     /// The renewal report's approaching window and overrides file (`[renewal]`).
     pub renewal: crate::renewal_report::RenewalConfig,
+    /// Meters over MQTT: Tasmota topic → meter mapping, counter glitch tolerance
+    /// (`[meters]`).
+    #[serde(default)]
+    pub meters: crate::meter_store::MetersConfig,
 }
 
 /// `[mqtt]`: how agents reach the collector over MQTT. Documented for users in

@@ -42,6 +42,16 @@
 //! - [`renewal_io`]: store → renewal report (the report's I/O edge).
 //! - [`inventory_diff`]: what changed between two inventories (a RAM upgrade, a
 //!   replaced monitor), for the inventory history (pure).
+//! - [`meters`]: meter payloads (Veille JSON, Tasmota `tele/…/SENSOR`) → readings in
+//!   W, kWh, °C; the energy counter (increments, resets, glitches) (pure).
+//! - [`loadcurve`]: utility load-curve CSV (Enedis-style 30-min average power) →
+//!   points in W, duplicates, gaps (pure).
+//! - [`meter_store`]: meter readings and the meter registry in the store; the MQTT
+//!   meter sink (parse → counter → store).
+//! - [`rooms`]: server rooms (members, meters, setpoint changes), `room`, `import
+//!   meters` and the setpoint report's I/O edge (CLI and HTTP).
+//! - [`setpoint`]: the setpoint report's statistics: before/after windows, Welch
+//!   intervals, PUE, outdoor-temperature adjustment (pure).
 
 pub mod asset;
 pub mod auth;
@@ -64,6 +74,9 @@ pub mod import;
 pub mod ingest;
 pub mod inventory_diff;
 pub mod listen_file;
+pub mod loadcurve;
+pub mod meter_store;
+pub mod meters;
 pub mod metrics;
 pub mod mqtt;
 pub mod policy;
@@ -72,7 +85,9 @@ pub mod renewal_io;
 pub mod renewal_report;
 pub mod reports;
 pub mod rollup;
+pub mod rooms;
 pub mod server;
+pub mod setpoint;
 pub mod store;
 pub mod tokens;
 

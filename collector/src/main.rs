@@ -90,6 +90,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let out = runtime()?
                 .block_on(veille_collector::policy::compliance_command(args))
                 .map_err(|e| {
+        Command::Import(veille_collector::cli::ImportCommand::Meters(args)) => {
+            rooms_out("import meters", veille_collector::rooms::import_meters(args))
+        }
+        Command::Room(cmd) => rooms_out("room", veille_collector::rooms::room_command(cmd)),
+        Command::Report(veille_collector::cli::ReportCommand::Setpoint(args)) => rooms_out(
+            "report setpoint",
+            veille_collector::rooms::setpoint_command(args),
+        ),
                     let usage = e.is_usage();
                     let e = anyhow::anyhow!("report compliance: {e}");
                     if usage {
@@ -210,6 +218,21 @@ fn import_glpi(args: veille_collector::cli::GlpiImportArgs) -> Result<(), Failur
 /// outermost layer is printed (`{:#}` would repeat them), on one line.
 fn one_line(e: &anyhow::Error) -> String {
     e.to_string()
+/// Prints a rooms command's output, or maps its error to an exit code.
+fn rooms_out(
+    what: &str,
+    r: Result<String, veille_collector::rooms::RoomError>,
+) -> Result<(), Failure> {
+    match r {
+        Ok(out) => {
+            print!("{out}");
+            Ok(())
+        }
+        Err(e) if e.is_usage() => Err(Failure::Usage(anyhow::anyhow!("{what}: {e}"))),
+        Err(e) => Err(Failure::Runtime(anyhow::anyhow!("{what}: {e}"))),
+    }
+}
+
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")

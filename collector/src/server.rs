@@ -187,6 +187,24 @@ impl Server {
                 }))
             }
         };
+        let meter_sink = {
+            let tz_name = if config.meters.tasmota_timezone.is_empty() {
+                &config.energy.timezone
+            } else {
+                &config.meters.tasmota_timezone
+            };
+            let invalid = |reason: String| ConfigError::Invalid {
+                key: "meters".into(),
+                value: String::new(),
+                reason,
+            };
+            let tz = jiff::tz::TimeZone::get(tz_name)
+                .map_err(|e| invalid(format!("time zone {tz_name:?}: {e}")))?;
+            let orgs = auth.org_ids().map(str::to_owned).collect();
+            crate::meter_store::MeterSink::new(store.clone(), &config.meters, orgs, tz)
+                .map(Arc::new)
+                .map_err(|e| invalid(e.to_string()))?
+        };
         let mqtt = match mqtt {
             Some(how) => Some(mqtt::start(
                 how,
@@ -194,6 +212,7 @@ impl Server {
                 ingest.clone(),
                 metrics.clone(),
                 config.mqtt.max_in_flight,
+                Some(meter_sink),
                 stop_rx.clone(),
             )?),
             None => None,
@@ -217,10 +236,11 @@ impl Server {
             policies,
             report_context.clone(),
         );
+        let rooms_api = crate::rooms::router(store.clone(), auth.clone(), report_context.clone());
         let app = crate::http::router(store.clone(), auth.clone(), report_context).merge(
             crate::http::renewal_router(store.clone(), auth, renewal_context),
         );
-        let app = app.merge(policy_api);
+        let app = app.merge(policy_api).merge(rooms_api);
         let http_task = tokio::spawn(async move {
             axum::serve(listeners.http, app)
                 .with_graceful_shutdown(stopped(stop_rx))

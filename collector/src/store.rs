@@ -23,6 +23,8 @@
 //! | `inventory_history` | org \0 device_id \0 received_ms (u64 BE)   | prost `Inventory` replaced at that time |
 //! | `asset`         | org \0 device_id                                 | JSON [`AssetRecord`] (GLPI import) |
 //! | `policies`      | org \0 version (u64 BE)                          | prost `SignedPolicy` ([`crate::policy`]) |
+//! | `meter_readings`, `meters` | see [`crate::meter_store`]            | |
+//! | `rooms`         | org \0 room name                                 | JSON room ([`crate::rooms`]) |
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::RangeInclusive;
@@ -392,6 +394,21 @@ impl Store {
     /// ([`crate::policy`] reads and writes it).
     pub fn policies(&self) -> Result<sled::Tree, StoreError> {
         Ok(self.db.open_tree("policies")?)
+    }
+
+    /// The `meter_readings` tree ([`crate::meter_store`]).
+    pub fn meter_readings(&self) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree("meter_readings")?)
+    }
+
+    /// The `meters` registry tree ([`crate::meter_store`]).
+    pub fn meters(&self) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree("meters")?)
+    }
+
+    /// The `rooms` tree ([`crate::rooms`]).
+    pub fn rooms(&self) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree("rooms")?)
     }
 
     /// Makes every write applied so far durable (one fsync of sled's log). Returns once

@@ -32,9 +32,9 @@ use external::ExternalBroker;
 use reports::ReportHandler;
 
 /// Meter readings (`veille/v1/{org}/meters/{meter_id}`, Tasmota's `tele/+/SENSOR`;
-/// `org` is empty for Tasmota topics) arrive here. Not handled yet: counted in
-/// `mqtt_meters_unhandled` and logged at debug. The meters work replaces this body
-/// (parse, map to a meter, store the series); the subscribers already route here.
+/// `org` is empty for Tasmota topics) arrive here when the handler has no
+/// [`crate::meter_store::MeterSink`] (tools and tests that only ingest reports): counted
+/// in `mqtt_meters_unhandled` and logged at debug. The server always gives it one.
 pub fn meters_hook(org: &str, topic: &str, payload: &[u8], metrics: &IngestMetrics) {
     IngestMetrics::add(&metrics.mqtt_meters_unhandled, 1);
     tracing::debug!(org = ?org, topic = ?broker::truncate(topic), bytes = payload.len(),
@@ -67,10 +67,15 @@ pub fn start(
     ingest: Ingest,
     metrics: Arc<IngestMetrics>,
     max_in_flight: usize,
+    meters: Option<Arc<crate::meter_store::MeterSink>>,
     stop: watch::Receiver<bool>,
 ) -> Result<Mqtt, BrokerError> {
     let orgs: Vec<String> = auth.org_ids().map(str::to_owned).collect();
-    let handler = Arc::new(ReportHandler::new(ingest, orgs, metrics.clone()));
+    let mut handler = ReportHandler::new(ingest, orgs, metrics.clone());
+    if let Some(sink) = meters {
+        handler = handler.with_meters(sink);
+    }
+    let handler = Arc::new(handler);
     let max_in_flight = max_in_flight.max(1);
     match how {
         MqttStart::Embedded { v4, v5 } => {

@@ -42,6 +42,8 @@ pub struct ReportHandler {
     orgs: HashSet<String>,
     metrics: Arc<IngestMetrics>,
     drops: Mutex<DropLog>,
+    /// Where meter payloads go; `None`: counted as unhandled ([`meters_hook`]).
+    meters: Option<Arc<crate::meter_store::MeterSink>>,
 }
 
 impl ReportHandler {
@@ -55,6 +57,32 @@ impl ReportHandler {
             orgs: orgs.into_iter().collect(),
             metrics,
             drops: Mutex::new(DropLog::default()),
+            meters: None,
+        }
+    }
+
+    /// Stores meter payloads through `sink` (parse, counter, store) instead of
+    /// counting them as unhandled.
+    pub fn with_meters(mut self, sink: Arc<crate::meter_store::MeterSink>) -> Self {
+        self.meters = Some(sink);
+        self
+    }
+
+    /// A meter payload: stored through the sink (acknowledged once durable, or when
+    /// dropped as unreadable), retried if the store failed.
+    fn meter(&self, org: &str, meter_id: &str, topic: &str, payload: &[u8]) -> Handled {
+        match &self.meters {
+            Some(sink) => {
+                if sink.handle(org, meter_id, topic, payload) {
+                    Handled::Done
+                } else {
+                    Handled::Retry
+                }
+            }
+            None => {
+                meters_hook(org, topic, payload, &self.metrics);
+                Handled::Done
+            }
         }
     }
 
@@ -62,14 +90,8 @@ impl ReportHandler {
     pub async fn handle(&self, topic: &str, payload: &[u8]) -> Handled {
         match topics::classify(topic) {
             TopicKind::Reports { org, device_id } => self.report(org, device_id, payload).await,
-            TopicKind::Meters { org, .. } => {
-                meters_hook(org, topic, payload, &self.metrics);
-                Handled::Done
-            }
-            TopicKind::TasmotaSensor { .. } => {
-                meters_hook("", topic, payload, &self.metrics);
-                Handled::Done
-            }
+            TopicKind::Meters { org, meter_id } => self.meter(org, meter_id, topic, payload),
+            TopicKind::TasmotaSensor { .. } => self.meter("", "", topic, payload),
             _ => self.drop(DropReason::BadTopic, topic, topic, ""),
         }
     }
