@@ -515,18 +515,61 @@ pub fn report(
     now_ms: i64,
     by: GroupBy,
 ) -> Result<Report, ConsumptionError> {
+    report_from(
+        devices.iter().map(Ok::<_, ConsumptionError>),
+        ctx,
+        from,
+        to,
+        from_ms,
+        to_ms,
+        now_ms,
+        by,
+    )
+}
+
+/// [`report`] over devices produced one at a time (loaded from the store as the
+/// report goes), so memory holds one device's rollups, not the fleet's.
+#[allow(clippy::too_many_arguments)]
+pub fn report_from<D, E>(
+    devices: impl IntoIterator<Item = Result<D, E>>,
+    ctx: &Context,
+    from: &str,
+    to: &str,
+    from_ms: i64,
+    to_ms: i64,
+    now_ms: i64,
+    by: GroupBy,
+) -> Result<Report, E>
+where
+    D: std::borrow::Borrow<DeviceData>,
+    E: From<ConsumptionError>,
+{
     if to_ms <= from_ms {
         return Err(ConsumptionError::Period {
             from: from.to_owned(),
             to: to.to_owned(),
-        });
+        }
+        .into());
     }
     let end = to_ms.min(now_ms).max(from_ms);
     let table = HourTable::new(ctx, from_ms, end)?;
     let mut rows: BTreeMap<String, Figures> = BTreeMap::new();
     let mut total = Figures::default();
+    let mut device_count = 0u64;
+    let mut fallback_count = 0u64;
     for dev in devices {
+        let dev = dev?;
+        let dev: &DeviceData = dev.borrow();
+        device_count += 1;
         if by == GroupBy::Month {
+            if ctx
+                .catalogue
+                .profile_for(dev.class, &dev.manufacturer, &dev.model)
+                .1
+                .is_fallback()
+            {
+                fallback_count += 1;
+            }
             let mut t = from_ms;
             while t < end {
                 let Some((key, _, month_end)) = ctx.month_of(t) else {
@@ -554,23 +597,15 @@ pub fn report(
             GroupBy::Group => dev.groups.clone(),
             GroupBy::Class => vec![dev.class.as_str().to_owned()],
             GroupBy::Device => vec![format!("{}/{}", dev.org, dev.device_id)],
-            GroupBy::Month => unreachable!("handled above"),
+            GroupBy::Month => vec![],
         };
         for k in keys {
             rows.entry(k).or_default().add(&f);
         }
     }
     if by == GroupBy::Month {
-        total.devices = devices.len() as u64;
-        total.fallback_profile_devices = devices
-            .iter()
-            .filter(|d| {
-                ctx.catalogue
-                    .profile_for(d.class, &d.manufacturer, &d.model)
-                    .1
-                    .is_fallback()
-            })
-            .count() as u64;
+        total.devices = device_count;
+        total.fallback_profile_devices = fallback_count;
     }
     let rows: Vec<Row> = rows
         .into_iter()

@@ -79,9 +79,20 @@ pub fn load_devices(
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Vec<DeviceData>, StoreError> {
+    device_stream(store, org, from_ms, to_ms)?.collect()
+}
+
+/// The same devices, loaded one at a time as the caller iterates: a fleet-wide
+/// report then holds one device's rollups in memory, not all of them.
+pub fn device_stream<'a>(
+    store: &'a Store,
+    org: Option<&str>,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<impl Iterator<Item = Result<DeviceData, StoreError>> + 'a, StoreError> {
     let from_hour = from_ms.div_euclid(crate::rollup::HOUR_MS) * crate::rollup::HOUR_MS;
-    let mut out = Vec::new();
-    for record in store.devices(org)? {
+    let records = store.devices(org)?;
+    Ok(records.into_iter().map(move |record| {
         let inv = store
             .inventory(&record.org, &record.device_id)?
             .unwrap_or_default();
@@ -98,7 +109,7 @@ pub fn load_devices(
                 last_agent_stop: s.last_report_agent_stop,
             })
             .collect();
-        out.push(DeviceData {
+        Ok(DeviceData {
             hours: store.rollups(&record.org, &record.device_id, from_hour, to_ms)?,
             org: record.org,
             device_id: record.device_id,
@@ -110,9 +121,8 @@ pub fn load_devices(
             model: inv.model,
             monitors: inv.monitors.len() as u32,
             sessions,
-        });
-    }
-    Ok(out)
+        })
+    }))
 }
 
 /// What `report consumption` and `GET /api/v1/reports/consumption` take.
@@ -199,8 +209,9 @@ pub fn consumption_output(
 ) -> Result<String, ReportError> {
     let from_ms = ctx.day_start_ms(&q.from)?;
     let to_ms = ctx.day_start_ms(&next_day(&q.to)?)?;
-    let devices = load_devices(store, org, from_ms, to_ms)?;
-    let report = consumption::report(&devices, ctx, &q.from, &q.to, from_ms, to_ms, now_ms, q.by)?;
+    let devices = device_stream(store, org, from_ms, to_ms)?.map(|d| d.map_err(ReportError::from));
+    let report =
+        consumption::report_from(devices, ctx, &q.from, &q.to, from_ms, to_ms, now_ms, q.by)?;
     Ok(match q.format {
         OutputFormat::Table => consumption::to_table(&report),
         OutputFormat::Csv => consumption::to_csv(&report, q.dialect),
