@@ -802,3 +802,204 @@ pub fn to_table(r: &Report) -> String {
     );
     lines.join("\n") + "\n"
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = HOUR_MS;
+    /// 2025-03-03 00:00 UTC, a Monday (01:00 in Paris).
+    const MON: i64 = 1_740_960_000_000;
+
+    fn ctx() -> Context {
+        let config = EnergyConfig {
+            timezone: "Europe/Paris".into(),
+            working_days: ["mon", "tue", "wed", "thu", "fri"]
+                .map(String::from)
+                .to_vec(),
+            working_hours: "8-19".into(),
+            power_profiles: String::new(),
+            tariff: Tariff::default(),
+            grid: GridFactor::default(),
+        };
+        Context::new(&config, Catalogue::builtin()).unwrap()
+    }
+
+    fn idle_hour(hour: i64) -> (i64, HourRollup) {
+        (
+            hour,
+            HourRollup {
+                covered_ms: H as f64,
+                awake_ms: H as f64,
+                modelled_idle_ms: H as f64,
+                ..Default::default()
+            },
+        )
+    }
+
+    fn edge(boot: i64, start: i64, end: i64, shutdown: bool, agent_stop: bool) -> SessionEdge {
+        SessionEdge {
+            boot_ms: boot,
+            first_start_ms: start,
+            last_end_ms: end,
+            last_shutdown: shutdown,
+            last_agent_stop: agent_stop,
+        }
+    }
+
+    #[test]
+    fn off_is_inferred_between_boots_and_after_shutdown_only() {
+        let s = [
+            edge(MON, MON + 60_000, MON + 8 * H, false, false),
+            edge(
+                MON + 10 * H,
+                MON + 10 * H + 30_000,
+                MON + 12 * H,
+                true,
+                false,
+            ),
+        ];
+        assert_eq!(
+            inferred_off(&s, MON, MON + 24 * H),
+            vec![(MON + 8 * H, MON + 10 * H), (MON + 12 * H, MON + 24 * H)]
+        );
+        // The agent said it stopped while the machine ran: the gap is not off.
+        let s = [
+            edge(MON, MON, MON + 8 * H, false, true),
+            edge(MON + 10 * H, MON + 10 * H, MON + 12 * H, false, false),
+        ];
+        assert!(inferred_off(&s, MON, MON + 24 * H).is_empty());
+    }
+
+    #[test]
+    fn an_idle_desktop_hour_costs_its_idle_power_and_counts_outside_working_hours() {
+        let c = ctx();
+        let dev = DeviceData {
+            org: "o".into(),
+            device_id: "d".into(),
+            class: DeviceClass::Desktop,
+            // 02:00–03:00 Paris on a Monday: outside working hours.
+            hours: vec![idle_hour(MON + H)],
+            ..Default::default()
+        };
+        let f = device_figures(&dev, &c, MON + H, MON + 2 * H).unwrap();
+        let idle_w = c
+            .catalogue
+            .class_profile(DeviceClass::Desktop)
+            .p_idle_w
+            .value;
+        assert!((f.kwh - idle_w / 1000.0).abs() < 1e-12, "{f:?}");
+        assert!((f.eur - f.kwh * c.tariff.base_eur_per_kwh).abs() < 1e-12);
+        assert!((f.kg_co2e - f.kwh * c.grid.kg_co2e_per_kwh).abs() < 1e-12);
+        assert_eq!((f.hours_on, f.hours_on_outside_working_hours), (1.0, 1.0));
+        assert_eq!(f.coverage_ms(), [0.0, H as f64, 0.0, 0.0]);
+        // 10:00 Paris on the Monday: within working hours.
+        let dev = DeviceData {
+            hours: vec![idle_hour(MON + 9 * H)],
+            ..dev
+        };
+        let f = device_figures(&dev, &c, MON + 9 * H, MON + 10 * H).unwrap();
+        assert_eq!(f.hours_on_outside_working_hours, 0.0);
+    }
+
+    #[test]
+    fn monitors_draw_while_on_and_unknown_time_draws_nothing() {
+        let c = ctx();
+        let dev = DeviceData {
+            class: DeviceClass::Desktop,
+            monitors: 2,
+            hours: vec![idle_hour(MON)],
+            ..Default::default()
+        };
+        let f = device_figures(&dev, &c, MON, MON + 2 * H).unwrap();
+        let mon_w = c
+            .catalogue
+            .class_profile(DeviceClass::Monitor)
+            .p_idle_w
+            .value;
+        assert!((f.monitors_kwh - 2.0 * mon_w / 1000.0).abs() < 1e-12);
+        let [_, modelled, off, unknown] = f.coverage_ms();
+        assert_eq!((modelled, off, unknown), (H as f64, 0.0, H as f64));
+    }
+
+    #[test]
+    fn months_split_in_local_time_and_devices_count_once_in_the_total() {
+        let c = ctx();
+        let from = c.day_start_ms("2025-01-31").unwrap();
+        let to = c.day_start_ms("2025-02-02").unwrap();
+        let dev = DeviceData {
+            org: "o".into(),
+            device_id: "d".into(),
+            class: DeviceClass::Laptop,
+            hours: (0..48).map(|i| idle_hour(from + i * H)).collect(),
+            ..Default::default()
+        };
+        let r = report(
+            std::slice::from_ref(&dev),
+            &c,
+            "2025-01-31",
+            "2025-02-01",
+            from,
+            to,
+            i64::MAX,
+            GroupBy::Month,
+        )
+        .unwrap();
+        let keys: Vec<&str> = r.rows.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys, ["2025-01", "2025-02"]);
+        assert_eq!(r.rows[0].figures.hours_on, 24.0);
+        assert_eq!(r.total.devices, 1);
+        let sum: f64 = [
+            r.total.measured_pct,
+            r.total.modelled_pct,
+            r.total.inferred_off_pct,
+            r.total.unknown_pct,
+        ]
+        .iter()
+        .sum();
+        assert!((sum - 100.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn csv_defuses_formulas_and_excel_fr_uses_commas() {
+        let c = ctx();
+        let dev = DeviceData {
+            org: "o".into(),
+            site: "=HYPERLINK(\"x\")".into(),
+            hours: vec![idle_hour(MON)],
+            ..Default::default()
+        };
+        let r = report(&[dev], &c, "a", "b", MON, MON + H, i64::MAX, GroupBy::Site).unwrap();
+        let csv = to_csv(&r, CsvDialect::ExcelFr);
+        assert!(csv.starts_with('\u{feff}'));
+        assert!(
+            csv.contains("\n\"'=HYPERLINK(\"\"x\"\")\""),
+            "formula defused and quoted: {csv}"
+        );
+        let line = csv.lines().nth(1).unwrap();
+        assert!(line.contains(";1;0,"), "{line}");
+        let plain = to_csv(&r, CsvDialect::Plain);
+        assert!(plain.lines().nth(1).unwrap().contains(",1,0."));
+    }
+
+    #[test]
+    fn bad_settings_name_the_key() {
+        let mut config = EnergyConfig {
+            timezone: "Europe/Pariss".into(),
+            working_days: vec!["mon".into()],
+            working_hours: "8-19".into(),
+            power_profiles: String::new(),
+            tariff: Tariff::default(),
+            grid: GridFactor::default(),
+        };
+        let e = Context::new(&config, Catalogue::builtin()).unwrap_err();
+        assert!(e.to_string().contains("Europe/Pariss"), "{e}");
+        config.timezone = "UTC".into();
+        config.working_hours = "19-8".into();
+        assert!(Context::new(&config, Catalogue::builtin()).is_err());
+        config.working_hours = "8-19".into();
+        config.working_days = vec!["lundi".into()];
+        let e = Context::new(&config, Catalogue::builtin()).unwrap_err();
+        assert!(e.to_string().contains("lundi"));
+    }
+}
