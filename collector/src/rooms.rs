@@ -814,7 +814,7 @@ fn scope(
     auth: &Auth,
     headers: &HeaderMap,
     asked: Option<String>,
-) -> Result<Option<String>, Response> {
+) -> Result<Option<String>, (StatusCode, &'static str)> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -823,11 +823,11 @@ fn scope(
     match token.map(|t| auth.principal(t)) {
         Some(Some(Principal::Operator)) => Ok(asked),
         Some(Some(Principal::Org(id))) => match asked {
-            Some(a) if a != id => Err(api_error(StatusCode::FORBIDDEN, "another org's rooms")),
+            Some(a) if a != id => Err((StatusCode::FORBIDDEN, "another org's rooms")),
             _ => Ok(Some(id)),
         },
-        Some(None) => Err(api_error(StatusCode::UNAUTHORIZED, "unknown token")),
-        None => Err(api_error(
+        Some(None) => Err((StatusCode::UNAUTHORIZED, "unknown token")),
+        None => Err((
             StatusCode::UNAUTHORIZED,
             "missing token: send `Authorization: Bearer <operator or organisation token>`",
         )),
@@ -841,7 +841,7 @@ async fn list_api(
 ) -> Response {
     let org = match scope(&st.auth, &headers, p.org) {
         Ok(o) => o,
-        Err(r) => return r,
+        Err((status, why)) => return api_error(status, why),
     };
     let store = st.store.clone();
     match tokio::task::spawn_blocking(move || rooms_of(&store, org.as_deref())).await {
@@ -858,7 +858,7 @@ async fn setpoint_api(
 ) -> Response {
     let org = match scope(&st.auth, &headers, p.org) {
         Ok(o) => o,
-        Err(r) => return r,
+        Err((status, why)) => return api_error(status, why),
     };
     let format = match OutputFormat::parse(p.format.as_deref().unwrap_or("json")) {
         Ok(OutputFormat::Csv) => {
