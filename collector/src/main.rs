@@ -58,6 +58,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     .map_err(usage)?,
             };
             let ctx = veille_collector::reports::context(&config).map_err(usage)?;
+            for date in [&query.from, &query.to] {
+                ctx.day_start_ms(date)
+                    .map_err(|e| Failure::Usage(anyhow::anyhow!("report consumption: {e}")))?;
+            }
             let path = format!("/api/v1/reports/consumption?{}", query.to_query_string());
             let out = runtime()?
                 .block_on(veille_collector::reports::via_server_or_store(
@@ -86,10 +90,6 @@ fn run(cli: Cli) -> Result<(), Failure> {
             report_renewal(args)
         }
         Command::Import(veille_collector::cli::ImportCommand::Glpi(args)) => import_glpi(args),
-        Command::Report(veille_collector::cli::ReportCommand::Compliance(args)) => {
-            let out = runtime()?
-                .block_on(veille_collector::policy::compliance_command(args))
-                .map_err(|e| {
         Command::Import(veille_collector::cli::ImportCommand::Meters(args)) => {
             rooms_out("import meters", veille_collector::rooms::import_meters(args))
         }
@@ -98,6 +98,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             "report setpoint",
             veille_collector::rooms::setpoint_command(args),
         ),
+        Command::Report(veille_collector::cli::ReportCommand::Compliance(args)) => {
+            let out = runtime()?
+                .block_on(veille_collector::policy::compliance_command(args))
+                .map_err(|e| {
                     let usage = e.is_usage();
                     let e = anyhow::anyhow!("report compliance: {e}");
                     if usage {
@@ -214,10 +218,6 @@ fn import_glpi(args: veille_collector::cli::GlpiImportArgs) -> Result<(), Failur
     Ok(())
 }
 
-/// The library's errors already include their causes in their message, so only the
-/// outermost layer is printed (`{:#}` would repeat them), on one line.
-fn one_line(e: &anyhow::Error) -> String {
-    e.to_string()
 /// Prints a rooms command's output, or maps its error to an exit code.
 fn rooms_out(
     what: &str,
@@ -233,6 +233,10 @@ fn rooms_out(
     }
 }
 
+/// The library's errors already include their causes in their message, so only the
+/// outermost layer is printed (`{:#}` would repeat them), on one line.
+fn one_line(e: &anyhow::Error) -> String {
+    e.to_string()
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
@@ -245,15 +249,19 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot start the async runtime: {e}")))
 }
 
-/// Logs go to stderr. Filter from `VEILLE_LOG`, else `RUST_LOG`, else `info`.
+/// Default log filter: rumqttd logs every MQTT connection at INFO, which drowns the
+/// collector's own lines with thousands of agents.
+const DEFAULT_LOG: &str = "info,rumqttd=warn";
+
+/// Logs go to stderr. Filter from `VEILLE_LOG`, else `RUST_LOG`, else [`DEFAULT_LOG`].
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let spec = std::env::var("VEILLE_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".to_owned());
+        .unwrap_or_else(|_| DEFAULT_LOG.to_owned());
     let (filter, bad) = match EnvFilter::try_new(&spec) {
         Ok(f) => (f, None),
-        Err(e) => (EnvFilter::new("info"), Some(e)),
+        Err(e) => (EnvFilter::new(DEFAULT_LOG), Some(e)),
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
