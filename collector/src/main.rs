@@ -90,9 +90,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             report_renewal(args)
         }
         Command::Import(veille_collector::cli::ImportCommand::Glpi(args)) => import_glpi(args),
-        Command::Import(veille_collector::cli::ImportCommand::Meters(args)) => {
-            rooms_out("import meters", veille_collector::rooms::import_meters(args))
-        }
+        Command::Import(veille_collector::cli::ImportCommand::Meters(args)) => rooms_out(
+            "import meters",
+            veille_collector::rooms::import_meters(args),
+        ),
         Command::Room(cmd) => rooms_out("room", veille_collector::rooms::room_command(cmd)),
         Command::Report(veille_collector::cli::ReportCommand::Setpoint(args)) => rooms_out(
             "report setpoint",
