@@ -7,16 +7,20 @@
 //!
 //! Meters are read on every sample, not once per report, because a RAPL counter can
 //! wrap within minutes at high power and a report may last up to an hour.
+//!
+//! Temperatures are a level, not an accumulation: they are read once, when a report is
+//! cut ([`Measurements::temperatures`]).
 
-use veille_proto::v1::{EnergySource, Measurement};
+use veille_proto::v1::{EnergySource, Measurement, Temperature};
 
-use crate::probes::{BatteryMeter, EnergyIntegrator, Host, RaplMeter};
+use crate::probes::{BatteryMeter, EnergyIntegrator, Host, RaplMeter, Thermometers};
 use crate::sampler::Sample;
 
 pub struct Measurements {
     rapl: Option<RaplMeter>,
     battery: Option<BatteryMeter>,
     integrator: EnergyIntegrator,
+    thermometers: Option<Thermometers>,
     rapl_j: f64,
     /// False once a suspend interrupted this report: RAPL counters may restart on
     /// resume, so the report gets no RAPL figure rather than a wrong one.
@@ -24,13 +28,14 @@ pub struct Measurements {
 }
 
 impl Measurements {
-    /// Finds the meters this machine has (none on a VM: both are then absent and
-    /// reports carry no measurement).
+    /// Finds the meters and thermometers this machine has (none on a VM: reports then
+    /// carry no measurement and no temperature).
     pub fn discover(host: &Host) -> Self {
         Self {
             rapl: RaplMeter::discover(host),
             battery: BatteryMeter::discover(host),
             integrator: EnergyIntegrator::new(),
+            thermometers: Thermometers::discover(host),
             rapl_j: 0.0,
             rapl_valid: true,
         }
@@ -70,6 +75,15 @@ impl Measurements {
         self.rapl_j = 0.0;
         self.rapl_valid = true;
         out
+    }
+
+    /// The temperatures now, for the report being cut (at most 16, CPU package and
+    /// inlet first; empty where the platform exposes none).
+    pub fn temperatures(&mut self) -> Vec<Temperature> {
+        self.thermometers
+            .as_mut()
+            .map(Thermometers::read)
+            .unwrap_or_default()
     }
 }
 
@@ -147,5 +161,42 @@ mod tests {
         let mut m = Measurements::discover(&Host::at(dir.path()));
         m.tick(&awake(10_000));
         assert!(m.take_for_report().is_empty());
+        assert!(m.temperatures().is_empty());
+    }
+
+    #[test]
+    fn a_cut_report_carries_the_temperatures_read_at_the_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "sys/class/hwmon/hwmon0/name", "coretemp\n");
+        write(root, "sys/class/hwmon/hwmon0/temp1_label", "Package id 0\n");
+        write(root, "sys/class/hwmon/hwmon0/temp1_input", "55000\n");
+        write(root, "sys/class/hwmon/hwmon1/name", "acpitz\n");
+        write(root, "sys/class/hwmon/hwmon1/temp1_input", "250000\n");
+        let mut m = Measurements::discover(&Host::at(root));
+        let now = 1_700_000_000_000;
+        let mut builder = crate::builder::Builder::new(
+            crate::builder::BootSession {
+                boot_id: "b".into(),
+                boot_time_unix_s: now / 1000 - 3600,
+            },
+            now - 10_000,
+        );
+        builder.add(&awake(10_000));
+        m.tick(&awake(10_000));
+        // Read at the cut, not at the tick: a later value is the one reported.
+        write(root, "sys/class/hwmon/hwmon0/temp1_input", "56500\n");
+        let mut report = builder.cut(1, 3600).unwrap();
+        report.measurements = m.take_for_report();
+        report.temperatures = m.temperatures();
+        assert_eq!(
+            report.temperatures,
+            vec![Temperature {
+                sensor: "coretemp.package_id_0".into(),
+                celsius: 56.5,
+            }],
+            "the 250 °C ACPI zone is left out"
+        );
+        veille_proto::validate::validate_report("report", &report, now).unwrap();
     }
 }

@@ -342,6 +342,7 @@ pub async fn run(
                 &shared,
                 &mut builder,
                 measured,
+                measurements.temperatures(),
                 &mut pending,
                 &host,
                 clocks.as_ref(),
@@ -365,6 +366,7 @@ pub async fn run(
         &shared,
         &mut builder,
         measured,
+        measurements.temperatures(),
         &mut pending,
         &host,
         clocks.as_ref(),
@@ -396,6 +398,7 @@ fn cut_and_spool(
     shared: &Shared,
     builder: &mut Builder,
     measurements: Vec<veille_proto::v1::Measurement>,
+    temperatures: Vec<veille_proto::v1::Temperature>,
     pending: &mut VecDeque<Report>,
     host: &Host,
     clocks: &dyn Clocks,
@@ -419,6 +422,7 @@ fn cut_and_spool(
         return;
     };
     report.measurements = measurements;
+    report.temperatures = temperatures;
     if dropped > 0 {
         state.dropped_unreported = 0;
     }

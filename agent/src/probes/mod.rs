@@ -5,7 +5,8 @@
 //! One file per fact: [`device_id`] (stable identity), [`boot`] (boot id, boot time,
 //! uptime), [`cpu`] (CPU time counters), [`clock`] (wall, boot-time and monotonic
 //! clocks), [`activity`] (is a user present), [`rapl`] (CPU+DRAM energy, never
-//! whole-system) and [`battery_power`] (whole-system power while on battery).
+//! whole-system), [`battery_power`] (whole-system power while on battery) and [`hwmon`]
+//! (temperatures: CPU package, inlet, others).
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,8 @@ pub mod edid;
 #[cfg(target_os = "linux")]
 pub mod hardware;
 #[cfg(target_os = "linux")]
+pub mod hwmon;
+#[cfg(target_os = "linux")]
 pub mod inventory;
 #[cfg(target_os = "linux")]
 pub mod rapl;
@@ -42,6 +45,8 @@ pub use cpu::cpu_times;
 #[cfg(target_os = "linux")]
 pub use device_id::{DeviceId, DeviceIdSource, device_id};
 pub use edid::{Edid, EdidError, parse_edid};
+#[cfg(target_os = "linux")]
+pub use hwmon::{SensorRole, Thermometers};
 #[cfg(target_os = "linux")]
 pub use inventory::{InventoryReport, inventory, probe_inventory};
 #[cfg(target_os = "linux")]
