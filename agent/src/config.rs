@@ -49,6 +49,17 @@ pub struct AgentConfig {
     pub spool: SpoolConfig,
     pub backoff: BackoffConfig,
     pub mqtt: MqttConfig,
+    pub enforcer: EnforcerConfig,
+}
+
+/// `[enforcer]`: how policy decisions are carried out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnforcerConfig {
+    /// Empty: the platform enforcer (wall, logind, systemctl). Otherwise a program run
+    /// instead, without a shell: `PROGRAM warn <deadline-unix-s> <message>` and
+    /// `PROGRAM poweroff`.
+    pub command: String,
 }
 
 /// `[mqtt]`: options of the MQTT transport.

@@ -1,7 +1,9 @@
 //! The side effects of an auto-shutdown policy, behind [`Enforcer`]: warning the
 //! logged-in users and powering the machine off. [`SystemEnforcer`] does it for real;
 //! [`RecordingEnforcer`] records what would have been done, for tests (STYLE.md: a side
-//! effect a test must not do for real sits behind a small trait).
+//! effect a test must not do for real sits behind a small trait). [`CommandEnforcer`]
+//! runs a configured program instead (`[enforcer] command`): a site's own shutdown
+//! script, or a recording script in the end-to-end tests.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -113,6 +115,61 @@ impl Enforcer for SystemEnforcer {
     }
 }
 
+/// Runs a configured program instead of warning and powering off itself
+/// (`[enforcer] command`), directly, never through a shell:
+/// `PROGRAM warn <deadline-unix-s> <message>` for a warning and `PROGRAM poweroff` for
+/// the shutdown. A non-zero exit status, or no exit within 10 s, is a failure
+/// (logged, and for `poweroff` reported like a refused power-off).
+#[derive(Debug, Clone)]
+pub struct CommandEnforcer {
+    program: String,
+}
+
+impl CommandEnforcer {
+    pub fn new(program: impl Into<String>) -> Self {
+        Self {
+            program: program.into(),
+        }
+    }
+}
+
+impl Enforcer for CommandEnforcer {
+    fn warn<'a>(
+        &'a self,
+        _users: &'a [String],
+        deadline: Timestamp,
+        message: &'a str,
+    ) -> EnforceFuture<'a> {
+        Box::pin(async move {
+            let deadline = deadline.as_second().to_string();
+            run_command(&self.program, &["warn", &deadline, message])
+                .await
+                .map_err(EnforceError::Warn)
+        })
+    }
+
+    fn power_off(&self) -> EnforceFuture<'_> {
+        Box::pin(async move {
+            run_command(&self.program, &["poweroff"])
+                .await
+                .map_err(EnforceError::PowerOff)
+        })
+    }
+}
+
+/// The enforcer `[enforcer] command` selects: empty is the real [`SystemEnforcer`].
+pub fn from_command(command: &str) -> std::sync::Arc<dyn Enforcer> {
+    if command.trim().is_empty() {
+        std::sync::Arc::new(SystemEnforcer)
+    } else {
+        tracing::info!(
+            program = command.trim(),
+            "policy decisions run through the configured command"
+        );
+        std::sync::Arc::new(CommandEnforcer::new(command.trim()))
+    }
+}
+
 /// What a [`RecordingEnforcer`] was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Enforced {
@@ -167,5 +224,59 @@ impl Enforcer for RecordingEnforcer {
                 Ok(())
             }
         })
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_command_enforcer_runs_the_program_with_plain_arguments() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("calls.log");
+        let script = dir.path().join("record.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nfor a in \"$@\"; do printf '[%s]' \"$a\" >> '{}'; done\necho >> '{}'\n",
+                log.display(),
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let enforcer = from_command(script.to_str().unwrap());
+        let deadline = Timestamp::from_second(1_780_000_000).unwrap();
+        // Shell metacharacters reach the program untouched: no shell in between.
+        enforcer
+            .warn(&[], deadline, "Shut down at 20:00; $(touch x) 'quoted'")
+            .await
+            .unwrap();
+        enforcer.power_off().await.unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "[warn][1780000000][Shut down at 20:00; $(touch x) 'quoted']\n[poweroff]\n"
+        );
+        assert!(!dir.path().join("x").exists());
+
+        // A failing or missing program is an error, not a silent success.
+        let failing = dir.path().join("fail.sh");
+        std::fs::write(&failing, "#!/bin/sh\necho refused >&2\nexit 3\n").unwrap();
+        std::fs::set_permissions(&failing, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let e = CommandEnforcer::new(failing.to_str().unwrap())
+            .power_off()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, EnforceError::PowerOff(m) if m.contains("refused")),
+            "{e}"
+        );
+        let missing = CommandEnforcer::new(dir.path().join("nope").to_str().unwrap());
+        assert!(matches!(
+            missing.warn(&[], deadline, "m").await,
+            Err(EnforceError::Warn(_))
+        ));
     }
 }

@@ -23,7 +23,6 @@ use veille_proto::v1::{ChassisClass, EventKind, Inventory, Report, ReportBatch};
 use crate::backoff::Backoff;
 use crate::builder::{BootSession, Builder, Reanchor};
 use crate::config::AgentConfig;
-use crate::enforcer::SystemEnforcer;
 use crate::inventory_watch::{InventoryWatch, REPROBE_INTERVAL};
 use crate::measure::Measurements;
 use crate::mqtt::{MqttSettings, MqttTransport};
@@ -254,7 +253,7 @@ pub async fn run(
             &config.policy_public_key,
             state.pinned_policy_key.as_deref(),
             policy_facts(&basic_inventory(&host, &config), &config),
-            Arc::new(SystemEnforcer),
+            crate::enforcer::from_command(&config.enforcer.command),
             policy_now(clocks.as_ref()),
         )
         .map_err(RunError::Policy)?,
