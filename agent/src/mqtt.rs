@@ -14,6 +14,11 @@
 //! is kept, so the ack subscription and unacknowledged QoS 1 messages survive
 //! reconnects. TLS (`mqtts://`) is not built in yet; rumqttc's rustls transport is
 //! compiled in for it.
+//!
+//! Policy channel: with [`MqttSettings::policy_tx`], the agent also subscribes to its
+//! org's retained `veille/v1/{org}/policy` and hands each payload, as received, to that
+//! channel (the run loop decodes and verifies it like a gRPC Ack's policy; a broker
+//! message never pins a key).
 
 use std::time::Duration;
 
@@ -48,6 +53,37 @@ pub struct MqttSettings {
     pub device_id: String,
     pub keep_alive: Duration,
     pub ack_timeout: Duration,
+    /// Where payloads received on the org's policy topic go; `None`: not subscribed.
+    pub policy_tx: Option<mpsc::Sender<Vec<u8>>>,
+}
+
+/// The topics a driver subscribes to, and where policy payloads go.
+struct Subscriptions {
+    ack: String,
+    policy: Option<(String, mpsc::Sender<Vec<u8>>)>,
+}
+
+impl Subscriptions {
+    fn subscribe(&self, client: &Client) {
+        if let Err(e) = client.try_subscribe(&self.ack) {
+            tracing::error!(error = %e, "cannot subscribe to the ack topic");
+        }
+        if let Some((topic, _)) = &self.policy
+            && let Err(e) = client.try_subscribe(topic)
+        {
+            tracing::error!(error = %e, "cannot subscribe to the policy topic");
+        }
+    }
+
+    /// A payload on the policy topic goes to the policy channel; other topics are ignored.
+    fn on_policy(&self, topic: &[u8], payload: &[u8]) {
+        if let Some((t, tx)) = &self.policy
+            && t.as_bytes() == topic
+            && tx.try_send(payload.to_vec()).is_err()
+        {
+            tracing::warn!("policy message dropped: the policy holder is busy or gone");
+        }
+    }
 }
 
 /// The client id of a device: stable (persistent session), one per org and device.
@@ -137,7 +173,10 @@ impl MqttTransport {
             ));
         }
         let id = client_id(&s.org, &s.device_id);
-        let ack_topic = topics::ack(&s.org, &s.device_id);
+        let subs = Subscriptions {
+            ack: topics::ack(&s.org, &s.device_id),
+            policy: s.policy_tx.clone().map(|tx| (topics::policy(&s.org), tx)),
+        };
         let (tx, incoming) = mpsc::channel(64);
         let (connected_tx, connected) = watch::channel(false);
         let max = MAX_BATCH_BYTES + 64 * 1024;
@@ -149,13 +188,7 @@ impl MqttTransport {
                 .set_max_packet_size(max, max);
             let (c, events) = rumqttc::AsyncClient::new(o, 16);
             let client = Client::V4(c);
-            let driver = tokio::spawn(drive_v4(
-                events,
-                client.clone(),
-                ack_topic,
-                tx,
-                connected_tx,
-            ));
+            let driver = tokio::spawn(drive_v4(events, client.clone(), subs, tx, connected_tx));
             (client, driver)
         } else {
             let mut o = rumqttc::v5::MqttOptions::new(id, host, port);
@@ -167,13 +200,7 @@ impl MqttTransport {
                 .set_max_packet_size(Some(u32::try_from(max).unwrap_or(u32::MAX)));
             let (c, events) = rumqttc::v5::AsyncClient::new(o, 16);
             let client = Client::V5(c);
-            let driver = tokio::spawn(drive_v5(
-                events,
-                client.clone(),
-                ack_topic,
-                tx,
-                connected_tx,
-            ));
+            let driver = tokio::spawn(drive_v5(events, client.clone(), subs, tx, connected_tx));
             (client, driver)
         };
         Ok(Self {
@@ -286,7 +313,7 @@ fn on_ack_payload(payload: &[u8], tx: &mpsc::Sender<Incoming>) {
 async fn drive_v4(
     mut events: rumqttc::EventLoop,
     client: Client,
-    ack_topic: String,
+    subs: Subscriptions,
     tx: mpsc::Sender<Incoming>,
     connected: watch::Sender<bool>,
 ) {
@@ -300,13 +327,14 @@ async fn drive_v4(
                     "connected to the MQTT broker (3.1.1)"
                 );
                 failures = 0;
-                if let Err(e) = client.try_subscribe(&ack_topic) {
-                    tracing::error!(error = %e, "cannot subscribe to the ack topic");
-                }
+                subs.subscribe(&client);
                 let _ = connected.send(true);
             }
-            Ok(Event::Incoming(Packet::Publish(p))) if p.topic == ack_topic => {
+            Ok(Event::Incoming(Packet::Publish(p))) if p.topic == subs.ack => {
                 on_ack_payload(&p.payload, &tx);
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                subs.on_policy(p.topic.as_bytes(), &p.payload);
             }
             Ok(_) => {}
             Err(e) => {
@@ -324,7 +352,7 @@ async fn drive_v4(
 async fn drive_v5(
     mut events: rumqttc::v5::EventLoop,
     client: Client,
-    ack_topic: String,
+    subs: Subscriptions,
     tx: mpsc::Sender<Incoming>,
     connected: watch::Sender<bool>,
 ) {
@@ -339,13 +367,14 @@ async fn drive_v5(
                     "connected to the MQTT broker (MQTT 5)"
                 );
                 failures = 0;
-                if let Err(e) = client.try_subscribe(&ack_topic) {
-                    tracing::error!(error = %e, "cannot subscribe to the ack topic");
-                }
+                subs.subscribe(&client);
                 let _ = connected.send(true);
             }
-            Ok(Event::Incoming(Packet::Publish(p))) if p.topic == ack_topic.as_bytes() => {
+            Ok(Event::Incoming(Packet::Publish(p))) if p.topic == subs.ack.as_bytes() => {
                 on_ack_payload(&p.payload, &tx);
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                subs.on_policy(&p.topic, &p.payload);
             }
             Ok(_) => {}
             Err(e) => {

@@ -347,6 +347,27 @@ impl PolicyAgent {
         newly_pinned
     }
 
+    /// Handles a payload of the org's retained MQTT policy topic: a protobuf
+    /// `SignedPolicy`, taken through [`Self::on_ack`] as an untrusted channel (verified
+    /// against the pinned key, never pins one). Bytes that are not a `SignedPolicy` are
+    /// logged and reported as `POLICY_REJECTED` "malformed".
+    pub fn on_broker_message(&self, payload: &[u8], now: Timestamp) {
+        match SignedPolicy::decode(payload) {
+            Ok(signed) => {
+                self.on_ack(&signed, "", false, now);
+            }
+            Err(e) => {
+                warn!(error = %e, code = "malformed", bytes = payload.len(),
+                    "policy rejected: the policy topic carried something that is not a SignedPolicy");
+                self.inner().events.push(PolicyEvent {
+                    kind: EventKind::PolicyRejected,
+                    at_ms: ms(now),
+                    detail: "malformed".to_owned(),
+                });
+            }
+        }
+    }
+
     fn save_runtime(&self, rt: &PolicyRuntime) {
         let bytes = serde_json::to_vec(rt).unwrap_or_default();
         if let Err((path, e)) = write_atomic(&self.state_dir.join(POLICY_STATE_FILE), &bytes) {

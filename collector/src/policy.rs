@@ -416,12 +416,15 @@ pub fn set(
 }
 
 /// The current signed policy per org, in memory: the gRPC Ack carries it with every
-/// answer, so it must cost a map lookup, not a store read.
+/// answer, so it must cost a map lookup, not a store read. The MQTT side watches
+/// [`Self::changes`] to republish the retained `veille/v1/{org}/policy` message.
 #[derive(Debug, Default)]
 pub struct PolicyCache {
     by_org: RwLock<HashMap<String, SignedPolicy>>,
     /// The signing key's public half, base64 (`Ack.policy_key`).
     public_key: String,
+    /// Bumped by every [`Self::put`].
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl PolicyCache {
@@ -455,6 +458,25 @@ impl PolicyCache {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(org.to_owned(), signed);
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Every org's current signed policy, sorted by org.
+    pub fn all(&self) -> Vec<(String, SignedPolicy)> {
+        let mut all: Vec<_> = self
+            .by_org
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(o, s)| (o.clone(), s.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// Changes whenever a policy is put (`policy set`).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 }
 

@@ -205,6 +205,8 @@ impl Server {
                 .map(Arc::new)
                 .map_err(|e| invalid(e.to_string()))?
         };
+        let policy_key = Arc::new(crate::policy::load_or_create_key(&data_dir)?);
+        let policies = Arc::new(crate::policy::PolicyCache::load(&store, &policy_key)?);
         let mqtt = match mqtt {
             Some(how) => Some(mqtt::start(
                 how,
@@ -213,12 +215,11 @@ impl Server {
                 metrics.clone(),
                 config.mqtt.max_in_flight,
                 Some(meter_sink),
+                Some(policies.clone()),
                 stop_rx.clone(),
             )?),
             None => None,
         };
-        let policy_key = Arc::new(crate::policy::load_or_create_key(&data_dir)?);
-        let policies = Arc::new(crate::policy::PolicyCache::load(&store, &policy_key)?);
         let grpc_service = TelemetryService::new(auth.clone(), ingest, metrics.clone())
             .with_policies(policies.clone());
         let grpc_task = tokio::spawn(

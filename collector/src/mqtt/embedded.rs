@@ -25,6 +25,7 @@ pub async fn run(
     handler: Arc<ReportHandler>,
     metrics: Arc<IngestMetrics>,
     max_in_flight: usize,
+    policies: Option<Arc<crate::policy::PolicyCache>>,
     mut stop: watch::Receiver<bool>,
 ) {
     for filter in [
@@ -37,6 +38,13 @@ pub async fn run(
         }
     }
     let link_tx = Arc::new(Mutex::new(link_tx));
+    if let Some(cache) = policies {
+        tokio::spawn(super::policy::run_embedded(
+            link_tx.clone(),
+            cache,
+            stop.clone(),
+        ));
+    }
     let permits = Arc::new(Semaphore::new(max_in_flight));
     loop {
         let permit = tokio::select! {

@@ -61,6 +61,7 @@ pub async fn run(
     handler: Arc<ReportHandler>,
     metrics: Arc<IngestMetrics>,
     max_in_flight: usize,
+    policies: Option<Arc<crate::policy::PolicyCache>>,
     mut stop: watch::Receiver<bool>,
 ) {
     // Handler tasks queue two requests per message (Ack publish, PUBACK) and the event
@@ -71,10 +72,18 @@ pub async fn run(
     let (client, mut events) = AsyncClient::new(options(&broker, max_in_flight), REQUEST_CAPACITY);
     let permits = Arc::new(Semaphore::new(max_in_flight));
     let mut failures = 0u32;
+    let mut policy_changes = policies.as_ref().map(|c| c.changes());
+    let mut policies_sent = super::policy::Sent::new();
     loop {
         let event = tokio::select! {
             e = events.poll() => e,
             _ = stop.wait_for(|s| *s) => break,
+            _ = super::policy::changed(&mut policy_changes) => {
+                if let Some(cache) = &policies {
+                    super::policy::publish_external(&client, cache, &mut policies_sent);
+                }
+                continue;
+            }
         };
         match event {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
@@ -88,6 +97,11 @@ pub async fn run(
                     if let Err(e) = client.try_subscribe(filter.as_str(), QoS::AtLeastOnce) {
                         tracing::error!(%filter, error = %e, "cannot subscribe");
                     }
+                }
+                // Every connection: a broker restarted without persistence lost them.
+                if let Some(cache) = &policies {
+                    policies_sent.clear();
+                    super::policy::publish_external(&client, cache, &mut policies_sent);
                 }
             }
             Ok(Event::Incoming(Packet::SubAck(s))) => {

@@ -9,6 +9,7 @@
 //!   acks, persistent session), for scale-out.
 //! - [`reports`]: one message → checks → ingest → the Ack to publish (both modes).
 //! - [`drops`]: drop reasons and the once-per-device-per-minute log.
+//! - [`policy`]: the retained policy message per org (`veille/v1/{org}/policy`).
 //!
 //! Topic names come from [`veille_proto::topics`].
 
@@ -16,6 +17,7 @@ pub mod broker;
 pub mod drops;
 pub mod embedded;
 pub mod external;
+pub mod policy;
 pub mod reports;
 
 use std::net::SocketAddr;
@@ -60,7 +62,8 @@ pub struct Mqtt {
     pub task: JoinHandle<()>,
 }
 
-/// Starts the broker (embedded mode) and the subscriber.
+/// Starts the broker (embedded mode), the subscriber and the policy publisher.
+#[allow(clippy::too_many_arguments)] // each is a distinct part the server owns
 pub fn start(
     how: MqttStart,
     auth: Arc<Auth>,
@@ -68,6 +71,7 @@ pub fn start(
     metrics: Arc<IngestMetrics>,
     max_in_flight: usize,
     meters: Option<Arc<crate::meter_store::MeterSink>>,
+    policies: Option<Arc<crate::policy::PolicyCache>>,
     stop: watch::Receiver<bool>,
 ) -> Result<Mqtt, BrokerError> {
     let orgs: Vec<String> = auth.org_ids().map(str::to_owned).collect();
@@ -86,6 +90,7 @@ pub fn start(
                 handler,
                 metrics,
                 max_in_flight,
+                policies,
                 stop,
             ));
             Ok(Mqtt {
@@ -96,7 +101,14 @@ pub fn start(
         }
         MqttStart::External(ext) => {
             let label = format!("mqtt://{}:{}", ext.host, ext.port);
-            let task = tokio::spawn(external::run(ext, handler, metrics, max_in_flight, stop));
+            let task = tokio::spawn(external::run(
+                ext,
+                handler,
+                metrics,
+                max_in_flight,
+                policies,
+                stop,
+            ));
             Ok(Mqtt {
                 embedded: None,
                 label,
