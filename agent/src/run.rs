@@ -213,6 +213,8 @@ pub async fn run(
     let spool = Spool::open(&state_dir.join("spool"), limits)?;
     let (store, mut state) = StateStore::open(&state_dir)?;
     state.dropped_unreported += spool.quarantined_on_open();
+    // Payloads of the org's retained policy topic (MQTT only), for the policy holder.
+    let (policy_tx, mut policy_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
     let transport = match config.transport.as_str() {
         "mqtt" => Chosen::Mqtt(MqttTransport::start(MqttSettings {
             url: config.collector_url(),
@@ -222,6 +224,7 @@ pub async fn run(
             device_id: identity.device_id.clone(),
             keep_alive: Duration::from_secs(config.mqtt.keep_alive_s),
             ack_timeout: Duration::from_secs(config.mqtt.ack_timeout_s),
+            policy_tx: Some(policy_tx),
         })?),
         _ => Chosen::Grpc(GrpcTransport::new(&config.collector_url(), &config.token)?),
     };
@@ -269,6 +272,15 @@ pub async fn run(
         let mut guard = shared.state();
         let (store, state) = &mut *guard;
         store.save(state)?;
+    }
+    {
+        // Ends when the MQTT transport (the channel's sender) is gone.
+        let policy = shared.policy.clone();
+        tokio::spawn(async move {
+            while let Some(payload) = policy_rx.recv().await {
+                policy.on_broker_message(&payload, jiff::Timestamp::now());
+            }
+        });
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
