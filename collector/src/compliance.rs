@@ -46,7 +46,14 @@ pub struct DeviceInput {
     pub hours: Vec<(i64, HourRollup)>,
     /// Policy events the device reported in the period.
     pub events: Vec<(EventKind, String)>,
+    /// Boot time of the session the device was still running at the end of the period
+    /// (reported within its last day), if any: how long it has gone without a restart.
+    pub running_since_ms: Option<i64>,
 }
+
+/// A device running for this long without a restart has probably not applied its
+/// updates (most need a reboot): a patch risk the compliance report counts.
+pub const PATCH_RISK_DAYS: i64 = 7;
 
 /// Energy a device used awake during `r`'s hour, Wh (measured part, then modelled).
 pub fn awake_wh(profile: &PowerProfile, r: &HourRollup) -> f64 {
@@ -165,6 +172,9 @@ pub struct ComplianceRow {
     /// Skip reason code (`user_active`, `dry_run`, `excluded_chassis`, …) → count.
     pub skipped_by_reason: BTreeMap<String, u32>,
     pub rejected: u32,
+    /// Devices still running at the end of the period without a restart for at least
+    /// [`PATCH_RISK_DAYS`] days.
+    pub not_restarted_7_days: u32,
 }
 
 /// The compliance report: `policies` holds each org's current policy.
@@ -187,6 +197,11 @@ pub fn compliance(
                 ..ComplianceRow::default()
             });
         row.devices += 1;
+        if d.running_since_ms
+            .is_some_and(|boot| to_ms - boot >= PATCH_RISK_DAYS * 24 * 3_600_000)
+        {
+            row.not_restarted_7_days += 1;
+        }
         for (kind, detail) in &d.events {
             match kind {
                 EventKind::PolicyWarned => row.warned += 1,
@@ -302,7 +317,7 @@ pub fn facts(chassis: i32, hostname: &str, tags: &[String]) -> DeviceFacts {
 /// Compliance rows as an aligned table.
 pub fn compliance_table(rows: &[ComplianceRow]) -> String {
     let mut out = format!(
-        "{:<14} {:<16} {:>7} {:<8} {:>7} {:>8} {:>7} {:>9} {:>9} {:>8} {:>6} {:>9} {:>9} {:>8} {:>8}  skipped by reason\n",
+        "{:<14} {:<16} {:>7} {:<8} {:>7} {:>8} {:>7} {:>9} {:>9} {:>8} {:>6} {:>9} {:>9} {:>8} {:>8} {:>9}  skipped by reason\n",
         "org",
         "site",
         "policy",
@@ -317,7 +332,8 @@ pub fn compliance_table(rows: &[ComplianceRow]) -> String {
         "warned",
         "shutdowns",
         "postponed",
-        "rejected"
+        "rejected",
+        "up_7d+"
     );
     for r in rows {
         let reasons: Vec<String> = r
@@ -326,10 +342,10 @@ pub fn compliance_table(rows: &[ComplianceRow]) -> String {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         out.push_str(&format!(
-            "{:<14} {:<16} {:>7} {:<8} {:>7} {:>8} {:>7} {:>9.1} {:>9.2} {:>8.2} {:>6.1} {:>9} {:>9} {:>8} {:>8}  {}\n",
+            "{:<14} {:<16} {:>7} {:<8} {:>7} {:>8} {:>7} {:>9.1} {:>9.2} {:>8.2} {:>6.1} {:>9} {:>9} {:>8} {:>8} {:>9}  {}\n",
             r.org, r.site, r.policy_version, r.policy_mode, r.devices, r.excluded, r.left_on,
             r.left_on_hours, r.wasted_kwh, r.wasted_eur, r.wasted_kg_co2e, r.warned, r.shutdowns,
-            r.postponed, r.rejected, reasons.join(" ")
+            r.postponed, r.rejected, r.not_restarted_7_days, reasons.join(" ")
         ));
     }
     out
@@ -338,7 +354,7 @@ pub fn compliance_table(rows: &[ComplianceRow]) -> String {
 /// Compliance rows as CSV with a header line.
 pub fn compliance_csv(rows: &[ComplianceRow]) -> String {
     let mut out = String::from(
-        "org,site,policy_version,policy_mode,devices,excluded,left_on,left_on_hours,wasted_kwh,wasted_eur,wasted_kg_co2e,warned,shutdowns,postponed,skipped,rejected,skipped_by_reason\n",
+        "org,site,policy_version,policy_mode,devices,excluded,left_on,left_on_hours,wasted_kwh,wasted_eur,wasted_kg_co2e,warned,shutdowns,postponed,skipped,rejected,skipped_by_reason,not_restarted_7_days\n",
     );
     for r in rows {
         let reasons: Vec<String> = r
@@ -347,7 +363,7 @@ pub fn compliance_csv(rows: &[ComplianceRow]) -> String {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{},{},{},{},{},{},{}\n",
             csv(&r.org),
             csv(&r.site),
             r.policy_version,
@@ -364,7 +380,8 @@ pub fn compliance_csv(rows: &[ComplianceRow]) -> String {
             r.postponed,
             r.skipped,
             r.rejected,
-            csv(&reasons.join(" "))
+            csv(&reasons.join(" ")),
+            r.not_restarted_7_days
         ));
     }
     out
@@ -495,6 +512,7 @@ mod tests {
                 (EventKind::PolicySkipped, "dry_run: would warn".into()),
                 (EventKind::PolicySkipped, "user_active".into()),
             ],
+            running_since_ms: None,
         }
     }
 
@@ -566,5 +584,29 @@ mod tests {
         assert_eq!(r.skipped_by_reason["user_active"], 1);
         assert!(compliance_csv(&rows).lines().count() == 2);
         assert!(compliance_table(&rows).contains("acme"));
+        assert_eq!(r.not_restarted_7_days, 0);
+    }
+
+    #[test]
+    fn devices_up_for_seven_days_or_more_are_a_patch_risk() {
+        let ctx = ctx();
+        let day = 86_400_000;
+        let end = MON + day;
+        let mut up_long = device(ChassisClass::Laptop, vec![]);
+        up_long.running_since_ms = Some(end - PATCH_RISK_DAYS * day);
+        let mut up_short = device(ChassisClass::Laptop, vec![]);
+        up_short.running_since_ms = Some(end - PATCH_RISK_DAYS * day + 1);
+        let off = device(ChassisClass::Laptop, vec![]);
+        let policies = BTreeMap::new();
+        let rows = compliance(&ctx, &policies, &[up_long, up_short, off], MON, end);
+        assert_eq!((rows[0].devices, rows[0].not_restarted_7_days), (3, 1));
+        let csv = compliance_csv(&rows);
+        assert!(
+            csv.lines()
+                .next()
+                .unwrap()
+                .ends_with(",not_restarted_7_days")
+        );
+        assert!(csv.lines().nth(1).unwrap().ends_with(",1"));
     }
 }

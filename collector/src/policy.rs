@@ -768,7 +768,17 @@ pub fn load_inputs(
                 }
             }
         }
+        // Still running at the end of the period: its latest session reported within
+        // the period's last day.
+        let end = to_ms.min(crate::reports::now_ms());
+        let running_since_ms = d
+            .sessions
+            .iter()
+            .max_by_key(|s| s.first_start_ms)
+            .filter(|s| !s.last_shutdown && s.last_end_ms >= end - 24 * 3_600_000)
+            .map(|s| s.boot_ms);
         out.push(DeviceInput {
+            running_since_ms,
             facts: crate::compliance::facts(inv.chassis, &d.hostname, &d.groups),
             profile: ctx
                 .catalogue
