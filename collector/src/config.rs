@@ -118,6 +118,10 @@ pub struct OrgConfig {
     pub name: String,
     /// Enrollment token, at least [`MIN_TOKEN_LEN`] characters. Never logged.
     pub token: String,
+    /// This org's own time zone, working hours, tariff or grid factor (`[orgs.energy]`);
+    /// absent keys keep `[energy]`'s.
+    #[serde(default)]
+    pub energy: Option<crate::consumption::OrgEnergy>,
 }
 
 impl std::fmt::Debug for OrgConfig {
@@ -389,6 +393,31 @@ mod tests {
         );
         assert_eq!(c.raw_retention_days, 90);
         assert!(c.orgs.is_empty());
+    }
+
+    #[test]
+    fn an_org_may_override_energy_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[[orgs]]\nid = \"far\"\ntoken = \"0123456789abcdef\"\n[orgs.energy]\n\
+             timezone = \"America/Cayenne\"\ntariff = { base_eur_per_kwh = 0.25 }\n",
+        )
+        .unwrap();
+        let (c, _) = Config::load(Some(&file), env(&[]), toml::Table::new()).unwrap();
+        let e = c.orgs[0].energy.as_ref().unwrap();
+        assert_eq!(e.timezone.as_deref(), Some("America/Cayenne"));
+        assert_eq!(e.tariff.as_ref().unwrap().base_eur_per_kwh, 0.25);
+        let merged = c.energy.with_org(e);
+        assert_eq!(merged.working_hours, c.energy.working_hours);
+        std::fs::write(
+            &file,
+            "[[orgs]]\nid = \"far\"\ntoken = \"0123456789abcdef\"\n[orgs.energy]\ntimezon = \"UTC\"\n",
+        )
+        .unwrap();
+        let err = Config::load(Some(&file), env(&[]), toml::Table::new()).unwrap_err();
+        assert!(err.to_string().contains("timezon"), "{err}");
     }
 
     #[test]

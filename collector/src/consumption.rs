@@ -66,8 +66,46 @@ pub enum ConsumptionError {
     Date { value: String },
     #[error("period: --to ({to}) must be after --from ({from})")]
     Period { from: String, to: String },
+    #[error("orgs {org:?} energy: {source}")]
+    Org {
+        org: String,
+        source: Box<ConsumptionError>,
+    },
     #[error("--by {value:?}: expected org, site, group, class, device or month")]
     GroupBy { value: String },
+}
+
+/// Per-organisation overrides of `[energy]` (`[orgs.energy]` under an `[[orgs]]`
+/// entry): a body in another time zone, with its own tariff or working hours. Keys left
+/// out keep the collector-wide value.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OrgEnergy {
+    pub timezone: Option<String>,
+    pub working_days: Option<Vec<String>>,
+    pub working_hours: Option<String>,
+    pub tariff: Option<Tariff>,
+    pub grid: Option<GridFactor>,
+}
+
+impl EnergyConfig {
+    /// This config with `o`'s overrides applied.
+    pub fn with_org(&self, o: &OrgEnergy) -> EnergyConfig {
+        EnergyConfig {
+            timezone: o.timezone.clone().unwrap_or_else(|| self.timezone.clone()),
+            working_days: o
+                .working_days
+                .clone()
+                .unwrap_or_else(|| self.working_days.clone()),
+            working_hours: o
+                .working_hours
+                .clone()
+                .unwrap_or_else(|| self.working_hours.clone()),
+            power_profiles: self.power_profiles.clone(),
+            tariff: o.tariff.clone().unwrap_or_else(|| self.tariff.clone()),
+            grid: o.grid.clone().unwrap_or_else(|| self.grid.clone()),
+        }
+    }
 }
 
 /// Working hours, resolved.
@@ -94,6 +132,8 @@ pub struct Context {
     pub grid: GridFactor,
     pub tz: TimeZone,
     pub working: WorkingHours,
+    /// Organisations with their own settings ([`OrgEnergy`]); others use this one.
+    pub per_org: BTreeMap<String, std::sync::Arc<Context>>,
 }
 
 impl Context {
@@ -137,7 +177,33 @@ impl Context {
                 start_hour,
                 end_hour,
             },
+            per_org: BTreeMap::new(),
         })
+    }
+
+    /// The collector-wide context plus one per organisation that overrides `[energy]`.
+    /// An org's bad override is reported with the org's id.
+    pub fn with_orgs(
+        config: &EnergyConfig,
+        catalogue: Catalogue,
+        orgs: &[(String, OrgEnergy)],
+    ) -> Result<Self, ConsumptionError> {
+        let mut ctx = Self::new(config, catalogue.clone())?;
+        for (id, o) in orgs {
+            let org_ctx = Self::new(&config.with_org(o), catalogue.clone()).map_err(|e| {
+                ConsumptionError::Org {
+                    org: id.clone(),
+                    source: Box::new(e),
+                }
+            })?;
+            ctx.per_org.insert(id.clone(), std::sync::Arc::new(org_ctx));
+        }
+        Ok(ctx)
+    }
+
+    /// The settings that apply to `org`'s devices.
+    pub fn for_org(&self, org: &str) -> &Context {
+        self.per_org.get(org).map(|c| c.as_ref()).unwrap_or(self)
     }
 
     /// Local midnight starting `date` (`YYYY-MM-DD`), as Unix ms.
@@ -553,6 +619,10 @@ where
     }
     let end = to_ms.min(now_ms).max(from_ms);
     let table = HourTable::new(ctx, from_ms, end)?;
+    let mut org_tables: BTreeMap<String, HourTable> = BTreeMap::new();
+    for (org, c) in &ctx.per_org {
+        org_tables.insert(org.clone(), HourTable::new(c, from_ms, end)?);
+    }
     let mut rows: BTreeMap<String, Figures> = BTreeMap::new();
     let mut total = Figures::default();
     let mut device_count = 0u64;
@@ -560,6 +630,10 @@ where
     for dev in devices {
         let dev = dev?;
         let dev: &DeviceData = dev.borrow();
+        let (ctx, table) = match (ctx.per_org.get(&dev.org), org_tables.get(&dev.org)) {
+            (Some(c), Some(t)) => (c.as_ref(), t),
+            _ => (ctx, &table),
+        };
         device_count += 1;
         if by == GroupBy::Month {
             if ctx
@@ -576,7 +650,7 @@ where
                     break;
                 };
                 let b = month_end.min(end);
-                let f = device_figures_with(dev, ctx, &table, t, b)?;
+                let f = device_figures_with(dev, ctx, table, t, b)?;
                 rows.entry(key).or_default().add(&f);
                 total.add(&f);
                 if b <= t {
@@ -587,7 +661,7 @@ where
             // A device counts once in the total, not once per month.
             continue;
         }
-        let f = device_figures_with(dev, ctx, &table, from_ms, end)?;
+        let f = device_figures_with(dev, ctx, table, from_ms, end)?;
         total.add(&f);
         let keys: Vec<String> = match by {
             GroupBy::Org => vec![dev.org.clone()],
@@ -980,6 +1054,66 @@ mod tests {
         assert!(line.contains(";1;0,"), "{line}");
         let plain = to_csv(&r, CsvDialect::Plain);
         assert!(plain.lines().nth(1).unwrap().contains(",1,0."));
+    }
+
+    #[test]
+    fn an_org_override_applies_to_its_devices_only() {
+        let base = EnergyConfig {
+            timezone: "Europe/Paris".into(),
+            working_days: ["mon", "tue", "wed", "thu", "fri"]
+                .map(String::from)
+                .to_vec(),
+            working_hours: "8-19".into(),
+            power_profiles: String::new(),
+            tariff: Tariff::default(),
+            grid: GridFactor::default(),
+        };
+        let far = OrgEnergy {
+            // 02:00 UTC Monday is 23:00 Sunday in Cayenne: outside working hours there
+            // too, so use working hours that cover it to tell the contexts apart.
+            timezone: Some("America/Cayenne".into()),
+            working_days: Some(vec!["sun".into()]),
+            working_hours: Some("0-24".into()),
+            tariff: Some(Tariff {
+                base_eur_per_kwh: 1.0,
+                bands: Vec::new(),
+            }),
+            grid: None,
+        };
+        let c = Context::with_orgs(&base, Catalogue::builtin(), &[("far".into(), far)]).unwrap();
+        let dev = |org: &str| DeviceData {
+            org: org.into(),
+            device_id: "d".into(),
+            class: DeviceClass::Desktop,
+            hours: vec![idle_hour(MON + 2 * H)],
+            ..Default::default()
+        };
+        let r = report(
+            &[dev("near"), dev("far")],
+            &c,
+            "a",
+            "b",
+            MON + 2 * H,
+            MON + 3 * H,
+            i64::MAX,
+            GroupBy::Org,
+        )
+        .unwrap();
+        let (far_row, near_row) = (&r.rows[0].figures, &r.rows[1].figures);
+        assert_eq!(r.rows[0].key, "far");
+        assert!((far_row.eur - far_row.kwh * 1.0).abs() < 1e-12);
+        assert!((near_row.eur - near_row.kwh * 0.20).abs() < 1e-12);
+        assert_eq!(far_row.hours_on_outside_working_hours, 0.0);
+        assert_eq!(near_row.hours_on_outside_working_hours, 1.0);
+        let bad = OrgEnergy {
+            timezone: Some("Mars/Olympus".into()),
+            ..Default::default()
+        };
+        let e = Context::with_orgs(&base, Catalogue::builtin(), &[("x".into(), bad)]).unwrap_err();
+        assert!(
+            e.to_string().contains("\"x\"") && e.to_string().contains("Mars"),
+            "{e}"
+        );
     }
 
     #[test]

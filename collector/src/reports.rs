@@ -68,7 +68,12 @@ pub fn context(config: &Config) -> Result<Context, ReportError> {
         })?;
         catalogue = catalogue.with_overrides(&text)?;
     }
-    Ok(Context::new(&config.energy, catalogue)?)
+    let orgs: Vec<(String, crate::consumption::OrgEnergy)> = config
+        .orgs
+        .iter()
+        .filter_map(|o| o.energy.clone().map(|e| (o.id.clone(), e)))
+        .collect();
+    Ok(Context::with_orgs(&config.energy, catalogue, &orgs)?)
 }
 
 /// Every device of `org` (or all orgs) with its rollups in `[from_ms, to_ms)`, its boot

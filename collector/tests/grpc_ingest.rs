@@ -24,6 +24,7 @@ fn config(dir: &std::path::Path, orgs: &[(&str, &str)]) -> Config {
             id: id.to_string(),
             name: String::new(),
             token: token.to_string(),
+            energy: None,
         })
         .collect();
     c

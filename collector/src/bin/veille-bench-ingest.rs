@@ -172,6 +172,7 @@ async fn grpc_phase(args: &Args, work: &Path, base_ms: i64) -> anyhow::Result<Gr
         id: ORG.into(),
         name: "Benchmark".into(),
         token: TOKEN.into(),
+        energy: None,
     }];
     let server = Server::start(&config, Listeners::loopback_ephemeral().await?).await?;
     let url = server.grpc_url();

@@ -166,6 +166,7 @@ fn collector_config(work: &Path, name: &str, mosquitto_port: Option<u16>) -> Con
         id: ORG.into(),
         name: "Benchmark".into(),
         token: TOKEN.into(),
+        energy: None,
     }];
     if let Some(port) = mosquitto_port {
         config.mqtt.broker = format!("mqtt://127.0.0.1:{port}");
