@@ -17,7 +17,7 @@
 //! [`FLAG_RESET`] and counted, a glitch with [`FLAG_GLITCH`]; a stale reading (not
 //! after the previous one: a redelivery) is not stored.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, btree_map};
 use std::sync::Mutex;
 
 use jiff::Timestamp;
@@ -245,11 +245,10 @@ pub fn record(
     let mut readings: Vec<_> = parsed.readings.iter().collect();
     readings.sort_by_key(|r| r.ts_ms);
     for r in readings {
-        if !recs.contains_key(&r.meter_id) {
-            let rec = load(&r.meter_id)?;
-            recs.insert(r.meter_id.clone(), rec);
-        }
-        let rec = recs.get_mut(&r.meter_id).expect("inserted above");
+        let rec = match recs.entry(r.meter_id.clone()) {
+            btree_map::Entry::Occupied(e) => e.into_mut(),
+            btree_map::Entry::Vacant(e) => e.insert(load(&r.meter_id)?),
+        };
         let mut flags = extra_flags;
         if r.quantity == Quantity::Energy {
             let mut c = EnergyCounter::new(glitch_tolerance_kwh);
@@ -314,11 +313,10 @@ pub fn record(
         if rej.meter_id.is_empty() {
             continue;
         }
-        if !recs.contains_key(&rej.meter_id) {
-            let rec = load(&rej.meter_id)?;
-            recs.insert(rej.meter_id.clone(), rec);
-        }
-        let rec = recs.get_mut(&rej.meter_id).expect("inserted above");
+        let rec = match recs.entry(rej.meter_id.clone()) {
+            btree_map::Entry::Occupied(e) => e.into_mut(),
+            btree_map::Entry::Vacant(e) => e.insert(load(&rej.meter_id)?),
+        };
         *rec.rejected.entry(rej.reason.clone()).or_default() += 1;
     }
     store.meter_readings()?.apply_batch(batch)?;
