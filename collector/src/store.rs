@@ -141,6 +141,22 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating if needed) the store in directory `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        // sled releases its file lock from a background thread after the last handle is
+        // dropped, so a reopen right after a close (a CLI command just after the server
+        // stopped, a test) can see the lock for a moment. Retry briefly; a store held by
+        // a running server is still reported as locked.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            match Self::open_once(path) {
+                Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_once(path: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new().path(path).open().map_err(|source| {
             if matches!(&source, sled::Error::Io(e) if e.to_string().contains("could not acquire lock"))
             {
