@@ -3,18 +3,14 @@
 //! parses, dispatches and maps errors to exit codes.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use veille_proto::settings::set_flag;
 
 use crate::config::{Config, ConfigError};
 use crate::devices::{self, DeviceRecord, Format};
-use crate::http_client::{self, ClientError};
-use crate::listen_file::{self, ListenFileError};
-use crate::server::STORE_DIR;
-use crate::store::{Store, StoreError};
-use crate::tokens::{self, TokenError};
+use crate::server_or_store::{self, Answer, ApiCall, NoStore, RouteError};
+use crate::store::StoreError;
 
 /// Veille collector: receives agents' reports, stores them, serves the fleet registry.
 #[derive(Debug, Parser)]
@@ -249,109 +245,29 @@ pub fn load_config(file: Option<&Path>, flags: toml::Table) -> Result<Config, Co
 #[derive(Debug, thiserror::Error)]
 pub enum DevicesError {
     #[error(transparent)]
-    ListenFile(#[from] ListenFileError),
-    #[error(transparent)]
-    Token(#[from] TokenError),
-    #[error("the collector at {addr} refused the request: HTTP {status}: {body}")]
-    Refused {
-        addr: std::net::SocketAddr,
-        status: u16,
-        body: String,
-    },
-    #[error("the collector at {addr} sent a device list that is not valid JSON: {source}")]
-    BadJson {
-        addr: std::net::SocketAddr,
-        source: serde_json::Error,
-    },
-    #[error(
-        "no collector answers at {addr} (from {listen_file}) and the store is locked by \
-         another process; is a collector starting or stopping? ({client})"
-    )]
-    LockedAndSilent {
-        addr: std::net::SocketAddr,
-        listen_file: PathBuf,
-        client: ClientError,
-    },
+    Route(#[from] RouteError),
+    #[error("the running collector sent a device list that is not valid JSON: {0}")]
+    BadJson(serde_json::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// How long `devices` waits for a running server before reading the store itself.
-pub const API_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// The device list, from the running server if there is one, else from the store.
 /// Sorted by (org, device_id).
 pub async fn list_devices(config: &Config) -> Result<Vec<DeviceRecord>, DevicesError> {
-    let data_dir = config.data_dir();
-    let mut silent_server = None;
-    if let Some(info) = listen_file::read(&data_dir)? {
-        let token = tokens::read_operator_token(&data_dir)?;
-        match http_client::get(
-            info.http,
-            "/api/v1/devices?format=json",
-            Some(&token),
-            API_TIMEOUT,
-        )
-        .await
-        {
-            Ok(resp) if resp.status == 200 => {
-                let mut records: Vec<DeviceRecord> =
-                    serde_json::from_slice(&resp.body).map_err(|source| DevicesError::BadJson {
-                        addr: info.http,
-                        source,
-                    })?;
-                devices::sort(&mut records);
-                return Ok(records);
-            }
-            Ok(resp) => {
-                return Err(DevicesError::Refused {
-                    addr: info.http,
-                    status: resp.status,
-                    body: String::from_utf8_lossy(&resp.body)
-                        .trim()
-                        .chars()
-                        .take(200)
-                        .collect(),
-                });
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "listen.json is stale; reading the store directly");
-                silent_server = Some((info.http, e));
-            }
-        }
-    }
-    let store_dir = data_dir.join(STORE_DIR);
-    if !store_dir.exists() {
-        // Nothing stored yet; do not create an empty store as a side effect of reading.
-        return Ok(Vec::new());
-    }
-    let opened =
-        tokio::task::spawn_blocking(move || Store::open(&store_dir).and_then(|s| s.devices(None)))
-            .await;
-    let listed = match opened {
-        Ok(r) => r,
-        Err(e) => {
-            return Err(DevicesError::Store(StoreError::Corrupt {
-                tree: "devices",
-                key: String::new(),
-                reason: format!("reading task failed: {e}"),
-            }));
-        }
+    let call = ApiCall::get("/api/v1/devices?format=json");
+    let answer = server_or_store::run(&config.data_dir(), call, NoStore::Report, |store| {
+        store.devices(None).map_err(DevicesError::from)
+    })
+    .await?;
+    let mut records = match answer {
+        Answer::Server(body) => serde_json::from_slice(&body).map_err(DevicesError::BadJson)?,
+        Answer::Local(records) => records,
+        // Nothing stored yet: an empty fleet.
+        Answer::NoStore(_) => Vec::new(),
     };
-    match (listed, silent_server) {
-        (Ok(mut records), _) => {
-            devices::sort(&mut records);
-            Ok(records)
-        }
-        (Err(StoreError::Locked { .. }), Some((addr, client))) => {
-            Err(DevicesError::LockedAndSilent {
-                addr,
-                listen_file: listen_file::path(&data_dir),
-                client,
-            })
-        }
-        (Err(e), _) => Err(e.into()),
-    }
+    devices::sort(&mut records);
+    Ok(records)
 }
 
 /// `devices` rendered in `format`.
@@ -364,6 +280,7 @@ pub async fn devices_output(config: &Config, format: Format) -> Result<String, D
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use crate::server::STORE_DIR;
 
     #[test]
     fn cli_definition_is_consistent_and_every_subcommand_has_help() {

@@ -87,6 +87,7 @@ pub mod reports;
 pub mod rollup;
 pub mod rooms;
 pub mod server;
+pub mod server_or_store;
 pub mod setpoint;
 pub mod store;
 pub mod tokens;

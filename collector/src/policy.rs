@@ -25,15 +25,12 @@ use veille_proto::v1::{ChassisClass, EventKind, Policy, PolicyMode, ShutdownWind
 use veille_proto::validate::ValidationError;
 
 use crate::auth::{Auth, Principal, bearer_token};
-use crate::cli::API_TIMEOUT;
 use crate::compliance::DeviceInput;
 use crate::config::Config;
 use crate::consumption::Context;
-use crate::http_client::{self, ClientError};
-use crate::listen_file::{self, ListenFileError};
-use crate::server::STORE_DIR;
+use crate::server_or_store::{self, Answer, ApiCall, NoStore, RouteError};
 use crate::store::{Store, StoreError};
-use crate::tokens::{self, TokenError};
+use crate::tokens;
 
 /// The signing key's file in the data directory: the 32-byte secret seed in base64,
 /// mode 0600. Losing it means agents that pinned its public key refuse every new policy
@@ -80,20 +77,7 @@ pub enum PolicyError {
     #[error("corrupt policy in the store for org {org:?}: {reason}")]
     Corrupt { org: String, reason: String },
     #[error(transparent)]
-    ListenFile(#[from] ListenFileError),
-    #[error(transparent)]
-    Tokens(#[from] TokenError),
-    #[error("the collector at {addr} answered {status}: {body}")]
-    Refused {
-        addr: std::net::SocketAddr,
-        status: u16,
-        body: String,
-    },
-    #[error("no collector answers at {addr} and the store is locked by another process ({client})")]
-    LockedAndSilent {
-        addr: std::net::SocketAddr,
-        client: ClientError,
-    },
+    Route(#[from] RouteError),
     #[error("{0}")]
     Period(String),
     #[error("policy task failed: {0}")]
@@ -111,7 +95,7 @@ impl PolicyError {
                 | PolicyError::Parse(_)
                 | PolicyError::Invalid(_)
                 | PolicyError::NotNewer { .. }
-        ) || matches!(self, PolicyError::Refused { status, .. } if *status == 400 || *status == 409)
+        ) || matches!(self, PolicyError::Route(r) if matches!(r.refused_status(), Some(400 | 409)))
     }
 }
 
@@ -612,8 +596,8 @@ pub async fn show_via_server_or_store(config: &Config) -> Result<PolicyShow, Pol
     serde_json::from_str(&out).map_err(|e| PolicyError::Task(e.to_string()))
 }
 
-/// Like [`crate::reports::via_server_or_store`], with a method and a body; the local
-/// path may create the store (a policy can be set before the first `serve`).
+/// The answer of `method api_path` from the running server, else of `local` on the
+/// store, which this path may create (a policy can be set before the first `serve`).
 async fn via_server_or_store(
     config: &Config,
     method: &str,
@@ -621,53 +605,16 @@ async fn via_server_or_store(
     body: Option<Vec<u8>>,
     local: impl FnOnce(&Store) -> Result<String, PolicyError> + Send + 'static,
 ) -> Result<String, PolicyError> {
-    let data_dir = config.data_dir();
-    let mut silent = None;
-    if let Some(info) = listen_file::read(&data_dir)? {
-        let token = tokens::read_operator_token(&data_dir)?;
-        let sent = http_client::request(
-            info.http,
-            method,
-            api_path,
-            Some(&token),
-            body.as_deref(),
-            API_TIMEOUT,
-        )
-        .await;
-        match sent {
-            Ok(resp) if resp.status == 200 => {
-                return Ok(String::from_utf8_lossy(&resp.body).into_owned());
-            }
-            Ok(resp) => {
-                let text = String::from_utf8_lossy(&resp.body).into_owned();
-                let body = serde_json::from_str::<serde_json::Value>(&text)
-                    .ok()
-                    .and_then(|v| v.get("error")?.as_str().map(str::to_owned))
-                    .unwrap_or(text);
-                return Err(PolicyError::Refused {
-                    addr: info.http,
-                    status: resp.status,
-                    body: body.trim().chars().take(300).collect(),
-                });
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "listen.json is stale; using the store directly");
-                silent = Some((info.http, e));
-            }
-        }
-    }
-    let store_dir = data_dir.join(STORE_DIR);
-    let run = tokio::task::spawn_blocking(move || {
-        let store = Store::open(&store_dir)?;
-        local(&store)
-    })
-    .await
-    .map_err(|e| PolicyError::Task(e.to_string()))?;
-    match (run, silent) {
-        (Err(PolicyError::Store(StoreError::Locked { .. })), Some((addr, client))) => {
-            Err(PolicyError::LockedAndSilent { addr, client })
-        }
-        (r, _) => r,
+    let call = ApiCall {
+        method,
+        path: api_path,
+        json_body: body.as_deref(),
+    };
+    match server_or_store::run(&config.data_dir(), call, NoStore::Create, local).await? {
+        Answer::Server(body) => Ok(String::from_utf8_lossy(&body).into_owned()),
+        Answer::Local(out) => Ok(out),
+        // NoStore::Create opens (creates) the store instead of answering this.
+        Answer::NoStore(path) => Err(PolicyError::Task(format!("no store in {}", path.display()))),
     }
 }
 

@@ -7,16 +7,12 @@ use std::path::PathBuf;
 use veille_proto::v1::ChassisClass;
 
 use crate::catalogue::{Catalogue, CatalogueError, DeviceClass};
-use crate::cli::API_TIMEOUT;
 use crate::config::Config;
 use crate::consumption::{
     self, ConsumptionError, Context, CsvDialect, DeviceData, GroupBy, SessionEdge,
 };
-use crate::http_client::{self, ClientError};
-use crate::listen_file::{self, ListenFileError};
-use crate::server::STORE_DIR;
+use crate::server_or_store::{self, Answer, ApiCall, NoStore, RouteError};
 use crate::store::{Store, StoreError};
-use crate::tokens::{self, TokenError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -36,20 +32,7 @@ pub enum ReportError {
     #[error("csv dialect {value:?}: expected plain or excel-fr")]
     Dialect { value: String },
     #[error(transparent)]
-    ListenFile(#[from] ListenFileError),
-    #[error(transparent)]
-    Tokens(#[from] TokenError),
-    #[error("the collector at {addr} answered {status}: {body}")]
-    Refused {
-        addr: std::net::SocketAddr,
-        status: u16,
-        body: String,
-    },
-    #[error("no collector answers at {addr} and the store is locked by another process ({client})")]
-    LockedAndSilent {
-        addr: std::net::SocketAddr,
-        client: ClientError,
-    },
+    Route(#[from] RouteError),
     #[error("no store in {path}: has a collector run with this data directory?")]
     NoStore { path: PathBuf },
     #[error("report task failed: {0}")]
@@ -235,55 +218,24 @@ fn next_day(date: &str) -> Result<String, ConsumptionError> {
     Ok(next.to_string())
 }
 
-/// The output of `api_path` from the running server (found through `listen.json`,
-/// authenticated with the operator token), or, when no server runs, of `local` on the
-/// store opened directly.
+/// The output of `api_path` from the running server, or, when no server runs, of
+/// `local` on the store opened directly (see [`crate::server_or_store`]).
 pub async fn via_server_or_store(
     config: &Config,
     api_path: &str,
     local: impl FnOnce(&Store) -> Result<String, ReportError> + Send + 'static,
 ) -> Result<String, ReportError> {
-    let data_dir = config.data_dir();
-    let mut silent = None;
-    if let Some(info) = listen_file::read(&data_dir)? {
-        let token = tokens::read_operator_token(&data_dir)?;
-        match http_client::get(info.http, api_path, Some(&token), API_TIMEOUT).await {
-            Ok(resp) if resp.status == 200 => {
-                return Ok(String::from_utf8_lossy(&resp.body).into_owned());
-            }
-            Ok(resp) => {
-                return Err(ReportError::Refused {
-                    addr: info.http,
-                    status: resp.status,
-                    body: String::from_utf8_lossy(&resp.body)
-                        .trim()
-                        .chars()
-                        .take(300)
-                        .collect(),
-                });
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "listen.json is stale; reading the store directly");
-                silent = Some((info.http, e));
-            }
-        }
-    }
-    let store_dir = data_dir.join(STORE_DIR);
-    if !store_dir.exists() {
-        // Reading must not create an empty store as a side effect.
-        return Err(ReportError::NoStore { path: store_dir });
-    }
-    let run = tokio::task::spawn_blocking(move || {
-        let store = Store::open(&store_dir)?;
-        local(&store)
-    })
-    .await
-    .map_err(|e| ReportError::Task(e.to_string()))?;
-    match (run, silent) {
-        (Err(ReportError::Store(StoreError::Locked { .. })), Some((addr, client))) => {
-            Err(ReportError::LockedAndSilent { addr, client })
-        }
-        (r, _) => r,
+    let answer = server_or_store::run(
+        &config.data_dir(),
+        ApiCall::get(api_path),
+        NoStore::Report,
+        local,
+    )
+    .await?;
+    match answer {
+        Answer::Server(body) => Ok(String::from_utf8_lossy(&body).into_owned()),
+        Answer::Local(out) => Ok(out),
+        Answer::NoStore(path) => Err(ReportError::NoStore { path }),
     }
 }
 

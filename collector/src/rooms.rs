@@ -34,6 +34,7 @@ use crate::meter_store::{self, daily_means};
 use crate::meters::Quantity;
 use crate::reports::{self, OutputFormat, ReportError};
 use crate::server::STORE_DIR;
+use crate::server_or_store::RouteError;
 use crate::setpoint::{Comparison, RoomSeries, SetpointOptions, SetpointReport, setpoint_report};
 use crate::store::{Store, StoreError, device_key, prefix};
 
@@ -764,9 +765,11 @@ pub fn setpoint_command(a: SetpointArgs) -> Result<String, RoomError> {
     }));
     match out {
         Err(RoomError::Report(ReportError::Task(m))) => Err(RoomError::Usage(m)),
-        Err(RoomError::Report(ReportError::Refused {
-            status: 400, body, ..
-        })) => Err(RoomError::Usage(body)),
+        Err(RoomError::Report(ReportError::Route(RouteError::Refused {
+            status: 400,
+            body,
+            ..
+        }))) => Err(RoomError::Usage(body)),
         o => o,
     }
 }
