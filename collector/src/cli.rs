@@ -279,8 +279,8 @@ pub async fn devices_output(config: &Config, format: Format) -> Result<String, D
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
     use crate::server::STORE_DIR;
+    use clap::CommandFactory;
 
     #[test]
     fn cli_definition_is_consistent_and_every_subcommand_has_help() {

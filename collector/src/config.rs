@@ -34,7 +34,8 @@ pub struct Config {
     pub grpc_listen: String,
     /// HTTP listen address `IP:port`; empty = `127.0.0.1:HTTP_PORT`. Port 0 allowed.
     pub http_listen: String,
-    /// Days raw reports are kept before only rollups remain (not enforced yet).
+    /// Days raw reports are kept before only rollups remain ([`crate::retention`]);
+    /// 0 keeps them forever.
     pub raw_retention_days: u32,
     /// Capacity of the handler → writer queue, in batches (back-pressure beyond it).
     pub ingest_queue_batches: usize,

@@ -37,6 +37,19 @@ pub struct DeviceRecord {
     pub last_boot_id: String,
     /// Distinct boot sessions seen.
     pub boot_sessions: u64,
+    /// Reports with a seq up to this one were purged after `raw_retention_days`; their
+    /// hours live on in the rollups. A resend of one counts as a duplicate, so a purged
+    /// report can never be counted twice.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_purged_through_seq: Option<u64>,
+    /// Rollups of the hours before this instant are closed: their raw reports are gone,
+    /// so `rebuild-rollups` keeps them as they are. 0 = nothing purged.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rollups_closed_before_unix_ms: i64,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 /// Output formats of `devices` (CLI) and `/api/v1/devices` (`?format=`).
@@ -249,6 +262,7 @@ mod tests {
             conflicts: 0,
             last_boot_id: "boot-1".into(),
             boot_sessions: 2,
+            ..Default::default()
         }
     }
 

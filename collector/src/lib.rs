@@ -84,6 +84,7 @@ pub mod renewal;
 pub mod renewal_io;
 pub mod renewal_report;
 pub mod reports;
+pub mod retention;
 pub mod rollup;
 pub mod rooms;
 pub mod server;

@@ -118,6 +118,7 @@ pub struct Server {
     grpc_task: JoinHandle<Result<(), tonic::transport::Error>>,
     http_task: JoinHandle<std::io::Result<()>>,
     writer_task: JoinHandle<()>,
+    retention_task: JoinHandle<()>,
     mqtt: Option<Mqtt>,
 }
 
@@ -171,6 +172,8 @@ impl Server {
         );
 
         let (stop, stop_rx) = watch::channel(false);
+        let retention_task =
+            crate::retention::spawn(store.clone(), config.raw_retention_days, stop_rx.clone());
         let mqtt = match config.mqtt_mode()? {
             MqttMode::Off => None,
             MqttMode::Embedded { v4, v5 } => Some(MqttStart::Embedded {
@@ -259,6 +262,7 @@ impl Server {
             grpc_task,
             http_task,
             writer_task,
+            retention_task,
             mqtt,
         };
         let embedded = server.mqtt.as_ref().and_then(|m| m.embedded);
@@ -343,6 +347,7 @@ impl Server {
             mut grpc_task,
             mut http_task,
             writer_task,
+            retention_task,
             mqtt,
             ..
         } = self;
@@ -369,6 +374,8 @@ impl Server {
         if !http_done && let Some(Err(e)) = finish(http_task, "HTTP").await {
             first_error.get_or_insert(ServerError::Http(e));
         }
+        // A purge in progress ends its current chunk; the store is flushed below anyway.
+        finish(retention_task, "retention").await;
         // The MQTT subscriber stops reading, lets its batches in flight finish and drops
         // its ingest handle (the embedded broker's thread lives on until exit).
         if let Some(m) = mqtt

@@ -101,6 +101,18 @@ pub struct BatchOutcome {
     pub first_conflict_seq: Option<u64>,
 }
 
+/// What [`Store::purge_raw_reports`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeOutcome {
+    /// Devices that lost at least one raw report.
+    pub devices: u64,
+    /// Raw reports deleted.
+    pub reports: u64,
+}
+
+/// Reports deleted per write-lock hold during a purge.
+pub const PURGE_CHUNK: u64 = 10_000;
+
 /// A conflicting version of a report, kept apart from the stored one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConflictEntry {
@@ -224,6 +236,14 @@ impl Store {
         let mut new_rollups: BTreeMap<i64, Vec<HourRollup>> = BTreeMap::new();
         let mut existing = self.existing_reports(org, batch)?;
         for report in &batch.reports {
+            if device
+                .raw_purged_through_seq
+                .is_some_and(|purged| report.seq <= purged)
+            {
+                // Stored once, purged since: its hours are already in the rollups.
+                outcome.duplicates += 1;
+                continue;
+            }
             let key = report_key(org, &batch.device_id, report.seq);
             let bytes = report.encode_to_vec();
             let stored = match &mut existing {
@@ -644,20 +664,118 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes each device's raw reports that ended before `cutoff_unix_ms` (rounded
+    /// down to an hour), in seq order, stopping at its first report that ends later, so
+    /// "every seq up to the watermark is gone" holds and a resend of one is recognised.
+    /// Rollups stay and the hours before the cutoff become closed. The write lock is
+    /// taken per chunk of [`PURGE_CHUNK`] reports: ingest waits milliseconds, not the
+    /// whole purge.
+    pub fn purge_raw_reports(&self, cutoff_unix_ms: i64) -> Result<PurgeOutcome, StoreError> {
+        let cutoff = rollup::hour_of(cutoff_unix_ms);
+        let mut outcome = PurgeOutcome::default();
+        let device_keys = self.devices.iter().keys().collect::<Result<Vec<_>, _>>()?;
+        for dev_key in device_keys {
+            let mut purged_any = false;
+            loop {
+                let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+                let Some(v) = self.devices.get(&dev_key)? else {
+                    break;
+                };
+                let mut device = decode_json::<DeviceRecord>("devices", &dev_key, &v)?;
+                let first = device
+                    .raw_purged_through_seq
+                    .map_or(0, |s| s.saturating_add(1));
+                let seq_key = |seq: u64| {
+                    let mut k = dev_key.to_vec();
+                    k.push(0);
+                    k.extend_from_slice(&seq.to_be_bytes());
+                    k
+                };
+                let mut doomed = sled::Batch::default();
+                let mut last = None;
+                let mut n = 0u64;
+                for entry in self.reports.range(seq_key(first)..=seq_key(u64::MAX)) {
+                    let (k, v) = entry?;
+                    let report: Report = decode_proto("reports", &k, &v)?;
+                    if report.end_unix_ms >= cutoff || n == PURGE_CHUNK {
+                        break;
+                    }
+                    doomed.remove(k);
+                    last = Some(report.seq);
+                    n += 1;
+                }
+                let Some(last) = last else {
+                    break;
+                };
+                device.raw_purged_through_seq = Some(last);
+                device.rollups_closed_before_unix_ms =
+                    device.rollups_closed_before_unix_ms.max(cutoff);
+                let record = encode_json(&device);
+                (&self.reports, &self.devices)
+                    .transaction(|(r, d)| {
+                        r.apply_batch(&doomed)?;
+                        d.insert(dev_key.as_ref(), record.as_slice())?;
+                        Ok::<_, ConflictableTransactionError<StoreError>>(())
+                    })
+                    .map_err(|e| match e {
+                        TransactionError::Abort(e) => e,
+                        TransactionError::Storage(e) => StoreError::Sled(e),
+                    })?;
+                outcome.reports += n;
+                purged_any = true;
+                if n < PURGE_CHUNK {
+                    break;
+                }
+            }
+            outcome.devices += u64::from(purged_any);
+        }
+        if outcome.reports > 0 {
+            self.db.flush()?;
+        }
+        Ok(outcome)
+    }
+
     /// Recomputes every rollup from the raw reports (after a crash of an older version,
     /// or to check them): the result is identical to what ingest maintained. Returns
     /// (reports read, rollups written). `progress` is called every 100,000 reports.
     pub fn rebuild_rollups(&self, mut progress: impl FnMut(u64)) -> Result<(u64, u64), StoreError> {
         let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-        self.rollups.clear()?;
+        // Hours closed by a purge have no raw reports left behind them: keep those.
+        let mut closed: HashMap<Vec<u8>, i64> = HashMap::new();
+        for entry in self.devices.iter() {
+            let (k, v) = entry?;
+            let d = decode_json::<DeviceRecord>("devices", &k, &v)?;
+            if d.rollups_closed_before_unix_ms != 0 {
+                closed.insert(k.to_vec(), d.rollups_closed_before_unix_ms);
+            }
+        }
+        if closed.is_empty() {
+            self.rollups.clear()?;
+        } else {
+            let mut stale = sled::Batch::default();
+            for entry in self.rollups.iter() {
+                let (k, _) = entry?;
+                let keep = split_rollup_key(&k).is_some_and(|(device, hour)| {
+                    closed.get(device).is_some_and(|before| hour < *before)
+                });
+                if !keep {
+                    stale.remove(k);
+                }
+            }
+            self.rollups.apply_batch(stale)?;
+        }
         let mut reports = 0u64;
         let mut written = 0u64;
         let mut current: Option<Vec<u8>> = None;
         let mut hours: BTreeMap<i64, HourRollup> = BTreeMap::new();
         let mut flush =
             |device: &[u8], hours: &mut BTreeMap<i64, HourRollup>| -> Result<(), StoreError> {
+                let closed_before = closed.get(device).copied().unwrap_or(i64::MIN);
                 let mut batch = sled::Batch::default();
                 for (hour, r) in std::mem::take(hours) {
+                    if hour < closed_before {
+                        continue;
+                    }
                     let mut key = device.to_vec();
                     key.push(0);
                     key.extend_from_slice(&i64_to_sortable(hour).to_be_bytes());
@@ -705,6 +823,13 @@ pub fn rollup_key(org: &str, device_id: &str, hour: i64) -> Vec<u8> {
     k.push(0);
     k.extend_from_slice(&i64_to_sortable(hour).to_be_bytes());
     k
+}
+
+/// `(org \0 device_id, hour)` of a rollup key.
+fn split_rollup_key(key: &[u8]) -> Option<(&[u8], i64)> {
+    let (head, hour) = key.split_last_chunk::<8>()?;
+    let device = head.strip_suffix(&[0])?;
+    Some((device, sortable_to_i64(u64::from_be_bytes(*hour))))
 }
 
 fn i64_to_sortable(v: i64) -> u64 {
@@ -833,6 +958,96 @@ mod tests {
             inventory: None,
             agent_version: "0.1.0".into(),
         }
+    }
+
+    /// Hourly-ish reports of one boot session over two days, seq 1..=n.
+    fn day_reports(n: u64) -> Vec<Report> {
+        let t0 = rollup::hour_of(NOW) - 48 * rollup::HOUR_MS;
+        (1..=n)
+            .map(|seq| {
+                // 50-minute reports: some hours hold parts of two reports.
+                let start = t0 + (seq as i64 - 1) * 3_000_000;
+                Report {
+                    boot_id: "b1".into(),
+                    seq,
+                    start_unix_ms: start,
+                    end_unix_ms: start + 3_000_000,
+                    boot_time_unix_s: t0 / 1000,
+                    uptime_s: 3600,
+                    active_ms: 1_000_000 + seq,
+                    idle_ms: 2_000_000 - seq,
+                    cpu_util: 0.1,
+                    ..Default::default()
+                }
+            })
+            .collect()
+    }
+
+    fn all_rollups(store: &Store) -> Vec<(i64, HourRollup)> {
+        store
+            .rollups("acme", "dev-1", i64::MIN / 2, i64::MAX / 2)
+            .unwrap()
+    }
+
+    #[test]
+    fn purge_keeps_rollups_counts_resends_as_duplicates_and_survives_a_rebuild() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let reports = day_reports(50);
+        store
+            .apply_batch("acme", &batch("dev-1", reports.clone()), NOW)
+            .unwrap();
+        let before = all_rollups(&store);
+
+        // Cut 20 hours into the history, in the middle of report 25 (which stays).
+        let cutoff = reports[24].start_unix_ms + 1_800_000;
+        let out = store.purge_raw_reports(cutoff).unwrap();
+        let hour = rollup::hour_of(cutoff);
+        let purged: Vec<u64> = reports
+            .iter()
+            .take_while(|r| r.end_unix_ms < hour)
+            .map(|r| r.seq)
+            .collect();
+        assert!(purged.len() > 10 && purged.len() < 50);
+        assert_eq!(
+            out,
+            PurgeOutcome {
+                devices: 1,
+                reports: purged.len() as u64
+            }
+        );
+        assert_eq!(store.report_count(), 50 - purged.len());
+        assert!(
+            store
+                .reports("acme", "dev-1", 1..=*purged.last().unwrap())
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(all_rollups(&store), before, "rollups untouched by a purge");
+        let d = store.device("acme", "dev-1").unwrap().unwrap();
+        assert_eq!(d.raw_purged_through_seq, purged.last().copied());
+        assert_eq!(d.rollups_closed_before_unix_ms, hour);
+
+        // An agent resending purged reports adds nothing.
+        let o = store
+            .apply_batch("acme", &batch("dev-1", reports[..5].to_vec()), NOW + 1)
+            .unwrap();
+        assert_eq!((o.stored, o.duplicates), (0, 5));
+        assert_eq!(all_rollups(&store), before);
+
+        // A rebuild from what is left gives the same rollups, bit for bit.
+        store.rebuild_rollups(|_| {}).unwrap();
+        assert_eq!(
+            all_rollups(&store),
+            before,
+            "closed hours kept, open hours rebuilt"
+        );
+
+        // A second purge at the same cutoff finds nothing more.
+        assert_eq!(
+            store.purge_raw_reports(cutoff).unwrap(),
+            PurgeOutcome::default()
+        );
     }
 
     #[test]
