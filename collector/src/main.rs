@@ -100,34 +100,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             veille_collector::rooms::setpoint_command(args),
         ),
         Command::Report(veille_collector::cli::ReportCommand::Compliance(args)) => {
-            let out = runtime()?
-                .block_on(veille_collector::policy::compliance_command(args))
-                .map_err(|e| {
-                    let usage = e.is_usage();
-                    let e = anyhow::anyhow!("report compliance: {e}");
-                    if usage {
-                        Failure::Usage(e)
-                    } else {
-                        Failure::Runtime(e)
-                    }
-                })?;
-            print!("{out}");
-            Ok(())
+            let r = runtime()?.block_on(veille_collector::policy::compliance_command(args));
+            printed("report compliance", r, |e| e.is_usage())
         }
         Command::Policy(cmd) => {
-            let out = runtime()?
-                .block_on(veille_collector::policy::command(cmd))
-                .map_err(|e| {
-                    let usage = e.is_usage();
-                    let e = anyhow::anyhow!("policy: {e}");
-                    if usage {
-                        Failure::Usage(e)
-                    } else {
-                        Failure::Runtime(e)
-                    }
-                })?;
-            print!("{out}");
-            Ok(())
+            let r = runtime()?.block_on(veille_collector::policy::command(cmd));
+            printed("policy", r, |e| e.is_usage())
         }
         Command::RebuildRollups(args) => {
             let config = args
@@ -224,12 +202,22 @@ fn rooms_out(
     what: &str,
     r: Result<String, veille_collector::rooms::RoomError>,
 ) -> Result<(), Failure> {
+    printed(what, r, |e| e.is_usage())
+}
+
+/// Prints a verb's output; its error becomes exit code 2 when `is_usage` says the
+/// operator's input is at fault, 1 otherwise.
+fn printed<E: std::fmt::Display>(
+    what: &str,
+    r: Result<String, E>,
+    is_usage: impl FnOnce(&E) -> bool,
+) -> Result<(), Failure> {
     match r {
         Ok(out) => {
             print!("{out}");
             Ok(())
         }
-        Err(e) if e.is_usage() => Err(Failure::Usage(anyhow::anyhow!("{what}: {e}"))),
+        Err(e) if is_usage(&e) => Err(Failure::Usage(anyhow::anyhow!("{what}: {e}"))),
         Err(e) => Err(Failure::Runtime(anyhow::anyhow!("{what}: {e}"))),
     }
 }
