@@ -176,3 +176,67 @@ fn the_retained_policy_reaches_an_mqtt_agent_and_broker_forgeries_are_rejected()
     assert_eq!(agent.proc.stop(), Some(0));
     assert_eq!(collector.proc.stop(), Some(0));
 }
+
+/// The same channel on the collector's embedded broker (the default deployment): a
+/// policy set before the agent connects reaches it as the retained message when it
+/// subscribes, and a newer one set while it is connected reaches it live.
+#[test]
+fn the_embedded_broker_delivers_the_retained_policy_then_a_newer_one_live() {
+    let data = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let mut collector = Collector::start(data.path(), "127.0.0.1:0");
+    assert!(!collector.mqtt5.is_empty(), "embedded broker expected");
+    let cfg = files.path().join("empty.toml");
+    std::fs::write(&cfg, "").unwrap();
+    let shown: serde_json::Value = serde_json::from_str(&collector_cmd(
+        &["policy", "show", "--format", "json"],
+        data.path(),
+        &cfg,
+    ))
+    .unwrap();
+    let public_key = shown["public_key"].as_str().unwrap().to_owned();
+    let set = |version_note: &str, threshold: u32| {
+        let file = files.path().join(format!("{version_note}.toml"));
+        std::fs::write(
+            &file,
+            format!(
+                "org = \"default\"\nmode = \"dry-run\"\nidle_threshold_s = {threshold}\n\
+                 warning_s = 60\n\n[[windows]]\ndays = [\"all\"]\nstart = \"22:00\"\n\
+                 end = \"06:00\"\ntime_zone = \"UTC\"\n"
+            ),
+        )
+        .unwrap();
+        collector_cmd(
+            &["policy", "set", "--file", file.to_str().unwrap()],
+            data.path(),
+            &cfg,
+        )
+    };
+    assert!(set("v1", 600).contains("version 1"));
+
+    let mut agent = Agent::start_with(
+        "agent",
+        state.path(),
+        &format!("mqtt://{}", collector.mqtt5),
+        &collector.token(),
+        Some("embedded-policy-dev"),
+        &[
+            ("VEILLE_TRANSPORT", "mqtt"),
+            ("VEILLE_ORG", "default"),
+            ("VEILLE_MQTT__ACK_TIMEOUT_S", "3"),
+            ("VEILLE_POLICY_PUBLIC_KEY", &public_key),
+        ],
+    );
+    agent.proc.wait_for_line("new policy accepted");
+    wait_until("version 1 held by the agent", || {
+        agent_status(state.path()).contains("version 1 mode dry-run")
+    });
+
+    assert!(set("v2", 900).contains("version 2"));
+    wait_until("version 2 held by the agent", || {
+        agent_status(state.path()).contains("version 2 mode dry-run")
+    });
+    assert_eq!(agent.proc.stop(), Some(0));
+    assert_eq!(collector.proc.stop(), Some(0));
+}
