@@ -103,7 +103,8 @@ fn main() -> ExitCode {
     let log_file = matches!(cli.command, Command::Service { .. })
         .then(|| veille_agent::windows::data_dir().join("agent.log"));
     #[cfg(not(windows))]
-    let log_file = None;
+    let log_file: Option<PathBuf> = None;
+    let logs_to_file = log_file.is_some();
     init_logging(log_file);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -119,6 +120,10 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if logs_to_file {
+                // A service's stderr goes nowhere: the log file is where an admin looks.
+                tracing::error!("{e:#}");
+            }
             eprintln!("veille-agent: {e:#}");
             if e.downcast_ref::<veille_agent::config::ConfigError>()
                 .is_some()

@@ -27,7 +27,10 @@ fn windows_exe() -> PathBuf {
     // target/debug/deps/windows_msi-… → target/
     let target = test_exe
         .ancestors()
-        .find(|p| p.file_name().is_some_and(|n| n == "debug" || n == "release"))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n == "debug" || n == "release")
+        })
         .and_then(Path::parent)
         .expect("test runs from target/<profile>/deps");
     let exe = target.join("x86_64-pc-windows-gnu/debug/veille-agent.exe");
@@ -85,9 +88,11 @@ fn assert_pe32_plus_x64(bytes: &[u8], what: &str) -> u16 {
 }
 
 fn build_msi(exe: &Path, out: &Path) {
-    run(Command::new(workspace().join("deploy/windows/build-msi.sh"))
-        .arg(exe)
-        .arg(out));
+    run(
+        Command::new(workspace().join("deploy/windows/build-msi.sh"))
+            .arg(exe)
+            .arg(out),
+    );
 }
 
 #[test]
@@ -132,7 +137,9 @@ fn the_msi_installs_the_service_and_writes_the_properties() {
     assert_eq!(props["ProductName"], "Veille agent");
     assert_eq!(props["ALLUSERS"], "1", "per-machine install");
     let wxs = std::fs::read_to_string(workspace().join("deploy/windows/veille-agent.wxs")).unwrap();
-    let upgrade_code = props["UpgradeCode"].trim_matches(['{', '}']).to_ascii_lowercase();
+    let upgrade_code = props["UpgradeCode"]
+        .trim_matches(['{', '}'])
+        .to_ascii_lowercase();
     assert!(
         wxs.contains(&format!("UpgradeCode=\"{upgrade_code}\"")),
         "UpgradeCode {upgrade_code} is not the one in the .wxs"
@@ -151,7 +158,11 @@ fn the_msi_installs_the_service_and_writes_the_properties() {
         .map(|r| {
             (
                 r[3].clone(),
-                (r[1].clone(), r[2].trim_end_matches('\\').to_owned(), r[4].clone()),
+                (
+                    r[1].clone(),
+                    r[2].trim_end_matches('\\').to_owned(),
+                    r[4].clone(),
+                ),
             )
         })
         .collect();
@@ -180,7 +191,12 @@ fn the_msi_installs_the_service_and_writes_the_properties() {
         let signature = &search[*property];
         let loc = &locators[signature];
         assert_eq!(
-            (loc[1].as_str(), loc[2].as_str(), loc[3].as_str(), loc[4].as_str()),
+            (
+                loc[1].as_str(),
+                loc[2].as_str(),
+                loc[3].as_str(),
+                loc[4].as_str()
+            ),
             ("2", REGISTRY_KEY, *property, "18"),
             "{property}"
         );
@@ -206,7 +222,10 @@ fn the_msi_installs_the_service_and_writes_the_properties() {
         .map(|r| (r[0].clone(), r))
         .collect();
     let restore = &actions["RestoreTOKEN"];
-    assert_eq!((restore[2].as_str(), restore[3].as_str()), ("TOKEN", "[CMDLINE_TOKEN]"));
+    assert_eq!(
+        (restore[2].as_str(), restore[3].as_str()),
+        ("TOKEN", "[CMDLINE_TOKEN]")
+    );
 
     // Upgrade in place: the old version is found and removed in the same transaction;
     // a newer installed version blocks a downgrade.
@@ -223,7 +242,13 @@ fn the_msi_installs_the_service_and_writes_the_properties() {
     assert_eq!(services.len(), 1, "{services:?}");
     let s = &services[0];
     assert_eq!(
-        (s[1].as_str(), s[3].as_str(), s[4].as_str(), s[8].as_str(), s[10].as_str()),
+        (
+            s[1].as_str(),
+            s[3].as_str(),
+            s[4].as_str(),
+            s[8].as_str(),
+            s[10].as_str()
+        ),
         ("veille-agent", "16", "2", "LocalSystem", "service")
     );
     // Started at install (1), stopped at install (2) and uninstall (32), deleted at
@@ -231,7 +256,11 @@ fn the_msi_installs_the_service_and_writes_the_properties() {
     let control = table(&msi, "ServiceControl");
     assert_eq!(control.len(), 1, "{control:?}");
     assert_eq!(
-        (control[0][1].as_str(), control[0][2].as_str(), control[0][4].as_str()),
+        (
+            control[0][1].as_str(),
+            control[0][2].as_str(),
+            control[0][4].as_str()
+        ),
         ("veille-agent", "163", "1")
     );
 
