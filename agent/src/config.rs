@@ -226,20 +226,28 @@ impl AgentConfig {
     ///
     /// # Platform-specific behaviour
     /// On Linux under systemd, `$STATE_DIRECTORY` (set by `StateDirectory=`) wins.
+    /// On Windows: `%ProgramData%\Veille\state`.
     pub fn state_dir(&self) -> PathBuf {
         if !self.state_dir.is_empty() {
             return PathBuf::from(&self.state_dir);
         }
-        if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
-            return PathBuf::from(dir);
+        #[cfg(windows)]
+        {
+            crate::windows::data_dir().join("state")
         }
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } == 0 {
-            return PathBuf::from("/var/lib/veille-agent");
-        }
-        match std::env::var_os("HOME") {
-            Some(home) => PathBuf::from(home).join(".local/state/veille-agent"),
-            None => PathBuf::from("veille-agent-state"),
+        #[cfg(not(windows))]
+        {
+            if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
+                return PathBuf::from(dir);
+            }
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            if unsafe { libc::geteuid() } == 0 {
+                return PathBuf::from("/var/lib/veille-agent");
+            }
+            match std::env::var_os("HOME") {
+                Some(home) => PathBuf::from(home).join(".local/state/veille-agent"),
+                None => PathBuf::from("veille-agent-state"),
+            }
         }
     }
 

@@ -44,6 +44,10 @@ pub trait Enforcer: Send + Sync {
 /// system D-Bus (`org.freedesktop.login1.Manager.PowerOff(false)`: no interactive
 /// authorisation, so it works for the root service and fails cleanly otherwise), then
 /// falls back to `systemctl poweroff`. Desktop notifications are not sent yet.
+///
+/// Windows: the warning is a message box in the console session (`WTSSendMessageW`,
+/// closing itself at the deadline); power-off is `InitiateSystemShutdownExW` with a
+/// 30 s notice and the reason "Other (Planned)" (see `crate::windows::enforcer`).
 #[derive(Debug, Default)]
 pub struct SystemEnforcer;
 
@@ -71,6 +75,7 @@ async fn run_command(program: &str, args: &[&str]) -> Result<(), String> {
     }
 }
 
+#[cfg(not(windows))]
 async fn logind_power_off() -> zbus::Result<()> {
     let connection = zbus::Connection::system().await?;
     connection
@@ -85,6 +90,7 @@ async fn logind_power_off() -> zbus::Result<()> {
     Ok(())
 }
 
+#[cfg(not(windows))]
 impl Enforcer for SystemEnforcer {
     fn warn<'a>(
         &'a self,
@@ -111,6 +117,31 @@ impl Enforcer for SystemEnforcer {
             run_command("systemctl", &["poweroff"])
                 .await
                 .map_err(EnforceError::PowerOff)
+        })
+    }
+}
+
+#[cfg(windows)]
+impl Enforcer for SystemEnforcer {
+    fn warn<'a>(
+        &'a self,
+        _users: &'a [String],
+        deadline: Timestamp,
+        message: &'a str,
+    ) -> EnforceFuture<'a> {
+        Box::pin(async move {
+            let left_s = deadline.as_second() - Timestamp::now().as_second();
+            let timeout_s = u32::try_from(left_s.max(1)).unwrap_or(u32::MAX);
+            crate::windows::enforcer::warn_console(message, timeout_s).map_err(EnforceError::Warn)
+        })
+    }
+
+    fn power_off(&self) -> EnforceFuture<'_> {
+        Box::pin(async move {
+            crate::windows::enforcer::power_off(
+                "Veille: this computer shuts down under the organisation's energy policy.",
+            )
+            .map_err(EnforceError::PowerOff)
         })
     }
 }

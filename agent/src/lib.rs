@@ -21,6 +21,10 @@
 //! - [`enforcer`]: warnings and power-off behind a trait (real, and recording for tests).
 //! - [`config`]: the TOML config (`deploy/agent.toml` is the annotated default).
 //! - [`run`]: wires it together for `veille-agent run` and `once`.
+//! - [`msi_properties`]: pure; the Windows installer's properties (written to the
+//!   registry by the MSI) as a config layer.
+//! - `windows` (Windows only): the Win32 edges: probes, console activity, enforcer,
+//!   service.
 
 pub mod backoff;
 pub mod builder;
@@ -29,6 +33,7 @@ pub mod enforcer;
 pub mod inventory_watch;
 pub mod measure;
 pub mod mqtt;
+pub mod msi_properties;
 pub mod policy;
 pub mod probes;
 pub mod run;
@@ -37,3 +42,5 @@ pub mod spool;
 pub mod state;
 pub mod status;
 pub mod transport;
+#[cfg(windows)]
+pub mod windows;

@@ -83,6 +83,13 @@ enum Command {
     },
     /// Print the annotated default configuration
     PrintConfig,
+    /// Run as the Windows service `veille-agent` (the service manager starts this;
+    /// logs go to %ProgramData%\Veille\agent.log)
+    #[cfg(windows)]
+    Service {
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -92,7 +99,13 @@ enum Format {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    #[cfg(windows)]
+    let log_file = matches!(cli.command, Command::Service { .. })
+        .then(|| veille_agent::windows::data_dir().join("agent.log"));
+    #[cfg(not(windows))]
+    let log_file: Option<PathBuf> = None;
+    let logs_to_file = log_file.is_some();
+    init_logging(log_file);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -107,6 +120,10 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if logs_to_file {
+                // A service's stderr goes nowhere: the log file is where an admin looks.
+                tracing::error!("{e:#}");
+            }
             eprintln!("veille-agent: {e:#}");
             if e.downcast_ref::<veille_agent::config::ConfigError>()
                 .is_some()
@@ -119,10 +136,30 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+/// Logs to stderr, or appended to `file` (a Windows service has no console).
+fn init_logging(file: Option<PathBuf>) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VEILLE_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    if let Some(path) = file {
+        let opened = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+            });
+        if let Ok(log) = opened {
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::sync::Mutex::new(log))
+                .with_ansi(false)
+                .init();
+            return;
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -134,8 +171,11 @@ fn load(common: &Common, mut flags: toml::Table) -> anyhow::Result<AgentConfig> 
     if let Some(dir) = &common.state_dir {
         set_flag(&mut flags, "state_dir", dir.display().to_string());
     }
-    let (config, provenance) =
-        AgentConfig::load(common.config.as_deref(), std::env::vars(), flags)?;
+    #[cfg(windows)]
+    let (file, flags) = veille_agent::windows::config_layers(common.config.clone(), flags);
+    #[cfg(not(windows))]
+    let file = common.config.clone();
+    let (config, provenance) = AgentConfig::load(file.as_deref(), std::env::vars(), flags)?;
     for name in &provenance.env_ignored {
         tracing::debug!(variable = %name, "environment variable names no config key; ignored");
     }
@@ -212,6 +252,23 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     .strftime("%Y-%m-%d %H:%M")
             );
             Ok(())
+        }
+        #[cfg(windows)]
+        Command::Service { common } => {
+            let config = load(&common, toml::Table::new())?;
+            let handle = tokio::runtime::Handle::current();
+            // The service manager takes this thread; the agent runs on its thread.
+            tokio::task::block_in_place(|| {
+                veille_agent::windows::service::run(move |stop| {
+                    handle.block_on(async move {
+                        let activity = ActivitySource::detect().await;
+                        run::run(config, Host::real(), Arc::new(SystemClocks), activity, stop)
+                            .await
+                            .map_err(|e| e.to_string())
+                    })
+                })
+            })
+            .context("not started by the Windows service manager (use `run` in a console)")
         }
         Command::Status { common } => {
             let config = load(&common, toml::Table::new())?;

@@ -88,21 +88,35 @@ impl Identity {
 
 /// Where user activity comes from: logind when the system bus has it, else nothing
 /// (the CPU-busy rule then decides).
+///
+/// # Platform-specific behaviour
+/// Windows: the console session through the WTS API
+/// ([`crate::probes::console_session`] says what a service can see from there).
 pub enum ActivitySource {
     Logind(Logind),
+    #[cfg(windows)]
+    Console(crate::windows::activity::ConsoleActivity),
     None,
 }
 
 impl ActivitySource {
     pub async fn detect() -> Self {
-        match Logind::connect().await {
-            Some(l) => {
-                info!("user activity from logind (IdleHint/IdleSinceHint)");
-                Self::Logind(l)
-            }
-            None => {
-                info!("no logind on a system bus: active vs idle from CPU utilisation");
-                Self::None
+        #[cfg(windows)]
+        {
+            info!("user activity from the console session (WTS)");
+            Self::Console(Default::default())
+        }
+        #[cfg(not(windows))]
+        {
+            match Logind::connect().await {
+                Some(l) => {
+                    info!("user activity from logind (IdleHint/IdleSinceHint)");
+                    Self::Logind(l)
+                }
+                None => {
+                    info!("no logind on a system bus: active vs idle from CPU utilisation");
+                    Self::None
+                }
             }
         }
     }
@@ -114,6 +128,8 @@ impl ActivitySource {
                 .await
                 .ok()
                 .flatten(),
+            #[cfg(windows)]
+            Self::Console(c) => c.idle_s(),
             Self::None => None,
         }
     }
@@ -131,6 +147,8 @@ impl ActivitySource {
                     Err(_) => Activity::NoSessionInfo,
                 }
             }
+            #[cfg(windows)]
+            Self::Console(c) => c.user_activity(idle_threshold_s).await,
             Self::None => Activity::NoSessionInfo,
         }
     }
@@ -681,8 +699,13 @@ fn now_unix_ms() -> i64 {
 ///
 /// # Platform-specific behaviour
 /// Asks systemd (`systemctl is-system-running` prints `stopping`); without systemd the
-/// answer is no, and the stop is recorded as AGENT_STOP only.
+/// answer is no, and the stop is recorded as AGENT_STOP only. Windows: whether the
+/// service manager sent Shutdown rather than Stop.
 async fn system_is_stopping() -> bool {
+    #[cfg(windows)]
+    if crate::windows::service::system_is_stopping() {
+        return true;
+    }
     let out = tokio::time::timeout(
         Duration::from_secs(1),
         tokio::process::Command::new("systemctl")

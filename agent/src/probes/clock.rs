@@ -59,7 +59,8 @@ impl Clocks for SystemClocks {
     }
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+// Windows: `crate::windows::probes`.
+#[cfg(not(any(target_os = "linux", target_os = "android", windows)))]
 impl Clocks for SystemClocks {
     fn wall_unix_ms(&self) -> i64 {
         use std::time::{SystemTime, UNIX_EPOCH};
@@ -80,6 +81,19 @@ impl Clocks for SystemClocks {
         let elapsed = START.get_or_init(Instant::now).elapsed();
         u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
     }
+}
+
+/// The time spent asleep since boot, from Windows' interrupt time (which counts sleep
+/// and hibernation) and unbiased interrupt time (which does not), both in 100-ns units,
+/// rounded to the nearest second.
+///
+/// The two counters are read one after the other, so their difference also holds the
+/// few microseconds between the reads; rounding to the second keeps that jitter from
+/// showing as sleep, at the cost of sub-second precision on real sleeps.
+pub fn sleep_bias_ms(interrupt_100ns: u64, unbiased_100ns: u64) -> u64 {
+    const TICKS_PER_S: u64 = 10_000_000;
+    let bias = interrupt_100ns.saturating_sub(unbiased_100ns);
+    (bias + TICKS_PER_S / 2) / TICKS_PER_S * 1000
 }
 
 /// Clocks that move only when a test says so. Shared by reference between the code
@@ -156,6 +170,18 @@ mod tests {
         assert!(monotonic > 0);
         let wall = clocks.wall_unix_ms();
         assert!(wall > JAN_2020_MS, "wall clock {wall} is before 2020");
+    }
+
+    #[test]
+    fn sleep_bias_is_rounded_to_the_second() {
+        // No sleep: a few microseconds between the two reads are not sleep.
+        assert_eq!(sleep_bias_ms(1_000_000_000_037, 1_000_000_000_000), 0);
+        // 42 minutes asleep, read 3 µs apart either way.
+        let slept = 42 * 60 * 10_000_000;
+        assert_eq!(sleep_bias_ms(5_000 + slept + 30, 5_000), 2_520_000);
+        assert_eq!(sleep_bias_ms(5_000 + slept - 30, 5_000), 2_520_000);
+        // Unbiased read after a later interrupt time: never negative.
+        assert_eq!(sleep_bias_ms(10, 20), 0);
     }
 
     #[test]

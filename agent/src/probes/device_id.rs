@@ -1,33 +1,7 @@
 //! The device's stable identity: the key every report and the collector's device record
 //! hang on, so it must survive reinstalls and agent upgrades where the platform allows.
 
-use super::{Host, ProbeError, is_uuid_shaped};
-
-/// Where a [`DeviceId`] came from, so the collector knows how far to trust it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeviceIdSource {
-    /// The SMBIOS system UUID: set by the maker, survives an OS reinstall.
-    SmbiosUuid,
-    /// The OS installation's machine-id: changes with a reinstall and is shared by
-    /// every machine cloned from one image that was not reset.
-    MachineId,
-}
-
-/// A device identity, lowercase.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceId {
-    pub id: String,
-    pub source: DeviceIdSource,
-}
-
-/// SMBIOS UUIDs that firmware ships unset or as a placeholder: thousands of boards share
-/// each one, so using them would merge unrelated devices.
-const JUNK_SMBIOS_UUIDS: &[&str] = &[
-    // AMI / Gigabyte / many whitebox boards' default.
-    "03000200-0400-0500-0006-000700080009",
-    "12345678-1234-5678-90ab-cddeefaabbcc",
-    "4c4c4544-0000-2010-8020-80c04f202020",
-];
+use super::{DeviceId, DeviceIdSource, Host, ProbeError, is_uuid_shaped};
 
 /// The SMBIOS system UUID when it is a real one, else the OS machine-id.
 ///
@@ -71,9 +45,7 @@ pub fn device_id(host: &Host) -> Result<DeviceId, ProbeError> {
 fn smbios_uuid(host: &Host) -> Option<String> {
     let raw = host.read_to_string("sys/class/dmi/id/product_uuid").ok()?;
     let uuid = raw.trim().to_ascii_lowercase();
-    let hex: Vec<char> = uuid.chars().filter(|c| *c != '-').collect();
-    let one_repeated_digit = hex.windows(2).all(|w| w.first() == w.last());
-    if !is_uuid_shaped(&uuid) || one_repeated_digit || JUNK_SMBIOS_UUIDS.contains(&uuid.as_str()) {
+    if !is_uuid_shaped(&uuid) || super::smbios::is_junk_uuid(&uuid) {
         return None;
     }
     Some(uuid)

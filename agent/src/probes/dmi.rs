@@ -7,9 +7,12 @@
 
 use veille_proto::v1::ChassisClass;
 
+#[cfg(target_os = "linux")]
 use super::Host;
+#[cfg(target_os = "linux")]
 use super::inventory::{Notes, read_trimmed};
 
+#[cfg(target_os = "linux")]
 const DMI_DIR: &str = "sys/class/dmi/id";
 
 /// The DMI part of the inventory; empty strings where the firmware gives nothing usable.
@@ -31,6 +34,7 @@ pub struct Dmi {
 /// permission error is noted as "root only", not as a failure). Machines without
 /// SMBIOS (most ARM boards, some VMs and containers) have no `dmi` directory at all:
 /// that is one note, not one per field.
+#[cfg(target_os = "linux")]
 pub fn dmi(host: &Host, notes: &mut Notes) -> Dmi {
     if !host.path(DMI_DIR).is_dir() {
         notes.push(format!(
@@ -83,6 +87,7 @@ pub fn dmi(host: &Host, notes: &mut Notes) -> Dmi {
 }
 
 /// One DMI string, or `None` (with a note) when unreadable or a placeholder.
+#[cfg(target_os = "linux")]
 fn field(host: &Host, notes: &mut Notes, name: &str, file: &str) -> Option<String> {
     let value = read_trimmed(host, &format!("{DMI_DIR}/{file}"), name, notes)?;
     if is_placeholder(&value) {

@@ -8,19 +8,10 @@
 
 use veille_proto::v1::Inventory;
 
-use super::{Host, ProbeError, dmi, hardware};
+use super::{Host, InventoryReport, ProbeError, dmi, hardware};
 
 /// Human-readable notes on what could not be read, one per field or source.
 pub type Notes = Vec<String>;
-
-/// The inventory and what it lacks.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InventoryReport {
-    /// `agent_version`, `site` and `tags` are left empty for the caller to fill.
-    pub inventory: Inventory,
-    /// Why some fields are empty, e.g. `"serial: unavailable (root only)"`.
-    pub unavailable: Vec<String>,
-}
 
 /// Reads the whole inventory from `host`.
 ///

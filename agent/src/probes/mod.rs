@@ -7,35 +7,40 @@
 //! clocks), [`activity`] (is a user present), [`rapl`] (CPU+DRAM energy, never
 //! whole-system), [`battery_power`] (whole-system power while on battery) and [`hwmon`]
 //! (temperatures: CPU package, inlet, others).
+//!
+//! Windows: `crate::windows::probes` provides `boot_id`, `boot_time_unix_s`,
+//! `uptime_s`, `cpu_times`, `device_id` and `probe_inventory` under the same names (and
+//! ignores the [`Host`] root), from Win32 calls; what they parse is in shared modules
+//! tested on Linux: [`smbios`] (the raw SMBIOS table), [`console_session`] (user
+//! activity seen from a service), [`windows_version`]. RAPL, battery and hwmon readers
+//! look for Linux sysfs files and find none there.
 
 use std::path::{Path, PathBuf};
 
 pub mod activity;
-#[cfg(target_os = "linux")]
 pub mod battery_power;
 #[cfg(target_os = "linux")]
 pub mod boot;
 pub mod clock;
+pub mod console_session;
 #[cfg(target_os = "linux")]
 pub mod cpu;
 #[cfg(target_os = "linux")]
 pub mod device_id;
-#[cfg(target_os = "linux")]
 pub mod dmi;
 pub mod edid;
 #[cfg(target_os = "linux")]
 pub mod hardware;
-#[cfg(target_os = "linux")]
 pub mod hwmon;
 #[cfg(target_os = "linux")]
 pub mod inventory;
-#[cfg(target_os = "linux")]
 pub mod rapl;
+pub mod smbios;
+pub mod windows_version;
 
 pub use activity::{
     Activity, ActivityProbe, DEFAULT_CPU_BUSY_THRESHOLD, FakeActivity, Logind, cpu_busy,
 };
-#[cfg(target_os = "linux")]
 pub use battery_power::{BatteryMeter, EnergyIntegrator};
 #[cfg(target_os = "linux")]
 pub use boot::{boot_id, boot_time_unix_s, uptime_s};
@@ -43,14 +48,47 @@ pub use clock::{FakeClocks, SystemClocks};
 #[cfg(target_os = "linux")]
 pub use cpu::cpu_times;
 #[cfg(target_os = "linux")]
-pub use device_id::{DeviceId, DeviceIdSource, device_id};
+pub use device_id::device_id;
 pub use edid::{Edid, EdidError, parse_edid};
-#[cfg(target_os = "linux")]
 pub use hwmon::{SensorRole, Thermometers};
 #[cfg(target_os = "linux")]
-pub use inventory::{InventoryReport, inventory, probe_inventory};
-#[cfg(target_os = "linux")]
+pub use inventory::{inventory, probe_inventory};
+
+// Windows: the same facts under the same names, from Win32 calls.
+#[cfg(windows)]
+pub use crate::windows::probes::{
+    boot_id, boot_time_unix_s, cpu_times, device_id, probe_inventory, uptime_s,
+};
 pub use rapl::{RaplDomain, RaplMeter, RaplUnavailable};
+
+/// Where a [`DeviceId`] came from, so the collector knows how far to trust it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceIdSource {
+    /// The SMBIOS system UUID: set by the maker, survives an OS reinstall.
+    SmbiosUuid,
+    /// The OS installation's machine-id: changes with a reinstall and is shared by
+    /// every machine cloned from one image that was not reset.
+    MachineId,
+    /// Windows' `MachineGuid` (`HKLM\SOFTWARE\Microsoft\Cryptography`), created at
+    /// setup: like a machine-id, shared by clones that were not sysprepped.
+    MachineGuid,
+}
+
+/// A device identity, lowercase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceId {
+    pub id: String,
+    pub source: DeviceIdSource,
+}
+
+/// The inventory and what it lacks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InventoryReport {
+    /// `agent_version`, `site` and `tags` are left empty for the caller to fill.
+    pub inventory: veille_proto::v1::Inventory,
+    /// Why some fields are empty, e.g. `"serial: unavailable (root only)"`.
+    pub unavailable: Vec<String>,
+}
 
 /// Where the probes look: `/` on a real machine, a tempdir in tests.
 #[derive(Debug, Clone)]

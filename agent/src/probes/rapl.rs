@@ -386,6 +386,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)]
     fn unreadable_energy_is_permission_denied() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,150 @@
+//! The auto-shutdown policy's side effects on Windows: a message box in the console
+//! session (`WTSSendMessageW`, shown by the session's own desktop although the agent
+//! runs in session 0) and `InitiateSystemShutdownExW` with a planned-shutdown reason.
+
+use std::ptr;
+
+use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, LUID};
+use windows_sys::Win32::Security::{
+    AdjustTokenPrivileges, LUID_AND_ATTRIBUTES, LookupPrivilegeValueW, SE_PRIVILEGE_ENABLED,
+    SE_SHUTDOWN_NAME, TOKEN_ADJUST_PRIVILEGES, TOKEN_PRIVILEGES, TOKEN_QUERY,
+};
+use windows_sys::Win32::System::RemoteDesktop::{
+    WTS_CURRENT_SERVER_HANDLE, WTSGetActiveConsoleSessionId, WTSSendMessageW,
+};
+use windows_sys::Win32::System::Shutdown::{
+    InitiateSystemShutdownExW, SHTDN_REASON_FLAG_PLANNED, SHTDN_REASON_MAJOR_OTHER,
+    SHTDN_REASON_MINOR_OTHER,
+};
+use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
+use windows_sys::Win32::UI::WindowsAndMessaging::{
+    MB_ICONWARNING, MB_OK, MB_SETFOREGROUND, MB_TOPMOST,
+};
+
+use super::registry::wide;
+
+/// The reason recorded with the shutdown (event 1074 in the System log, and the
+/// shutdown reason reports): "Other (Planned)", `0x80000000`. There is no
+/// "power-saving policy" code among Windows' reasons; "planned" is what keeps the
+/// shutdown out of the unexpected-shutdown statistics.
+pub const SHUTDOWN_REASON: u32 =
+    SHTDN_REASON_MAJOR_OTHER | SHTDN_REASON_MINOR_OTHER | SHTDN_REASON_FLAG_PLANNED;
+
+/// Seconds Windows shows its own "Windows will shut down" notice before stopping, in
+/// which applications are asked to close. Applications are not forced: one holding
+/// unsaved work can keep the machine up (the agent logs the failure, the policy's
+/// next window tries again).
+pub const SHUTDOWN_GRACE_S: u32 = 30;
+
+/// `WTSGetActiveConsoleSessionId` when no session is attached to the console.
+const NO_CONSOLE_SESSION: u32 = 0xFFFF_FFFF;
+
+/// Shows `message` in the console session without waiting for the click; the box
+/// closes by itself after `timeout_s` (0: stays until clicked).
+pub fn warn_console(message: &str, timeout_s: u32) -> Result<(), String> {
+    // SAFETY: no arguments.
+    let session = unsafe { WTSGetActiveConsoleSessionId() };
+    if session == NO_CONSOLE_SESSION {
+        return Err("no session on the console".into());
+    }
+    let title: Vec<u16> = "Veille".encode_utf16().collect();
+    let text: Vec<u16> = message.encode_utf16().collect();
+    let mut response = 0;
+    // SAFETY: title and text are valid for the lengths given in bytes.
+    let ok = unsafe {
+        WTSSendMessageW(
+            WTS_CURRENT_SERVER_HANDLE,
+            session,
+            title.as_ptr(),
+            (title.len() * 2) as u32,
+            text.as_ptr(),
+            (text.len() * 2) as u32,
+            MB_OK | MB_ICONWARNING | MB_SETFOREGROUND | MB_TOPMOST,
+            timeout_s,
+            &mut response,
+            0,
+        )
+    };
+    if ok == 0 {
+        return Err(format!(
+            "WTSSendMessageW: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+/// Enables `SeShutdownPrivilege` (held, disabled, by LocalSystem) for this process.
+fn enable_shutdown_privilege() -> Result<(), String> {
+    let mut token: HANDLE = ptr::null_mut();
+    // SAFETY: out-pointer valid; the handle is closed below.
+    if unsafe {
+        OpenProcessToken(
+            GetCurrentProcess(),
+            TOKEN_ADJUST_PRIVILEGES | TOKEN_QUERY,
+            &mut token,
+        )
+    } == 0
+    {
+        return Err(format!(
+            "OpenProcessToken: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let mut luid = LUID::default();
+    // SAFETY: SE_SHUTDOWN_NAME is a static wide string; `luid` is writable.
+    let result = if unsafe { LookupPrivilegeValueW(ptr::null(), SE_SHUTDOWN_NAME, &mut luid) } == 0
+    {
+        Err(format!(
+            "LookupPrivilegeValueW: {}",
+            std::io::Error::last_os_error()
+        ))
+    } else {
+        let privileges = TOKEN_PRIVILEGES {
+            PrivilegeCount: 1,
+            Privileges: [LUID_AND_ATTRIBUTES {
+                Luid: luid,
+                Attributes: SE_PRIVILEGE_ENABLED,
+            }],
+        };
+        // SAFETY: `privileges` is a valid TOKEN_PRIVILEGES with one entry.
+        let ok = unsafe {
+            AdjustTokenPrivileges(token, 0, &privileges, 0, ptr::null_mut(), ptr::null_mut())
+        };
+        // AdjustTokenPrivileges "succeeds" without the privilege; the error says so.
+        let error = std::io::Error::last_os_error();
+        if ok == 0 || error.raw_os_error() == Some(1300) {
+            Err(format!("SeShutdownPrivilege: {error}"))
+        } else {
+            Ok(())
+        }
+    };
+    // SAFETY: `token` was opened above.
+    unsafe { CloseHandle(token) };
+    result
+}
+
+/// Asks Windows to power off (not restart) after [`SHUTDOWN_GRACE_S`], with
+/// [`SHUTDOWN_REASON`]; returns once the request was accepted.
+pub fn power_off(message: &str) -> Result<(), String> {
+    enable_shutdown_privilege()?;
+    let text = wide(message);
+    // SAFETY: a null machine name is this machine; `text` is NUL-terminated.
+    let ok = unsafe {
+        InitiateSystemShutdownExW(
+            ptr::null(),
+            text.as_ptr(),
+            SHUTDOWN_GRACE_S,
+            0,
+            0,
+            SHUTDOWN_REASON,
+        )
+    };
+    if ok == 0 {
+        return Err(format!(
+            "InitiateSystemShutdownExW: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
