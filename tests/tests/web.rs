@@ -12,7 +12,7 @@ use std::process::Command;
 
 use fantoccini::{ClientBuilder, Locator};
 use veille_tests::fleet::{http, sample_fleet, seed};
-use veille_tests::{Collector, Proc, bin};
+use veille_tests::{Collector, Proc, bin, wait_until};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -151,8 +151,12 @@ async fn chromium_logs_in_and_sees_the_cli_figures() {
     let port = free_port();
     let mut cmd = Command::new(CHROMEDRIVER);
     cmd.arg(format!("--port={port}"));
+    // chromedriver says it started on stdout, which `Proc` does not read: wait for its
+    // port instead.
     let mut driver = Proc::spawn("chromedriver", cmd);
-    driver.wait_for_line("started successfully");
+    wait_until("chromedriver to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
 
     let mut caps = serde_json::Map::new();
     caps.insert(

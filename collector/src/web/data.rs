@@ -365,7 +365,7 @@ pub fn device_page(
     };
     let inventory = vec![
         (Key::Hostname, inv.hostname.clone()),
-        (Key::Site, inv.site.clone()),
+        (Key::SiteTitle, inv.site.clone()),
         (Key::Tags, inv.tags.join(", ")),
         (Key::Chassis, class.as_str().to_owned()),
         (Key::Manufacturer, inv.manufacturer.clone()),

@@ -52,7 +52,7 @@ main{max-width:1100px;margin:0 auto;padding:1rem}
 h1{font-size:1.6rem;margin:.5rem 0 1rem}h2{font-size:1.2rem;margin:1.5rem 0 .5rem}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(200px,1fr));gap:1rem}
 .card{background:#fff;border:1px solid #d0d0d0;border-radius:6px;padding:.8rem 1rem}
-.card .big{font-size:1.8rem;font-weight:600}
+.card .big{font-size:1.5rem;font-weight:600}
 .card .label{color:#4a4a4a}
 table{border-collapse:collapse;background:#fff;width:100%}
 th,td{border:1px solid #d0d0d0;padding:.3rem .5rem;text-align:left}

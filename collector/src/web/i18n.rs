@@ -100,6 +100,20 @@ impl Lang {
         out
     }
 
+    /// `v` with as many decimals as a small figure needs to show something (three
+    /// below 1, two below 10, one above): a pilot's first 0.27 kWh must not read 0.0.
+    pub fn amount(self, v: f64) -> String {
+        let a = v.abs();
+        let d = if a < 1.0 {
+            3
+        } else if a < 10.0 {
+            2
+        } else {
+            1
+        };
+        self.num(v, d)
+    }
+
     /// A percentage with one decimal and the language's spacing (`12,5 %`, `12.5%`).
     pub fn pct(self, v: f64) -> String {
         match self {
@@ -155,6 +169,7 @@ pub enum Key {
     Verdict,
     GroupBy,
     Site,
+    SiteTitle,
     Group,
     Class,
     DownloadCsv,
@@ -252,6 +267,7 @@ fn text(key: Key) -> (&'static str, &'static str) {
         Verdict => ("Verdict", "Verdict"),
         GroupBy => ("Regrouper par", "Group by"),
         Site => ("site", "site"),
+        SiteTitle => ("Site", "Site"),
         Group => ("groupe", "group"),
         Class => ("classe", "class"),
         DownloadCsv => ("Télécharger le CSV", "Download the CSV"),
@@ -318,6 +334,9 @@ mod tests {
         assert_eq!(Lang::Fr.num(0.5, 3), "0,500");
         assert_eq!(Lang::En.num(f64::NAN, 1), "—");
         assert_eq!(Lang::Fr.pct(12.25), "12,2\u{202f}%");
+        assert_eq!(Lang::Fr.amount(0.01234), "0,012");
+        assert_eq!(Lang::En.amount(5.678), "5.68");
+        assert_eq!(Lang::En.amount(1234.56), "1,234.6");
         assert_eq!(Lang::En.pct(100.0), "100.0%");
     }
 

@@ -166,7 +166,7 @@ pub fn overview(lang: Lang, v: &Overview, picker: &Option<OrgPicker>) -> String 
     b.push_str(&card(
         "kgco2e",
         t(Key::Carbon),
-        &lang.num(f.kg_co2e, 1),
+        &lang.amount(f.kg_co2e),
         "kgCO2e",
         f.kg_co2e,
     ));
@@ -227,7 +227,7 @@ pub fn overview(lang: Lang, v: &Overview, picker: &Option<OrgPicker>) -> String 
         b.push_str(&format!(
             "<table><thead><tr><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\" class=\"n\">{}</th></tr></thead><tbody>",
             t(Key::Hostname),
-            t(Key::Site),
+            t(Key::SiteTitle),
             t(Key::Class),
             t(Key::Age)
         ));
@@ -390,7 +390,7 @@ pub fn devices(lang: Lang, lines: &[DeviceLine]) -> String {
             "<table id=\"devices\"><thead><tr><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\" class=\"n\">{}</th></tr></thead><tbody>",
             t(Key::Hostname),
             t(Key::Organisation),
-            t(Key::Site),
+            t(Key::SiteTitle),
             t(Key::LastSeen),
             t(Key::Reports)
         ));
@@ -560,6 +560,7 @@ mod tests {
         let html = overview(Lang::Fr, &v, &None);
         assert!(html.contains("id=\"kwh\" data-value=\"1234.5678\""));
         assert!(html.contains("1\u{202f}234,6 kWh"), "French decimal comma");
+        assert!(html.contains("3,00 kgCO2e"));
         assert!(html.contains("<a href=\"/device/a/d%201\">&lt;pc&gt;</a>"));
         assert!(html.contains("25,0\u{202f}%"), "1 of 4 left on at night");
         assert!(!html.contains("<pc>"));
