@@ -54,6 +54,12 @@ pub struct Config {
     /// (`[meters]`).
     #[serde(default)]
     pub meters: crate::meter_store::MetersConfig,
+    /// The built-in web page: on or off, session length (`[web]`).
+    #[serde(default)]
+    pub web: crate::web::WebConfig,
+    /// `/metrics` for Prometheus: on or off, token, label caps (`[metrics]`).
+    #[serde(default)]
+    pub metrics: crate::fleet_metrics::MetricsConfig,
 }
 
 /// `[mqtt]`: how agents reach the collector over MQTT. Documented for users in

@@ -206,6 +206,18 @@ impl Context {
         self.per_org.get(org).map(|c| c.as_ref()).unwrap_or(self)
     }
 
+    /// Whether `ms` falls on a working day, and within working hours, in this
+    /// context's time zone: the web page's "left on at night / at weekends".
+    pub fn working_at(&self, ms: i64) -> (bool, bool) {
+        match self.local(ms) {
+            Some(z) => {
+                let day = self.working.days[z.weekday().to_monday_zero_offset() as usize];
+                (day, self.working.is_working(z.weekday(), z.hour()))
+            }
+            None => (false, false),
+        }
+    }
+
     /// Local midnight starting `date` (`YYYY-MM-DD`), as Unix ms.
     pub fn day_start_ms(&self, date: &str) -> Result<i64, ConsumptionError> {
         let bad = || ConsumptionError::Date {

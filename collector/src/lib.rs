@@ -50,6 +50,10 @@
 //!   meter sink (parse → counter → store).
 //! - [`rooms`]: server rooms (members, meters, setpoint changes), `room`, `import
 //!   meters` and the setpoint report's I/O edge (CLI and HTTP).
+//! - [`web`]: the built-in web page (login, overview, consumption with its CSV,
+//!   devices and their timelines), server-rendered HTML and inline SVG, FR/EN.
+//! - [`prometheus`]: the Prometheus text exposition format (pure).
+//! - [`fleet_metrics`]: `GET /metrics`: ingest health and bounded fleet gauges.
 //! - [`setpoint`]: the setpoint report's statistics: before/after windows, Welch
 //!   intervals, PUE, outdoor-temperature adjustment (pure).
 
@@ -65,6 +69,7 @@ pub mod demo;
 pub mod devices;
 pub mod embodied;
 pub mod energy;
+pub mod fleet_metrics;
 pub mod gaps;
 pub mod glpi;
 pub mod grpc;
@@ -80,6 +85,7 @@ pub mod meters;
 pub mod metrics;
 pub mod mqtt;
 pub mod policy;
+pub mod prometheus;
 pub mod renewal;
 pub mod renewal_io;
 pub mod renewal_report;
@@ -92,6 +98,7 @@ pub mod server_or_store;
 pub mod setpoint;
 pub mod store;
 pub mod tokens;
+pub mod web;
 
 pub use config::Config;
 pub use server::{Listeners, Server, run};

@@ -195,11 +195,7 @@ pub fn consumption_output(
     q: &ConsumptionQuery,
     now_ms: i64,
 ) -> Result<String, ReportError> {
-    let from_ms = ctx.day_start_ms(&q.from)?;
-    let to_ms = ctx.day_start_ms(&next_day(&q.to)?)?;
-    let devices = device_stream(store, org, from_ms, to_ms)?.map(|d| d.map_err(ReportError::from));
-    let report =
-        consumption::report_from(devices, ctx, &q.from, &q.to, from_ms, to_ms, now_ms, q.by)?;
+    let report = consumption_report(store, ctx, org, &q.from, &q.to, q.by, now_ms)?;
     Ok(match q.format {
         OutputFormat::Table => consumption::to_table(&report),
         OutputFormat::Csv => consumption::to_csv(&report, q.dialect),
@@ -207,6 +203,23 @@ pub fn consumption_output(
             .map(|s| s + "\n")
             .unwrap_or_default(),
     })
+}
+
+/// The consumption report itself (what [`consumption_output`] renders), for the web
+/// page: `from` and `to` are `YYYY-MM-DD`, `to` inclusive.
+pub fn consumption_report(
+    store: &Store,
+    ctx: &Context,
+    org: Option<&str>,
+    from: &str,
+    to: &str,
+    by: GroupBy,
+    now_ms: i64,
+) -> Result<consumption::Report, ReportError> {
+    let from_ms = ctx.day_start_ms(from)?;
+    let to_ms = ctx.day_start_ms(&next_day(to)?)?;
+    let devices = device_stream(store, org, from_ms, to_ms)?.map(|d| d.map_err(ReportError::from));
+    consumption::report_from(devices, ctx, from, to, from_ms, to_ms, now_ms, by)
 }
 
 fn next_day(date: &str) -> Result<String, ConsumptionError> {

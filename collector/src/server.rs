@@ -241,10 +241,28 @@ impl Server {
             report_context.clone(),
         );
         let rooms_api = crate::rooms::router(store.clone(), auth.clone(), report_context.clone());
-        let app = crate::http::router(store.clone(), auth.clone(), report_context).merge(
-            crate::http::renewal_router(store.clone(), auth, renewal_context),
+        let app = crate::http::router(store.clone(), auth.clone(), report_context.clone()).merge(
+            crate::http::renewal_router(store.clone(), auth.clone(), renewal_context.clone()),
         );
-        let app = app.merge(policy_api).merge(rooms_api);
+        let web = crate::web::router(
+            &config.web,
+            store.clone(),
+            auth.clone(),
+            report_context.clone(),
+            renewal_context.clone(),
+        );
+        let metrics_api = crate::fleet_metrics::router(
+            config.metrics.clone(),
+            store.clone(),
+            auth.clone(),
+            report_context.clone(),
+            metrics.clone(),
+        );
+        let app = app
+            .merge(policy_api)
+            .merge(rooms_api)
+            .merge(web)
+            .merge(metrics_api);
         let http_task = tokio::spawn(async move {
             axum::serve(listeners.http, app)
                 .with_graceful_shutdown(stopped(stop_rx))

@@ -454,6 +454,11 @@ impl Store {
         Ok(())
     }
 
+    /// Bytes the store takes on disk (sled's own figure), for `/metrics`.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
     /// Device records, of one org or of all, sorted by (org, device_id).
     pub fn devices(&self, org: Option<&str>) -> Result<Vec<DeviceRecord>, StoreError> {
         let iter = match org {

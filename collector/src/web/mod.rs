@@ -1,0 +1,494 @@
+//! The built-in web page: server-rendered HTML for energy managers and sysadmins,
+//! served by the collector's HTTP server (no separate service, no script, nothing
+//! fetched from elsewhere: it works inside a closed network).
+//!
+//! - `GET /login`, `POST /login` (form field `token`: an org token or the operator
+//!   token), `POST /logout`. A good token opens a session cookie
+//!   ([`session`]); a wrong one gets `401` and the form again with a message.
+//! - `GET /[?month=YYYY-MM][&org=]`: the overview (kWh, €, kgCO2e and their coverage
+//!   this month, the 12-month trend, devices left on at night and at weekends, devices
+//!   past renewal, the latest setpoint verdicts).
+//! - `GET /consumption?month=&by=site|group|class[&org=]`: the consumption report;
+//!   `GET /consumption.csv?...[&csv_dialect=plain|excel-fr]`: its CSV, produced by the
+//!   very function behind `veille-collector report consumption --format csv`.
+//! - `GET /devices`, `GET /device/{org}/{device_id}`: the registry, and one device's
+//!   last 7 days as a strip chart with its inventory.
+//!
+//! Every page needs a session: without one, `303` to `/login`. An org session sees its
+//! org only; the operator's sees all, with an org picker. `?lang=fr|en` switches the
+//! language (remembered in a cookie); otherwise `Accept-Language` decides.
+
+pub mod data;
+pub mod html;
+pub mod i18n;
+pub mod session;
+pub mod svg;
+pub mod views;
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use crate::auth::{Auth, Principal};
+use crate::consumption::{Context, GroupBy};
+use crate::renewal_report::RenewalContext;
+use crate::reports::{self, ConsumptionQuery, OutputFormat, ReportError};
+use crate::store::Store;
+
+use i18n::{Key, Lang};
+use session::Sessions;
+use views::OrgPicker;
+
+/// `[web]` in the collector config. Documented for users in `deploy/collector.toml`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Serve the web page at all.
+    pub enabled: bool,
+    /// How long a login lasts, in minutes.
+    pub session_minutes: u32,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            session_minutes: 480,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct WebState {
+    store: Arc<Store>,
+    auth: Arc<Auth>,
+    ctx: Arc<Context>,
+    renewal: Arc<RenewalContext>,
+    sessions: Arc<Sessions>,
+}
+
+/// The web page's routes, merged into the HTTP server's router.
+pub fn router(
+    config: &WebConfig,
+    store: Arc<Store>,
+    auth: Arc<Auth>,
+    ctx: Arc<Context>,
+    renewal: Arc<RenewalContext>,
+) -> Router {
+    if !config.enabled {
+        return Router::new();
+    }
+    let sessions = Arc::new(Sessions::new(
+        i64::from(config.session_minutes.max(1)) * 60_000,
+    ));
+    Router::new()
+        .route("/", get(overview))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/consumption", get(consumption))
+        .route("/consumption.csv", get(consumption_csv))
+        .route("/devices", get(devices))
+        .route("/device/{org}/{device_id}", get(device))
+        .with_state(WebState {
+            store,
+            auth,
+            ctx,
+            renewal,
+            sessions,
+        })
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|h| session::cookie_value(h, name))
+}
+
+/// The page language, and the cookie to set when `?lang=` chose it.
+fn lang_of(headers: &HeaderMap, query: Option<&str>) -> (Lang, Option<String>) {
+    let lang = Lang::choose(
+        query,
+        cookie(headers, i18n::COOKIE),
+        header_str(headers, header::ACCEPT_LANGUAGE),
+    );
+    let set = query.and_then(Lang::parse).map(|l| {
+        format!(
+            "{}={}; Path=/; SameSite=Strict; Max-Age=31536000",
+            i18n::COOKIE,
+            l.code()
+        )
+    });
+    (lang, set)
+}
+
+fn principal(state: &WebState, headers: &HeaderMap) -> Option<Principal> {
+    let id = cookie(headers, session::COOKIE)?;
+    state.sessions.get(id, reports::now_ms())
+}
+
+/// Headers every page carries: nothing loads from elsewhere, nothing is cached, the
+/// page cannot be framed.
+fn html_response(status: StatusCode, body: String, set_cookies: &[String]) -> Response {
+    let mut resp = (status, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    for c in set_cookies {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            h.append(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+fn redirect(to: &str, set_cookies: &[String]) -> Response {
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    for c in set_cookies {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+fn to_login() -> Response {
+    redirect("/login", &[])
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct LangParam {
+    lang: Option<String>,
+}
+
+async fn login_form(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Query(q): Query<LangParam>,
+) -> Response {
+    let (lang, set) = lang_of(&headers, q.lang.as_deref());
+    if principal(&state, &headers).is_some() {
+        return redirect("/", &set.into_iter().collect::<Vec<_>>());
+    }
+    html_response(
+        StatusCode::OK,
+        views::login(lang, false),
+        &set.into_iter().collect::<Vec<_>>(),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    token: String,
+    lang: Option<String>,
+}
+
+async fn login(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let (lang, _) = lang_of(&headers, form.lang.as_deref());
+    match state.auth.principal(form.token.trim()) {
+        Some(p) => {
+            let who = match &p {
+                Principal::Operator => "operator".to_owned(),
+                Principal::Org(o) => format!("org {o}"),
+            };
+            let id = state.sessions.open(p, reports::now_ms());
+            tracing::info!("web login: {who}");
+            redirect(
+                "/",
+                &[session::set_cookie(&id, state.sessions.ttl_ms() / 1000)],
+            )
+        }
+        None => {
+            tracing::warn!("web login refused: unknown token");
+            html_response(StatusCode::UNAUTHORIZED, views::login(lang, true), &[])
+        }
+    }
+}
+
+async fn logout(State(state): State<WebState>, headers: HeaderMap) -> Response {
+    if let Some(id) = cookie(&headers, session::COOKIE) {
+        state.sessions.close(id);
+    }
+    redirect("/login", &[session::clear_cookie()])
+}
+
+/// What a session may see: `None` = every org. An org session is pinned to its org
+/// whatever `?org=` says; the operator picks among the configured orgs.
+fn scope(
+    auth: &Auth,
+    p: &Principal,
+    requested: Option<&str>,
+) -> (Option<String>, Option<OrgPicker>) {
+    match p {
+        Principal::Org(o) => (Some(o.clone()), None),
+        Principal::Operator => {
+            let orgs: Vec<String> = auth.org_ids().map(str::to_owned).collect();
+            let selected = requested
+                .filter(|r| !r.is_empty())
+                .filter(|r| orgs.iter().any(|o| o == r))
+                .map(str::to_owned);
+            (selected.clone(), Some(OrgPicker { orgs, selected }))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct PageParams {
+    month: Option<String>,
+    org: Option<String>,
+    by: Option<String>,
+    lang: Option<String>,
+    csv_dialect: Option<String>,
+}
+
+fn error_page(lang: Lang, status: StatusCode, e: impl std::fmt::Display) -> Response {
+    html_response(
+        status,
+        views::message(lang, lang.t(Key::NotFound), &e.to_string()),
+        &[],
+    )
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ReportError> + Send + 'static,
+) -> Result<T, ReportError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ReportError::Task(e.to_string()))?
+}
+
+fn report_error(lang: Lang, e: ReportError) -> Response {
+    match e {
+        ReportError::Consumption(e) => error_page(lang, StatusCode::BAD_REQUEST, e),
+        e => {
+            tracing::error!(error = %e, "web page failed");
+            error_page(lang, StatusCode::INTERNAL_SERVER_ERROR, e)
+        }
+    }
+}
+
+async fn overview(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Query(q): Query<PageParams>,
+) -> Response {
+    let Some(p) = principal(&state, &headers) else {
+        return to_login();
+    };
+    let (lang, set) = lang_of(&headers, q.lang.as_deref());
+    let (org, picker) = scope(&state.auth, &p, q.org.as_deref());
+    let now = reports::now_ms();
+    let month = q
+        .month
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| data::current_month(&state.ctx, now));
+    let s = state.clone();
+    let done =
+        blocking(move || data::overview(&s.store, &s.ctx, &s.renewal, org.as_deref(), &month, now))
+            .await;
+    match done {
+        Ok(v) => html_response(
+            StatusCode::OK,
+            views::overview(lang, &v, &picker),
+            &set.into_iter().collect::<Vec<_>>(),
+        ),
+        Err(e) => report_error(lang, e),
+    }
+}
+
+fn group_by(by: Option<&str>) -> Result<GroupBy, ReportError> {
+    let g: GroupBy = by.filter(|b| !b.is_empty()).unwrap_or("site").parse()?;
+    Ok(g)
+}
+
+async fn consumption(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Query(q): Query<PageParams>,
+) -> Response {
+    let Some(p) = principal(&state, &headers) else {
+        return to_login();
+    };
+    let (lang, set) = lang_of(&headers, q.lang.as_deref());
+    let (org, picker) = scope(&state.auth, &p, q.org.as_deref());
+    let now = reports::now_ms();
+    let month = q
+        .month
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| data::current_month(&state.ctx, now));
+    let by = match group_by(q.by.as_deref()) {
+        Ok(b) => b,
+        Err(e) => return report_error(lang, e),
+    };
+    let s = state.clone();
+    let m = month.clone();
+    let done = blocking(move || {
+        let (first, last) = data::month_days(&m).ok_or_else(|| {
+            ReportError::Consumption(crate::consumption::ConsumptionError::Date {
+                value: m.clone(),
+            })
+        })?;
+        reports::consumption_report(&s.store, &s.ctx, org.as_deref(), &first, &last, by, now)
+    })
+    .await;
+    match done {
+        Ok(r) => html_response(
+            StatusCode::OK,
+            views::consumption(lang, &month, &r, &picker),
+            &set.into_iter().collect::<Vec<_>>(),
+        ),
+        Err(e) => report_error(lang, e),
+    }
+}
+
+/// The CSV of the consumption page: [`reports::consumption_output`], the function
+/// behind `report consumption --format csv` and the API, byte for byte.
+async fn consumption_csv(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Query(q): Query<PageParams>,
+) -> Response {
+    let Some(p) = principal(&state, &headers) else {
+        return to_login();
+    };
+    let (lang, _) = lang_of(&headers, q.lang.as_deref());
+    let (org, _) = scope(&state.auth, &p, q.org.as_deref());
+    let now = reports::now_ms();
+    let month = q
+        .month
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| data::current_month(&state.ctx, now));
+    let parsed = (|| -> Result<ConsumptionQuery, ReportError> {
+        let (from, to) = data::month_days(&month).ok_or_else(|| {
+            ReportError::Consumption(crate::consumption::ConsumptionError::Date {
+                value: month.clone(),
+            })
+        })?;
+        Ok(ConsumptionQuery {
+            from,
+            to,
+            by: group_by(q.by.as_deref())?,
+            format: OutputFormat::Csv,
+            dialect: reports::parse_dialect(q.csv_dialect.as_deref().unwrap_or("plain"))?,
+        })
+    })();
+    let query = match parsed {
+        Ok(q) => q,
+        Err(e) => return report_error(lang, e),
+    };
+    let filename = format!(
+        "veille-consumption-{}-{}{}.csv",
+        month,
+        query.by.as_str(),
+        org.as_deref().map(|o| format!("-{o}")).unwrap_or_default()
+    );
+    let s = state.clone();
+    let done = blocking(move || {
+        reports::consumption_output(&s.store, &s.ctx, org.as_deref(), &query, now)
+    })
+    .await;
+    match done {
+        Ok(body) => {
+            let mut resp = body.into_response();
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            );
+            // The org id and month are `[A-Za-z0-9._-]` and digits: safe in the header.
+            if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+                h.insert(header::CONTENT_DISPOSITION, v);
+            }
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp
+        }
+        Err(e) => report_error(lang, e),
+    }
+}
+
+async fn devices(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Query(q): Query<PageParams>,
+) -> Response {
+    let Some(p) = principal(&state, &headers) else {
+        return to_login();
+    };
+    let (lang, set) = lang_of(&headers, q.lang.as_deref());
+    let (org, _) = scope(&state.auth, &p, q.org.as_deref());
+    let s = state.clone();
+    match blocking(move || data::device_lines(&s.store, &s.ctx, org.as_deref())).await {
+        Ok(lines) => html_response(
+            StatusCode::OK,
+            views::devices(lang, &lines),
+            &set.into_iter().collect::<Vec<_>>(),
+        ),
+        Err(e) => report_error(lang, e),
+    }
+}
+
+async fn device(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path((org, device_id)): Path<(String, String)>,
+    Query(q): Query<LangParam>,
+) -> Response {
+    let Some(p) = principal(&state, &headers) else {
+        return to_login();
+    };
+    let (lang, set) = lang_of(&headers, q.lang.as_deref());
+    if let Principal::Org(own) = &p
+        && own != &org
+    {
+        // Another org's device: answered like a missing one, so ids do not leak.
+        return error_page(lang, StatusCode::NOT_FOUND, lang.t(Key::NotFound));
+    }
+    let s = state.clone();
+    let now = reports::now_ms();
+    let done =
+        blocking(move || data::device_page(&s.store, &s.ctx, lang, &org, &device_id, now)).await;
+    match done {
+        Ok(Some(d)) => html_response(
+            StatusCode::OK,
+            views::device(lang, &d),
+            &set.into_iter().collect::<Vec<_>>(),
+        ),
+        Ok(None) => error_page(lang, StatusCode::NOT_FOUND, lang.t(Key::NotFound)),
+        Err(e) => report_error(lang, e),
+    }
+}

@@ -1,0 +1,320 @@
+//! The web page end to end: a real collector with a simulated fleet sent over gRPC,
+//! driven by the real Debian Chromium through chromedriver (WebDriver). Logs in, reads
+//! the overview's figures and compares them with `veille-collector report
+//! consumption` for the same month, downloads the CSV and compares it byte for byte
+//! with the CLI's, opens a device page, and saves screenshots (paths and sizes in the
+//! test log). Without a session every page redirects to the login; a wrong token is
+//! refused.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use fantoccini::{ClientBuilder, Locator};
+use veille_tests::fleet::{http, sample_fleet, seed};
+use veille_tests::{Collector, Proc, bin, wait_until};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The collector's report month (its default time zone) as `veille-collector` sees it.
+fn this_month() -> (String, String, String) {
+    let tz = jiff::tz::TimeZone::get("Europe/Paris").unwrap();
+    let today = jiff::Timestamp::now().to_zoned(tz).date();
+    let first = today.first_of_month();
+    (
+        format!("{:04}-{:02}", first.year(), first.month()),
+        first.to_string(),
+        first.last_of_month().to_string(),
+    )
+}
+
+fn cli_report(data: &Path, from: &str, to: &str, extra: &[&str]) -> Vec<u8> {
+    let out = Command::new(bin("veille-collector"))
+        .args(["report", "consumption", "--data-dir"])
+        .arg(data)
+        .args(["--from", from, "--to", to])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "report consumption: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Width and height from a PNG's IHDR.
+fn png_size(png: &[u8]) -> (u32, u32) {
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    let be = |i: usize| u32::from_be_bytes(png[i..i + 4].try_into().unwrap());
+    (be(16), be(20))
+}
+
+fn save_screenshot(dir: &Path, name: &str, png: &[u8]) -> PathBuf {
+    let path = dir.join(format!("{name}.png"));
+    std::fs::write(&path, png).unwrap();
+    let (w, h) = png_size(png);
+    println!(
+        "screenshot {}: {} bytes, {w}x{h}",
+        path.display(),
+        png.len()
+    );
+    assert!(png.len() > 5_000, "a blank screenshot is tiny");
+    path
+}
+
+#[test]
+fn pages_without_a_session_redirect_and_a_wrong_token_is_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let collector = Collector::start(data.path(), "127.0.0.1:0");
+    let addr = collector.http.clone();
+    for path in [
+        "/",
+        "/consumption",
+        "/consumption.csv?month=2026-01&by=site",
+        "/devices",
+        "/device/default/x",
+    ] {
+        let r = http(&addr, "GET", path, None, None);
+        assert_eq!(r.status, 303, "{path}");
+        assert_eq!(r.header("location"), Some("/login"), "{path}");
+        assert!(r.body.is_empty(), "{path}: no data without a session");
+    }
+    let r = http(&addr, "GET", "/", Some("veille_session=forged"), None);
+    assert_eq!(r.status, 303, "a forged session id is no session");
+
+    let r = http(
+        &addr,
+        "POST",
+        "/login",
+        None,
+        Some("token=wrong-token-123456&lang=en"),
+    );
+    assert_eq!(r.status, 401);
+    assert!(r.header("set-cookie").is_none());
+    assert!(r.text().contains("Unknown token: access refused."));
+
+    // The org token opens a session; the cookie is HttpOnly and SameSite=Strict.
+    let token = collector.token();
+    let r = http(
+        &addr,
+        "POST",
+        "/login",
+        None,
+        Some(&format!("token={token}")),
+    );
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), Some("/"));
+    let cookie = r.header("set-cookie").expect("a session cookie").to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    let page = http(&addr, "GET", "/", Some(&pair), None);
+    assert_eq!(page.status, 200);
+    assert!(page.header("content-security-policy").is_some());
+    // Logout is POST only, and ends the session.
+    assert_eq!(http(&addr, "GET", "/logout", Some(&pair), None).status, 405);
+    assert_eq!(
+        http(&addr, "POST", "/logout", Some(&pair), Some("")).status,
+        303
+    );
+    assert_eq!(http(&addr, "GET", "/", Some(&pair), None).status, 303);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chromium_logs_in_and_sees_the_cli_figures() {
+    for p in [CHROMEDRIVER, CHROMIUM] {
+        assert!(
+            Path::new(p).exists(),
+            "{p} missing: apt-get install chromium chromium-driver (.ci/run installs them)"
+        );
+    }
+    let data = tempfile::tempdir().unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+
+    let collector = Collector::start(data.path(), "127.0.0.1:0");
+    let token = collector.token();
+    seed(&collector.url(), &token, &sample_fleet(), 90).await;
+    let base = format!("http://{}", collector.http);
+
+    let port = free_port();
+    let mut cmd = Command::new(CHROMEDRIVER);
+    cmd.arg(format!("--port={port}"));
+    // chromedriver says it started on stdout, which `Proc` does not read: wait for its
+    // port instead.
+    let mut driver = Proc::spawn("chromedriver", cmd);
+    wait_until("chromedriver to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--window-size=1280,1100",
+                format!("--user-data-dir={}", profile.path().display()),
+            ]
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let c = ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a WebDriver session with Chromium");
+
+    let result = async {
+        // No session: the overview sends the browser to the login page.
+        c.goto(&format!("{base}/")).await?;
+        assert_eq!(c.current_url().await?.path(), "/login");
+
+        // A wrong token is refused, with a message and no data.
+        c.find(Locator::Id("token")).await?.send_keys("not-the-token-0000").await?;
+        c.find(Locator::Id("sign-in")).await?.click().await?;
+        let err = c.wait().for_element(Locator::Id("login-error")).await?;
+        assert!(!err.text().await?.is_empty());
+        assert!(c.find(Locator::Id("kwh")).await.is_err());
+        save_screenshot(&shots, "1-login-refused", &c.screenshot().await?);
+
+        // The org token logs in and lands on the overview.
+        c.find(Locator::Id("token")).await?.send_keys(&token).await?;
+        c.find(Locator::Id("sign-in")).await?.click().await?;
+        let kwh = c.wait().for_element(Locator::Id("kwh")).await?;
+        assert_eq!(c.current_url().await?.path(), "/");
+        let page_kwh: f64 = kwh.attr("data-value").await?.unwrap().parse().unwrap();
+        let page_eur: f64 = c
+            .find(Locator::Id("eur"))
+            .await?
+            .attr("data-value")
+            .await?
+            .unwrap()
+            .parse()
+            .unwrap();
+        let page_co2: f64 = c
+            .find(Locator::Id("kgco2e"))
+            .await?
+            .attr("data-value")
+            .await?
+            .unwrap()
+            .parse()
+            .unwrap();
+        let trend_bars = c.find_all(Locator::Css("svg[aria-labelledby='trend-t'] rect")).await?;
+        assert_eq!(trend_bars.len(), 12, "12 months on the trend chart");
+        save_screenshot(&shots, "2-overview", &c.screenshot().await?);
+
+        // The same month from the command line (through the running server's API).
+        let (month, first, last) = this_month();
+        let json = cli_report(data.path(), &first, &last, &["--format", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        let total = &v["total"];
+        println!(
+            "overview {month}: {page_kwh} kWh, {page_eur} €, {page_co2} kgCO2e; CLI: {} kWh, {} €, {} kgCO2e",
+            total["kwh"], total["eur"], total["kg_co2e"]
+        );
+        assert!(page_kwh > 0.0, "90 minutes of three devices");
+        assert_eq!(page_kwh, total["kwh"].as_f64().unwrap());
+        assert_eq!(page_eur, total["eur"].as_f64().unwrap());
+        assert_eq!(page_co2, total["kg_co2e"].as_f64().unwrap());
+
+        // The consumption page by site, and its CSV: the CLI's bytes.
+        c.goto(&format!("{base}/consumption?month={month}&by=site")).await?;
+        let table = c.wait().for_element(Locator::Id("report")).await?;
+        let text = table.text().await?;
+        assert!(text.contains("Lyon") && text.contains("Paris"), "{text}");
+        let href = c
+            .find(Locator::Id("csv"))
+            .await?
+            .attr("href")
+            .await?
+            .unwrap();
+        save_screenshot(&shots, "3-consumption", &c.screenshot().await?);
+        let session = c.get_named_cookie("veille_session").await?;
+        let cookie = format!("veille_session={}", session.value());
+        let addr = collector.http.clone();
+        let path = if href.starts_with("http") {
+            url_path(&href)
+        } else {
+            href.clone()
+        };
+        let csv = tokio::task::spawn_blocking(move || http(&addr, "GET", &path, Some(&cookie), None))
+            .await
+            .unwrap();
+        assert_eq!(csv.status, 200, "{href}");
+        assert!(csv.header("content-disposition").is_some_and(|d| d.starts_with("attachment")));
+        let cli_csv = cli_report(data.path(), &first, &last, &["--by", "site", "--format", "csv"]);
+        assert_eq!(
+            csv.body,
+            cli_csv,
+            "page CSV:\n{}\nCLI CSV:\n{}",
+            csv.text(),
+            String::from_utf8_lossy(&cli_csv)
+        );
+        println!("CSV {href}: {} bytes, identical to the CLI's", csv.body.len());
+
+        // The device list escapes hostnames; a device page has its timeline and inventory.
+        c.goto(&format!("{base}/devices")).await?;
+        let list = c.wait().for_element(Locator::Id("devices")).await?;
+        assert!(list.text().await?.contains("compta<&>02"));
+        c.find(Locator::LinkText("accueil-01")).await?.click().await?;
+        let tl = c.wait().for_element(Locator::Id("timeline")).await?;
+        let cols = tl.find_all(Locator::Css("rect[data-state]")).await?;
+        assert!(cols.len() >= 7 * 24, "a column (at least unknown) per hour: {}", cols.len());
+        let awake = tl
+            .find_all(Locator::Css("rect[data-state='idle']"))
+            .await?;
+        assert!(!awake.is_empty(), "the seeded hours show as idle");
+        let inv = c.find(Locator::Id("inventory")).await?.text().await?;
+        assert!(inv.contains("OptiPlex 7090") && inv.contains("Lyon"), "{inv}");
+        save_screenshot(&shots, "4-device", &c.screenshot().await?);
+
+        // French on request: decimal comma, and the choice sticks.
+        c.goto(&format!("{base}/?lang=fr")).await?;
+        let html = c.find(Locator::Css("html")).await?.attr("lang").await?;
+        assert_eq!(html.as_deref(), Some("fr"));
+        let shown = c.find(Locator::Id("kwh")).await?.text().await?;
+        assert!(shown.contains(',') && shown.ends_with("kWh"), "{shown}");
+        c.goto(&format!("{base}/devices")).await?;
+        assert_eq!(
+            c.find(Locator::Css("html")).await?.attr("lang").await?.as_deref(),
+            Some("fr")
+        );
+        save_screenshot(&shots, "5-overview-fr", &{
+            c.goto(&format!("{base}/")).await?;
+            c.screenshot().await?
+        });
+
+        // Sign out: back to the login, and the pages are closed again.
+        c.find(Locator::Css("form[action='/logout'] button")).await?.click().await?;
+        c.wait().for_element(Locator::Id("token")).await?;
+        c.goto(&format!("{base}/devices")).await?;
+        assert_eq!(c.current_url().await?.path(), "/login");
+        Ok::<(), fantoccini::error::CmdError>(())
+    }
+    .await;
+    let _ = c.close().await;
+    driver.stop();
+    result.expect("browser steps");
+}
+
+fn url_path(href: &str) -> String {
+    let after = href.split_once("//").map_or(href, |(_, r)| r);
+    after
+        .find('/')
+        .map_or("/".to_owned(), |i| after[i..].to_owned())
+}
