@@ -184,9 +184,6 @@ impl Plan {
             self.0.push((minute, state));
         }
     }
-    fn state(&self) -> Power {
-        self.0.last().map(|p| p.1).unwrap_or(Power::Off)
-    }
     /// Blocks of work between `from` and `to`: mostly active, sometimes idle or (on a
     /// laptop) asleep.
     fn work(&mut self, rng: &mut Rng, from: u32, to: u32, away: Power, p_away: f64) {
@@ -325,8 +322,14 @@ mod tests {
     fn weekends_leave_office_machines_as_they_were() {
         let sat = date(2026, 11, 21);
         for seed in 0..20 {
-            assert_eq!(plan(Archetype::Desktop, sat, Power::Off, seed), (vec![(0, Power::Off)], Power::Off));
-            assert_eq!(plan(Archetype::Laptop, sat, Power::Sleep, seed).1, Power::Sleep);
+            assert_eq!(
+                plan(Archetype::Desktop, sat, Power::Off, seed),
+                (vec![(0, Power::Off)], Power::Off)
+            );
+            assert_eq!(
+                plan(Archetype::Laptop, sat, Power::Sleep, seed).1,
+                Power::Sleep
+            );
         }
     }
 
@@ -334,11 +337,21 @@ mod tests {
     fn office_machines_work_on_weekdays_and_laptops_sleep() {
         let tue = date(2026, 11, 24);
         let worked = (0..100)
-            .filter(|s| minutes(&plan(Archetype::Desktop, tue, Power::Off, *s).0, Power::Active) > 4 * 60)
+            .filter(|s| {
+                minutes(
+                    &plan(Archetype::Desktop, tue, Power::Off, *s).0,
+                    Power::Active,
+                ) > 4 * 60
+            })
             .count();
         assert!(worked > 80, "{worked} of 100 desktops worked");
         let slept = (0..100)
-            .filter(|s| minutes(&plan(Archetype::Laptop, tue, Power::Off, *s).0, Power::Sleep) > 30)
+            .filter(|s| {
+                minutes(
+                    &plan(Archetype::Laptop, tue, Power::Off, *s).0,
+                    Power::Sleep,
+                ) > 30
+            })
             .count();
         assert!(slept > 60, "{slept} of 100 laptops slept");
         // A desktop's lunch is idle, never off.

@@ -109,7 +109,12 @@ impl SimDevice {
             Archetype::Kiosk => "BORNE",
             Archetype::Server => "SRV",
         };
-        let site: String = self.site.chars().filter(|c| c.is_ascii_alphanumeric()).take(3).collect();
+        let site: String = self
+            .site
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(3)
+            .collect();
         format!("{}-{prefix}{:05}", site.to_uppercase(), self.index)
     }
 
@@ -177,7 +182,7 @@ impl SimDevice {
                 Monitor {
                     manufacturer: pnp.into(),
                     product_code: code,
-                    serial: format!("{}{:08X}", pnp, self.key(&[0x5e71, m]) as u32),
+                    serial: format!("{}{:08X}", pnp, self.key(&[0x5e71, u64::from(m)]) as u32),
                     year_of_manufacture: self.year.saturating_sub(rng.range(0, 3)),
                     week_of_manufacture: rng.range(1, 53),
                     width_cm: w,
@@ -206,8 +211,16 @@ impl SimDevice {
             bios_release_date: format!("{}-{month:02}-{day:02}", self.year),
             monitors,
             disks: vec![Disk {
-                name: if os.0.starts_with("Windows") { "C:".into() } else { "nvme0n1".into() },
-                size_bytes: if self.archetype == Archetype::Server { 1_920_383_410_176 } else { 512_110_190_592 },
+                name: if os.0.starts_with("Windows") {
+                    "C:".into()
+                } else {
+                    "nvme0n1".into()
+                },
+                size_bytes: if self.archetype == Archetype::Server {
+                    1_920_383_410_176
+                } else {
+                    512_110_190_592
+                },
                 rotational: false,
             }],
             battery: laptop.then(|| Battery {
@@ -232,7 +245,10 @@ mod tests {
         for i in 10..100 {
             assert_eq!(a.device(i), b.device(i));
         }
-        assert_ne!(a.device(3).device_id, FleetSpec::new(8, 100).device(3).device_id);
+        assert_ne!(
+            a.device(3).device_id,
+            FleetSpec::new(8, 100).device(3).device_id
+        );
         let ids: std::collections::HashSet<_> = b.iter().map(|d| d.device_id).collect();
         assert_eq!(ids.len(), 1000);
     }
@@ -243,7 +259,10 @@ mod tests {
         for a in Archetype::ALL {
             assert!(fleet.iter().any(|d| d.archetype == a), "{a:?}");
         }
-        let desktops = fleet.iter().filter(|d| d.archetype == Archetype::Desktop).count();
+        let desktops = fleet
+            .iter()
+            .filter(|d| d.archetype == Archetype::Desktop)
+            .count();
         assert!((200..360).contains(&desktops), "{desktops}");
         for d in fleet.iter().take(50) {
             let inv = d.inventory("0.1.0");

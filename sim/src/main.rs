@@ -92,7 +92,14 @@ fn print_summary(what: &str, s: &Summary, json: bool, period: (i64, i64)) {
     } else {
         println!(
             "{what}: {} devices, {} reports in {} batches: {} stored, {} duplicates, {} conflicts; ack p50 {:.2} ms p99 {:.2} ms",
-            s.devices, s.reports, s.batches, s.stored, s.duplicates, s.conflicts, s.ack_p50_ms, s.ack_p99_ms
+            s.devices,
+            s.reports,
+            s.batches,
+            s.stored,
+            s.duplicates,
+            s.conflicts,
+            s.ack_p50_ms,
+            s.ack_p99_ms
         );
     }
 }
@@ -100,7 +107,9 @@ fn print_summary(what: &str, s: &Summary, json: bool, period: (i64, i64)) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
@@ -110,7 +119,8 @@ async fn main() -> anyhow::Result<()> {
     if args.devices == 0 {
         bail!("--devices must be at least 1");
     }
-    let tz = TimeZone::get(&args.time_zone).with_context(|| format!("--time-zone {:?}", args.time_zone))?;
+    let tz = TimeZone::get(&args.time_zone)
+        .with_context(|| format!("--time-zone {:?}", args.time_zone))?;
     let mut fleet = FleetSpec::new(args.seed, args.devices);
     if !args.sites.is_empty() {
         fleet.sites = args.sites.clone();
@@ -123,7 +133,9 @@ async fn main() -> anyhow::Result<()> {
             tz: tz.clone(),
             from_ms: now - i64::from(days) * 86_400_000,
             to_ms: now,
-            cut: Cut { interval_s: args.history_interval_s },
+            cut: Cut {
+                interval_s: args.history_interval_s,
+            },
             concurrency: args.concurrency,
         };
         let total = args.devices as u64;
@@ -144,15 +156,22 @@ async fn main() -> anyhow::Result<()> {
             fleet,
             tz,
             mode: if args.keep_awake {
-                Mode::KeepAwake { since_ms: now - 86_400_000 }
+                Mode::KeepAwake {
+                    since_ms: now - 86_400_000,
+                }
             } else {
                 Mode::Realistic
             },
-            cut: Cut { interval_s: args.report_interval_s },
+            cut: Cut {
+                interval_s: args.report_interval_s,
+            },
             duration: args.duration_s.map(Duration::from_secs),
             concurrency: args.concurrency,
         };
-        eprintln!("real time: {} devices reporting every {} s (Ctrl-C to stop)", args.devices, args.report_interval_s);
+        eprintln!(
+            "real time: {} devices reporting every {} s (Ctrl-C to stop)",
+            args.devices, args.report_interval_s
+        );
         let stats = Arc::new(Stats::default());
         let stop = async {
             let _ = tokio::signal::ctrl_c().await;

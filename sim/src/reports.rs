@@ -41,13 +41,26 @@ impl Cut {
 }
 
 /// The reports of `dev` lying entirely in `[from_ms, to_ms)`.
-pub fn reports(dev: &SimDevice, tz: &TimeZone, from_ms: i64, to_ms: i64, mode: Mode, cut: Cut) -> Vec<Report> {
+pub fn reports(
+    dev: &SimDevice,
+    tz: &TimeZone,
+    from_ms: i64,
+    to_ms: i64,
+    mode: Mode,
+    cut: Cut,
+) -> Vec<Report> {
     let tl = timeline(dev, tz, from_ms, to_ms, mode);
     reports_of(dev, &tl, from_ms, to_ms, cut)
 }
 
 /// [`reports`] over an already built timeline.
-pub fn reports_of(dev: &SimDevice, tl: &Timeline, from_ms: i64, to_ms: i64, cut: Cut) -> Vec<Report> {
+pub fn reports_of(
+    dev: &SimDevice,
+    tl: &Timeline,
+    from_ms: i64,
+    to_ms: i64,
+    cut: Cut,
+) -> Vec<Report> {
     let phase = cut.phase_ms(dev);
     let (util_active, util_idle) = dev.archetype.cpu_util();
     let rule = dev.archetype.activity_rule() as i32;
@@ -78,10 +91,18 @@ pub fn reports_of(dev: &SimDevice, tl: &Timeline, from_ms: i64, to_ms: i64, cut:
             if t >= from_ms {
                 let (mut active, mut idle, mut sleep) = (0u64, 0u64, 0u64);
                 let mut events = Vec::new();
-                let event = |kind: EventKind, at: i64| Event { kind: kind as i32, at_unix_ms: at, count: 1, detail: String::new() };
+                let event = |kind: EventKind, at: i64| Event {
+                    kind: kind as i32,
+                    at_unix_ms: at,
+                    count: 1,
+                    detail: String::new(),
+                };
                 if t == first {
                     events.push(event(EventKind::Boot, session.boot_ms));
-                    events.push(Event { detail: veille_proto::defaults::VERSION.into(), ..event(EventKind::AgentStart, first) });
+                    events.push(Event {
+                        detail: veille_proto::defaults::VERSION.into(),
+                        ..event(EventKind::AgentStart, first)
+                    });
                 }
                 let mut j = k;
                 while j < spans.len() && spans[j].start_ms < next {
@@ -93,7 +114,10 @@ pub fn reports_of(dev: &SimDevice, tl: &Timeline, from_ms: i64, to_ms: i64, cut:
                         Power::Sleep => {
                             sleep += len;
                             let resume = s.end_ms;
-                            if resume > t && (resume < next || next == session.end_ms) && resume <= next {
+                            if resume > t
+                                && (resume < next || next == session.end_ms)
+                                && resume <= next
+                            {
                                 events.push(event(EventKind::Sleep, s.start_ms));
                                 events.push(event(EventKind::Resume, resume));
                             }
@@ -168,13 +192,21 @@ mod tests {
             assert!(!rs.is_empty(), "{:?}", dev.archetype);
             assert_eq!(rs, reports(&dev, &paris(), from, to, Mode::Realistic, HOUR));
             for chunk in rs.chunks(veille_proto::defaults::MAX_REPORTS_PER_BATCH) {
-                let batch = ReportBatch { device_id: dev.device_id.clone(), reports: chunk.to_vec(), inventory: Some(dev.inventory("0.1.0")), agent_version: "0.1.0".into() };
+                let batch = ReportBatch {
+                    device_id: dev.device_id.clone(),
+                    reports: chunk.to_vec(),
+                    inventory: Some(dev.inventory("0.1.0")),
+                    agent_version: "0.1.0".into(),
+                };
                 veille_proto::validate_batch(&batch, now).unwrap();
             }
             for w in rs.windows(2) {
                 assert!(w[0].seq < w[1].seq);
                 if w[0].boot_id == w[1].boot_id {
-                    assert_eq!(w[0].end_unix_ms, w[1].start_unix_ms, "a hole inside a session");
+                    assert_eq!(
+                        w[0].end_unix_ms, w[1].start_unix_ms,
+                        "a hole inside a session"
+                    );
                     assert!(!has(&w[0], EventKind::Shutdown));
                     assert!(!has(&w[1], EventKind::Boot));
                 } else {
@@ -192,18 +224,50 @@ mod tests {
         let fleet = FleetSpec::new(11, 20);
         let to = ms("2026-11-20T00:00:00Z");
         for dev in fleet.iter() {
-            let all = reports(&dev, &paris(), ms("2026-10-01T00:00:00Z"), to, Mode::Realistic, HOUR);
-            let tail = reports(&dev, &paris(), ms("2026-11-10T00:00:00Z"), to, Mode::Realistic, HOUR);
+            let all = reports(
+                &dev,
+                &paris(),
+                ms("2026-10-01T00:00:00Z"),
+                to,
+                Mode::Realistic,
+                HOUR,
+            );
+            let tail = reports(
+                &dev,
+                &paris(),
+                ms("2026-11-10T00:00:00Z"),
+                to,
+                Mode::Realistic,
+                HOUR,
+            );
             let cut = ms("2026-11-10T00:00:00Z");
-            let expected: Vec<_> = all.iter().filter(|r| r.start_unix_ms >= cut).cloned().collect();
+            let expected: Vec<_> = all
+                .iter()
+                .filter(|r| r.start_unix_ms >= cut)
+                .cloned()
+                .collect();
             assert_eq!(tail, expected);
             // Real time sends window after window: they add up to the whole.
             let day = ms("2026-11-18T00:00:00Z");
-            let whole = reports(&dev, &paris(), day, day + 86_400_000, Mode::Realistic, MINUTE);
+            let whole = reports(
+                &dev,
+                &paris(),
+                day,
+                day + 86_400_000,
+                Mode::Realistic,
+                MINUTE,
+            );
             let mut pieces = Vec::new();
             let mut t = day;
             while t < day + 86_400_000 {
-                pieces.extend(reports(&dev, &paris(), t, t + 3_600_000, Mode::Realistic, MINUTE));
+                pieces.extend(reports(
+                    &dev,
+                    &paris(),
+                    t,
+                    t + 3_600_000,
+                    Mode::Realistic,
+                    MINUTE,
+                ));
                 t += 3_600_000;
             }
             assert!(pieces.len() <= whole.len() && pieces.iter().all(|r| whole.contains(r)));
@@ -241,9 +305,21 @@ mod tests {
         let fleet = FleetSpec::new(4, 50);
         let t0 = ms("2026-11-21T02:00:00Z"); // a Saturday night
         for dev in fleet.iter() {
-            let rs = reports(&dev, &paris(), t0, t0 + 600_000, Mode::KeepAwake { since_ms: t0 - 86_400_000 }, MINUTE);
+            let rs = reports(
+                &dev,
+                &paris(),
+                t0,
+                t0 + 600_000,
+                Mode::KeepAwake {
+                    since_ms: t0 - 86_400_000,
+                },
+                MINUTE,
+            );
             assert!((9..=10).contains(&rs.len()), "{}", rs.len());
-            assert!(rs.iter().all(|r| r.sleep_ms == 0 && r.end_unix_ms - r.start_unix_ms == 60_000));
+            assert!(
+                rs.iter()
+                    .all(|r| r.sleep_ms == 0 && r.end_unix_ms - r.start_unix_ms == 60_000)
+            );
         }
     }
 }

@@ -65,25 +65,35 @@ impl Pool {
                     .max_encoding_message_size(MAX_BATCH_BYTES)
             })
             .collect();
-        let auth = MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| SendError::BadToken)?;
+        let auth =
+            MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| SendError::BadToken)?;
         Ok(Self { clients, auth })
     }
 
     /// Sends one batch on channel `lane % K`, retrying transient failures; returns the
     /// Ack and the latency of the successful call.
-    pub async fn send(&self, lane: usize, batch: ReportBatch) -> Result<(Ack, Duration), SendError> {
+    pub async fn send(
+        &self,
+        lane: usize,
+        batch: ReportBatch,
+    ) -> Result<(Ack, Duration), SendError> {
         let mut client = self.clients[lane % self.clients.len()].clone();
         let mut delay = Duration::from_millis(100);
         let mut last = String::new();
         for _ in 0..8 {
             let mut request = tonic::Request::new(batch.clone());
-            request.metadata_mut().insert("authorization", self.auth.clone());
+            request
+                .metadata_mut()
+                .insert("authorization", self.auth.clone());
             let t0 = Instant::now();
             match client.report(request).await {
                 Ok(r) => return Ok((r.into_inner(), t0.elapsed())),
                 Err(s) => match s.code() {
                     tonic::Code::InvalidArgument => {
-                        return Err(SendError::Invalid { device: batch.device_id.clone(), reason: s.message().to_owned() });
+                        return Err(SendError::Invalid {
+                            device: batch.device_id.clone(),
+                            reason: s.message().to_owned(),
+                        });
                     }
                     tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
                         return Err(SendError::Unauthenticated(s.message().to_owned()));
@@ -128,15 +138,25 @@ impl Stats {
     fn record(&self, sent: usize, ack: &Ack, latency: Duration) {
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.reports.fetch_add(sent as u64, Ordering::Relaxed);
-        self.stored.fetch_add(u64::from(ack.stored), Ordering::Relaxed);
-        self.duplicates.fetch_add(u64::from(ack.duplicates), Ordering::Relaxed);
-        self.conflicts.fetch_add(u64::from(ack.conflicts), Ordering::Relaxed);
+        self.stored
+            .fetch_add(u64::from(ack.stored), Ordering::Relaxed);
+        self.duplicates
+            .fetch_add(u64::from(ack.duplicates), Ordering::Relaxed);
+        self.conflicts
+            .fetch_add(u64::from(ack.conflicts), Ordering::Relaxed);
         let us = latency.as_micros().min(u128::from(u32::MAX)) as u32;
-        self.latencies_us.lock().unwrap_or_else(|e| e.into_inner()).push(us);
+        self.latencies_us
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(us);
     }
 
     pub fn summary(&self) -> Summary {
-        let mut l = self.latencies_us.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut l = self
+            .latencies_us
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         l.sort_unstable();
         let q = |p: f64| -> f64 {
             if l.is_empty() {
@@ -171,7 +191,10 @@ async fn send_device(
 ) -> Result<(), SendError> {
     let version = sim_agent_version();
     let mut inventory = inventory.then(|| dev.inventory(&version));
-    let mut chunks: Vec<Vec<Report>> = reports.chunks(MAX_REPORTS_PER_BATCH).map(<[Report]>::to_vec).collect();
+    let mut chunks: Vec<Vec<Report>> = reports
+        .chunks(MAX_REPORTS_PER_BATCH)
+        .map(<[Report]>::to_vec)
+        .collect();
     if chunks.is_empty() && inventory.is_some() {
         chunks.push(Vec::new());
     }
@@ -189,7 +212,10 @@ async fn send_device(
         let n = batch.reports.len();
         let (ack, latency) = pool.send(dev.index, batch).await?;
         if !ack.rejected.is_empty() {
-            return Err(SendError::Invalid { device: dev.device_id.clone(), reason: ack.rejected });
+            return Err(SendError::Invalid {
+                device: dev.device_id.clone(),
+                reason: ack.rejected,
+            });
         }
         stats.record(n, &ack, latency);
     }
@@ -226,7 +252,13 @@ pub async fn backfill(
     let progress = Arc::new(progress);
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..plan.concurrency.max(1) {
-        let (pool, plan, stats, next, progress) = (pool.clone(), plan.clone(), stats.clone(), next.clone(), progress.clone());
+        let (pool, plan, stats, next, progress) = (
+            pool.clone(),
+            plan.clone(),
+            stats.clone(),
+            next.clone(),
+            progress.clone(),
+        );
         workers.spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -234,7 +266,14 @@ pub async fn backfill(
                     return Ok::<(), SendError>(());
                 }
                 let dev = plan.fleet.device(i);
-                let rs = reports(&dev, &plan.tz, plan.from_ms, plan.to_ms, Mode::Realistic, plan.cut);
+                let rs = reports(
+                    &dev,
+                    &plan.tz,
+                    plan.from_ms,
+                    plan.to_ms,
+                    Mode::Realistic,
+                    plan.cut,
+                );
                 send_device(&pool, &stats, &dev, rs, true, now_ms()).await?;
                 let done = stats.devices.fetch_add(1, Ordering::Relaxed) + 1;
                 progress(done, stats.reports.load(Ordering::Relaxed));
@@ -285,12 +324,13 @@ pub async fn realtime(
         .map(|d| (plan.cut.phase_ms(&d), d))
         .collect();
     devices.sort_by_key(|(p, _)| *p);
-    let mut window_from = vec![start; devices.len()];
+    // The first send covers the interval before it: the agents were already running.
+    let mut window_from = vec![start - interval; devices.len()];
     let mut inventory_sent = vec![false; devices.len()];
     let limit = Arc::new(tokio::sync::Semaphore::new(plan.concurrency.max(1)));
     let failures: Arc<Mutex<Option<SendError>>> = Arc::new(Mutex::new(None));
     let mut tasks = tokio::task::JoinSet::new();
-    let round_base = start - (start - 0).rem_euclid(interval);
+    let round_base = start - start.rem_euclid(interval);
     tokio::pin!(stop);
     let mut round = 0i64;
     'rounds: loop {
@@ -323,7 +363,8 @@ pub async fn realtime(
                 stats.devices.fetch_add(1, Ordering::Relaxed);
             }
             let permit = limit.clone().acquire_owned().await.expect("semaphore open");
-            let (pool, stats, dev, failures) = (pool.clone(), stats.clone(), dev.clone(), failures.clone());
+            let (pool, stats, dev, failures) =
+                (pool.clone(), stats.clone(), dev.clone(), failures.clone());
             tasks.spawn(async move {
                 if let Err(e) = send_device(&pool, &stats, &dev, rs, first, now_ms()).await {
                     *failures.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);

@@ -116,7 +116,11 @@ pub fn timeline(dev: &SimDevice, tz: &TimeZone, from_ms: i64, to_ms: i64, mode: 
             }
             match spans.last_mut() {
                 Some(last) if last.power == power && last.end_ms == s => last.end_ms = e,
-                _ => spans.push(Span { start_ms: s, end_ms: e, power }),
+                _ => spans.push(Span {
+                    start_ms: s,
+                    end_ms: e,
+                    power,
+                }),
             }
         }
         date = next_date;
@@ -125,7 +129,11 @@ pub fn timeline(dev: &SimDevice, tz: &TimeZone, from_ms: i64, to_ms: i64, mode: 
             break;
         }
     }
-    Timeline { spans, start_ms: timeline_start, horizon_ms: start }
+    Timeline {
+        spans,
+        start_ms: timeline_start,
+        horizon_ms: start,
+    }
 }
 
 impl Timeline {
@@ -192,11 +200,27 @@ mod tests {
         let fleet = FleetSpec::new(9, 30);
         let to = ms("2026-11-20T00:00:00Z");
         for dev in fleet.iter() {
-            let a = timeline(&dev, &paris(), ms("2026-09-01T00:00:00Z"), to, Mode::Realistic);
-            let b = timeline(&dev, &paris(), ms("2026-11-01T00:00:00Z"), to, Mode::Realistic);
+            let a = timeline(
+                &dev,
+                &paris(),
+                ms("2026-09-01T00:00:00Z"),
+                to,
+                Mode::Realistic,
+            );
+            let b = timeline(
+                &dev,
+                &paris(),
+                ms("2026-11-01T00:00:00Z"),
+                to,
+                Mode::Realistic,
+            );
             let from = ms("2026-11-01T00:00:00Z");
             let after = |t: &Timeline| -> Vec<Session> {
-                t.sessions().into_iter().filter(|s| s.end_ms > from).map(|s| Session { spans: 0..0, ..s }).collect()
+                t.sessions()
+                    .into_iter()
+                    .filter(|s| s.end_ms > from)
+                    .map(|s| Session { spans: 0..0, ..s })
+                    .collect()
             };
             assert_eq!(after(&a), after(&b), "{:?}", dev.archetype);
         }
@@ -205,14 +229,32 @@ mod tests {
     #[test]
     fn servers_run_for_weeks_and_keep_awake_never_stops() {
         let fleet = FleetSpec::new(1, 10);
-        let server = fleet.iter().find(|d| d.archetype == Archetype::Server).unwrap();
+        let server = fleet
+            .iter()
+            .find(|d| d.archetype == Archetype::Server)
+            .unwrap();
         let (from, to) = (ms("2026-11-01T00:00:00Z"), ms("2026-11-20T00:00:00Z"));
         let tl = timeline(&server, &paris(), from, to, Mode::Realistic);
-        let sessions: Vec<_> = tl.sessions().into_iter().filter(|s| s.end_ms > from).collect();
+        let sessions: Vec<_> = tl
+            .sessions()
+            .into_iter()
+            .filter(|s| s.end_ms > from)
+            .collect();
         // One reboot at patch night (11 November), otherwise on.
         assert_eq!(sessions.len(), 2, "{sessions:?}");
-        let desktop = fleet.iter().find(|d| d.archetype == Archetype::Desktop).unwrap();
-        let tl = timeline(&desktop, &paris(), from, to, Mode::KeepAwake { since_ms: from - 3_600_000 });
+        let desktop = fleet
+            .iter()
+            .find(|d| d.archetype == Archetype::Desktop)
+            .unwrap();
+        let tl = timeline(
+            &desktop,
+            &paris(),
+            from,
+            to,
+            Mode::KeepAwake {
+                since_ms: from - 3_600_000,
+            },
+        );
         assert_eq!(tl.sessions().len(), 1);
         assert_eq!(tl.start_ms, from - 3_600_000);
     }

@@ -25,7 +25,10 @@ use veille_sim::send::{self, Backfill, Pool, Realtime, Stats, Summary, now_ms};
 use veille_sim::{Cut, FleetSpec, Mode};
 
 #[derive(Debug, Parser)]
-#[command(name = "veille-bench-fleet", about = "Fleet-scale benchmarks of veille-collector (figures in BENCHMARKS.md)")]
+#[command(
+    name = "veille-bench-fleet",
+    about = "Fleet-scale benchmarks of veille-collector (figures in BENCHMARKS.md)"
+)]
 struct Args {
     #[command(subcommand)]
     cmd: Cmd,
@@ -91,7 +94,10 @@ fn sibling(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let p = exe.parent().context("exe dir")?.join(name);
     if !p.exists() {
-        bail!("{} is missing: cargo build --release --workspace --bins", p.display());
+        bail!(
+            "{} is missing: cargo build --release --workspace --bins",
+            p.display()
+        );
     }
     Ok(p)
 }
@@ -105,7 +111,10 @@ struct Server {
 
 impl Server {
     fn start(mut cmd: Command) -> anyhow::Result<Self> {
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).env("NO_COLOR", "1");
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env("NO_COLOR", "1");
         let mut child = cmd.spawn().context("start server")?;
         let (tx, rx) = std::sync::mpsc::channel::<String>();
         for stream in [
@@ -122,12 +131,22 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx.recv_timeout(left).context("no `listening grpc=` line from the server")?;
+            let line = rx
+                .recv_timeout(left)
+                .context("no `listening grpc=` line from the server")?;
             if let Some(i) = line.find("listening grpc=") {
                 let rest = &line[i + "listening grpc=".len()..];
-                let addr = rest.split_whitespace().next().unwrap_or("").trim_matches('"').to_owned();
+                let addr = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .trim_matches('"')
+                    .to_owned();
                 std::thread::spawn(move || while rx.recv().is_ok() {});
-                return Ok(Self { child, grpc: format!("http://{addr}") });
+                return Ok(Self {
+                    child,
+                    grpc: format!("http://{addr}"),
+                });
             }
         }
     }
@@ -207,7 +226,9 @@ impl Sampler {
 fn du(path: &Path) -> u64 {
     fn walk(p: &Path) -> u64 {
         use std::os::unix::fs::MetadataExt;
-        let Ok(meta) = std::fs::symlink_metadata(p) else { return 0 };
+        let Ok(meta) = std::fs::symlink_metadata(p) else {
+            return 0;
+        };
         if meta.is_dir() {
             std::fs::read_dir(p)
                 .map(|rd| rd.flatten().map(|e| walk(&e.path())).sum())
@@ -224,7 +245,14 @@ fn collector_cmd(bin: &Path, data: &Path) -> Command {
     cmd.arg("serve")
         .arg("--data-dir")
         .arg(data)
-        .args(["--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0"])
+        .args([
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--mqtt-listen",
+            "127.0.0.1:0",
+        ])
         .env("VEILLE_LOG", "warn,veille_collector::server=info");
     cmd
 }
@@ -258,12 +286,25 @@ struct Run {
     mean_rss: f64,
 }
 
-async fn drive(grpc: &str, token: &str, pid: i32, devices: usize, duration: Duration, interval_s: i64, channels: usize, concurrency: usize, seed: u64) -> anyhow::Result<Run> {
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    grpc: &str,
+    token: &str,
+    pid: i32,
+    devices: usize,
+    duration: Duration,
+    interval_s: i64,
+    channels: usize,
+    concurrency: usize,
+    seed: u64,
+) -> anyhow::Result<Run> {
     let pool = Pool::new(grpc, token, channels)?;
     let plan = Realtime {
         fleet: FleetSpec::new(seed, devices),
         tz: TimeZone::get("Europe/Paris")?,
-        mode: Mode::KeepAwake { since_ms: now_ms() - 86_400_000 },
+        mode: Mode::KeepAwake {
+            since_ms: now_ms() - 86_400_000,
+        },
         cut: Cut { interval_s },
         duration: Some(duration),
         concurrency,
@@ -277,20 +318,38 @@ async fn drive(grpc: &str, token: &str, pid: i32, devices: usize, duration: Dura
             loop {
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 let s = stats.summary();
-                eprintln!("  {:>4.0} s: {} reports acked", t0.elapsed().as_secs_f64(), s.reports);
+                eprintln!(
+                    "  {:>4.0} s: {} reports acked",
+                    t0.elapsed().as_secs_f64(),
+                    s.reports
+                );
             }
         })
     };
     let summary = send::realtime(&pool, &plan, stats, std::future::pending()).await?;
     progress.abort();
     let (cpu_s, wall_s, peak_rss, mean_rss) = sampler.finish();
-    Ok(Run { summary, cpu_s, wall_s, peak_rss, mean_rss })
+    Ok(Run {
+        summary,
+        cpu_s,
+        wall_s,
+        peak_rss,
+        mean_rss,
+    })
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
 
 #[allow(clippy::too_many_arguments)]
-async fn ingest(devices: Vec<usize>, duration_s: u64, interval_s: i64, baseline_s: u64, channels: usize, concurrency: usize, c: Common) -> anyhow::Result<()> {
+async fn ingest(
+    devices: Vec<usize>,
+    duration_s: u64,
+    interval_s: i64,
+    baseline_s: u64,
+    channels: usize,
+    concurrency: usize,
+    c: Common,
+) -> anyhow::Result<()> {
     let bin = match &c.collector_bin {
         Some(b) => b.clone(),
         None => sibling("veille-collector")?,
@@ -298,21 +357,49 @@ async fn ingest(devices: Vec<usize>, duration_s: u64, interval_s: i64, baseline_
     let mut rows = Vec::new();
     for n in devices {
         eprintln!("== {n} devices every {interval_s} s for {duration_s} s");
-        let data = c.work_dir.join(format!("veille-bench-fleet-{n}-{}", std::process::id()));
+        let data = c
+            .work_dir
+            .join(format!("veille-bench-fleet-{n}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data);
         let server = Server::start(collector_cmd(&bin, &data))?;
         let empty = du(&data);
-        let run = drive(&server.grpc, &token(&data)?, server.pid(), n, Duration::from_secs(duration_s), interval_s, channels, concurrency, c.seed).await?;
+        let run = drive(
+            &server.grpc,
+            &token(&data)?,
+            server.pid(),
+            n,
+            Duration::from_secs(duration_s),
+            interval_s,
+            channels,
+            concurrency,
+            c.seed,
+        )
+        .await?;
         server.stop()?;
         let bytes = du(&data).saturating_sub(empty);
         let (stored_devices, stored_reports) = stored_counts(&bin, &data)?;
-        let ok = stored_reports == run.summary.stored && run.summary.stored == run.summary.reports && stored_devices == n as u64;
+        let ok = stored_reports == run.summary.stored
+            && run.summary.stored == run.summary.reports
+            && stored_devices == n as u64;
         let device_hours = n as f64 * run.wall_s / 3600.0;
         eprintln!(
             "collector: {} reports acked ({} stored, store says {} reports of {} devices: {}), CPU {:.1} % of one core, RSS mean {:.0} MiB peak {:.0} MiB, ack p50 {:.2} ms p99 {:.2} ms, store +{:.1} MiB = {:.0} B/device-hour",
-            run.summary.reports, run.summary.stored, stored_reports, stored_devices, if ok { "count check OK" } else { "COUNT MISMATCH" },
-            100.0 * run.cpu_s / run.wall_s, run.mean_rss / MIB, run.peak_rss as f64 / MIB, run.summary.ack_p50_ms, run.summary.ack_p99_ms,
-            bytes as f64 / MIB, bytes as f64 / device_hours,
+            run.summary.reports,
+            run.summary.stored,
+            stored_reports,
+            stored_devices,
+            if ok {
+                "count check OK"
+            } else {
+                "COUNT MISMATCH"
+            },
+            100.0 * run.cpu_s / run.wall_s,
+            run.mean_rss / MIB,
+            run.peak_rss as f64 / MIB,
+            run.summary.ack_p50_ms,
+            run.summary.ack_p99_ms,
+            bytes as f64 / MIB,
+            bytes as f64 / device_hours,
         );
         if !c.keep {
             let _ = std::fs::remove_dir_all(&data);
@@ -323,11 +410,26 @@ async fn ingest(devices: Vec<usize>, duration_s: u64, interval_s: i64, baseline_
                 cmd.arg("noop-server");
                 cmd
             })?;
-            let b = drive(&noop.grpc, "bench", noop.pid(), n, Duration::from_secs(baseline_s), interval_s, channels, concurrency, c.seed).await?;
+            let b = drive(
+                &noop.grpc,
+                "bench",
+                noop.pid(),
+                n,
+                Duration::from_secs(baseline_s),
+                interval_s,
+                channels,
+                concurrency,
+                c.seed,
+            )
+            .await?;
             noop.stop()?;
             eprintln!(
                 "no-op baseline ({baseline_s} s): {} reports, CPU {:.1} %, RSS peak {:.0} MiB, ack p50 {:.2} ms p99 {:.2} ms",
-                b.summary.reports, 100.0 * b.cpu_s / b.wall_s, b.peak_rss as f64 / MIB, b.summary.ack_p50_ms, b.summary.ack_p99_ms
+                b.summary.reports,
+                100.0 * b.cpu_s / b.wall_s,
+                b.peak_rss as f64 / MIB,
+                b.summary.ack_p50_ms,
+                b.summary.ack_p99_ms
             );
             Some(b)
         } else {
@@ -335,27 +437,59 @@ async fn ingest(devices: Vec<usize>, duration_s: u64, interval_s: i64, baseline_
         };
         rows.push((n, run, bytes, device_hours, ok, base));
     }
-    println!("\n| devices | duration | reports/s | collector CPU % (1 core = 100) | RSS mean / peak MiB | ack p50 / p99 ms | store B per device-hour | count check | no-op baseline: CPU % / RSS MiB / ack p50 / p99 ms |");
+    println!(
+        "\n| devices | duration | reports/s | collector CPU % (1 core = 100) | RSS mean / peak MiB | ack p50 / p99 ms | store B per device-hour | count check | no-op baseline: CPU % / RSS MiB / ack p50 / p99 ms |"
+    );
     println!("|---:|---:|---:|---:|---:|---:|---:|---|---|");
     for (n, r, bytes, dh, ok, base) in rows {
         let base = base
-            .map(|b| format!("{:.1} / {:.0} / {:.2} / {:.2} ({:.0} s)", 100.0 * b.cpu_s / b.wall_s, b.peak_rss as f64 / MIB, b.summary.ack_p50_ms, b.summary.ack_p99_ms, b.wall_s))
+            .map(|b| {
+                format!(
+                    "{:.1} / {:.0} / {:.2} / {:.2} ({:.0} s)",
+                    100.0 * b.cpu_s / b.wall_s,
+                    b.peak_rss as f64 / MIB,
+                    b.summary.ack_p50_ms,
+                    b.summary.ack_p99_ms,
+                    b.wall_s
+                )
+            })
             .unwrap_or_else(|| "-".into());
         println!(
             "| {n} | {:.0} s | {:.0} | {:.1} | {:.0} / {:.0} | {:.2} / {:.2} | {:.0} | {} | {base} |",
-            r.wall_s, r.summary.reports as f64 / r.wall_s, 100.0 * r.cpu_s / r.wall_s, r.mean_rss / MIB, r.peak_rss as f64 / MIB,
-            r.summary.ack_p50_ms, r.summary.ack_p99_ms, bytes as f64 / dh, if ok { format!("{} = {} OK", r.summary.stored, r.summary.reports) } else { "MISMATCH".into() },
+            r.wall_s,
+            r.summary.reports as f64 / r.wall_s,
+            100.0 * r.cpu_s / r.wall_s,
+            r.mean_rss / MIB,
+            r.peak_rss as f64 / MIB,
+            r.summary.ack_p50_ms,
+            r.summary.ack_p99_ms,
+            bytes as f64 / dh,
+            if ok {
+                format!("{} = {} OK", r.summary.stored, r.summary.reports)
+            } else {
+                "MISMATCH".into()
+            },
         );
     }
     Ok(())
 }
 
-async fn backfill(devices: usize, days: u32, interval_s: i64, channels: usize, concurrency: usize, c: Common) -> anyhow::Result<()> {
+async fn backfill(
+    devices: usize,
+    days: u32,
+    interval_s: i64,
+    channels: usize,
+    concurrency: usize,
+    c: Common,
+) -> anyhow::Result<()> {
     let bin = match &c.collector_bin {
         Some(b) => b.clone(),
         None => sibling("veille-collector")?,
     };
-    let data = c.work_dir.join(format!("veille-bench-backfill-{devices}x{days}-{}", std::process::id()));
+    let data = c.work_dir.join(format!(
+        "veille-bench-backfill-{devices}x{days}-{}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&data);
     let server = Server::start(collector_cmd(&bin, &data))?;
     let pool = Pool::new(&server.grpc, &token(&data)?, channels)?;
@@ -375,7 +509,10 @@ async fn backfill(devices: usize, days: u32, interval_s: i64, channels: usize, c
     let last = Arc::new(AtomicU64::new(0));
     let summary = send::backfill(&pool, &plan, move |done, reports| {
         if done % step == 0 && last.swap(done, Ordering::Relaxed) != done {
-            eprintln!("  {:>5.0} s: {done}/{devices} devices, {reports} reports", t0.elapsed().as_secs_f64());
+            eprintln!(
+                "  {:>5.0} s: {done}/{devices} devices, {reports} reports",
+                t0.elapsed().as_secs_f64()
+            );
         }
     })
     .await?;
@@ -386,14 +523,32 @@ async fn backfill(devices: usize, days: u32, interval_s: i64, channels: usize, c
     let (_, stored) = stored_counts(&bin, &data)?;
     eprintln!(
         "backfill {devices} devices x {days} days: {} reports in {wall:.1} s ({:.0} reports/s), stored {} (store says {stored}), collector CPU {cpu_s:.0} s, peak RSS {:.0} MiB, store {:.2} GiB = {:.0} B/device-day",
-        summary.reports, summary.reports as f64 / wall, summary.stored, peak as f64 / MIB, bytes as f64 / (MIB * 1024.0), bytes as f64 / (devices as f64 * f64::from(days))
+        summary.reports,
+        summary.reports as f64 / wall,
+        summary.stored,
+        peak as f64 / MIB,
+        bytes as f64 / (MIB * 1024.0),
+        bytes as f64 / (devices as f64 * f64::from(days))
     );
     // The consumption report over the period, by month.
-    let from = jiff::Timestamp::from_millisecond(now - i64::from(days) * 86_400_000)?.to_zoned(tz.clone()).date();
-    let to = jiff::Timestamp::from_millisecond(now)?.to_zoned(tz).date().tomorrow()?;
+    let from = jiff::Timestamp::from_millisecond(now - i64::from(days) * 86_400_000)?
+        .to_zoned(tz.clone())
+        .date();
+    let to = jiff::Timestamp::from_millisecond(now)?
+        .to_zoned(tz)
+        .date()
+        .tomorrow()?;
     let t1 = Instant::now();
     let mut child = Command::new(&bin)
-        .args(["report", "consumption", "--by", "month", "--format", "csv", "--data-dir"])
+        .args([
+            "report",
+            "consumption",
+            "--by",
+            "month",
+            "--format",
+            "csv",
+            "--data-dir",
+        ])
         .arg(&data)
         .args(["--from", &from.to_string(), "--to", &to.to_string()])
         .stdout(Stdio::piped())
@@ -422,7 +577,11 @@ async fn backfill(devices: usize, days: u32, interval_s: i64, channels: usize, c
     eprintln!("{}", csv.lines().take(6).collect::<Vec<_>>().join("\n"));
     println!(
         "\n| devices | days | reports | backfill wall s | reports/s | store GiB | B per device-day | consumption --by month s | its peak RSS MiB |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n| {devices} | {days} | {} | {wall:.1} | {:.0} | {:.2} | {:.0} | {report_s:.1} | {:.0} |",
-        summary.reports, summary.reports as f64 / wall, bytes as f64 / (MIB * 1024.0), bytes as f64 / (devices as f64 * f64::from(days)), hwm as f64 / MIB
+        summary.reports,
+        summary.reports as f64 / wall,
+        bytes as f64 / (MIB * 1024.0),
+        bytes as f64 / (devices as f64 * f64::from(days)),
+        hwm as f64 / MIB
     );
     if !c.keep {
         let _ = std::fs::remove_dir_all(&data);
@@ -438,9 +597,13 @@ struct Noop {
 
 #[tonic::async_trait]
 impl Telemetry for Noop {
-    async fn report(&self, request: tonic::Request<ReportBatch>) -> Result<tonic::Response<Ack>, tonic::Status> {
+    async fn report(
+        &self,
+        request: tonic::Request<ReportBatch>,
+    ) -> Result<tonic::Response<Ack>, tonic::Status> {
         let batch = request.into_inner();
-        self.reports.fetch_add(batch.reports.len() as u64, Ordering::Relaxed);
+        self.reports
+            .fetch_add(batch.reports.len() as u64, Ordering::Relaxed);
         Ok(tonic::Response::new(Ack {
             highest_durable_seq: batch.reports.last().map(|r| r.seq).unwrap_or(0),
             stored: batch.reports.len() as u32,
@@ -456,7 +619,10 @@ async fn noop_server() -> anyhow::Result<()> {
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tonic::transport::Server::builder()
-        .add_service(TelemetryServer::new(Noop::default()).max_decoding_message_size(veille_proto::defaults::MAX_BATCH_BYTES))
+        .add_service(
+            TelemetryServer::new(Noop::default())
+                .max_decoding_message_size(veille_proto::defaults::MAX_BATCH_BYTES),
+        )
         .serve_with_incoming_shutdown(incoming, async move {
             term.recv().await;
         })
@@ -467,11 +633,43 @@ async fn noop_server() -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Args::parse().cmd {
-        Cmd::Ingest { devices, duration_s, interval_s, baseline_duration_s, channels, concurrency, common } => {
-            ingest(devices, duration_s, interval_s, baseline_duration_s, channels, concurrency, common).await
+        Cmd::Ingest {
+            devices,
+            duration_s,
+            interval_s,
+            baseline_duration_s,
+            channels,
+            concurrency,
+            common,
+        } => {
+            ingest(
+                devices,
+                duration_s,
+                interval_s,
+                baseline_duration_s,
+                channels,
+                concurrency,
+                common,
+            )
+            .await
         }
-        Cmd::Backfill { devices, days, history_interval_s, channels, concurrency, common } => {
-            backfill(devices, days, history_interval_s, channels, concurrency, common).await
+        Cmd::Backfill {
+            devices,
+            days,
+            history_interval_s,
+            channels,
+            concurrency,
+            common,
+        } => {
+            backfill(
+                devices,
+                days,
+                history_interval_s,
+                channels,
+                concurrency,
+                common,
+            )
+            .await
         }
         Cmd::NoopServer => noop_server().await,
     }
