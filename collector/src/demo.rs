@@ -154,7 +154,7 @@ async fn simulated_history(grpc_url: String, token: String, timezone: String) {
     let step = (DEMO_SIM_DEVICES as u64 / 5).max(1);
     let total = DEMO_SIM_DEVICES as u64;
     let progress = move |done: u64, reports: u64| {
-        if done % step == 0 && done < total {
+        if done.is_multiple_of(step) && done < total {
             println!("simulated fleet: {done}/{total} devices, {reports} reports sent");
         }
     };

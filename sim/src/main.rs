@@ -142,7 +142,7 @@ async fn main() -> anyhow::Result<()> {
         let step = (total / 10).max(1);
         let t0 = std::time::Instant::now();
         let summary = send::backfill(&pool, &plan, move |done, reports| {
-            if done % step == 0 || done == total {
+            if done.is_multiple_of(step) || done == total {
                 eprintln!("history: {done}/{total} devices, {reports} reports");
             }
         })

@@ -508,7 +508,7 @@ async fn backfill(
     let step = (devices as u64 / 20).max(1);
     let last = Arc::new(AtomicU64::new(0));
     let summary = send::backfill(&pool, &plan, move |done, reports| {
-        if done % step == 0 && last.swap(done, Ordering::Relaxed) != done {
+        if done.is_multiple_of(step) && last.swap(done, Ordering::Relaxed) != done {
             eprintln!(
                 "  {:>5.0} s: {done}/{devices} devices, {reports} reports",
                 t0.elapsed().as_secs_f64()
