@@ -4,6 +4,12 @@
 //! The agent is the real one (`veille_agent::run`), with the real probes of this
 //! machine; only the process boundary is saved. Data goes to `./veille-demo-data`
 //! unless `--data-dir` says otherwise, so the demo never touches a production store.
+//!
+//! So that every report has something to show from the first minute, the demo also
+//! sends a month of history of a simulated fleet ([`veille_sim`], [`DEMO_SIM_DEVICES`]
+//! devices over the real gRPC endpoint) while the real agent starts. The simulated
+//! history is deterministic (seq = report start), so a restart on the same data
+//! directory re-sends it as duplicates instead of doubling it.
 
 use std::sync::Arc;
 
@@ -19,6 +25,13 @@ use crate::tokens::DEFAULT_ORG_ID;
 
 /// Where the demo keeps its data when no `--data-dir` is given.
 pub const DEMO_DATA_DIR: &str = "veille-demo-data";
+
+/// Simulated devices whose history the demo sends.
+pub const DEMO_SIM_DEVICES: usize = 50;
+/// Days of simulated history.
+pub const DEMO_SIM_DAYS: i64 = 30;
+/// Seed of the demo's simulated fleet (fixed: the same fleet at every start).
+pub const DEMO_SIM_SEED: u64 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -82,6 +95,12 @@ pub async fn run(mut args: ServeArgs) -> Result<(), DemoError> {
         .await
     });
 
+    let history = tokio::spawn(simulated_history(
+        server.grpc_url(),
+        token.clone(),
+        config.energy.timezone.clone(),
+    ));
+
     let data_dir = server.data_dir().display().to_string();
     println!(
         "\nVeille demo is running (Ctrl-C to stop).\n\
@@ -98,6 +117,7 @@ pub async fn run(mut args: ServeArgs) -> Result<(), DemoError> {
     );
 
     shutdown_signal().await;
+    history.abort();
     let _ = stop_tx.send(true);
     let agent_result = agent.await;
     server.shutdown().await?;
@@ -106,4 +126,58 @@ pub async fn run(mut args: ServeArgs) -> Result<(), DemoError> {
         Err(e) => tracing::error!(error = %e, "the demo agent task failed"),
     }
     Ok(())
+}
+
+/// Sends [`DEMO_SIM_DAYS`] of history of [`DEMO_SIM_DEVICES`] simulated devices through
+/// the collector's own gRPC endpoint, in hourly reports. Failures are logged, not
+/// fatal: the demo still runs with the real agent alone.
+async fn simulated_history(grpc_url: String, token: String, timezone: String) {
+    use veille_sim::send::{Backfill, Pool, backfill, now_ms};
+    let tz = jiff::tz::TimeZone::get(&timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let now = now_ms();
+    let plan = Backfill {
+        fleet: veille_sim::FleetSpec::new(DEMO_SIM_SEED, DEMO_SIM_DEVICES),
+        tz,
+        from_ms: now - DEMO_SIM_DAYS * 86_400_000,
+        to_ms: now,
+        cut: veille_sim::Cut { interval_s: 3600 },
+        concurrency: 8,
+    };
+    let pool = match Pool::new(&grpc_url, &token, 2) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "simulated fleet not sent");
+            return;
+        }
+    };
+    let started = std::time::Instant::now();
+    let step = (DEMO_SIM_DEVICES as u64 / 5).max(1);
+    let total = DEMO_SIM_DEVICES as u64;
+    let progress = move |done: u64, reports: u64| {
+        if done.is_multiple_of(step) && done < total {
+            println!("simulated fleet: {done}/{total} devices, {reports} reports sent");
+        }
+    };
+    match backfill(&pool, &plan, progress).await {
+        Ok(s) => {
+            println!(
+                "simulated fleet: {} devices x {DEMO_SIM_DAYS} days of history sent in {:.1} s \
+                 ({} reports: {} new, {} already stored)",
+                s.devices,
+                started.elapsed().as_secs_f64(),
+                s.reports,
+                s.stored,
+                s.duplicates
+            );
+            tracing::info!(
+                devices = s.devices,
+                reports = s.reports,
+                stored = s.stored,
+                duplicates = s.duplicates,
+                conflicts = s.conflicts,
+                "simulated history sent"
+            );
+        }
+        Err(e) => tracing::error!(error = %e, "simulated fleet history failed"),
+    }
 }

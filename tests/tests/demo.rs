@@ -29,6 +29,41 @@ fn the_demo_shows_this_machine_and_stops_cleanly() {
                 && !d["hostname"].as_str().unwrap_or("").is_empty()
         })
     });
+    // The simulated fleet's month of history makes every report non-empty.
+    demo.wait_for_line("simulated history sent");
+    let month = [day(-30), day(0)];
+    let consumption = report(
+        &data,
+        &[
+            "consumption",
+            "--by",
+            "site",
+            "--from",
+            &month[0],
+            "--to",
+            &month[1],
+        ],
+    );
+    let rows = consumption["rows"].as_array().expect("rows");
+    assert!(
+        rows.iter()
+            .any(|r| r["key"] == "hotel-de-ville" && r["kwh"].as_f64() > Some(0.0)),
+        "{consumption}"
+    );
+    assert!(
+        rows.len() >= veille_sim::fleet::DEFAULT_SITES.len(),
+        "{consumption}"
+    );
+    let renewal = report(&data, &["renewal"]);
+    assert!(renewal.to_string().contains("hotel-de-ville"), "{renewal}");
+    let compliance = report(
+        &data,
+        &["compliance", "--from", &month[0], "--to", &month[1]],
+    );
+    assert!(
+        compliance.as_array().is_some_and(|a| !a.is_empty()),
+        "{compliance}"
+    );
     assert_eq!(demo.stop(), Some(0));
     // The agent's last report (AGENT_STOP) was delivered before the collector stopped.
     let reports = veille_tests::stored_reports(&data, &device_id);
@@ -39,6 +74,33 @@ fn the_demo_shows_this_machine_and_stops_cleanly() {
             .any(|e| e.kind == veille_proto::v1::EventKind::AgentStop as i32),
         "last stored report has no AGENT_STOP: {last:?}"
     );
+}
+
+/// `veille-collector report <args> --format json --data-dir <data>`, parsed.
+fn report(data: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(bin("veille-collector"))
+        .arg("report")
+        .args(args)
+        .args(["--format", "json", "--data-dir"])
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "report {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn day(offset_days: i64) -> String {
+    jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::get("Europe/Paris").unwrap())
+        .date()
+        .checked_add(jiff::Span::new().days(offset_days))
+        .unwrap()
+        .to_string()
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //! 5 minutes, default sampling and report intervals) against a real collector, side by
 //! side with a baseline process measured in the same run: `prometheus-node-exporter`
 //! when installed (the agent a sysadmin would otherwise run), else `sleep` (the floor
-//! of the measurement itself).
+//! of the measurement itself). Node exporter is scraped every 10 s over HTTP for the
+//! whole period, as a Prometheus server would scrape it (an unscraped exporter does
+//! almost nothing and would flatter it); the veille-agent needs no scraping, it pushes.
 //!
 //! `cargo build --release --workspace --bins && target/release/veille-bench-agent --seconds 300`
 
@@ -40,7 +42,26 @@ fn cpu_s(pid: u32) -> Option<f64> {
     Some(ticks as f64 / hz)
 }
 
-fn watch(pids: &[u32], seconds: u64) -> Vec<Usage> {
+/// How often a Prometheus server scrapes an exporter (its common `scrape_interval`).
+const SCRAPE_EVERY: Duration = Duration::from_secs(10);
+
+/// One `GET /metrics` over plain HTTP/1.0; the body's size in bytes.
+fn scrape(addr: &str) -> Option<usize> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut body = Vec::new();
+    s.read_to_end(&mut body).ok()?;
+    let text = String::from_utf8_lossy(&body);
+    text.starts_with("HTTP/1.")
+        .then(|| text.split_once("\r\n\r\n").map(|(_, b)| b.len()))
+        .flatten()
+}
+
+fn watch(pids: &[u32], seconds: u64, scrape_addr: Option<&str>) -> (Vec<Usage>, usize, usize) {
+    let (mut scrapes, mut scraped_bytes) = (0usize, 0usize);
+    let mut next_scrape = Instant::now();
     let mut usage: Vec<Usage> = pids
         .iter()
         .map(|_| Usage {
@@ -52,6 +73,15 @@ fn watch(pids: &[u32], seconds: u64) -> Vec<Usage> {
     let start = Instant::now();
     let mut next_print = 60;
     while start.elapsed() < Duration::from_secs(seconds) {
+        if let Some(addr) = scrape_addr
+            && Instant::now() >= next_scrape
+        {
+            next_scrape += SCRAPE_EVERY;
+            if let Some(n) = scrape(addr) {
+                scrapes += 1;
+                scraped_bytes = n;
+            }
+        }
         for (u, pid) in usage.iter_mut().zip(pids) {
             if let Some(r) = rss_kib(*pid) {
                 u.peak_rss_kib = u.peak_rss_kib.max(r);
@@ -67,7 +97,7 @@ fn watch(pids: &[u32], seconds: u64) -> Vec<Usage> {
     for (u, pid) in usage.iter_mut().zip(pids) {
         u.cpu_s = cpu_s(*pid).unwrap_or(f64::NAN);
     }
-    usage
+    (usage, scrapes, scraped_bytes)
 }
 
 fn main() {
@@ -90,15 +120,17 @@ fn main() {
     let mut agent = Proc::spawn("agent", cmd);
     agent.wait_for_line("agent started");
 
-    let (baseline_name, mut baseline) = match which("prometheus-node-exporter") {
+    let exporter_addr = format!("127.0.0.1:{}", veille_tests::free_port());
+    let (baseline_name, mut baseline, scrape_addr) = match which("prometheus-node-exporter") {
         Some(p) => (
             "prometheus-node-exporter",
             Command::new(p)
-                .arg("--web.listen-address=127.0.0.1:0")
+                .arg(format!("--web.listen-address={exporter_addr}"))
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("start node exporter"),
+            Some(exporter_addr.as_str()),
         ),
         None => (
             "sleep (measurement floor)",
@@ -106,10 +138,12 @@ fn main() {
                 .arg((seconds + 30).to_string())
                 .spawn()
                 .expect("start sleep"),
+            None,
         ),
     };
     eprintln!("measuring for {seconds} s…");
-    let usage = watch(&[agent.child.id(), baseline.id()], seconds);
+    let (usage, scrapes, scraped_bytes) =
+        watch(&[agent.child.id(), baseline.id()], seconds, scrape_addr);
     let _ = baseline.kill();
     let _ = baseline.wait();
     println!("veille-agent footprint over {seconds} s (sample every 10 s, report every 60 s)");
@@ -121,6 +155,12 @@ fn main() {
         println!(
             "{:<32} {:>14} {:>14} {:>12.2}",
             name, u.peak_rss_kib, u.last_rss_kib, u.cpu_s
+        );
+    }
+    if scrape_addr.is_some() {
+        println!(
+            "{baseline_name} scraped {scrapes} times (every {} s, last /metrics {scraped_bytes} bytes)",
+            SCRAPE_EVERY.as_secs()
         );
     }
     if usage[1].peak_rss_kib > 0 {
