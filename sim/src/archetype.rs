@@ -179,7 +179,9 @@ impl Plan {
         let minute = minute.min(DAY_MIN - 1);
         let last = self.0.last().copied().unwrap_or((0, Power::Off));
         if minute <= last.0 {
-            self.0.last_mut().expect("non-empty").1 = state;
+            if let Some(l) = self.0.last_mut() {
+                l.1 = state;
+            }
         } else if last.1 != state {
             self.0.push((minute, state));
         }

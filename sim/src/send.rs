@@ -362,6 +362,7 @@ pub async fn realtime(
             if first {
                 stats.devices.fetch_add(1, Ordering::Relaxed);
             }
+            // Nothing ever calls `close` on this semaphore, so acquiring cannot fail.
             let permit = limit.clone().acquire_owned().await.expect("semaphore open");
             let (pool, stats, dev, failures) =
                 (pool.clone(), stats.clone(), dev.clone(), failures.clone());
