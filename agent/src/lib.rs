@@ -36,4 +36,5 @@ pub mod sampler;
 pub mod spool;
 pub mod state;
 pub mod status;
+pub mod tls;
 pub mod transport;

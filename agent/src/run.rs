@@ -225,8 +225,13 @@ pub async fn run(
             keep_alive: Duration::from_secs(config.mqtt.keep_alive_s),
             ack_timeout: Duration::from_secs(config.mqtt.ack_timeout_s),
             policy_tx: Some(policy_tx),
+            tls: config.tls(),
         })?),
-        _ => Chosen::Grpc(GrpcTransport::new(&config.collector_url(), &config.token)?),
+        _ => Chosen::Grpc(GrpcTransport::with_tls(
+            &config.collector_url(),
+            &config.token,
+            &config.tls(),
+        )?),
     };
     info!(
         device_id = %identity.device_id,

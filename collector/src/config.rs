@@ -53,6 +53,9 @@ pub struct Config {
     /// (`[meters]`).
     #[serde(default)]
     pub meters: crate::meter_store::MetersConfig,
+    /// TLS on every port (`[tls]`).
+    #[serde(default)]
+    pub tls: crate::tls::TlsConfig,
 }
 
 /// `[mqtt]`: how agents reach the collector over MQTT. Documented for users in

@@ -50,6 +50,9 @@
 //!   meter sink (parse → counter → store).
 //! - [`rooms`]: server rooms (members, meters, setpoint changes), `room`, `import
 //!   meters` and the setpoint report's I/O edge (CLI and HTTP).
+//! - [`tls`]: `[tls]`, rustls on every port (gRPC, HTTP, embedded MQTT), plaintext
+//!   refused or allowed per `require`, optional client certificates.
+//! - [`init_tls`]: `init-tls`, a private CA and server/client certificates (rcgen).
 //! - [`setpoint`]: the setpoint report's statistics: before/after windows, Welch
 //!   intervals, PUE, outdoor-temperature adjustment (pure).
 
@@ -71,6 +74,7 @@ pub mod grpc;
 pub mod http;
 pub mod http_client;
 pub mod import;
+pub mod init_tls;
 pub mod ingest;
 pub mod inventory_diff;
 pub mod listen_file;
@@ -89,6 +93,7 @@ pub mod rooms;
 pub mod server;
 pub mod setpoint;
 pub mod store;
+pub mod tls;
 pub mod tokens;
 
 pub use config::Config;
