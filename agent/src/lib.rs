@@ -24,6 +24,7 @@
 
 pub mod backoff;
 pub mod builder;
+pub mod check;
 pub mod config;
 pub mod enforcer;
 pub mod inventory_watch;

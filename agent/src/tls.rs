@@ -216,7 +216,8 @@ const NOT_TLS: &str = "the collector does not speak TLS on this port; use http:/
 fn explain_rustls(e: &rustls::Error) -> String {
     use rustls::{AlertDescription as A, CertificateError as C, Error as E};
     let hint = match e {
-        E::InvalidCertificate(C::UnknownIssuer) => UNKNOWN_CA.to_owned(),
+        // BadSignature: a CA with the same name as the real issuer, but another key.
+        E::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => UNKNOWN_CA.to_owned(),
         E::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
             WRONG_NAME.to_owned()
         }

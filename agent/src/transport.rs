@@ -127,9 +127,12 @@ impl GrpcTransport {
 fn classify(status: tonic::Status) -> SendError {
     // A failed TLS handshake arrives as Unavailable with the rustls error deep in the
     // source chain: say what to fix instead.
-    if let Some(hint) = crate::tls::explain(&status) {
+    if let Some(hint) = crate::tls::explain(&status)
+        .or_else(|| crate::tls::explain_text(&format!("{status:?}")))
+    {
         return SendError::Unavailable(hint);
     }
+    tracing::debug!(status = ?status, "gRPC call failed");
     let text = format!("{:?}: {}", status.code(), status.message());
     match status.code() {
         Code::InvalidArgument => SendError::Invalid(status.message().to_owned()),

@@ -311,7 +311,7 @@ pub async fn list_devices(config: &Config) -> Result<Vec<DeviceRecord>, DevicesE
     if let Some(info) = listen_file::read(&data_dir)? {
         let token = tokens::read_operator_token(&data_dir)?;
         match http_client::get(
-            info.http,
+            &info,
             "/api/v1/devices?format=json",
             Some(&token),
             API_TIMEOUT,

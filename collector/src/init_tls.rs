@@ -4,8 +4,10 @@
 //! (`clients/<name>.pem|.key`) when the collector requires them (`[tls] client_ca`).
 //!
 //! The CA is created once and reused by later runs (agents keep trusting the same
-//! `ca.pem`); its subject is fixed ([`CA_NAME`]) so that its key alone is enough to
-//! issue more certificates. ECDSA P-256 keys (rcgen's default, ring backend).
+//! `ca.pem`). Its name is unique ([`CA_NAME`], the host and a random suffix): two sites'
+//! CAs must not share a subject, or a verifier would take one for the other's issuer and
+//! report a bad signature instead of an unknown authority. ECDSA P-256 keys (rcgen's
+//! default, ring backend).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,7 +19,7 @@ use rcgen::{
 
 /// Directory inside the data directory.
 pub const TLS_DIR: &str = "tls";
-/// Subject common name of the CA (fixed: see the module docs).
+/// Start of the CA's common name (followed by the host and a random suffix).
 pub const CA_NAME: &str = "Veille collector CA";
 /// Validity of the CA.
 pub const CA_DAYS: i64 = 3650;
@@ -34,7 +36,7 @@ pub enum InitTlsError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} exists but is not a usable PEM key ({reason}); move it away to start a new CA")]
+    #[error("{path} exists but is not usable ({reason}); move ca.pem and ca.key away to start a new CA")]
     BadCaKey { path: PathBuf, reason: String },
     #[error("{what}: {source}")]
     Rcgen {
@@ -95,31 +97,36 @@ impl InitTls {
         create_dir(&self.dir)?;
         let ca_key_path = self.dir.join("ca.key");
         let ca_pem_path = self.dir.join("ca.pem");
-        let ca_params = ca_params()?;
         let mut issued = Issued {
             ca_pem: ca_pem_path.clone(),
             ..Issued::default()
         };
-        let ca_key = if ca_key_path.exists() && ca_pem_path.exists() {
-            let pem = std::fs::read_to_string(&ca_key_path).map_err(|source| InitTlsError::Read {
-                path: ca_key_path.clone(),
-                source,
-            })?;
-            KeyPair::from_pem(&pem).map_err(|e| InitTlsError::BadCaKey {
-                path: ca_key_path.clone(),
-                reason: e.to_string(),
-            })?
+        let issuer = if ca_key_path.exists() && ca_pem_path.exists() {
+            let read = |path: &Path| {
+                std::fs::read_to_string(path).map_err(|source| InitTlsError::Read {
+                    path: path.to_owned(),
+                    source,
+                })
+            };
+            let bad = |path: &Path| {
+                let path = path.to_owned();
+                move |e: rcgen::Error| InitTlsError::BadCaKey {
+                    path,
+                    reason: e.to_string(),
+                }
+            };
+            let key = KeyPair::from_pem(&read(&ca_key_path)?).map_err(bad(&ca_key_path))?;
+            Issuer::from_ca_cert_pem(&read(&ca_pem_path)?, key).map_err(bad(&ca_pem_path))?
         } else {
             let key = KeyPair::generate().map_err(rcgen_err("generate the CA key"))?;
-            let mut params = ca_params.clone();
+            let mut params = ca_params();
             validity(&mut params, CA_DAYS);
             let cert = params.self_signed(&key).map_err(rcgen_err("sign the CA"))?;
             write_secret(&ca_key_path, &key.serialize_pem())?;
             write_public(&ca_pem_path, &cert.pem())?;
             issued.ca_created = true;
-            key
+            Issuer::new(params, key)
         };
-        let issuer = Issuer::new(ca_params, ca_key);
 
         let server_pem = self.dir.join("server.pem");
         let server_key = self.dir.join("server.key");
@@ -215,10 +222,12 @@ impl Issued {
     }
 }
 
-fn ca_params() -> Result<CertificateParams, InitTlsError> {
+fn ca_params() -> CertificateParams {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, CA_NAME);
+    let host = hostname().unwrap_or_else(|| "collector".to_owned());
+    let suffix: u32 = rand::random();
+    dn.push(DnType::CommonName, format!("{CA_NAME} {host} {suffix:08x}"));
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![
@@ -226,7 +235,7 @@ fn ca_params() -> Result<CertificateParams, InitTlsError> {
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    Ok(params)
+    params
 }
 
 /// From yesterday (clock skew between machines) for `days`.

@@ -626,7 +626,7 @@ async fn via_server_or_store(
     if let Some(info) = listen_file::read(&data_dir)? {
         let token = tokens::read_operator_token(&data_dir)?;
         let sent = http_client::request(
-            info.http,
+            &info,
             method,
             api_path,
             Some(&token),

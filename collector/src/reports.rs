@@ -247,7 +247,7 @@ pub async fn via_server_or_store(
     let mut silent = None;
     if let Some(info) = listen_file::read(&data_dir)? {
         let token = tokens::read_operator_token(&data_dir)?;
-        match http_client::get(info.http, api_path, Some(&token), API_TIMEOUT).await {
+        match http_client::get(&info, api_path, Some(&token), API_TIMEOUT).await {
             Ok(resp) if resp.status == 200 => {
                 return Ok(String::from_utf8_lossy(&resp.body).into_owned());
             }
