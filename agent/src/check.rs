@@ -56,6 +56,9 @@ mod tests {
             ("VEILLE_CA_CERT", "/nonexistent/ca.pem"),
         ]);
         let m = missing(&bad_ca);
-        assert!(m.len() == 1 && m[0].contains("/nonexistent/ca.pem"), "{m:?}");
+        assert!(
+            m.len() == 1 && m[0].contains("/nonexistent/ca.pem"),
+            "{m:?}"
+        );
     }
 }

@@ -213,7 +213,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let config = load(&common, toml::Table::new())?;
             let missing = veille_agent::check::missing(&config);
             if missing.is_empty() {
-                println!("configuration complete: collector {}", config.collector_url());
+                println!(
+                    "configuration complete: collector {}",
+                    config.collector_url()
+                );
                 Ok(())
             } else {
                 anyhow::bail!("not configured yet: {}", missing.join("; "))

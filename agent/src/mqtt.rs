@@ -36,7 +36,10 @@ use crate::transport::{SendError, Transport};
 pub fn parse_url(url: &str) -> Option<(String, u16)> {
     let (rest, default_port) = match url.strip_prefix("mqtts://") {
         Some(rest) => (rest, veille_proto::defaults::MQTTS_PORT),
-        None => (url.strip_prefix("mqtt://")?, veille_proto::defaults::MQTT_PORT),
+        None => (
+            url.strip_prefix("mqtt://")?,
+            veille_proto::defaults::MQTT_PORT,
+        ),
     };
     let rest = rest.trim_end_matches('/');
     let (host, port) = match rest.rsplit_once(':') {
@@ -178,14 +181,16 @@ impl MqttTransport {
             url: s.url.clone(),
             reason: reason.to_owned(),
         };
-        let (host, port) =
-            parse_url(&s.url).ok_or_else(|| bad("expected mqtt://host:port or mqtts://host:port"))?;
+        let (host, port) = parse_url(&s.url)
+            .ok_or_else(|| bad("expected mqtt://host:port or mqtts://host:port"))?;
         let tls = if is_tls_url(&s.url) {
             let config = s.tls.client_config().map_err(|e| SendError::BadUrl {
                 url: s.url.clone(),
                 reason: e.to_string(),
             })?;
-            Some(rumqttc::TlsConfiguration::Rustls(std::sync::Arc::new(config)))
+            Some(rumqttc::TlsConfiguration::Rustls(std::sync::Arc::new(
+                config,
+            )))
         } else {
             None
         };
@@ -322,8 +327,8 @@ fn on_failure(failures: &mut u32, error: &(dyn std::error::Error + 'static)) -> 
     *failures += 1;
     if *failures == 1 {
         // rumqttc keeps the rustls error in its chain, or only in its Debug text.
-        let hint = crate::tls::explain(error)
-            .or_else(|| crate::tls::explain_text(&format!("{error:?}")));
+        let hint =
+            crate::tls::explain(error).or_else(|| crate::tls::explain_text(&format!("{error:?}")));
         if let Some(hint) = hint {
             tracing::warn!(error = %error, "{hint}; reports stay in the spool");
         } else {

@@ -104,15 +104,14 @@ impl TlsFiles {
                 }
             }
         }
-        let builder =
-            rustls::ClientConfig::builder_with_provider(Arc::new(provider()))
-                .with_safe_default_protocol_versions()
-                .map_err(|e| TlsError::Invalid {
-                    key: "ca_cert",
-                    path: PathBuf::new(),
-                    reason: e.to_string(),
-                })?
-                .with_root_certificates(roots);
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Invalid {
+                key: "ca_cert",
+                path: PathBuf::new(),
+                reason: e.to_string(),
+            })?
+            .with_root_certificates(roots);
         match self.identity_pem()? {
             None => Ok(builder.with_no_client_auth()),
             Some((cert, key)) => {
@@ -254,9 +253,11 @@ mod tests {
         assert!(text.contains("unknown authority; check ca_cert"), "{text}");
         assert!(explain(&std::io::Error::other("connection refused")).is_none());
         assert!(
-            explain_text("Tls(Io(Custom { kind: InvalidData, error: InvalidCertificate(UnknownIssuer) }))")
-                .unwrap()
-                .contains("check ca_cert")
+            explain_text(
+                "Tls(Io(Custom { kind: InvalidData, error: InvalidCertificate(UnknownIssuer) }))"
+            )
+            .unwrap()
+            .contains("check ca_cert")
         );
     }
 
@@ -275,7 +276,13 @@ mod tests {
             ca_cert: "/nonexistent/ca.pem".into(),
             ..TlsFiles::default()
         };
-        assert!(missing.ca_pem().unwrap_err().to_string().contains("/nonexistent/ca.pem"));
+        assert!(
+            missing
+                .ca_pem()
+                .unwrap_err()
+                .to_string()
+                .contains("/nonexistent/ca.pem")
+        );
         let half = TlsFiles {
             client_cert: "x".into(),
             ..TlsFiles::default()

@@ -70,11 +70,7 @@ impl GrpcTransport {
 
     /// [`GrpcTransport::new`]; an `https://` URL speaks TLS, trusting `tls.ca_cert` (else
     /// the system roots) and presenting `tls.client_cert` if set.
-    pub fn with_tls(
-        url: &str,
-        token: &str,
-        tls: &crate::tls::TlsFiles,
-    ) -> Result<Self, SendError> {
+    pub fn with_tls(url: &str, token: &str, tls: &crate::tls::TlsFiles) -> Result<Self, SendError> {
         let bad = |reason: String| SendError::BadUrl {
             url: url.to_owned(),
             reason,
@@ -127,8 +123,8 @@ impl GrpcTransport {
 fn classify(status: tonic::Status) -> SendError {
     // A failed TLS handshake arrives as Unavailable with the rustls error deep in the
     // source chain: say what to fix instead.
-    if let Some(hint) = crate::tls::explain(&status)
-        .or_else(|| crate::tls::explain_text(&format!("{status:?}")))
+    if let Some(hint) =
+        crate::tls::explain(&status).or_else(|| crate::tls::explain_text(&format!("{status:?}")))
     {
         return SendError::Unavailable(hint);
     }

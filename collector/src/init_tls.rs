@@ -13,8 +13,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 
 /// Directory inside the data directory.
@@ -36,13 +36,12 @@ pub enum InitTlsError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} exists but is not usable ({reason}); move ca.pem and ca.key away to start a new CA")]
+    #[error(
+        "{path} exists but is not usable ({reason}); move ca.pem and ca.key away to start a new CA"
+    )]
     BadCaKey { path: PathBuf, reason: String },
     #[error("{what}: {source}")]
-    Rcgen {
-        what: String,
-        source: rcgen::Error,
-    },
+    Rcgen { what: String, source: rcgen::Error },
     #[error("client certificate name {0:?}: use 1-64 of [A-Za-z0-9._-]")]
     BadClientName(String),
 }
@@ -138,9 +137,10 @@ impl InitTls {
         if let Some(sans) = sans {
             let mut params = CertificateParams::new(sans.clone())
                 .map_err(rcgen_err(format!("server names {sans:?}")))?;
-            params
-                .distinguished_name
-                .push(DnType::CommonName, sans.first().cloned().unwrap_or_default());
+            params.distinguished_name.push(
+                DnType::CommonName,
+                sans.first().cloned().unwrap_or_default(),
+            );
             params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
             params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
             params.use_authority_key_identifier_extension = true;
@@ -166,7 +166,9 @@ impl InitTls {
             let dir = self.dir.join("clients");
             create_dir(&dir)?;
             let mut params = CertificateParams::default();
-            params.distinguished_name.push(DnType::CommonName, name.clone());
+            params
+                .distinguished_name
+                .push(DnType::CommonName, name.clone());
             params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
             params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
             params.use_authority_key_identifier_extension = true;
@@ -175,7 +177,10 @@ impl InitTls {
             let cert = params
                 .signed_by(&key, &issuer)
                 .map_err(rcgen_err(format!("sign client certificate {name}")))?;
-            let (pem, key_path) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
+            let (pem, key_path) = (
+                dir.join(format!("{name}.pem")),
+                dir.join(format!("{name}.key")),
+            );
             write_secret(&key_path, &key.serialize_pem())?;
             write_public(&pem, &cert.pem())?;
             issued.clients.push((pem, key_path));
@@ -245,13 +250,9 @@ fn validity(params: &mut CertificateParams, days: i64) {
     let to = today
         .checked_add(jiff::Span::new().days(days))
         .unwrap_or(today);
-    params.not_before = rcgen::date_time_ymd(
-        i32::from(from.year()),
-        from.month() as u8,
-        from.day() as u8,
-    );
-    params.not_after =
-        rcgen::date_time_ymd(i32::from(to.year()), to.month() as u8, to.day() as u8);
+    params.not_before =
+        rcgen::date_time_ymd(i32::from(from.year()), from.month() as u8, from.day() as u8);
+    params.not_after = rcgen::date_time_ymd(i32::from(to.year()), to.month() as u8, to.day() as u8);
 }
 
 fn rcgen_err(what: impl Into<String>) -> impl FnOnce(rcgen::Error) -> InitTlsError {
@@ -314,7 +315,10 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt;
             for key in ["ca.key", "server.key", "clients/pc-1.key"] {
-                let mode = std::fs::metadata(tls.join(key)).unwrap().permissions().mode();
+                let mode = std::fs::metadata(tls.join(key))
+                    .unwrap()
+                    .permissions()
+                    .mode();
                 assert_eq!(mode & 0o777, 0o600, "{key}");
             }
         }
@@ -342,7 +346,11 @@ mod tests {
             .verify_server_cert(&server[0], &[], &name, &[], now)
             .unwrap();
         let other = rustls::pki_types::ServerName::try_from("elsewhere.example").unwrap();
-        assert!(verifier.verify_server_cert(&server[0], &[], &other, &[], now).is_err());
+        assert!(
+            verifier
+                .verify_server_cert(&server[0], &[], &other, &[], now)
+                .is_err()
+        );
 
         // A second run keeps the CA (agents keep trusting it) and the server certificate.
         let ca_before = std::fs::read(tls.join("ca.pem")).unwrap();
@@ -357,7 +365,10 @@ mod tests {
         .unwrap();
         assert!(!again.ca_created && again.server.is_none());
         assert_eq!(std::fs::read(tls.join("ca.pem")).unwrap(), ca_before);
-        assert_eq!(std::fs::read(tls.join("server.pem")).unwrap(), server_before);
+        assert_eq!(
+            std::fs::read(tls.join("server.pem")).unwrap(),
+            server_before
+        );
         assert!(again.summary().contains("ca.pem"));
         let bad = InitTls {
             dir: tls,

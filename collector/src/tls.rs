@@ -125,11 +125,12 @@ impl TlsConfig {
             path: PathBuf::from(&self.key),
             reason: format!("no usable PEM private key ({e})"),
         })?;
-        let invalid = |key: &'static str, path: &str, e: &dyn std::fmt::Display| TlsError::Invalid {
-            key,
-            path: PathBuf::from(path),
-            reason: e.to_string(),
-        };
+        let invalid =
+            |key: &'static str, path: &str, e: &dyn std::fmt::Display| TlsError::Invalid {
+                key,
+                path: PathBuf::from(path),
+                reason: e.to_string(),
+            };
         let builder = || {
             rustls::ServerConfig::builder_with_provider(provider())
                 .with_safe_default_protocol_versions()
@@ -144,13 +145,12 @@ impl TlsConfig {
                     .add(ca)
                     .map_err(|e| invalid("client_ca", &self.client_ca, &e))?;
             }
-            let verifier =
-                rustls::server::WebPkiClientVerifier::builder_with_provider(
-                    Arc::new(roots),
-                    provider(),
-                )
-                .build()
-                .map_err(|e| invalid("client_ca", &self.client_ca, &e))?;
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider(),
+            )
+            .build()
+            .map_err(|e| invalid("client_ca", &self.client_ca, &e))?;
             builder()?.with_client_cert_verifier(verifier)
         };
         let mut agents = agents_builder
@@ -182,7 +182,10 @@ fn read(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
 }
 
 /// Every certificate of a PEM file (at least one).
-pub fn read_certs(key: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub fn read_certs(
+    key: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = read(key, path)?;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<_, _>>()
@@ -314,20 +317,22 @@ pub fn accept_loop(
             let acceptor = acceptor.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
-                let conn =
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(tcp, &acceptor, require))
-                        .await
-                    {
-                        Ok(Ok(conn)) => conn,
-                        Ok(Err(refusal)) => {
-                            tracing::warn!(%peer, "{what} port: {refusal}");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "{what} port: no TLS handshake within {HANDSHAKE_TIMEOUT:?}; closed");
-                            return;
-                        }
-                    };
+                let conn = match tokio::time::timeout(
+                    HANDSHAKE_TIMEOUT,
+                    handshake(tcp, &acceptor, require),
+                )
+                .await
+                {
+                    Ok(Ok(conn)) => conn,
+                    Ok(Err(refusal)) => {
+                        tracing::warn!(%peer, "{what} port: {refusal}");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "{what} port: no TLS handshake within {HANDSHAKE_TIMEOUT:?}; closed");
+                        return;
+                    }
+                };
                 let _ = tx.send((conn, peer)).await;
             });
         }
@@ -338,7 +343,9 @@ pub fn accept_loop(
 /// Why a connection was not accepted (logged with the peer).
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
-    #[error("plaintext connection refused: this port requires TLS ([tls] require = true); the client must use https:// or mqtts://")]
+    #[error(
+        "plaintext connection refused: this port requires TLS ([tls] require = true); the client must use https:// or mqtts://"
+    )]
     Plaintext,
     #[error("TLS handshake failed: {0}")]
     Handshake(io::Error),

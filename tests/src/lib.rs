@@ -173,7 +173,10 @@ pub fn strip_scheme(shown: &str) -> (String, bool) {
         }
     }
     // An external broker's `mqtt://host:port` label is kept as it is.
-    (shown.strip_prefix("http://").unwrap_or(shown).to_owned(), false)
+    (
+        shown.strip_prefix("http://").unwrap_or(shown).to_owned(),
+        false,
+    )
 }
 
 impl Collector {
@@ -506,7 +509,9 @@ pub fn https_get(addr: &str, ca_pem: &Path, path: &str) -> Result<(String, Strin
     rt.block_on(async {
         let mut roots = rustls::RootCertStore::empty();
         for c in CertificateDer::pem_file_iter(ca_pem).map_err(|e| e.to_string())? {
-            roots.add(c.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+            roots
+                .add(c.map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
         }
         let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
             rustls::crypto::ring::default_provider(),
@@ -536,6 +541,9 @@ pub fn https_get(addr: &str, ca_pem: &Path, path: &str) -> Result<(String, Strin
         }
         let text = String::from_utf8_lossy(&raw).into_owned();
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        Ok((head.lines().next().unwrap_or_default().to_owned(), body.to_owned()))
+        Ok((
+            head.lines().next().unwrap_or_default().to_owned(),
+            body.to_owned(),
+        ))
     })
 }

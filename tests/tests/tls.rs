@@ -71,8 +71,12 @@ fn agent_delivers_over_grpc_tls_and_the_api_answers_over_https() {
     assert!(status.contains("200"), "{status}: {body}");
     // And by name: `localhost` is one of the certificate's names.
     let port = collector.http.rsplit(':').next().unwrap();
-    let (status, _) =
-        https_get(&format!("localhost:{port}"), &tls.join("ca.pem"), "/healthz").unwrap();
+    let (status, _) = https_get(
+        &format!("localhost:{port}"),
+        &tls.join("ca.pem"),
+        "/healthz",
+    )
+    .unwrap();
     assert!(status.contains("200"), "{status}");
 }
 
@@ -143,9 +147,7 @@ fn plaintext_is_refused_on_a_tls_port() {
         &collector.token(),
         Some("tls-plain"),
     );
-    let refusal = collector
-        .proc
-        .wait_for_line("plaintext connection refused");
+    let refusal = collector.proc.wait_for_line("plaintext connection refused");
     assert!(refusal.contains("gRPC port"), "{refusal}");
     agent
         .proc
