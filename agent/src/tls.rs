@@ -23,6 +23,9 @@ pub struct TlsFiles {
     pub client_key: String,
 }
 
+/// A client certificate chain and its private key, PEM texts.
+pub type IdentityPem = (Vec<u8>, Vec<u8>);
+
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read {key} {path}: {source}")]
@@ -61,7 +64,7 @@ impl TlsFiles {
     }
 
     /// The client certificate and key PEM texts, if configured.
-    pub fn identity_pem(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>, TlsError> {
+    pub fn identity_pem(&self) -> Result<Option<IdentityPem>, TlsError> {
         match (self.client_cert.is_empty(), self.client_key.is_empty()) {
             (true, true) => Ok(None),
             (false, false) => {

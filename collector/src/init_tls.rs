@@ -300,6 +300,7 @@ mod tests {
 
     #[test]
     fn issues_a_chain_rustls_accepts_and_reuses_the_ca() {
+        use rustls::client::danger::ServerCertVerifier;
         let dir = tempfile::tempdir().unwrap();
         let tls = dir.path().join("tls");
         let first = InitTls {
