@@ -22,6 +22,12 @@ pub struct AgentConfig {
     pub org: String,
     /// Enrollment token of the organisation (bearer token).
     pub token: String,
+    /// PEM CA bundle trusted for `https://` / `mqtts://`; empty: the system roots.
+    pub ca_cert: String,
+    /// PEM client certificate for collectors that require one; empty: none.
+    pub client_cert: String,
+    /// PEM private key of `client_cert`.
+    pub client_key: String,
     /// Device id override; empty means probe it.
     pub device_id: String,
     /// Spool and state directory; empty means the platform default.
@@ -127,11 +133,11 @@ impl AgentConfig {
         let url = self.collector_url();
         match self.transport.as_str() {
             "grpc" => {
-                if !url.starts_with("http://") {
+                if !url.starts_with("http://") && !url.starts_with("https://") {
                     return invalid(
                         "collector",
                         url,
-                        "must be http://host:port (gRPC; TLS is not built in yet)",
+                        "must be http://host:port, or https://host:port for gRPC over TLS",
                     );
                 }
             }
@@ -140,7 +146,7 @@ impl AgentConfig {
                     return invalid(
                         "collector",
                         url,
-                        "must be mqtt://host:port with transport = \"mqtt\" (TLS is not built in yet)",
+                        "must be mqtt://host:port (or mqtts://host:port, TLS) with transport = \"mqtt\"",
                     );
                 }
                 if !veille_proto::topics::valid_segment(&self.org) {
@@ -248,6 +254,15 @@ impl AgentConfig {
                 Some(home) => PathBuf::from(home).join(".local/state/veille-agent"),
                 None => PathBuf::from("veille-agent-state"),
             }
+        }
+    }
+
+    /// The TLS files of the config (used only with `https://` / `mqtts://` URLs).
+    pub fn tls(&self) -> crate::tls::TlsFiles {
+        crate::tls::TlsFiles {
+            ca_cert: self.ca_cert.clone(),
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
         }
     }
 

@@ -28,6 +28,7 @@
 
 pub mod backoff;
 pub mod builder;
+pub mod check;
 pub mod config;
 pub mod enforcer;
 pub mod inventory_watch;
@@ -41,6 +42,7 @@ pub mod sampler;
 pub mod spool;
 pub mod state;
 pub mod status;
+pub mod tls;
 pub mod transport;
 #[cfg(windows)]
 pub mod windows;

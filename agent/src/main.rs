@@ -83,6 +83,13 @@ enum Command {
     },
     /// Print the annotated default configuration
     PrintConfig,
+    /// Check that the configuration is complete (collector URL, token, TLS files):
+    /// exit 0 if so, 1 with what is missing, 2 if it is invalid. The systemd unit's
+    /// ExecCondition, so that an unconfigured agent stays inactive.
+    CheckConfig {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Run as the Windows service `veille-agent` (the service manager starts this;
     /// logs go to %ProgramData%\Veille\agent.log)
     #[cfg(windows)]
@@ -241,6 +248,19 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             .await?;
             println!("{}", serde_json::to_string_pretty(&batch)?);
             Ok(())
+        }
+        Command::CheckConfig { common } => {
+            let config = load(&common, toml::Table::new())?;
+            let missing = veille_agent::check::missing(&config);
+            if missing.is_empty() {
+                println!(
+                    "configuration complete: collector {}",
+                    config.collector_url()
+                );
+                Ok(())
+            } else {
+                anyhow::bail!("not configured yet: {}", missing.join("; "))
+            }
         }
         Command::Postpone { common } => {
             let config = load(&common, toml::Table::new())?;

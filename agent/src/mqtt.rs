@@ -12,8 +12,8 @@
 //!
 //! Persistent session: the client id is derived from org and device id and the session
 //! is kept, so the ack subscription and unacknowledged QoS 1 messages survive
-//! reconnects. TLS (`mqtts://`) is not built in yet; rumqttc's rustls transport is
-//! compiled in for it.
+//! reconnects. `mqtts://` speaks TLS (rumqttc's rustls transport, ring provider) with
+//! the CA and client certificate of [`crate::tls::TlsFiles`].
 //!
 //! Policy channel: with [`MqttSettings::policy_tx`], the agent also subscribes to its
 //! org's retained `veille/v1/{org}/policy` and hands each payload, as received, to that
@@ -31,12 +31,20 @@ use veille_proto::v1::{Ack, ReportBatch};
 
 use crate::transport::{SendError, Transport};
 
-/// `mqtt://host:port` (port defaults to 1883) → `(host, port)`.
+/// `mqtt://host:port` (port defaults to 1883) → `(host, port)`; `mqtts://` too (port
+/// defaults to 8883), see [`is_tls_url`].
 pub fn parse_url(url: &str) -> Option<(String, u16)> {
-    let rest = url.strip_prefix("mqtt://")?.trim_end_matches('/');
+    let (rest, default_port) = match url.strip_prefix("mqtts://") {
+        Some(rest) => (rest, veille_proto::defaults::MQTTS_PORT),
+        None => (
+            url.strip_prefix("mqtt://")?,
+            veille_proto::defaults::MQTT_PORT,
+        ),
+    };
+    let rest = rest.trim_end_matches('/');
     let (host, port) = match rest.rsplit_once(':') {
         Some((h, p)) => (h, p.parse().ok()?),
-        None => (rest, veille_proto::defaults::MQTT_PORT),
+        None => (rest, default_port),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     (!host.is_empty() && !host.contains('/')).then(|| (host.to_owned(), port))
@@ -55,6 +63,13 @@ pub struct MqttSettings {
     pub ack_timeout: Duration,
     /// Where payloads received on the org's policy topic go; `None`: not subscribed.
     pub policy_tx: Option<mpsc::Sender<Vec<u8>>>,
+    /// CA and client certificate for `mqtts://`.
+    pub tls: crate::tls::TlsFiles,
+}
+
+/// Whether `url` asks for MQTT over TLS.
+pub fn is_tls_url(url: &str) -> bool {
+    url.starts_with("mqtts://")
 }
 
 /// The topics a driver subscribes to, and where policy payloads go.
@@ -166,7 +181,19 @@ impl MqttTransport {
             url: s.url.clone(),
             reason: reason.to_owned(),
         };
-        let (host, port) = parse_url(&s.url).ok_or_else(|| bad("expected mqtt://host:port"))?;
+        let (host, port) = parse_url(&s.url)
+            .ok_or_else(|| bad("expected mqtt://host:port or mqtts://host:port"))?;
+        let tls = if is_tls_url(&s.url) {
+            let config = s.tls.client_config().map_err(|e| SendError::BadUrl {
+                url: s.url.clone(),
+                reason: e.to_string(),
+            })?;
+            Some(rumqttc::TlsConfiguration::Rustls(std::sync::Arc::new(
+                config,
+            )))
+        } else {
+            None
+        };
         if !topics::valid_segment(&s.device_id) || !topics::valid_segment(&s.org) {
             return Err(bad(
                 "org and device id must be valid MQTT topic segments (no '/', '+', '#')",
@@ -186,6 +213,9 @@ impl MqttTransport {
                 .set_keep_alive(s.keep_alive)
                 .set_clean_session(false)
                 .set_max_packet_size(max, max);
+            if let Some(tls) = tls.clone() {
+                o.set_transport(rumqttc::Transport::tls_with_config(tls));
+            }
             let (c, events) = rumqttc::AsyncClient::new(o, 16);
             let client = Client::V4(c);
             let driver = tokio::spawn(drive_v4(events, client.clone(), subs, tx, connected_tx));
@@ -198,6 +228,9 @@ impl MqttTransport {
                 // Keep the session (ack subscription, queued acks) for a week offline.
                 .set_session_expiry_interval(Some(7 * 86_400))
                 .set_max_packet_size(Some(u32::try_from(max).unwrap_or(u32::MAX)));
+            if let Some(tls) = tls {
+                o.set_transport(rumqttc::Transport::tls_with_config(tls));
+            }
             let (c, events) = rumqttc::v5::AsyncClient::new(o, 16);
             let client = Client::V5(c);
             let driver = tokio::spawn(drive_v5(events, client.clone(), subs, tx, connected_tx));
@@ -290,10 +323,17 @@ fn reconnect_delay(n: u32) -> Duration {
     Duration::from_millis(500u64.saturating_mul(1 << n.min(6)).min(30_000))
 }
 
-fn on_failure(failures: &mut u32, error: &dyn std::fmt::Display) -> Duration {
+fn on_failure(failures: &mut u32, error: &(dyn std::error::Error + 'static)) -> Duration {
     *failures += 1;
     if *failures == 1 {
-        tracing::warn!(error = %error, "MQTT broker unreachable or refused us; reports stay in the spool");
+        // rumqttc keeps the rustls error in its chain, or only in its Debug text.
+        let hint =
+            crate::tls::explain(error).or_else(|| crate::tls::explain_text(&format!("{error:?}")));
+        if let Some(hint) = hint {
+            tracing::warn!(error = %error, "{hint}; reports stay in the spool");
+        } else {
+            tracing::warn!(error = %error, "MQTT broker unreachable or refused us; reports stay in the spool");
+        }
     } else {
         tracing::debug!(error = %error, failures = *failures, "MQTT broker still unreachable");
     }

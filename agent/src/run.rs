@@ -243,8 +243,13 @@ pub async fn run(
             keep_alive: Duration::from_secs(config.mqtt.keep_alive_s),
             ack_timeout: Duration::from_secs(config.mqtt.ack_timeout_s),
             policy_tx: Some(policy_tx),
+            tls: config.tls(),
         })?),
-        _ => Chosen::Grpc(GrpcTransport::new(&config.collector_url(), &config.token)?),
+        _ => Chosen::Grpc(GrpcTransport::with_tls(
+            &config.collector_url(),
+            &config.token,
+            &config.tls(),
+        )?),
     };
     info!(
         device_id = %identity.device_id,
@@ -524,6 +529,7 @@ async fn send_loop<T: Transport>(
     // the culprit.
     let mut isolate_until: Option<u64> = None;
     let mut failures = 0u32;
+    let mut warned_tls = false;
     loop {
         if *stop.borrow() {
             return;
@@ -656,7 +662,14 @@ async fn send_loop<T: Transport>(
             }
             Err(e) => {
                 failures += 1;
-                if failures == 1 {
+                // A TLS diagnosis is worth a warning even when it is not the first
+                // failure (with TLS 1.3 a refused client certificate may first show as a
+                // broken pipe); once is enough.
+                let tls_hint = e
+                    .to_string()
+                    .contains("TLS handshake with collector failed");
+                if failures == 1 || (tls_hint && !warned_tls) {
+                    warned_tls |= tls_hint;
                     warn!(error = %e, "cannot deliver reports; they stay in the spool");
                 } else {
                     debug!(error = %e, failures, "still cannot deliver reports");

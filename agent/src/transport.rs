@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tonic::Code;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use veille_proto::v1::telemetry_client::TelemetryClient;
 use veille_proto::v1::{Ack, ReportBatch};
 
@@ -65,15 +65,34 @@ impl GrpcTransport {
     /// Prepares a lazily connecting channel: nothing is dialled until the first send, so
     /// an agent starts (and spools) while the collector is down.
     pub fn new(url: &str, token: &str) -> Result<Self, SendError> {
+        Self::with_tls(url, token, &crate::tls::TlsFiles::default())
+    }
+
+    /// [`GrpcTransport::new`]; an `https://` URL speaks TLS, trusting `tls.ca_cert` (else
+    /// the system roots) and presenting `tls.client_cert` if set.
+    pub fn with_tls(url: &str, token: &str, tls: &crate::tls::TlsFiles) -> Result<Self, SendError> {
         let bad = |reason: String| SendError::BadUrl {
             url: url.to_owned(),
             reason,
         };
-        let endpoint = Endpoint::from_shared(url.to_owned())
+        let mut endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(|e| bad(e.to_string()))?
             .connect_timeout(Duration::from_secs(10))
             .timeout(REQUEST_TIMEOUT)
             .tcp_keepalive(Some(Duration::from_secs(60)));
+        if url.starts_with("https://") {
+            let mut config = ClientTlsConfig::new();
+            config = match tls.ca_pem().map_err(|e| bad(e.to_string()))? {
+                Some(pem) => config.ca_certificate(Certificate::from_pem(pem)),
+                None => config.with_native_roots(),
+            };
+            if let Some((cert, key)) = tls.identity_pem().map_err(|e| bad(e.to_string()))? {
+                config = config.identity(Identity::from_pem(cert, key));
+            }
+            endpoint = endpoint
+                .tls_config(config)
+                .map_err(|e| bad(format!("TLS: {e}")))?;
+        }
         let channel = endpoint.connect_lazy();
         let auth = if token.is_empty() {
             None
@@ -102,6 +121,14 @@ impl GrpcTransport {
 }
 
 fn classify(status: tonic::Status) -> SendError {
+    // A failed TLS handshake arrives as Unavailable with the rustls error deep in the
+    // source chain: say what to fix instead.
+    if let Some(hint) =
+        crate::tls::explain(&status).or_else(|| crate::tls::explain_text(&format!("{status:?}")))
+    {
+        return SendError::Unavailable(hint);
+    }
+    tracing::debug!(status = ?status, "gRPC call failed");
     let text = format!("{:?}: {}", status.code(), status.message());
     match status.code() {
         Code::InvalidArgument => SendError::Invalid(status.message().to_owned()),

@@ -56,6 +56,30 @@ pub enum Command {
     /// Run the collector and an agent for this machine in one process, on embedded
     /// defaults (data in ./veille-demo-data unless --data-dir), and print the URLs.
     Demo(ServeArgs),
+    /// Create a private CA and a server certificate for sites without a PKI.
+    ///
+    /// Writes <data_dir>/tls/ca.pem, ca.key, server.pem, server.key (keys mode 0600)
+    /// and prints the [tls] lines for the collector's config and what to give agents
+    /// (ca.pem). The CA is created once and reused by later runs; the server
+    /// certificate is (re)issued when missing or when --san is given.
+    InitTls(InitTlsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InitTlsArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// A name agents use to reach the collector: DNS name or IP address (repeat the
+    /// flag for several). Default: this host's name, localhost and 127.0.0.1.
+    #[arg(long = "san", value_name = "NAME")]
+    pub sans: Vec<String>,
+    /// Also issue a client certificate for agents with this name, into
+    /// <data_dir>/tls/clients/ (for [tls] client_ca; repeatable).
+    #[arg(long = "client", value_name = "NAME")]
+    pub clients: Vec<String>,
+    /// Validity of the server and client certificates, in days (the CA: 10 years).
+    #[arg(long, value_name = "DAYS", default_value_t = 825)]
+    pub days: i64,
 }
 
 #[derive(Debug, Subcommand)]

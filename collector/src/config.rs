@@ -60,6 +60,9 @@ pub struct Config {
     /// `/metrics` for Prometheus: on or off, token, label caps (`[metrics]`).
     #[serde(default)]
     pub metrics: crate::fleet_metrics::MetricsConfig,
+    /// TLS on every port (`[tls]`).
+    #[serde(default)]
+    pub tls: crate::tls::TlsConfig,
 }
 
 /// `[mqtt]`: how agents reach the collector over MQTT. Documented for users in

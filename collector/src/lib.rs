@@ -54,6 +54,9 @@
 //!   devices and their timelines), server-rendered HTML and inline SVG, FR/EN.
 //! - [`prometheus`]: the Prometheus text exposition format (pure).
 //! - [`fleet_metrics`]: `GET /metrics`: ingest health and bounded fleet gauges.
+//! - [`tls`]: `[tls]`, rustls on every port (gRPC, HTTP, embedded MQTT), plaintext
+//!   refused or allowed per `require`, optional client certificates.
+//! - [`init_tls`]: `init-tls`, a private CA and server/client certificates (rcgen).
 //! - [`setpoint`]: the setpoint report's statistics: before/after windows, Welch
 //!   intervals, PUE, outdoor-temperature adjustment (pure).
 
@@ -77,6 +80,7 @@ pub mod http;
 pub mod http_client;
 pub mod import;
 pub mod ingest;
+pub mod init_tls;
 pub mod inventory_diff;
 pub mod listen_file;
 pub mod loadcurve;
@@ -97,6 +101,7 @@ pub mod server;
 pub mod server_or_store;
 pub mod setpoint;
 pub mod store;
+pub mod tls;
 pub mod tokens;
 pub mod web;
 

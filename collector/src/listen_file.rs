@@ -4,7 +4,7 @@
 //!
 //! Format (stable): `{"grpc": "127.0.0.1:41233", "http": "127.0.0.1:41234", "pid": 1234,
 //! "mqtt": "127.0.0.1:1883", "mqtt5": "127.0.0.1:1884"}` (the MQTT keys only with the
-//! embedded broker).
+//! embedded broker; `"tls_cert": "/path/server.pem"` only with TLS on).
 //! Written atomically (temporary file + rename) once both listeners are bound, removed
 //! on clean exit. A file left by a crashed server is harmless: its addresses do not
 //! answer and readers fall back to the store.
@@ -33,6 +33,10 @@ pub struct ListenInfo {
     /// MQTT 5 listener of the embedded broker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mqtt5: Option<SocketAddr>,
+    /// With TLS on (`[tls]`): the server certificate file. The local CLI speaks TLS to
+    /// the HTTP API and trusts exactly this certificate. Absent: plaintext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +117,7 @@ mod tests {
             pid: std::process::id(),
             mqtt: None,
             mqtt5: None,
+            tls_cert: None,
         };
         write(dir.path(), &info).unwrap();
         let text = std::fs::read_to_string(path(dir.path())).unwrap();

@@ -120,6 +120,27 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("rebuilt {rollups} hourly rollups from {reports} reports");
             Ok(())
         }
+        Command::InitTls(args) => {
+            let config = args
+                .config
+                .load_config()
+                .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
+            if !(1..=36_500).contains(&args.days) {
+                return Err(Failure::Usage(anyhow::anyhow!(
+                    "init-tls: --days must be between 1 and 36500"
+                )));
+            }
+            let issued = veille_collector::init_tls::InitTls {
+                dir: config.data_dir().join(veille_collector::init_tls::TLS_DIR),
+                sans: (!args.sans.is_empty()).then_some(args.sans),
+                clients: args.clients,
+                days: args.days,
+            }
+            .run()
+            .map_err(|e| Failure::Runtime(anyhow::anyhow!("init-tls: {e}")))?;
+            print!("{}", issued.summary());
+            Ok(())
+        }
         Command::PrintConfig => {
             print!("{DEFAULT_CONFIG_TOML}");
             Ok(())

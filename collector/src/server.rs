@@ -59,6 +59,8 @@ pub enum ServerError {
     Policy(#[from] crate::policy::PolicyError),
     #[error("a server task panicked: {0}")]
     Task(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// The bound listeners. Bind them first (tests use `127.0.0.1:0`), then hand them to
@@ -120,6 +122,11 @@ pub struct Server {
     writer_task: JoinHandle<()>,
     retention_task: JoinHandle<()>,
     mqtt: Option<Mqtt>,
+    /// TLS on the listeners (`[tls]`): URLs are https://.
+    tls: bool,
+    /// With TLS, the embedded broker's public listeners (the TLS proxies in front of
+    /// its loopback ones).
+    mqtt_public: Option<(SocketAddr, SocketAddr)>,
 }
 
 impl Server {
@@ -131,6 +138,16 @@ impl Server {
         let data_dir = config.data_dir();
         let grpc_addr = local_addr(&listeners.grpc, "gRPC")?;
         let http_addr = local_addr(&listeners.http, "HTTP")?;
+        let tls = config.tls.load()?;
+        match &tls {
+            Some(t) => tracing::info!(
+                cert = %t.cert_path.display(),
+                require = t.require,
+                client_certs = t.client_certs,
+                "TLS on every port"
+            ),
+            None => tracing::info!("TLS off ([tls] cert is empty): plaintext on every port"),
+        }
 
         // Checked before anything starts: a bad time zone or tariff is a config error.
         let report_context =
@@ -210,6 +227,19 @@ impl Server {
         };
         let policy_key = Arc::new(crate::policy::load_or_create_key(&data_dir)?);
         let policies = Arc::new(crate::policy::PolicyCache::load(&store, &policy_key)?);
+        // With TLS, rumqttd (which has no TLS of its own here) listens on loopback and
+        // the TLS acceptor takes the configured addresses, proxying to it.
+        let mut mqtt_proxy = None;
+        let mqtt = match (mqtt, &tls) {
+            (Some(MqttStart::Embedded { v4, v5 }), Some(t)) => {
+                let public = (bind("MQTT", v4).await?, bind("MQTT 5", v5).await?);
+                let lo = SocketAddr::from(([127, 0, 0, 1], 0));
+                let (in4, in5) = mqtt::broker::reserve_pair(lo, lo)?;
+                mqtt_proxy = Some((public, (in4, in5), t.clone()));
+                Some(MqttStart::Embedded { v4: in4, v5: in5 })
+            }
+            (other, _) => other,
+        };
         let mqtt = match mqtt {
             Some(how) => Some(mqtt::start(
                 how,
@@ -223,16 +253,43 @@ impl Server {
             )?),
             None => None,
         };
+        let mqtt_public = match mqtt_proxy {
+            Some(((l4, l5), (in4, in5), t)) => {
+                let public = (local_addr(&l4, "MQTT")?, local_addr(&l5, "MQTT 5")?);
+                for (listener, inner, what) in [(l4, in4, "MQTT"), (l5, in5, "MQTT 5")] {
+                    let rx = crate::tls::accept_loop(
+                        listener,
+                        t.agents.clone(),
+                        t.require,
+                        what,
+                        stop_rx.clone(),
+                    );
+                    tokio::spawn(crate::tls::proxy(rx, inner));
+                }
+                Some(public)
+            }
+            None => None,
+        };
         let grpc_service = TelemetryService::new(auth.clone(), ingest, metrics.clone())
             .with_policies(policies.clone());
-        let grpc_task = tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(grpc_service.into_server())
-                .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(listeners.grpc),
-                    stopped(stop_rx.clone()),
-                ),
-        );
+        let grpc_router =
+            tonic::transport::Server::builder().add_service(grpc_service.into_server());
+        let grpc_task = match &tls {
+            None => tokio::spawn(grpc_router.serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listeners.grpc),
+                stopped(stop_rx.clone()),
+            )),
+            Some(t) => tokio::spawn(grpc_router.serve_with_incoming_shutdown(
+                crate::tls::grpc_incoming(crate::tls::accept_loop(
+                    listeners.grpc,
+                    t.agents.clone(),
+                    t.require,
+                    "gRPC",
+                    stop_rx.clone(),
+                )),
+                stopped(stop_rx.clone()),
+            )),
+        };
         let policy_api = crate::policy::router(
             store.clone(),
             auth.clone(),
@@ -263,11 +320,30 @@ impl Server {
             .merge(rooms_api)
             .merge(web)
             .merge(metrics_api);
-        let http_task = tokio::spawn(async move {
-            axum::serve(listeners.http, app)
-                .with_graceful_shutdown(stopped(stop_rx))
-                .await
-        });
+        let http_task = match &tls {
+            None => tokio::spawn(async move {
+                axum::serve(listeners.http, app)
+                    .with_graceful_shutdown(stopped(stop_rx))
+                    .await
+            }),
+            Some(t) => {
+                let https = crate::tls::HttpsListener {
+                    rx: crate::tls::accept_loop(
+                        listeners.http,
+                        t.http.clone(),
+                        t.require,
+                        "HTTP",
+                        stop_rx.clone(),
+                    ),
+                    local: http_addr,
+                };
+                tokio::spawn(async move {
+                    axum::serve(https, app)
+                        .with_graceful_shutdown(stopped(stop_rx))
+                        .await
+                })
+            }
+        };
 
         let server = Self {
             grpc_addr,
@@ -282,14 +358,17 @@ impl Server {
             writer_task,
             retention_task,
             mqtt,
+            tls: tls.is_some(),
+            mqtt_public,
         };
-        let embedded = server.mqtt.as_ref().and_then(|m| m.embedded);
+        let embedded = server.mqtt_addrs();
         let info = ListenInfo {
             grpc: grpc_addr,
             http: http_addr,
             pid: std::process::id(),
             mqtt: embedded.map(|e| e.0),
             mqtt5: embedded.map(|e| e.1),
+            tls_cert: tls.as_ref().map(|t| t.cert_path.clone()),
         };
         if let Err(e) = listen_file::write(&server.data_dir, &info) {
             // Do not leave servers running behind a failed start.
@@ -297,15 +376,22 @@ impl Server {
             return Err(e.into());
         }
         let mqtt_label = match &server.mqtt {
-            Some(m) => match m.embedded {
-                Some((_, v5)) => format!("{} mqtt5={v5}", m.label),
-                None => m.label.clone(),
+            Some(m) => match (embedded, server.mqtt_public) {
+                (Some((v4, v5)), Some(_)) => format!("mqtts://{v4} mqtt5=mqtts://{v5}"),
+                (Some((_, v5)), None) => format!("{} mqtt5={v5}", m.label),
+                (None, _) => m.label.clone(),
             },
             None => "off".to_owned(),
         };
+        // With TLS the addresses carry their scheme (the test harness strips it).
+        let (grpc_shown, http_shown) = if server.tls {
+            (server.grpc_url(), server.http_url())
+        } else {
+            (grpc_addr.to_string(), http_addr.to_string())
+        };
         tracing::info!(
             data_dir = %server.data_dir.display(),
-            "listening grpc={grpc_addr} http={http_addr} mqtt={mqtt_label}"
+            "listening grpc={grpc_shown} http={http_shown} mqtt={mqtt_label}"
         );
         Ok(server)
     }
@@ -320,19 +406,25 @@ impl Server {
         self.http_addr
     }
 
-    /// `http://<grpc addr>`: what an agent's `--collector` takes.
+    /// `http://<grpc addr>` (`https://` with TLS): what an agent's `--collector` takes.
     pub fn grpc_url(&self) -> String {
-        format!("http://{}", self.grpc_addr)
+        format!("{}://{}", self.scheme(), self.grpc_addr)
     }
 
-    /// `http://<http addr>`.
+    /// `http://<http addr>` (`https://` with TLS).
     pub fn http_url(&self) -> String {
-        format!("http://{}", self.http_addr)
+        format!("{}://{}", self.scheme(), self.http_addr)
     }
 
-    /// The embedded MQTT broker's (3.1.1, 5) listeners, if it runs.
+    fn scheme(&self) -> &'static str {
+        if self.tls { "https" } else { "http" }
+    }
+
+    /// The embedded MQTT broker's (3.1.1, 5) listeners agents connect to, if it runs
+    /// (with TLS: the TLS listeners in front of it).
     pub fn mqtt_addrs(&self) -> Option<(SocketAddr, SocketAddr)> {
-        self.mqtt.as_ref().and_then(|m| m.embedded)
+        self.mqtt_public
+            .or_else(|| self.mqtt.as_ref().and_then(|m| m.embedded))
     }
 
     /// The data directory in use.

@@ -112,7 +112,7 @@ where
     if let Some(info) = listen_file::read(data_dir).map_err(RouteError::from)? {
         let token = tokens::read_operator_token(data_dir).map_err(RouteError::from)?;
         let sent = http_client::request(
-            info.http,
+            &info,
             call.method,
             call.path,
             Some(&token),
@@ -232,6 +232,7 @@ mod tests {
                 pid: std::process::id(),
                 mqtt: None,
                 mqtt5: None,
+                tls_cert: None,
             },
         )
         .unwrap();

@@ -10,6 +10,9 @@ pub const MQTT_PORT: u16 = 1883;
 /// version per listener; agents speak MQTT 5 unless configured otherwise).
 pub const MQTT_V5_PORT: u16 = MQTT_PORT + 1;
 
+/// MQTT over TLS (`mqtts://`), the IANA port; an `mqtts://host` URL without a port uses it.
+pub const MQTTS_PORT: u16 = 8883;
+
 /// Version of agent and collector, sent in every batch.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 

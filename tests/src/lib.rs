@@ -159,6 +159,25 @@ pub struct Collector {
     pub mqtt: String,
     /// The embedded broker's MQTT 5 address (empty with an external broker).
     pub mqtt5: String,
+    /// Whether the collector runs with TLS (`[tls]`): its listening line then shows
+    /// `https://` and `mqtts://` URLs; the fields above hold the bare addresses.
+    pub tls: bool,
+}
+
+/// `https://127.0.0.1:1` → (`127.0.0.1:1`, true); a bare address → (itself, false).
+/// `mqtts://` is stripped too.
+/// The listening line shows URLs with TLS on and bare addresses without.
+pub fn strip_scheme(shown: &str) -> (String, bool) {
+    for tls_scheme in ["https://", "mqtts://"] {
+        if let Some(addr) = shown.strip_prefix(tls_scheme) {
+            return (addr.to_owned(), true);
+        }
+    }
+    // An external broker's `mqtt://host:port` label is kept as it is.
+    (
+        shown.strip_prefix("http://").unwrap_or(shown).to_owned(),
+        false,
+    )
 }
 
 impl Collector {
@@ -193,10 +212,12 @@ impl Collector {
         cmd.envs(env.iter().copied());
         let mut proc = Proc::spawn(name, cmd);
         let line = proc.wait_for_line("listening grpc=");
-        let grpc = field(&line, "grpc").expect("grpc address in the listening line");
-        let http = field(&line, "http").expect("http address in the listening line");
-        let mqtt = field(&line, "mqtt").unwrap_or_default();
-        let mqtt5 = field(&line, "mqtt5").unwrap_or_default();
+        let (grpc, tls) =
+            strip_scheme(&field(&line, "grpc").expect("grpc address in the listening line"));
+        let (http, _) =
+            strip_scheme(&field(&line, "http").expect("http address in the listening line"));
+        let (mqtt, _) = strip_scheme(&field(&line, "mqtt").unwrap_or_default());
+        let (mqtt5, _) = strip_scheme(&field(&line, "mqtt5").unwrap_or_default());
         Collector {
             proc,
             data_dir: data_dir.to_owned(),
@@ -204,11 +225,14 @@ impl Collector {
             http,
             mqtt,
             mqtt5,
+            tls,
         }
     }
 
+    /// The gRPC URL agents take: `http://…`, or `https://…` with TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.grpc)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.grpc)
     }
 
     /// The token of the default organisation created at first start.
@@ -453,4 +477,74 @@ pub fn stored_seqs(data_dir: &Path, org: &str, device_id: &str) -> Vec<u64> {
         .iter()
         .map(|r| r.seq)
         .collect()
+}
+
+/// `veille-collector init-tls --data-dir DATA_DIR` with `args`; returns `<data_dir>/tls`.
+pub fn init_tls(data_dir: &Path, args: &[&str]) -> PathBuf {
+    let out = Command::new(bin("veille-collector"))
+        .arg("init-tls")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .expect("run veille-collector init-tls");
+    assert!(
+        out.status.success(),
+        "init-tls failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    data_dir.join("tls")
+}
+
+/// `GET path` over HTTPS on `addr`, trusting only the CA in `ca_pem` (a real rustls
+/// client, as a browser or `curl --cacert` would). Returns (status line, body), or the
+/// TLS/IO error as text.
+pub fn https_get(addr: &str, ca_pem: &Path, path: &str) -> Result<(String, String), String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(ca_pem).map_err(|e| e.to_string())? {
+            roots
+                .add(c.map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+        }
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).to_owned();
+        let name = rustls::pki_types::ServerName::try_from(host).map_err(|e| e.to_string())?;
+        let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        tls.write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut raw = Vec::new();
+        if let Err(e) = tls.read_to_end(&mut raw).await
+            && raw.is_empty()
+        {
+            return Err(e.to_string());
+        }
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        Ok((
+            head.lines().next().unwrap_or_default().to_owned(),
+            body.to_owned(),
+        ))
+    })
 }
