@@ -307,6 +307,7 @@ impl Server {
             auth.clone(),
             report_context.clone(),
             renewal_context.clone(),
+            tls.is_some(),
         );
         let metrics_api = crate::fleet_metrics::router(
             config.metrics.clone(),

@@ -500,6 +500,19 @@ pub fn init_tls(data_dir: &Path, args: &[&str]) -> PathBuf {
 /// client, as a browser or `curl --cacert` would). Returns (status line, body), or the
 /// TLS/IO error as text.
 pub fn https_get(addr: &str, ca_pem: &Path, path: &str) -> Result<(String, String), String> {
+    let (head, body) = https_request(addr, ca_pem, "GET", path, None)?;
+    Ok((head.lines().next().unwrap_or_default().to_owned(), body))
+}
+
+/// One HTTPS request (`form`: an `application/x-www-form-urlencoded` body), trusting only
+/// the CA in `ca_pem`. Returns (response head with every header, body).
+pub fn https_request(
+    addr: &str,
+    ca_pem: &Path,
+    method: &str,
+    path: &str,
+    form: Option<&str>,
+) -> Result<(String, String), String> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -530,7 +543,19 @@ pub fn https_get(addr: &str, ca_pem: &Path, path: &str) -> Result<(String, Strin
             .connect(name, tcp)
             .await
             .map_err(|e| e.to_string())?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let body = form.map_or(String::new(), |f| {
+            format!(
+                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{f}",
+                f.len()
+            )
+        });
+        let body = if body.is_empty() {
+            "\r\n".to_owned()
+        } else {
+            body
+        };
+        let request =
+            format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{body}");
         tls.write_all(request.as_bytes())
             .await
             .map_err(|e| e.to_string())?;
@@ -542,9 +567,6 @@ pub fn https_get(addr: &str, ca_pem: &Path, path: &str) -> Result<(String, Strin
         }
         let text = String::from_utf8_lossy(&raw).into_owned();
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        Ok((
-            head.lines().next().unwrap_or_default().to_owned(),
-            body.to_owned(),
-        ))
+        Ok((head.to_owned(), body.to_owned()))
     })
 }

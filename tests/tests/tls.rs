@@ -6,7 +6,9 @@
 
 use std::path::Path;
 
-use veille_tests::{Agent, Collector, devices_json, https_get, init_tls, wait_until};
+use veille_tests::{
+    Agent, Collector, devices_json, https_get, https_request, init_tls, wait_until,
+};
 
 fn tls_env(tls: &Path) -> Vec<(String, String)> {
     vec![
@@ -78,6 +80,25 @@ fn agent_delivers_over_grpc_tls_and_the_api_answers_over_https() {
     )
     .unwrap();
     assert!(status.contains("200"), "{status}");
+
+    // The web login over HTTPS: the session cookie is `Secure`, so a browser never sends
+    // it back over plaintext, and it opens the overview.
+    let form = format!("token={}", collector.token());
+    let (head, _) = https_request(
+        &collector.http,
+        &tls.join("ca.pem"),
+        "POST",
+        "/login",
+        Some(&form),
+    )
+    .unwrap();
+    assert!(head.starts_with("HTTP/1.1 303"), "{head}");
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .unwrap_or_else(|| panic!("no session cookie in {head}"));
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
 }
 
 #[test]

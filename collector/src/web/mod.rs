@@ -71,15 +71,19 @@ struct WebState {
     ctx: Arc<Context>,
     renewal: Arc<RenewalContext>,
     sessions: Arc<Sessions>,
+    /// The collector serves TLS: session cookies get `Secure`.
+    tls: bool,
 }
 
-/// The web page's routes, merged into the HTTP server's router.
+/// The web page's routes, merged into the HTTP server's router. `tls`: the port
+/// serves TLS, so cookies must never travel in plaintext.
 pub fn router(
     config: &WebConfig,
     store: Arc<Store>,
     auth: Arc<Auth>,
     ctx: Arc<Context>,
     renewal: Arc<RenewalContext>,
+    tls: bool,
 ) -> Router {
     if !config.enabled {
         return Router::new();
@@ -101,6 +105,7 @@ pub fn router(
             ctx,
             renewal,
             sessions,
+            tls,
         })
 }
 
@@ -230,7 +235,11 @@ async fn login(
             tracing::info!("web login: {who}");
             redirect(
                 "/",
-                &[session::set_cookie(&id, state.sessions.ttl_ms() / 1000)],
+                &[session::set_cookie(
+                    &id,
+                    state.sessions.ttl_ms() / 1000,
+                    state.tls,
+                )],
             )
         }
         None => {
@@ -244,7 +253,7 @@ async fn logout(State(state): State<WebState>, headers: HeaderMap) -> Response {
     if let Some(id) = cookie(&headers, session::COOKIE) {
         state.sessions.close(id);
     }
-    redirect("/login", &[session::clear_cookie()])
+    redirect("/login", &[session::clear_cookie(state.tls)])
 }
 
 /// What a session may see: `None` = every org. An org session is pinned to its org

@@ -3,7 +3,9 @@
 //!
 //! The cookie is `HttpOnly` (no script reads it), `SameSite=Strict` (a form on another
 //! site cannot ride on it: with POST-only login and logout this is the CSRF defence) and
-//! `Path=/`. Sessions live in memory: a collector restart logs everyone out, which is
+//! `Path=/`; with TLS on (`[tls] cert`) it is also `Secure`, so a browser never sends it
+//! back over plaintext (with `require = false` the same port still accepts http://, and
+//! a login there is refused by the browser rather than leaking). Sessions live in memory: a collector restart logs everyone out, which is
 //! acceptable for a read-only page and keeps no session secret on disk. Pure apart from
 //! the random ids; the clock is the caller's.
 
@@ -111,14 +113,25 @@ fn new_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// The `Set-Cookie` value opening a session.
-pub fn set_cookie(id: &str, max_age_s: i64) -> String {
-    format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}")
+/// The `Set-Cookie` value opening a session; `secure` when the collector serves TLS.
+pub fn set_cookie(id: &str, max_age_s: i64, secure: bool) -> String {
+    format!(
+        "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict{}; Max-Age={max_age_s}",
+        secure_attr(secure)
+    )
 }
 
-/// The `Set-Cookie` value erasing the session cookie.
-pub fn clear_cookie() -> String {
-    format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+/// The `Set-Cookie` value erasing the session cookie (same attributes, or a browser
+/// would keep the `Secure` one).
+pub fn clear_cookie(secure: bool) -> String {
+    format!(
+        "{COOKIE}=; Path=/; HttpOnly; SameSite=Strict{}; Max-Age=0",
+        secure_attr(secure)
+    )
+}
+
+fn secure_attr(secure: bool) -> &'static str {
+    if secure { "; Secure" } else { "" }
 }
 
 /// The value of cookie `name` in a `Cookie:` header (`a=1; b=2`).
@@ -173,12 +186,20 @@ mod tests {
     }
 
     #[test]
+    fn cookies_are_secure_exactly_when_tls_is_on() {
+        assert!(set_cookie("abc", 60, true).contains("; Secure;"));
+        assert!(clear_cookie(true).contains("; Secure;"));
+        assert!(!clear_cookie(false).contains("Secure"));
+    }
+
+    #[test]
     fn cookies_are_http_only_strict_and_parsed_back() {
-        let c = set_cookie("abc", 60);
+        let c = set_cookie("abc", 60, false);
         assert!(c.starts_with("veille_session=abc;"));
         assert!(c.contains("HttpOnly"));
         assert!(c.contains("SameSite=Strict"));
-        assert!(clear_cookie().contains("Max-Age=0"));
+        assert!(!c.contains("Secure"));
+        assert!(clear_cookie(false).contains("Max-Age=0"));
         assert_eq!(
             cookie_value("x=1; veille_session=abc; y=2", COOKIE),
             Some("abc")
