@@ -142,7 +142,7 @@ impl AgentConfig {
                 }
             }
             "mqtt" => {
-                if crate::mqtt::parse_url(&url).is_none() {
+                if veille_proto::mqtt_url::parse(&url).is_none() {
                     return invalid(
                         "collector",
                         url,

@@ -26,29 +26,11 @@ use prost::Message;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use veille_proto::defaults::MAX_BATCH_BYTES;
+use veille_proto::mqtt_url::{self, BrokerUrl};
 use veille_proto::topics;
 use veille_proto::v1::{Ack, ReportBatch};
 
 use crate::transport::{SendError, Transport};
-
-/// `mqtt://host:port` (port defaults to 1883) → `(host, port)`; `mqtts://` too (port
-/// defaults to 8883), see [`is_tls_url`].
-pub fn parse_url(url: &str) -> Option<(String, u16)> {
-    let (rest, default_port) = match url.strip_prefix("mqtts://") {
-        Some(rest) => (rest, veille_proto::defaults::MQTTS_PORT),
-        None => (
-            url.strip_prefix("mqtt://")?,
-            veille_proto::defaults::MQTT_PORT,
-        ),
-    };
-    let rest = rest.trim_end_matches('/');
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse().ok()?),
-        None => (rest, default_port),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    (!host.is_empty() && !host.contains('/')).then(|| (host.to_owned(), port))
-}
 
 /// Everything the transport needs, from the agent's config and identity.
 #[derive(Debug, Clone)]
@@ -65,11 +47,6 @@ pub struct MqttSettings {
     pub policy_tx: Option<mpsc::Sender<Vec<u8>>>,
     /// CA and client certificate for `mqtts://`.
     pub tls: crate::tls::TlsFiles,
-}
-
-/// Whether `url` asks for MQTT over TLS.
-pub fn is_tls_url(url: &str) -> bool {
-    url.starts_with("mqtts://")
 }
 
 /// The topics a driver subscribes to, and where policy payloads go.
@@ -181,9 +158,12 @@ impl MqttTransport {
             url: s.url.clone(),
             reason: reason.to_owned(),
         };
-        let (host, port) = parse_url(&s.url)
-            .ok_or_else(|| bad("expected mqtt://host:port or mqtts://host:port"))?;
-        let tls = if is_tls_url(&s.url) {
+        let BrokerUrl {
+            host,
+            port,
+            tls: use_tls,
+        } = mqtt_url::parse(&s.url).ok_or_else(|| bad(mqtt_url::EXPECTED))?;
+        let tls = if use_tls {
             let config = s.tls.client_config().map_err(|e| SendError::BadUrl {
                 url: s.url.clone(),
                 reason: e.to_string(),
@@ -432,19 +412,6 @@ async fn drive_v5(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls() {
-        assert_eq!(
-            parse_url("mqtt://broker:1999"),
-            Some(("broker".into(), 1999))
-        );
-        assert_eq!(parse_url("mqtt://broker/"), Some(("broker".into(), 1883)));
-        assert_eq!(parse_url("mqtt://[::1]:1884"), Some(("::1".into(), 1884)));
-        for bad in ["http://x:1", "mqtt://", "mqtt://x:port", "mqtt://x:99999"] {
-            assert_eq!(parse_url(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn acks_match_their_batch_only() {

@@ -77,7 +77,8 @@ pub struct MqttConfig {
     /// MQTT 5 listener of the embedded broker; empty = `listen`'s IP and port + 1 (port 0
     /// stays 0).
     pub listen_v5: String,
-    /// External broker `mqtt://host:port`; empty = embedded mode.
+    /// External broker `mqtt://host:port`, or `mqtts://host:port` for TLS; empty =
+    /// embedded mode.
     pub broker: String,
     /// Username on the external broker.
     pub username: String,
@@ -88,6 +89,36 @@ pub struct MqttConfig {
     pub client_id: String,
     /// Batches processed at once by the subscriber (each waits for its group commit).
     pub max_in_flight: usize,
+    /// With `mqtts://`: PEM CA bundle the broker's certificate must chain to; empty =
+    /// the system's roots.
+    pub ca_cert: String,
+    /// With `mqtts://`: PEM client certificate chain, for brokers that require one.
+    pub client_cert: String,
+    /// Its PEM private key. Never logged (only the path is in the config).
+    pub client_key: String,
+}
+
+impl MqttConfig {
+    /// The TLS files for `mqtts://` (shared rules with the agent's).
+    pub fn tls_files(&self) -> veille_proto::tls::TlsFiles {
+        veille_proto::tls::TlsFiles {
+            ca_cert: self.ca_cert.clone(),
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
+        }
+    }
+
+    /// The first TLS file key that is set, with its value.
+    fn tls_files_set(&self) -> Option<(&'static str, &str)> {
+        [
+            ("mqtt.ca_cert", &self.ca_cert),
+            ("mqtt.client_cert", &self.client_cert),
+            ("mqtt.client_key", &self.client_key),
+        ]
+        .into_iter()
+        .find(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k, v.as_str()))
+    }
 }
 
 impl std::fmt::Debug for MqttConfig {
@@ -102,6 +133,9 @@ impl std::fmt::Debug for MqttConfig {
             .field("password", &"<redacted>")
             .field("client_id", &self.client_id)
             .field("max_in_flight", &self.max_in_flight)
+            .field("ca_cert", &self.ca_cert)
+            .field("client_cert", &self.client_cert)
+            .field("client_key", &self.client_key)
             .finish()
     }
 }
@@ -113,8 +147,8 @@ pub enum MqttMode {
     Off,
     /// The embedded broker on these listeners (ports may be 0: resolved at bind time).
     Embedded { v4: SocketAddr, v5: SocketAddr },
-    /// An external broker at `host:port`.
-    External { host: String, port: u16 },
+    /// An external broker at `host:port`, over TLS when `tls` (`mqtts://`).
+    External { host: String, port: u16, tls: bool },
 }
 
 /// One organisation (a public body) and the token its agents present.
@@ -281,8 +315,25 @@ impl Config {
     pub fn mqtt_mode(&self) -> Result<MqttMode, ConfigError> {
         let m = &self.mqtt;
         if !m.broker.is_empty() {
-            let (host, port) = parse_broker_url(&m.broker)?;
-            return Ok(MqttMode::External { host, port });
+            let url = veille_proto::mqtt_url::parse(&m.broker).ok_or_else(|| {
+                ConfigError::invalid("mqtt.broker", &m.broker, veille_proto::mqtt_url::EXPECTED)
+            })?;
+            if !url.tls
+                && let Some((key, value)) = m.tls_files_set()
+            {
+                // A CA file with a plaintext URL is a half-done move to TLS: say so rather
+                // than silently sending the password in clear.
+                return Err(ConfigError::invalid(
+                    key,
+                    value,
+                    "is set but mqtt.broker is mqtt:// (plaintext): use mqtts://",
+                ));
+            }
+            return Ok(MqttMode::External {
+                host: url.host,
+                port: url.port,
+                tls: url.tls,
+            });
         }
         if !m.embedded {
             return Ok(MqttMode::Off);
@@ -334,24 +385,6 @@ fn listen_addr(key: &str, value: &str, default_port: u16) -> Result<SocketAddr, 
             "expected IP:port, e.g. 127.0.0.1:7401 or [::]:7401 (port 0 = any free port)",
         )
     })
-}
-
-/// `mqtt://host:port` (port defaults to 1883) → `(host, port)`.
-fn parse_broker_url(url: &str) -> Result<(String, u16), ConfigError> {
-    let bad = |reason: &str| ConfigError::invalid("mqtt.broker", url, reason);
-    let rest = url
-        .strip_prefix("mqtt://")
-        .ok_or_else(|| bad("expected mqtt://host:port (TLS is not built in yet)"))?;
-    let rest = rest.trim_end_matches('/');
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad("invalid port"))?),
-        None => (rest, MQTT_PORT),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() || host.contains('/') {
-        return Err(bad("missing host"));
-    }
-    Ok((host.to_owned(), port))
 }
 
 /// Org ids are path segments of MQTT topics and parts of store keys (separated by NUL),
@@ -491,9 +524,41 @@ mod tests {
             c.mqtt_mode().unwrap(),
             MqttMode::External {
                 host: "broker.example".into(),
-                port: 1999
+                port: 1999,
+                tls: false,
             }
         );
+        let (c, _) = Config::load(
+            None,
+            env(&[
+                ("VEILLE_MQTT__BROKER", "mqtts://broker.example"),
+                ("VEILLE_MQTT__CA_CERT", "/etc/veille/broker-ca.pem"),
+            ]),
+            toml::Table::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.mqtt_mode().unwrap(),
+            MqttMode::External {
+                host: "broker.example".into(),
+                port: veille_proto::defaults::MQTTS_PORT,
+                tls: true,
+            }
+        );
+        assert_eq!(c.mqtt.tls_files().ca_cert, "/etc/veille/broker-ca.pem");
+        // A CA for a plaintext broker URL is a mistake, named by key.
+        let e = Config::load(
+            None,
+            env(&[
+                ("VEILLE_MQTT__BROKER", "mqtt://broker.example"),
+                ("VEILLE_MQTT__CA_CERT", "/etc/veille/broker-ca.pem"),
+            ]),
+            toml::Table::new(),
+        )
+        .and_then(|(c, _)| c.mqtt_mode())
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("mqtt.ca_cert") && e.contains("mqtts://"), "{e}");
         assert!(!format!("{c:?}").contains("s3cret"));
         let e = Config::load(
             None,

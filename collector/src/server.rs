@@ -197,10 +197,23 @@ impl Server {
                 v4: listeners.mqtt.map_or(v4, |m| m.0),
                 v5: listeners.mqtt.map_or(v5, |m| m.1),
             }),
-            MqttMode::External { host, port } => {
+            MqttMode::External { host, port, tls } => {
+                let tls = if tls {
+                    let config = config.mqtt.tls_files().client_config().map_err(|e| {
+                        ConfigError::Invalid {
+                            key: "mqtt".into(),
+                            value: config.mqtt.broker.clone(),
+                            reason: format!("TLS towards the broker: {e}"),
+                        }
+                    })?;
+                    Some(Arc::new(config))
+                } else {
+                    None
+                };
                 Some(MqttStart::External(mqtt::external::ExternalBroker {
                     host,
                     port,
+                    tls,
                     username: config.mqtt.username.clone(),
                     password: config.mqtt.password.clone(),
                     client_id: config.mqtt_client_id(),

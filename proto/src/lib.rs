@@ -8,6 +8,9 @@
 //!   the collector; errors name the field and the value.
 //! - [`defaults`]: ports, limits and names both binaries use (one source of truth).
 //! - [`topics`]: MQTT topic names, filters and their parsing (pure).
+//! - [`mqtt_url`]: `mqtt://` and `mqtts://` broker URLs.
+//! - [`tls`]: TLS as a client (CA file or system roots, client certificate), for the
+//!   agent towards the collector and the collector towards an external broker.
 //! - [`policy`]: the auto-shutdown policy: validation and the pure evaluation (window in
 //!   local time over DST, exclusions, server double opt-in, warn → postpone → shut down)
 //!   that the agent enforces and the collector reports and replays.
@@ -16,9 +19,11 @@
 //!   binaries so they behave the same.
 
 pub mod defaults;
+pub mod mqtt_url;
 pub mod policy;
 pub mod settings;
 pub mod signing;
+pub mod tls;
 pub mod topics;
 pub mod validate;
 

@@ -18,6 +18,8 @@ pub struct Mosquitto {
     pub proc: Proc,
     pub port: u16,
     pub dir: tempfile::TempDir,
+    /// The listener speaks TLS (`mqtts://`).
+    pub tls: bool,
 }
 
 /// `deploy/mosquitto/<name>` in the workspace.
@@ -30,6 +32,16 @@ pub fn deploy_file(name: &str) -> PathBuf {
 impl Mosquitto {
     /// Starts Mosquitto with `users` (username, password) plus the collectors' user.
     pub fn start(users: &[(&str, &str)]) -> Mosquitto {
+        Self::start_inner(users, None)
+    }
+
+    /// [`Mosquitto::start`] with a TLS listener (OpenSSL, as deployed) using the
+    /// `ca.pem`, `server.pem` and `server.key` of `tls_dir` (`veille-collector init-tls`).
+    pub fn start_tls(users: &[(&str, &str)], tls_dir: &Path) -> Mosquitto {
+        Self::start_inner(users, Some(tls_dir))
+    }
+
+    fn start_inner(users: &[(&str, &str)], tls_dir: Option<&Path>) -> Mosquitto {
         let dir = tempfile::tempdir().expect("tempdir");
         let passwd = dir.path().join("passwd");
         let mut all = vec![(COLLECTOR_USER, COLLECTOR_PASSWORD)];
@@ -60,6 +72,14 @@ impl Mosquitto {
             passwd.display(),
             acl.display()
         );
+        if let Some(t) = tls_dir {
+            conf.push_str(&format!(
+                "cafile {}\ncertfile {}\nkeyfile {}\n",
+                t.join("ca.pem").display(),
+                t.join("server.pem").display(),
+                t.join("server.key").display()
+            ));
+        }
         // As root Mosquitto drops to user `mosquitto`, who cannot read a private tempdir.
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } == 0 {
@@ -78,11 +98,17 @@ impl Mosquitto {
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        Mosquitto { proc, port, dir }
+        Mosquitto {
+            proc,
+            port,
+            dir,
+            tls: tls_dir.is_some(),
+        }
     }
 
     pub fn url(&self) -> String {
-        format!("mqtt://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// A collector config file for external mode with `orgs` (id, token) and `client_id`.

@@ -2,10 +2,12 @@
 //! trusting its CA over gRPC (`https://`) and MQTT (`mqtts://`, the embedded broker),
 //! the HTTP API over HTTPS, and every refusal an operator will meet: a wrong CA (the
 //! reports wait in the spool and arrive once the CA is fixed), plaintext on a TLS port,
-//! an agent without the client certificate the collector requires.
+//! an agent without the client certificate the collector requires. And TLS through a
+//! real Mosquitto: agent → `mqtts://` Mosquitto → collector on `mqtts://`.
 
 use std::path::Path;
 
+use veille_tests::mosquitto::Mosquitto;
 use veille_tests::{
     Agent, Collector, devices_json, https_get, https_request, init_tls, wait_until,
 };
@@ -285,4 +287,62 @@ fn agent_delivers_over_mqtts_to_the_embedded_broker() {
     wait_until("plaintext reports waiting", || plain.spooled() >= 1);
     assert!(!device_known(&data, "tls-mqtt-plain"));
     assert_eq!(collector.proc.stop(), Some(0));
+}
+
+/// An external broker over TLS: the collector subscribes to Mosquitto on `mqtts://`
+/// trusting `[mqtt] ca_cert`, an agent publishes to the same listener. A wrong CA is
+/// named in the collector's log and nothing is received until it is fixed.
+#[test]
+fn collector_and_agent_meet_on_a_mosquitto_tls_listener() {
+    const ACME_TOKEN: &str = "acme-token-for-the-mqtts-test-0123";
+    let dir = tempfile::tempdir().unwrap();
+    let pki = init_tls(&dir.path().join("pki"), &["--san", "127.0.0.1"]);
+    let other = init_tls(&dir.path().join("other"), &["--san", "127.0.0.1"]);
+    let broker = Mosquitto::start_tls(&[("acme", ACME_TOKEN)], &pki);
+    assert!(broker.url().starts_with("mqtts://"));
+    let config_with_ca = |name: &str, ca: &Path| {
+        let path = broker.collector_config(name, &[("acme", ACME_TOKEN)], "veille-mqtts");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(&format!("ca_cert = \"{}\"\n", ca.join("ca.pem").display()));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+
+    let data = dir.path().join("data");
+    let wrong = config_with_ca("wrong-ca", &other);
+    let mut collector = Collector::start_with(
+        "collector-wrong-ca",
+        &data,
+        "127.0.0.1:0",
+        Some(&wrong),
+        &[],
+    );
+    let line = collector
+        .proc
+        .wait_for_line("TLS handshake with the MQTT broker failed");
+    assert!(line.contains("check [mqtt] ca_cert"), "{line}");
+    assert_eq!(collector.proc.stop(), Some(0));
+
+    let right = config_with_ca("right-ca", &pki);
+    let mut collector = Collector::start_with("collector", &data, "127.0.0.1:0", Some(&right), &[]);
+    collector.proc.wait_for_line("connected to the MQTT broker");
+    let ca = pki.join("ca.pem").display().to_string();
+    let agent = Agent::start_with(
+        "agent-via-mosquitto",
+        &dir.path().join("agent"),
+        &broker.url(),
+        ACME_TOKEN,
+        Some("tls-mosquitto-1"),
+        &[
+            ("VEILLE_TRANSPORT", "mqtt"),
+            ("VEILLE_ORG", "acme"),
+            ("VEILLE_MQTT__ACK_TIMEOUT_S", "3"),
+            ("VEILLE_CA_CERT", ca.as_str()),
+        ],
+    );
+    wait_until("the device through Mosquitto over TLS", || {
+        device_known(&data, "tls-mosquitto-1")
+    });
+    // The collector's Ack came back through the broker: the spool empties.
+    wait_until("the spool drains", || agent.spooled() == 0);
 }

@@ -30,6 +30,8 @@ pub struct ExternalBroker {
     pub username: String,
     pub password: String,
     pub client_id: String,
+    /// `mqtts://`: the rustls client config (CA, optional client certificate).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// The filters a collector subscribes to, shared.
@@ -52,7 +54,30 @@ fn options(b: &ExternalBroker, max_in_flight: usize) -> MqttOptions {
         .set_manual_acks(true)
         .set_max_packet_size(max, max)
         .set_inflight(u16::try_from(max_in_flight).unwrap_or(u16::MAX));
+    if let Some(tls) = &b.tls {
+        o.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(tls.clone()),
+        ));
+    }
     o
+}
+
+/// What to tell the operator when the broker's TLS handshake fails; `None` when the
+/// failure is not about TLS. rumqttc keeps rustls' error only in its Debug text.
+fn tls_hint(error: &rumqttc::ConnectionError) -> Option<&'static str> {
+    let text = format!("{error:?}");
+    let hint = if text.contains("UnknownIssuer") || text.contains("BadSignature") {
+        "the broker's certificate is signed by an unknown authority; check [mqtt] ca_cert"
+    } else if text.contains("NotValidForName") {
+        "the broker's certificate does not name the host of [mqtt] broker"
+    } else if text.contains("CertificateRequired") || text.contains("HandshakeFailure") {
+        "the broker requires a client certificate; set [mqtt] client_cert and client_key"
+    } else if text.contains("InvalidContentType") || text.contains("CorruptMessage") {
+        "the broker does not speak TLS on this port; use mqtt:// or its TLS port"
+    } else {
+        return None;
+    };
+    Some(hint)
 }
 
 /// Subscribes and handles messages until `stop`; reconnects on its own.
@@ -138,8 +163,14 @@ pub async fn run(
             Err(e) => {
                 failures += 1;
                 if failures == 1 {
-                    tracing::warn!(error = %e, broker = %format!("{}:{}", broker.host, broker.port),
-                        "MQTT broker unreachable; retrying");
+                    match tls_hint(&e) {
+                        Some(hint) => tracing::error!(error = %e,
+                            broker = %format!("{}:{}", broker.host, broker.port),
+                            "TLS handshake with the MQTT broker failed: {hint}; retrying"),
+                        None => tracing::warn!(error = %e,
+                            broker = %format!("{}:{}", broker.host, broker.port),
+                            "MQTT broker unreachable; retrying"),
+                    }
                 } else {
                     tracing::debug!(error = %e, failures, "MQTT broker still unreachable");
                 }
