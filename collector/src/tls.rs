@@ -11,17 +11,23 @@
 //!
 //! Client certificates (`client_ca`) are asked of agents on the gRPC and MQTT ports
 //! only: the HTTP API is for people and scripts, authenticated by bearer tokens.
+//!
+//! The server certificate is re-read when its files change ([`ReloadingCert`]): a
+//! renewed certificate (`init-tls --san …`, certbot, the PKI's tooling) is served from
+//! the next handshake, without a restart that would drop every agent's connection.
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -118,13 +124,10 @@ impl TlsConfig {
             (false, false) => {}
             _ => return Err(TlsError::HalfIdentity),
         }
-        let chain = read_certs("cert", Path::new(&self.cert))?;
-        let key_pem = read("key", Path::new(&self.key))?;
-        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::Invalid {
-            key: "key",
-            path: PathBuf::from(&self.key),
-            reason: format!("no usable PEM private key ({e})"),
-        })?;
+        let certified = Arc::new(ReloadingCert::load(
+            PathBuf::from(&self.cert),
+            PathBuf::from(&self.key),
+        )?);
         let invalid =
             |key: &'static str, path: &str, e: &dyn std::fmt::Display| TlsError::Invalid {
                 key,
@@ -153,15 +156,12 @@ impl TlsConfig {
             .map_err(|e| invalid("client_ca", &self.client_ca, &e))?;
             builder()?.with_client_cert_verifier(verifier)
         };
-        let mut agents = agents_builder
-            .with_single_cert(chain.clone(), key.clone_key())
-            .map_err(|e| invalid("key", &self.key, &e))?;
+        let mut agents = agents_builder.with_cert_resolver(certified.clone());
         // gRPC is HTTP/2 only; the MQTT port ignores ALPN.
         agents.alpn_protocols = vec![b"h2".to_vec()];
         let mut http = builder()?
             .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .map_err(|e| invalid("key", &self.key, &e))?;
+            .with_cert_resolver(certified);
         http.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Some(ServerTls {
             agents: Arc::new(agents),
@@ -171,6 +171,99 @@ impl TlsConfig {
             cert_path: PathBuf::from(&self.cert),
         }))
     }
+}
+
+/// How often a handshake may look at the certificate files' modification times.
+pub const CERT_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The server certificate and key, re-read when either file changes (checked at most
+/// every [`CERT_CHECK_INTERVAL`], at a handshake). A replacement that does not load (a
+/// key that does not match, a half-written file) is logged and the previous pair kept,
+/// so a renewal gone wrong never takes the ports down.
+#[derive(Debug)]
+pub struct ReloadingCert {
+    cert: PathBuf,
+    key: PathBuf,
+    state: Mutex<Loaded>,
+}
+
+#[derive(Debug)]
+struct Loaded {
+    current: Arc<CertifiedKey>,
+    stamp: Stamp,
+    checked: Instant,
+}
+
+/// Modification time and length of both files: a change in either means "re-read".
+type Stamp = [Option<(SystemTime, u64)>; 2];
+
+fn stamp(cert: &Path, key: &Path) -> Stamp {
+    [cert, key].map(|p| {
+        std::fs::metadata(p)
+            .ok()
+            .and_then(|m| Some((m.modified().ok()?, m.len())))
+    })
+}
+
+impl ReloadingCert {
+    /// Loads the pair; errors name the key (`tls.cert`, `tls.key`) and the file.
+    pub fn load(cert: PathBuf, key: PathBuf) -> Result<Self, TlsError> {
+        let stamp = stamp(&cert, &key);
+        let current = Arc::new(certified_key(&cert, &key)?);
+        Ok(Self {
+            cert,
+            key,
+            state: Mutex::new(Loaded {
+                current,
+                stamp,
+                checked: Instant::now(),
+            }),
+        })
+    }
+
+    /// The pair to present at a handshake starting at `now`.
+    pub fn current(&self, now: Instant) -> Arc<CertifiedKey> {
+        // A panic while holding the lock leaves a valid state: keep serving.
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if now.saturating_duration_since(st.checked) >= CERT_CHECK_INTERVAL {
+            st.checked = now;
+            let seen = stamp(&self.cert, &self.key);
+            if seen != st.stamp {
+                st.stamp = seen;
+                match certified_key(&self.cert, &self.key) {
+                    Ok(k) => {
+                        tracing::info!(cert = %self.cert.display(), "server certificate reloaded");
+                        st.current = Arc::new(k);
+                    }
+                    Err(e) => tracing::error!(error = %e,
+                        "the server certificate files changed but do not load; still serving the previous certificate"),
+                }
+            }
+        }
+        st.current.clone()
+    }
+}
+
+impl rustls::server::ResolvesServerCert for ReloadingCert {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current(Instant::now()))
+    }
+}
+
+/// A certificate chain and its private key, checked to belong together.
+fn certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
+    let chain = read_certs("cert", cert)?;
+    let key_pem = read("key", key)?;
+    let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::Invalid {
+        key: "key",
+        path: key.to_owned(),
+        reason: format!("no usable PEM private key ({e})"),
+    })?;
+    CertifiedKey::from_der(chain, key_der, &provider()).map_err(|e| TlsError::Invalid {
+        key: "key",
+        path: key.to_owned(),
+        reason: format!("does not go with tls.cert {} ({e})", cert.display()),
+    })
 }
 
 fn read(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
@@ -422,5 +515,95 @@ pub async fn proxy(mut rx: mpsc::Receiver<(Conn, SocketAddr)>, inner: SocketAddr
                 tracing::debug!(%peer, error = %e, "MQTT TLS connection ended");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+        let k = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
+        let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));
+        std::fs::write(&cert, k.cert.pem()).unwrap();
+        std::fs::write(&key, k.signing_key.serialize_pem()).unwrap();
+        (cert, key)
+    }
+
+    /// Moves a file's mtime ahead: two writes within one clock tick keep the same mtime,
+    /// which a renewal minutes apart never does.
+    fn touch_ahead(path: &Path, secs: u64) {
+        let f = std::fs::File::options().write(true).open(path).unwrap();
+        f.set_modified(SystemTime::now() + Duration::from_secs(secs))
+            .unwrap();
+    }
+
+    fn der(k: &CertifiedKey) -> Vec<u8> {
+        k.cert[0].as_ref().to_vec()
+    }
+
+    #[test]
+    fn a_renewed_certificate_is_served_after_the_check_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = write_pair(dir.path(), "old.example");
+        let r = ReloadingCert::load(cert.clone(), key.clone()).unwrap();
+        let t0 = Instant::now();
+        let first = der(&r.current(t0));
+        write_pair(dir.path(), "new.example");
+        touch_ahead(&cert, 10);
+        let renewed = std::fs::read(&cert).unwrap();
+        // Within the interval the files are not even looked at.
+        assert_eq!(der(&r.current(t0)), first);
+        let later = der(&r.current(t0 + CERT_CHECK_INTERVAL));
+        assert_ne!(later, first, "the renewed certificate is served");
+        let pem_der: Vec<u8> = CertificateDer::pem_slice_iter(&renewed)
+            .next()
+            .unwrap()
+            .unwrap()
+            .as_ref()
+            .to_vec();
+        assert_eq!(later, pem_der);
+    }
+
+    #[test]
+    fn a_broken_replacement_keeps_the_previous_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = write_pair(dir.path(), "good.example");
+        let r = ReloadingCert::load(cert.clone(), key.clone()).unwrap();
+        let t0 = Instant::now();
+        let good = der(&r.current(t0));
+        // A key of another pair: the files changed, but they do not go together.
+        let other = tempfile::tempdir().unwrap();
+        let (_, other_key) = write_pair(other.path(), "other.example");
+        std::fs::copy(&other_key, &key).unwrap();
+        touch_ahead(&key, 10);
+        assert_eq!(der(&r.current(t0 + CERT_CHECK_INTERVAL)), good);
+        // Both files back to a matching pair: served (the stamp moved on, so the failed
+        // attempt above did not stop later changes from being picked up).
+        let fresh = tempfile::tempdir().unwrap();
+        let (fresh_cert, fresh_key) = write_pair(fresh.path(), "fresh.example");
+        std::fs::copy(&fresh_cert, &cert).unwrap();
+        std::fs::copy(&fresh_key, &key).unwrap();
+        touch_ahead(&key, 20);
+        let fresh_der = der(&r.current(t0 + 2 * CERT_CHECK_INTERVAL));
+        assert_ne!(fresh_der, good);
+        // Garbage too.
+        std::fs::write(&cert, "not a certificate").unwrap();
+        touch_ahead(&cert, 30);
+        assert_eq!(der(&r.current(t0 + 3 * CERT_CHECK_INTERVAL)), fresh_der);
+    }
+
+    #[test]
+    fn a_key_of_another_certificate_is_refused_at_start_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = write_pair(dir.path(), "a.example");
+        let other = tempfile::tempdir().unwrap();
+        let (_, other_key) = write_pair(other.path(), "b.example");
+        std::fs::copy(&other_key, &key).unwrap();
+        let e = ReloadingCert::load(cert, key).unwrap_err().to_string();
+        assert!(
+            e.starts_with("tls.key ") && e.contains("does not go with tls.cert"),
+            "{e}"
+        );
     }
 }

@@ -346,3 +346,24 @@ fn collector_and_agent_meet_on_a_mosquitto_tls_listener() {
     // The collector's Ack came back through the broker: the spool empties.
     wait_until("the spool drains", || agent.spooled() == 0);
 }
+
+/// Renewing the server certificate needs no restart: `init-tls --san` re-issues it from
+/// the same CA while the collector runs, and the next handshakes present the new one.
+#[test]
+fn a_renewed_server_certificate_is_served_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let tls = init_tls(&data, &["--san", "localhost"]);
+    let mut collector = start_tls_collector("collector", &data, &[]);
+    let ca = tls.join("ca.pem");
+    let by_ip = || https_get(&collector.http, &ca, "/healthz");
+    let e = by_ip().unwrap_err();
+    assert!(e.contains("not valid for name"), "{e}");
+
+    init_tls(&data, &["--san", "localhost", "--san", "127.0.0.1"]);
+    wait_until(
+        "the renewed certificate (naming 127.0.0.1) is served",
+        || by_ip().is_ok_and(|(status, _)| status.contains("200")),
+    );
+    collector.proc.wait_for_line("server certificate reloaded");
+}
