@@ -35,6 +35,18 @@ pub fn month_days(month: &str) -> Option<(String, String)> {
     Some((first.to_string(), first.last_of_month().to_string()))
 }
 
+/// [`month_days`], or the report error a malformed month gets everywhere.
+pub fn month_range(month: &str) -> Result<(String, String), ReportError> {
+    month_days(month).ok_or_else(|| bad_month(month))
+}
+
+/// The month asked for (`?month=`), else the current one in the org's time zone.
+pub fn month_or_current(asked: Option<String>, ctx: &Context, now_ms: i64) -> String {
+    asked
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| current_month(ctx, now_ms))
+}
+
 /// The month `n` months before `month` (`YYYY-MM`).
 pub fn months_before(month: &str, n: i64) -> Option<String> {
     let first: Date = format!("{month}-01").parse().ok()?;
@@ -84,7 +96,7 @@ pub fn overview(
     month: &str,
     now_ms: i64,
 ) -> Result<Overview, ReportError> {
-    let (first, last) = month_days(month).ok_or_else(|| bad_month(month))?;
+    let (first, last) = month_range(month)?;
     let figures =
         reports::consumption_report(store, ctx, org, &first, &last, GroupBy::Org, now_ms)?;
     let trend_from = months_before(month, 11).ok_or_else(|| bad_month(month))?;

@@ -322,10 +322,7 @@ async fn overview(
     let (lang, set) = lang_of(&headers, q.lang.as_deref());
     let (org, picker) = scope(&state.auth, &p, q.org.as_deref());
     let now = reports::now_ms();
-    let month = q
-        .month
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| data::current_month(&state.ctx, now));
+    let month = data::month_or_current(q.month, &state.ctx, now);
     let s = state.clone();
     let done =
         blocking(move || data::overview(&s.store, &s.ctx, &s.renewal, org.as_deref(), &month, now))
@@ -356,10 +353,7 @@ async fn consumption(
     let (lang, set) = lang_of(&headers, q.lang.as_deref());
     let (org, picker) = scope(&state.auth, &p, q.org.as_deref());
     let now = reports::now_ms();
-    let month = q
-        .month
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| data::current_month(&state.ctx, now));
+    let month = data::month_or_current(q.month, &state.ctx, now);
     let by = match group_by(q.by.as_deref()) {
         Ok(b) => b,
         Err(e) => return report_error(lang, e),
@@ -367,11 +361,7 @@ async fn consumption(
     let s = state.clone();
     let m = month.clone();
     let done = blocking(move || {
-        let (first, last) = data::month_days(&m).ok_or_else(|| {
-            ReportError::Consumption(crate::consumption::ConsumptionError::Date {
-                value: m.clone(),
-            })
-        })?;
+        let (first, last) = data::month_range(&m)?;
         reports::consumption_report(&s.store, &s.ctx, org.as_deref(), &first, &last, by, now)
     })
     .await;
@@ -398,16 +388,9 @@ async fn consumption_csv(
     let (lang, _) = lang_of(&headers, q.lang.as_deref());
     let (org, _) = scope(&state.auth, &p, q.org.as_deref());
     let now = reports::now_ms();
-    let month = q
-        .month
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| data::current_month(&state.ctx, now));
+    let month = data::month_or_current(q.month, &state.ctx, now);
     let parsed = (|| -> Result<ConsumptionQuery, ReportError> {
-        let (from, to) = data::month_days(&month).ok_or_else(|| {
-            ReportError::Consumption(crate::consumption::ConsumptionError::Date {
-                value: month.clone(),
-            })
-        })?;
+        let (from, to) = data::month_range(&month)?;
         Ok(ConsumptionQuery {
             from,
             to,
