@@ -5,6 +5,7 @@
 //! The URL scheme selects TLS: `https://` (gRPC) and `mqtts://` (MQTT). rustls with the
 //! ring provider, as in the collector.
 
+use veille_proto::tls::{HandshakeFailure, classify_text};
 pub use veille_proto::tls::{IdentityPem, TlsError, TlsFiles, provider};
 
 /// An operator-facing explanation of a TLS failure found anywhere in `err`'s source
@@ -28,16 +29,11 @@ pub fn explain(err: &(dyn std::error::Error + 'static)) -> Option<String> {
 
 /// The same for an error known only by its text (rumqttc flattens its TLS errors).
 pub fn explain_text(text: &str) -> Option<String> {
-    let hint = if text.contains("UnknownIssuer") || text.contains("unknown issuer") {
-        UNKNOWN_CA
-    } else if text.contains("NotValidForName") {
-        WRONG_NAME
-    } else if text.contains("CertificateRequired") || text.contains("certificate required") {
-        NEED_CLIENT_CERT
-    } else if text.contains("InvalidContentType") || text.contains("CorruptMessage") {
-        NOT_TLS
-    } else {
-        return None;
+    let hint = match classify_text(text)? {
+        HandshakeFailure::UnknownCa => UNKNOWN_CA,
+        HandshakeFailure::WrongName => WRONG_NAME,
+        HandshakeFailure::ClientCertRequired => NEED_CLIENT_CERT,
+        HandshakeFailure::NotTls => NOT_TLS,
     };
     Some(format!("TLS handshake with collector failed: {hint}"))
 }

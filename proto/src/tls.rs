@@ -170,9 +170,65 @@ fn certs(
     Ok(certs)
 }
 
+/// Why a client's TLS handshake failed, in the cases an operator can act on. Each side
+/// words the advice for its own config keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeFailure {
+    /// The peer's certificate does not chain to the trusted CA.
+    UnknownCa,
+    /// The peer's certificate does not name the host in the URL.
+    WrongName,
+    /// The peer asks for a client certificate.
+    ClientCertRequired,
+    /// The peer does not speak TLS on this port.
+    NotTls,
+}
+
+/// Classifies a failure known only by its text: rumqttc keeps rustls' error only in
+/// its Debug text. `None` when the text is not about one of these.
+pub fn classify_text(text: &str) -> Option<HandshakeFailure> {
+    let any = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
+    if any(&["UnknownIssuer", "unknown issuer", "BadSignature"]) {
+        Some(HandshakeFailure::UnknownCa)
+    } else if any(&["NotValidForName"]) {
+        Some(HandshakeFailure::WrongName)
+    } else if any(&[
+        "CertificateRequired",
+        "certificate required",
+        "HandshakeFailure",
+    ]) {
+        Some(HandshakeFailure::ClientCertRequired)
+    } else if any(&["InvalidContentType", "CorruptMessage"]) {
+        Some(HandshakeFailure::NotTls)
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flattened_errors_are_classified() {
+        assert_eq!(
+            classify_text("Tls(Io(Custom { error: InvalidCertificate(UnknownIssuer) }))"),
+            Some(HandshakeFailure::UnknownCa)
+        );
+        assert_eq!(
+            classify_text("InvalidCertificate(NotValidForName)"),
+            Some(HandshakeFailure::WrongName)
+        );
+        assert_eq!(
+            classify_text("AlertReceived(CertificateRequired)"),
+            Some(HandshakeFailure::ClientCertRequired)
+        );
+        assert_eq!(
+            classify_text("InvalidMessage(InvalidContentType)"),
+            Some(HandshakeFailure::NotTls)
+        );
+        assert_eq!(classify_text("Connection refused (os error 111)"), None);
+    }
 
     #[test]
     fn file_errors_name_the_key_and_path() {

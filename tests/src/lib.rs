@@ -543,16 +543,12 @@ pub fn https_request(
             .connect(name, tcp)
             .await
             .map_err(|e| e.to_string())?;
-        let body = form.map_or(String::new(), |f| {
-            format!(
+        let body = match form {
+            Some(f) => format!(
                 "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{f}",
                 f.len()
-            )
-        });
-        let body = if body.is_empty() {
-            "\r\n".to_owned()
-        } else {
-            body
+            ),
+            None => "\r\n".to_owned(),
         };
         let request =
             format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{body}");

@@ -65,19 +65,21 @@ fn options(b: &ExternalBroker, max_in_flight: usize) -> MqttOptions {
 /// What to tell the operator when the broker's TLS handshake fails; `None` when the
 /// failure is not about TLS. rumqttc keeps rustls' error only in its Debug text.
 fn tls_hint(error: &rumqttc::ConnectionError) -> Option<&'static str> {
-    let text = format!("{error:?}");
-    let hint = if text.contains("UnknownIssuer") || text.contains("BadSignature") {
-        "the broker's certificate is signed by an unknown authority; check [mqtt] ca_cert"
-    } else if text.contains("NotValidForName") {
-        "the broker's certificate does not name the host of [mqtt] broker"
-    } else if text.contains("CertificateRequired") || text.contains("HandshakeFailure") {
-        "the broker requires a client certificate; set [mqtt] client_cert and client_key"
-    } else if text.contains("InvalidContentType") || text.contains("CorruptMessage") {
-        "the broker does not speak TLS on this port; use mqtt:// or its TLS port"
-    } else {
-        return None;
-    };
-    Some(hint)
+    use veille_proto::tls::{HandshakeFailure, classify_text};
+    Some(match classify_text(&format!("{error:?}"))? {
+        HandshakeFailure::UnknownCa => {
+            "the broker's certificate is signed by an unknown authority; check [mqtt] ca_cert"
+        }
+        HandshakeFailure::WrongName => {
+            "the broker's certificate does not name the host of [mqtt] broker"
+        }
+        HandshakeFailure::ClientCertRequired => {
+            "the broker requires a client certificate; set [mqtt] client_cert and client_key"
+        }
+        HandshakeFailure::NotTls => {
+            "the broker does not speak TLS on this port; use mqtt:// or its TLS port"
+        }
+    })
 }
 
 /// Subscribes and handles messages until `stop`; reconnects on its own.
