@@ -8,9 +8,9 @@ use clap::{Args, Parser, Subcommand};
 use veille_proto::settings::set_flag;
 
 use crate::config::{Config, ConfigError};
-use crate::devices::{self, DeviceRecord, Format};
 use crate::server_or_store::{self, Answer, ApiCall, NoStore, RouteError};
 use crate::store::StoreError;
+use veille_domain::devices::{self, DeviceRecord, Format};
 
 /// Veille collector: receives agents' reports, stores them, serves the fleet registry.
 #[derive(Debug, Parser)]
@@ -206,7 +206,9 @@ pub struct DevicesArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
     /// Output format: aligned table, CSV with a header line, or a JSON array.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
+    #[arg(long, default_value = "table",
+        value_parser = clap::builder::TypedValueParser::try_map(
+            clap::builder::PossibleValuesParser::new(Format::NAMES), |s| s.parse::<Format>()))]
     pub format: Format,
 }
 

@@ -47,9 +47,9 @@ pub struct Config {
     /// The MQTT transport: embedded broker or external broker (`[mqtt]`).
     pub mqtt: MqttConfig,
     /// Time zone, working hours, tariff, grid factor and power profiles (`[energy]`).
-    pub energy: crate::consumption::EnergyConfig,
+    pub energy: veille_domain::energy::consumption::EnergyConfig,
     /// The renewal report's approaching window and overrides file (`[renewal]`).
-    pub renewal: crate::renewal_report::RenewalConfig,
+    pub renewal: veille_domain::renewal::report::RenewalConfig,
     /// Meters over MQTT: Tasmota topic → meter mapping, counter glitch tolerance
     /// (`[meters]`).
     #[serde(default)]
@@ -165,7 +165,7 @@ pub struct OrgConfig {
     /// This org's own time zone, working hours, tariff or grid factor (`[orgs.energy]`);
     /// absent keys keep `[energy]`'s.
     #[serde(default)]
-    pub energy: Option<crate::consumption::OrgEnergy>,
+    pub energy: Option<veille_domain::energy::consumption::OrgEnergy>,
 }
 
 impl std::fmt::Debug for OrgConfig {

@@ -22,14 +22,14 @@ use serde::Deserialize;
 use veille_proto::v1::{ChassisClass, EventKind, Report};
 
 use crate::auth::{Auth, bearer_token, constant_time_eq};
-use crate::catalogue::DeviceClass;
-use crate::consumption::{Context, GroupBy};
 use crate::metrics::{IngestMetrics, IngestSnapshot};
 use crate::mqtt::drops::DropReason;
 use crate::prometheus::{CONTENT_TYPE, Exposition, Kind};
 use crate::reports::{self, ReportError};
-use crate::rollup::{report_rollup, rollup_energy_wh};
 use crate::store::Store;
+use veille_domain::energy::catalogue::DeviceClass;
+use veille_domain::energy::consumption::{Context, GroupBy};
+use veille_domain::energy::rollup::{report_rollup, rollup_energy_wh};
 
 /// `[metrics]` in the collector config. Documented for users in
 /// `deploy/collector.toml`.

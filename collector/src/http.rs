@@ -6,11 +6,11 @@
 //! `{"error": "..."}`.
 //!
 //! - `GET /api/v1/devices[?format=json|csv|table]`: the device registry (JSON array of
-//!   [`DeviceRecord`](crate::devices::DeviceRecord) by default).
+//!   [`DeviceRecord`](veille_domain::devices::DeviceRecord) by default).
 //! - `GET /api/v1/reports/consumption?from=&to=[&by=][&format=][&csv_dialect=]`: the
-//!   consumption report (see [`crate::consumption`]).
+//!   consumption report (see [`veille_domain::energy::consumption`]).
 //! - `GET /api/v1/reports/renewal[?format=json|csv|table]`: the renewal report (see
-//!   [`crate::renewal_report`]), served by [`renewal_router`].
+//!   [`veille_domain::renewal::report`]), served by [`renewal_router`].
 
 use std::sync::Arc;
 
@@ -23,11 +23,11 @@ use axum::routing::get;
 use serde::Deserialize;
 
 use crate::auth::{Auth, Principal, bearer_token};
-use crate::consumption::{Context, GroupBy};
-use crate::devices::{self, Format};
-use crate::renewal_report::RenewalContext;
 use crate::reports::{self, ConsumptionQuery, OutputFormat, ReportError};
 use crate::store::Store;
+use veille_domain::devices::{self, Format};
+use veille_domain::energy::consumption::{Context, GroupBy};
+use veille_domain::renewal::report::RenewalContext;
 
 #[derive(Clone)]
 struct AppState {

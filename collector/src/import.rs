@@ -1,8 +1,8 @@
 //! `veille-collector import glpi FILE [--dry-run]`: the I/O edge of the GLPI import.
 //!
-//! Steps, each complete before the next: parse the whole file ([`crate::glpi::parse`]:
+//! Steps, each complete before the next: parse the whole file ([`veille_domain::renewal::glpi::parse`]:
 //! a bad line stops everything, naming its line and column), match the rows against the
-//! devices the store knows ([`crate::glpi::match_rows`]), then write every matched row
+//! devices the store knows ([`veille_domain::renewal::glpi::match_rows`]), then write every matched row
 //! in one sled transaction ([`Store::put_assets`]): an import is all or nothing, and
 //! importing the same file again changes nothing.
 //!
@@ -19,9 +19,9 @@ use std::path::{Path, PathBuf};
 
 use tracing::info;
 
-use crate::asset::AssetRecord;
-use crate::glpi::{self, DeviceFacts, GlpiError, GlpiExport, MatchSummary};
 use crate::store::{Store, StoreError};
+use veille_domain::renewal::asset::AssetRecord;
+use veille_domain::renewal::glpi::{self, DeviceFacts, GlpiError, GlpiExport, MatchSummary};
 
 /// Rows between two progress lines in the log.
 pub const PROGRESS_EVERY_ROWS: usize = 10_000;

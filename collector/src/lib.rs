@@ -60,46 +60,29 @@
 //! - [`setpoint`]: the setpoint report's statistics: before/after windows, Welch
 //!   intervals, PUE, outdoor-temperature adjustment (pure).
 
-pub mod asset;
 pub mod auth;
-pub mod carbon;
-pub mod catalogue;
 pub mod cli;
-pub mod compliance;
 pub mod config;
-pub mod consumption;
 pub mod demo;
-pub mod devices;
-pub mod embodied;
-pub mod energy;
 pub mod fleet_metrics;
-pub mod gaps;
-pub mod glpi;
 pub mod grpc;
 pub mod http;
 pub mod http_client;
 pub mod import;
 pub mod ingest;
 pub mod init_tls;
-pub mod inventory_diff;
 pub mod listen_file;
-pub mod loadcurve;
 pub mod meter_store;
-pub mod meters;
 pub mod metrics;
 pub mod mqtt;
 pub mod policy;
 pub mod prometheus;
-pub mod renewal;
 pub mod renewal_io;
-pub mod renewal_report;
 pub mod reports;
 pub mod retention;
-pub mod rollup;
 pub mod rooms;
 pub mod server;
 pub mod server_or_store;
-pub mod setpoint;
 pub mod store;
 pub mod tls;
 pub mod tokens;

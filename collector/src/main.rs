@@ -50,7 +50,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 from: args.from,
                 to: args.to,
                 by: args.by.parse().map_err(
-                    |e: veille_collector::consumption::ConsumptionError| Failure::Usage(e.into()),
+                    |e: veille_domain::energy::consumption::ConsumptionError| {
+                        Failure::Usage(e.into())
+                    },
                 )?,
                 format: veille_collector::reports::OutputFormat::parse(&args.format)
                     .map_err(usage)?,
@@ -180,7 +182,7 @@ fn report_renewal(args: veille_collector::cli::RenewalArgs) -> Result<(), Failur
         .load_config()
         .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
     let format = OutputFormat::parse(&args.format).map_err(|e| Failure::Usage(e.into()))?;
-    let ctx = veille_collector::renewal_report::RenewalContext::from_config(&config.renewal)
+    let ctx = veille_collector::renewal_io::context(&config.renewal)
         .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
     let path = format!("/api/v1/reports/renewal?format={}", format.as_str());
     let out = runtime()?

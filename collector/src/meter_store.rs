@@ -9,7 +9,7 @@
 //!
 //! `quantity` is `power` (W), `energy` (kWh, the meter's cumulative counter as read)
 //! or `temperature` (°C): every value is in its quantity's canonical unit
-//! ([`crate::meters::Quantity::unit`]); a value whose unit is unknown never gets here
+//! ([`veille_domain::rooms::meters::Quantity::unit`]); a value whose unit is unknown never gets here
 //! (it is counted in the registry's `rejected`).
 //!
 //! Energy counters go through [`EnergyCounter`], whose state (high-water mark, last
@@ -25,9 +25,11 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
-use crate::meters::{self, CounterStep, EnergyCounter, MeterError, Parsed, Quantity, TasmotaMap};
-use crate::setpoint::DailySeries;
 use crate::store::{Store, StoreError, device_key, prefix};
+use veille_domain::rooms::meters::{
+    self, CounterStep, EnergyCounter, MeterError, Parsed, Quantity, TasmotaMap,
+};
+use veille_domain::rooms::setpoint::DailySeries;
 
 /// The counter value is a reset: the meter restarted from (near) 0.
 pub const FLAG_RESET: u8 = 1;
@@ -333,7 +335,7 @@ pub fn import_load_curve(
     store: &Store,
     org: &str,
     meter_id: &str,
-    curve: &crate::loadcurve::LoadCurve,
+    curve: &veille_domain::rooms::loadcurve::LoadCurve,
 ) -> Result<(u64, u64), StoreError> {
     let tree = store.meter_readings()?;
     let mut batch = sled::Batch::default();

@@ -1,17 +1,36 @@
-//! The I/O edge of the renewal report: reads what [`crate::renewal_report`] needs from
+//! The I/O edge of the renewal report: reads what [`veille_domain::renewal::report`] needs from
 //! the store (device records, latest inventories, their history, GLPI asset facts) and
 //! renders it; `report renewal` and `GET /api/v1/reports/renewal` both end here.
 
 use veille_proto::v1::Inventory;
 
-use crate::catalogue::DeviceClass;
-use crate::inventory_diff;
-use crate::renewal::Date;
-use crate::renewal_report::{
-    self, ComputerFacts, InventoryChange, MonitorFacts, RenewalContext, RenewalReport,
-};
 use crate::reports::{OutputFormat, ReportError};
 use crate::store::{Store, StoreError};
+use veille_domain::energy::catalogue::DeviceClass;
+use veille_domain::renewal::horizon::Date;
+use veille_domain::renewal::inventory_diff;
+use veille_domain::renewal::report::{
+    self as renewal_report, ComputerFacts, InventoryChange, MonitorFacts, RenewalConfig,
+    RenewalConfigError, RenewalContext, RenewalReport,
+};
+
+/// The renewal settings of the configuration, with the overrides file (if named) read
+/// from disk: the domain takes its text.
+pub fn context(config: &RenewalConfig) -> Result<RenewalContext, RenewalConfigError> {
+    let text = if config.overrides.is_empty() {
+        None
+    } else {
+        Some(
+            std::fs::read_to_string(&config.overrides).map_err(|source| {
+                RenewalConfigError::Read {
+                    path: config.overrides.clone(),
+                    source,
+                }
+            })?,
+        )
+    };
+    RenewalContext::from_config(config, text.as_deref())
+}
 
 /// The facts of every computer of `org` (or of all orgs).
 pub fn load(store: &Store, org: Option<&str>) -> Result<Vec<ComputerFacts>, StoreError> {
@@ -123,7 +142,7 @@ mod tests {
             };
             store.apply_batch("acme", &b, at).unwrap();
         }
-        let ctx = RenewalContext::from_config(&crate::renewal_report::RenewalConfig {
+        let ctx = context(&RenewalConfig {
             approaching_months: 6,
             overrides: String::new(),
         })
@@ -141,5 +160,28 @@ mod tests {
                 .devices
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn an_overrides_file_is_read_and_a_missing_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("renewal.toml");
+        std::fs::write(
+            &path,
+            "[horizons]\nlaptop = { years = 8, source = \"our policy\" }\n",
+        )
+        .unwrap();
+        let ctx = context(&RenewalConfig {
+            approaching_months: 6,
+            overrides: path.to_string_lossy().into_owned(),
+        })
+        .unwrap();
+        assert_eq!(ctx.policy.horizon(DeviceClass::Laptop).years, 8);
+        let e = context(&RenewalConfig {
+            approaching_months: 6,
+            overrides: "/nonexistent/renewal.toml".into(),
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/renewal.toml"), "{e}");
     }
 }

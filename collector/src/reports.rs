@@ -1,4 +1,4 @@
-//! The I/O edge of the reports: loads what [`crate::consumption`] needs from the store,
+//! The I/O edge of the reports: loads what [`veille_domain::energy::consumption`] needs from the store,
 //! renders it, and lets the command line ask a running server (whose store is locked
 //! by sled) or read the store itself when no server runs.
 
@@ -6,13 +6,13 @@ use std::path::PathBuf;
 
 use veille_proto::v1::ChassisClass;
 
-use crate::catalogue::{Catalogue, CatalogueError, DeviceClass};
 use crate::config::Config;
-use crate::consumption::{
-    self, ConsumptionError, Context, CsvDialect, DeviceData, GroupBy, SessionEdge,
-};
 use crate::server_or_store::{self, Answer, ApiCall, NoStore, RouteError};
 use crate::store::{Store, StoreError};
+use veille_domain::energy::catalogue::{Catalogue, CatalogueError, DeviceClass};
+use veille_domain::energy::consumption::{
+    self, ConsumptionError, Context, CsvDialect, DeviceData, GroupBy, SessionEdge,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -51,7 +51,7 @@ pub fn context(config: &Config) -> Result<Context, ReportError> {
         })?;
         catalogue = catalogue.with_overrides(&text)?;
     }
-    let orgs: Vec<(String, crate::consumption::OrgEnergy)> = config
+    let orgs: Vec<(String, veille_domain::energy::consumption::OrgEnergy)> = config
         .orgs
         .iter()
         .filter_map(|o| o.energy.clone().map(|e| (o.id.clone(), e)))
@@ -78,7 +78,8 @@ pub fn device_stream<'a>(
     from_ms: i64,
     to_ms: i64,
 ) -> Result<impl Iterator<Item = Result<DeviceData, StoreError>> + 'a, StoreError> {
-    let from_hour = from_ms.div_euclid(crate::rollup::HOUR_MS) * crate::rollup::HOUR_MS;
+    let from_hour = from_ms.div_euclid(veille_domain::energy::rollup::HOUR_MS)
+        * veille_domain::energy::rollup::HOUR_MS;
     let records = store.devices(org)?;
     Ok(records.into_iter().map(move |record| {
         let inv = store

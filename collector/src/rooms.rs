@@ -3,10 +3,10 @@
 //! `report setpoint` and `GET /api/v1/reports/setpoint`.
 //!
 //! A room is stored as JSON in the `rooms` tree under `org \0 name`. The statistics are
-//! [`crate::setpoint`]'s; this module only gathers daily means: total, cooling, inlet
+//! [`veille_domain::rooms::setpoint`]'s; this module only gathers daily means: total, cooling, inlet
 //! and outdoor from the room's meters ([`crate::meter_store`]), IT power from its IT
 //! meter when it has one, else from its member devices' hourly rollups through the
-//! energy model ([`crate::consumption::device_figures`]).
+//! energy model ([`veille_domain::energy::consumption::device_figures`]).
 //!
 //! Writes (`room add`, `room setpoint`, `import meters`) open the store directly: the
 //! collector must be stopped (sled locks the store while it runs).
@@ -28,15 +28,17 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{Auth, Principal};
 use crate::cli::ConfigArgs;
 use crate::config::Config;
-use crate::consumption::{Context, device_figures};
-use crate::loadcurve::{LoadCurveOptions, PowerUnit, parse_load_curve};
 use crate::meter_store::{self, daily_means};
-use crate::meters::Quantity;
 use crate::reports::{self, OutputFormat, ReportError};
 use crate::server::STORE_DIR;
 use crate::server_or_store::RouteError;
-use crate::setpoint::{Comparison, RoomSeries, SetpointOptions, SetpointReport, setpoint_report};
 use crate::store::{Store, StoreError, device_key, prefix};
+use veille_domain::energy::consumption::{Context, device_figures};
+use veille_domain::rooms::loadcurve::{LoadCurveOptions, PowerUnit, parse_load_curve};
+use veille_domain::rooms::meters::Quantity;
+use veille_domain::rooms::setpoint::{
+    Comparison, RoomSeries, SetpointOptions, SetpointReport, setpoint_report,
+};
 
 /// The meter roles of a room.
 pub const ROLES: [&str; 5] = ["it", "total", "cooling", "inlet", "outdoor"];
@@ -93,7 +95,7 @@ pub enum RoomError {
     #[error("import meters {path}: {source}; nothing was stored")]
     LoadCurve {
         path: PathBuf,
-        source: crate::loadcurve::LoadCurveError,
+        source: veille_domain::rooms::loadcurve::LoadCurveError,
     },
 }
 

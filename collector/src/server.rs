@@ -158,15 +158,14 @@ impl Server {
                     reason: e.to_string(),
                 })?,
             );
-        let renewal_context = Arc::new(
-            crate::renewal_report::RenewalContext::from_config(&config.renewal).map_err(|e| {
+        let renewal_context =
+            Arc::new(crate::renewal_io::context(&config.renewal).map_err(|e| {
                 ConfigError::Invalid {
                     key: "renewal".into(),
                     value: String::new(),
                     reason: e.to_string(),
                 }
-            })?,
-        );
+            })?);
         let tokens = tokens::load_or_create(&data_dir, &config.orgs)?;
         announce_tokens(&tokens, &data_dir);
         let store_dir = data_dir.join(STORE_DIR);

@@ -37,9 +37,9 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use veille_proto::v1::{EventKind, Inventory, Report, ReportBatch};
 
-use crate::asset::AssetRecord;
-use crate::devices::DeviceRecord;
-use crate::rollup::{self, HourRollup};
+use veille_domain::devices::DeviceRecord;
+use veille_domain::energy::rollup::{self, HourRollup};
+use veille_domain::renewal::asset::AssetRecord;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -12,15 +12,15 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use veille_collector::catalogue::{Catalogue, DeviceClass, PowerProfile};
-use veille_collector::consumption::{
+use veille_collector::reports;
+use veille_collector::store::Store;
+use veille_domain::energy::catalogue::{Catalogue, DeviceClass, PowerProfile};
+use veille_domain::energy::consumption::{
     self, Context, DeviceData, EnergyConfig, Figures, GroupBy, SessionEdge,
 };
-use veille_collector::energy;
-use veille_collector::gaps;
-use veille_collector::reports;
-use veille_collector::rollup::{self, HOUR_MS, HourRollup};
-use veille_collector::store::Store;
+use veille_domain::energy::gaps;
+use veille_domain::energy::model as energy;
+use veille_domain::energy::rollup::{self, HOUR_MS, HourRollup};
 use veille_proto::v1::{
     ChassisClass, EnergySource, Event, EventKind, Inventory, Measurement, Report, ReportBatch,
 };

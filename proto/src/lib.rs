@@ -15,6 +15,7 @@
 //!   local time over DST, exclusions, server double opt-in, warn → postpone → shut down)
 //!   that the agent enforces and the collector reports and replays.
 //! - [`signing`]: ed25519 signing and verification of policies, key ids and key text form.
+//! - [`units`]: milliseconds per second, minute, hour and day (one definition).
 //! - [`settings`]: layering of TOML file, `VEILLE_*` environment and flags, shared by both
 //!   binaries so they behave the same.
 
@@ -25,6 +26,7 @@ pub mod settings;
 pub mod signing;
 pub mod tls;
 pub mod topics;
+pub mod units;
 pub mod validate;
 
 /// Generated code for protobuf package `veille.v1`.

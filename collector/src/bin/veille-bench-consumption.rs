@@ -30,11 +30,11 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use veille_collector::catalogue::Catalogue;
-use veille_collector::consumption::{Context, CsvDialect, EnergyConfig, GroupBy};
 use veille_collector::reports::{self, ConsumptionQuery, OutputFormat};
-use veille_collector::rollup::{HOUR_MS, HourRollup};
 use veille_collector::store::Store;
+use veille_domain::energy::catalogue::Catalogue;
+use veille_domain::energy::consumption::{Context, CsvDialect, EnergyConfig, GroupBy};
+use veille_domain::energy::rollup::{HOUR_MS, HourRollup};
 use veille_proto::v1::{ChassisClass, Event, EventKind, Inventory, Report, ReportBatch};
 
 const ORG: &str = "bench";

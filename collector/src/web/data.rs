@@ -6,12 +6,12 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use veille_proto::v1::ChassisClass;
 
-use crate::catalogue::DeviceClass;
-use crate::consumption::{Context, DeviceData, GroupBy, SessionEdge, inferred_off};
-use crate::renewal_report::RenewalContext;
 use crate::reports::{self, OutputFormat, ReportError};
-use crate::rollup::{HOUR_MS, HourRollup};
 use crate::store::Store;
+use veille_domain::energy::catalogue::DeviceClass;
+use veille_domain::energy::consumption::{Context, DeviceData, GroupBy, SessionEdge, inferred_off};
+use veille_domain::energy::rollup::{HOUR_MS, HourRollup};
+use veille_domain::renewal::report::RenewalContext;
 
 use super::i18n::{Key, Lang};
 use super::svg::{Bar, HourStates};
@@ -166,7 +166,7 @@ pub fn overview(
 }
 
 fn bad_month(month: &str) -> ReportError {
-    ReportError::Consumption(crate::consumption::ConsumptionError::Date {
+    ReportError::Consumption(veille_domain::energy::consumption::ConsumptionError::Date {
         value: month.to_owned(),
     })
 }
@@ -181,7 +181,7 @@ fn verdicts(store: &Store, ctx: &Context, org: Option<&str>) -> Vec<Verdict> {
             return Vec::new();
         }
     };
-    let opts = crate::setpoint::SetpointOptions::default();
+    let opts = veille_domain::rooms::setpoint::SetpointOptions::default();
     rooms
         .into_iter()
         .filter(|r| !r.setpoints.is_empty())
@@ -256,7 +256,7 @@ pub fn device_lines(
     org: Option<&str>,
 ) -> Result<Vec<DeviceLine>, ReportError> {
     let mut records = store.devices(org)?;
-    crate::devices::sort(&mut records);
+    veille_domain::devices::sort(&mut records);
     let mut out = Vec::with_capacity(records.len());
     for record in records {
         let site = store
@@ -336,7 +336,7 @@ pub fn device_page(
     };
     let ctx = ctx.for_org(org);
     let inv = store.inventory(org, device_id)?.unwrap_or_default();
-    let to = crate::rollup::hour_of(now_ms) + HOUR_MS;
+    let to = veille_domain::energy::rollup::hour_of(now_ms) + HOUR_MS;
     let from = to - TIMELINE_HOURS * HOUR_MS;
     let rollups = store.rollups(org, device_id, from, to)?;
     let sessions: Vec<SessionEdge> = store
@@ -413,8 +413,8 @@ pub fn device_page(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalogue::Catalogue;
-    use crate::consumption::EnergyConfig;
+    use veille_domain::energy::catalogue::Catalogue;
+    use veille_domain::energy::consumption::EnergyConfig;
 
     fn ctx() -> Context {
         let cfg = EnergyConfig {

@@ -36,10 +36,10 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use crate::auth::{Auth, Principal};
-use crate::consumption::{Context, GroupBy};
-use crate::renewal_report::RenewalContext;
 use crate::reports::{self, ConsumptionQuery, OutputFormat, ReportError};
 use crate::store::Store;
+use veille_domain::energy::consumption::{Context, GroupBy};
+use veille_domain::renewal::report::RenewalContext;
 
 use i18n::{Key, Lang};
 use session::Sessions;

@@ -1,8 +1,8 @@
 //! The pages, rendered from plain values (the view models below) into HTML strings.
 //! Pure: [`super::data`] loads the values; every string from the fleet is escaped here.
 
-use crate::consumption::{Figures, GroupBy, Report};
-use crate::devices::DeviceRecord;
+use veille_domain::devices::DeviceRecord;
+use veille_domain::energy::consumption::{Figures, GroupBy, Report};
 
 use super::html::{Nav, esc, page, url_component};
 use super::i18n::{Key, Lang};

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use veille_proto::v1::ChassisClass;
 
 /// The embedded default catalogue (`deploy/power-profiles.toml`).
-pub const DEFAULT_CATALOGUE_TOML: &str = include_str!("../../deploy/power-profiles.toml");
+pub const DEFAULT_CATALOGUE_TOML: &str = include_str!("../../../deploy/power-profiles.toml");
 
 /// What kind of device a profile describes: the inventory's chassis classes, plus
 /// displays, plus the fallback for an unknown chassis.

@@ -1,12 +1,12 @@
 //! The consumption report: kWh, €, kgCO2e, hours on, and how sure each figure is, per
 //! org, site, group, class, device or month.
 //!
-//! Inputs are each device's hourly rollups ([`crate::rollup`]) and boot-session edges;
+//! Inputs are each device's hourly rollups ([`crate::energy::rollup`]) and boot-session edges;
 //! nothing here reads raw reports, so a year of a large fleet stays cheap. Every
 //! millisecond of the period is one of: measured (a whole-system meter), modelled (the
 //! power profile applied to reported states), inferred off (between boot sessions, or
 //! after a SHUTDOWN), or unknown (no evidence: counted in the coverage, never filled with
-//! energy). The same rule as [`crate::gaps::classify`], applied to session edges.
+//! energy). The same rule as [`crate::energy::gaps::classify`], applied to session edges.
 //!
 //! Conventions a reader of the report must know:
 //! - a device with several tags counts in each of its groups (group totals can exceed
@@ -26,9 +26,9 @@ use jiff::civil::Weekday;
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
-use crate::carbon::{CarbonError, GridFactor, Tariff};
-use crate::catalogue::{Catalogue, DeviceClass};
-use crate::rollup::{HOUR_MS, HourRollup, rollup_energy_wh};
+use crate::energy::carbon::{CarbonError, GridFactor, Tariff};
+use crate::energy::catalogue::{Catalogue, DeviceClass};
+use crate::energy::rollup::{HOUR_MS, HourRollup, rollup_energy_wh};
 
 const MS_PER_HOUR: f64 = 3_600_000.0;
 

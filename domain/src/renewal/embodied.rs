@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::catalogue::DeviceClass;
-use crate::renewal::{DEFAULT_RENEWAL_TOML, RenewalError, RenewalFile};
+use crate::energy::catalogue::DeviceClass;
+use crate::renewal::horizon::{DEFAULT_RENEWAL_TOML, RenewalError, RenewalFile};
 
 /// One class's embodied carbon and where the figure comes from.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -67,7 +67,7 @@ impl EmbodiedTable {
     }
 
     /// This table with the `[embodied]` entries of a user renewal file applied (the
-    /// rest of that file is read by [`crate::renewal::RenewalPolicy::with_overrides`]).
+    /// rest of that file is read by [`crate::renewal::horizon::RenewalPolicy::with_overrides`]).
     pub fn with_overrides(&self, user_toml: &str) -> Result<Self, RenewalError> {
         let file: RenewalFile = toml::from_str(user_toml)?;
         let mut table = self.clone();

@@ -5,10 +5,10 @@
 //! change (a catalogue correction, a new model override) and the consumption of past
 //! months must follow without rebuilding anything. The energy model is linear in the
 //! state times and in `active_ms × cpu_util`, so these sums give exactly what
-//! [`crate::energy`] computes from the raw reports.
+//! [`crate::energy::model`] computes from the raw reports.
 //!
 //! A report that straddles an hour boundary is split pro rata (its states spread evenly
-//! over its interval), the same convention [`crate::energy::period_energy`] uses at a
+//! over its interval), the same convention [`crate::energy::model::period_energy`] uses at a
 //! period edge, so hour sums add up to the report and periods cut on hours agree with
 //! the raw computation.
 //!
@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 
 use veille_proto::v1::Report;
 
-use crate::catalogue::PowerProfile;
-use crate::energy::whole_system_measurement_j;
+use crate::energy::catalogue::PowerProfile;
+use crate::energy::model::whole_system_measurement_j;
 
 pub const HOUR_MS: i64 = 3_600_000;
 
@@ -171,7 +171,7 @@ pub fn report_rollup(r: &Report) -> HourRollup {
             out.modelled_idle_ms = idle;
         }
     }
-    if let Some(j) = crate::energy::rapl_j(r) {
+    if let Some(j) = crate::energy::model::rapl_j(r) {
         out.cpu_dram_j = j;
         out.cpu_dram_ms = len;
     }

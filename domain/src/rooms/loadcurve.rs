@@ -436,11 +436,11 @@ fn merge_unit(
 mod tests {
     use super::*;
 
-    const ENEDIS_W: &[u8] = include_bytes!("../tests/data/meters/enedis-30min-w.csv");
-    const KW_DST: &[u8] = include_bytes!("../tests/data/meters/loadcurve-kw-comma-dst.csv");
-    const NO_UNIT: &[u8] = include_bytes!("../tests/data/meters/loadcurve-no-unit.csv");
-    const BAD_TS: &[u8] = include_bytes!("../tests/data/meters/loadcurve-bad-timestamp.csv");
-    const CONFLICT: &[u8] = include_bytes!("../tests/data/meters/loadcurve-conflict.csv");
+    const ENEDIS_W: &[u8] = include_bytes!("../../tests/data/meters/enedis-30min-w.csv");
+    const KW_DST: &[u8] = include_bytes!("../../tests/data/meters/loadcurve-kw-comma-dst.csv");
+    const NO_UNIT: &[u8] = include_bytes!("../../tests/data/meters/loadcurve-no-unit.csv");
+    const BAD_TS: &[u8] = include_bytes!("../../tests/data/meters/loadcurve-bad-timestamp.csv");
+    const CONFLICT: &[u8] = include_bytes!("../../tests/data/meters/loadcurve-conflict.csv");
 
     fn ms(s: &str) -> i64 {
         s.parse::<Timestamp>().unwrap().as_millisecond()

@@ -2,7 +2,7 @@
 //! is fine, approaching its horizon or past it.
 //!
 //! Keeping a healthy device longer is the strongest lever on a fleet's footprint
-//! (manufacturing is most of it, see [`crate::embodied`]), so the horizon is a prompt to
+//! (manufacturing is most of it, see [`crate::renewal::embodied`]), so the horizon is a prompt to
 //! review a device, not an order to replace it: past its horizon a working device under
 //! the recycling age is listed for reuse (loi REEN 2021-1485 art. 16, décret 2023-266),
 //! not for the skip.
@@ -23,11 +23,11 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use crate::catalogue::DeviceClass;
-use crate::embodied::EmbodiedEntry;
+use crate::energy::catalogue::DeviceClass;
+use crate::renewal::embodied::EmbodiedEntry;
 
-/// The embedded defaults (`deploy/renewal.toml`), shared with [`crate::embodied`].
-pub const DEFAULT_RENEWAL_TOML: &str = include_str!("../../deploy/renewal.toml");
+/// The embedded defaults (`deploy/renewal.toml`), shared with [`crate::renewal::embodied`].
+pub const DEFAULT_RENEWAL_TOML: &str = include_str!("../../../deploy/renewal.toml");
 
 /// A calendar date (proleptic Gregorian), stored as days since 1970-01-01.
 ///
@@ -332,7 +332,7 @@ pub enum RenewalError {
 }
 
 /// The layout of `deploy/renewal.toml` (and of a user override, where everything is
-/// optional). Shared with [`crate::embodied`], which reads the `[embodied]` table.
+/// optional). Shared with [`crate::renewal::embodied`], which reads the `[embodied]` table.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RenewalFile {
@@ -394,7 +394,7 @@ impl RenewalPolicy {
     }
 
     /// This policy with a user file of the same layout applied; every key optional
-    /// (`[embodied]` is read by [`crate::embodied::EmbodiedTable::with_overrides`]).
+    /// (`[embodied]` is read by [`crate::renewal::embodied::EmbodiedTable::with_overrides`]).
     pub fn with_overrides(&self, user_toml: &str) -> Result<Self, RenewalError> {
         let file: RenewalFile = toml::from_str(user_toml)?;
         let mut policy = self.clone();

@@ -2,13 +2,13 @@
 //! probe, above all the acquisition date that gives the device its real age.
 //!
 //! Stored as JSON in the `asset` tree (`org \0 device_id`), written only by
-//! `veille-collector import glpi` ([`crate::import`]) and read by the renewal report.
+//! `veille-collector import glpi` (the collector's `import`) and read by the renewal report.
 //! The JSON field names are a stable interface; new fields may be added, none renamed.
 
 use serde::{Deserialize, Serialize};
 
-use crate::glpi::{GlpiRow, MatchedBy};
-use crate::renewal::Date;
+use crate::renewal::glpi::{GlpiRow, MatchedBy};
+use crate::renewal::horizon::Date;
 
 /// One device's asset facts, as last imported.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

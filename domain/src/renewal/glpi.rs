@@ -50,7 +50,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io::Read;
 
-use crate::renewal::Date;
+use crate::renewal::horizon::Date;
 
 /// One computer of the export.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -755,8 +755,8 @@ fn key_of(d: &DeviceFacts) -> DeviceKey {
 mod tests {
     use super::*;
 
-    const FR_EXPORT: &[u8] = include_bytes!("../tests/data/glpi/computers-fr.csv");
-    const EN_EXPORT: &[u8] = include_bytes!("../tests/data/glpi/computers-en.csv");
+    const FR_EXPORT: &[u8] = include_bytes!("../../tests/data/glpi/computers-fr.csv");
+    const EN_EXPORT: &[u8] = include_bytes!("../../tests/data/glpi/computers-en.csv");
 
     fn d(y: i32, m: u32, day: u32) -> Option<Date> {
         Date::from_ymd(y, m, day)

@@ -1,6 +1,6 @@
 //! The device registry as operators see it: one [`DeviceRecord`] per (org, device), and
 //! its renderings as an aligned table, CSV and JSON. Pure: the records come from
-//! [`crate::store::Store::devices`] or from the HTTP API.
+//! the collector's store or from the HTTP API.
 
 use serde::{Deserialize, Serialize};
 
@@ -53,7 +53,7 @@ fn is_zero(v: &i64) -> bool {
 }
 
 /// Output formats of `devices` (CLI) and `/api/v1/devices` (`?format=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
     /// Aligned columns for people.
     #[default]
@@ -62,6 +62,11 @@ pub enum Format {
     Csv,
     /// JSON array of device records (stable field names).
     Json,
+}
+
+impl Format {
+    /// Every format's name, as `--format` and `?format=` take them.
+    pub const NAMES: [&'static str; 3] = ["table", "csv", "json"];
 }
 
 impl std::str::FromStr for Format {

@@ -11,7 +11,7 @@
 //! modelled. RAPL measures only CPU package + DRAM: it is returned beside the total
 //! ([`EnergyBreakdown::cpu_dram_wh`]), never added to it nor substituted for it.
 //!
-//! Provenance of each millisecond comes from [`crate::gaps`]: covered by a report
+//! Provenance of each millisecond comes from [`crate::energy::gaps`]: covered by a report
 //! (measured or modelled), inferred off (modelled at `P_off`), or unknown (no energy
 //! counted: a coverage gap, never silently filled).
 //!
@@ -21,8 +21,8 @@ use std::ops::{Add, AddAssign};
 
 use veille_proto::v1::{EnergySource, Report};
 
-use crate::catalogue::PowerProfile;
-use crate::gaps::{self, Coverage, GapError, SegmentKind};
+use crate::energy::catalogue::PowerProfile;
+use crate::energy::gaps::{self, Coverage, GapError, SegmentKind};
 
 const MS_PER_HOUR: f64 = 3_600_000.0;
 
@@ -246,8 +246,8 @@ pub fn device_energy(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalogue::{Catalogue, DeviceClass};
-    use crate::gaps::tests::{H, rep, with_event};
+    use crate::energy::catalogue::{Catalogue, DeviceClass};
+    use crate::energy::gaps::tests::{H, rep, with_event};
     use veille_proto::v1::{EventKind, Measurement};
 
     fn desktop() -> PowerProfile {

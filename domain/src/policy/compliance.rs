@@ -29,9 +29,9 @@ use veille_proto::policy::{
 };
 use veille_proto::v1::{ChassisClass, EventKind, Policy, PolicyMode};
 
-use crate::catalogue::PowerProfile;
-use crate::consumption::Context;
-use crate::rollup::{HOUR_MS, HourRollup};
+use crate::energy::catalogue::PowerProfile;
+use crate::energy::consumption::Context;
+use crate::energy::rollup::{HOUR_MS, HourRollup};
 
 const MS_PER_HOUR: f64 = 3_600_000.0;
 
@@ -454,7 +454,7 @@ fn csv(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalogue::{Catalogue, DeviceClass};
+    use crate::energy::catalogue::{Catalogue, DeviceClass};
     use veille_proto::policy::ALL_DAYS;
     use veille_proto::v1::ShutdownWindow;
 
@@ -462,7 +462,7 @@ mod tests {
     const MON: i64 = 1_767_571_200_000;
 
     fn ctx() -> Context {
-        let config: crate::consumption::EnergyConfig =
+        let config: crate::energy::consumption::EnergyConfig =
             toml::from_str("timezone = \"UTC\"\nworking_days = [\"mon\",\"tue\",\"wed\",\"thu\",\"fri\"]\nworking_hours = \"8-18\"\npower_profiles = \"\"\n[tariff]\nbase_eur_per_kwh = 0.25\n")
                 .unwrap();
         let mut ctx = Context::new(&config, Catalogue::builtin()).unwrap();

@@ -4,12 +4,12 @@
 //! recycling list, with embodied kgCO2e per year of service and what one more year of
 //! service saves.
 //!
-//! Pure: the facts come from [`crate::reports::load_renewal`] (the store) and `today`
+//! Pure: the facts come from the collector's store and `today`
 //! is passed in.
 //!
 //! # Rules
 //! - Age: acquisition date (GLPI import), else BIOS release date (an estimate), else the
-//!   day the collector first saw the device (a lower bound); see [`crate::renewal`].
+//!   day the collector first saw the device (a lower bound); see [`crate::renewal::horizon`].
 //! - Attached monitors (from the computer's inventory) are devices of class `monitor`,
 //!   aged from their EDID week and year of manufacture, else their computer's first
 //!   seen (a lower bound). Their id is `<computer id>/monitor/<n>`.
@@ -25,11 +25,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::asset::AssetRecord;
-use crate::catalogue::DeviceClass;
 use crate::devices::csv_field;
-use crate::embodied::EmbodiedTable;
-use crate::renewal::{AgeSource, Date, DeviceAge, HorizonOrigin, RenewalError, RenewalPolicy};
+use crate::energy::catalogue::DeviceClass;
+use crate::renewal::asset::AssetRecord;
+use crate::renewal::embodied::EmbodiedTable;
+use crate::renewal::horizon::{
+    AgeSource, Date, DeviceAge, HorizonOrigin, RenewalError, RenewalPolicy,
+};
 
 /// A device counts as working when it reported within this many days.
 pub const WORKING_WITHIN_DAYS: i64 = 30;
@@ -70,23 +72,21 @@ pub struct RenewalContext {
 }
 
 impl RenewalContext {
-    /// The built-in values, the overrides file on top, then `approaching_months`.
-    pub fn from_config(config: &RenewalConfig) -> Result<Self, RenewalConfigError> {
+    /// The built-in values, the overrides file's text (`overrides`, read by the caller
+    /// from `config.overrides`) on top, then `approaching_months`.
+    pub fn from_config(
+        config: &RenewalConfig,
+        overrides: Option<&str>,
+    ) -> Result<Self, RenewalConfigError> {
         let mut policy = RenewalPolicy::builtin();
         let mut embodied = EmbodiedTable::builtin();
-        if !config.overrides.is_empty() {
-            let path = config.overrides.clone();
-            let text =
-                std::fs::read_to_string(&path).map_err(|source| RenewalConfigError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
+        if let Some(text) = overrides {
             let bad = |source| RenewalConfigError::Overrides {
-                path: path.clone(),
+                path: config.overrides.clone(),
                 source,
             };
-            policy = policy.with_overrides(&text).map_err(bad)?;
-            embodied = embodied.with_overrides(&text).map_err(bad)?;
+            policy = policy.with_overrides(text).map_err(bad)?;
+            embodied = embodied.with_overrides(text).map_err(bad)?;
         }
         let approaching = format!(
             "approaching_months = {{ value = {}, source = \"collector configuration, renewal.approaching_months\" }}",
@@ -598,10 +598,13 @@ mod tests {
     const NOW: i64 = 1_790_000_000_000; // 2026-09-21
 
     fn ctx() -> RenewalContext {
-        RenewalContext::from_config(&RenewalConfig {
-            approaching_months: 6,
-            overrides: String::new(),
-        })
+        RenewalContext::from_config(
+            &RenewalConfig {
+                approaching_months: 6,
+                overrides: String::new(),
+            },
+            None,
+        )
         .unwrap()
     }
 
@@ -740,43 +743,40 @@ mod tests {
             (r.devices[0].horizon_from, r.devices[0].status),
             ("device", "past")
         );
-        let wide = RenewalContext::from_config(&RenewalConfig {
-            approaching_months: 60,
-            overrides: String::new(),
-        })
+        let wide = RenewalContext::from_config(
+            &RenewalConfig {
+                approaching_months: 60,
+                overrides: String::new(),
+            },
+            None,
+        )
         .unwrap();
         c.asset = None;
         let r = report(&[c], &wide, NOW);
         assert_eq!(r.approaching_months, 60);
         assert_eq!(r.devices[0].status, "approaching");
-        let e = RenewalContext::from_config(&RenewalConfig {
-            approaching_months: 61,
-            overrides: String::new(),
-        })
+        let e = RenewalContext::from_config(
+            &RenewalConfig {
+                approaching_months: 61,
+                overrides: String::new(),
+            },
+            None,
+        )
         .unwrap_err();
         assert!(e.to_string().contains("approaching_months"), "{e}");
-        let e = RenewalContext::from_config(&RenewalConfig {
-            approaching_months: 6,
-            overrides: "/nonexistent/renewal.toml".into(),
-        })
-        .unwrap_err();
-        assert!(e.to_string().contains("/nonexistent/renewal.toml"), "{e}");
     }
 
     #[test]
     fn an_overrides_file_changes_horizons_and_embodied_figures() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("renewal.toml");
-        std::fs::write(
-            &path,
-            "[horizons]\nlaptop = { years = 8, source = \"our policy\" }\n\
-             [embodied]\nlaptop = { kgco2e = 236.0, source = \"manufacturer sheets median\" }\n",
+        let text = "[horizons]\nlaptop = { years = 8, source = \"our policy\" }\n\
+             [embodied]\nlaptop = { kgco2e = 236.0, source = \"manufacturer sheets median\" }\n";
+        let ctx = RenewalContext::from_config(
+            &RenewalConfig {
+                approaching_months: 6,
+                overrides: "renewal.toml".into(),
+            },
+            Some(text),
         )
-        .unwrap();
-        let ctx = RenewalContext::from_config(&RenewalConfig {
-            approaching_months: 6,
-            overrides: path.to_string_lossy().into_owned(),
-        })
         .unwrap();
         assert_eq!(ctx.policy.horizon(DeviceClass::Laptop).years, 8);
         assert_eq!(ctx.embodied.entry(DeviceClass::Laptop).kgco2e, 236.0);

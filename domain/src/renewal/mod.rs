@@ -1,0 +1,15 @@
+//! Renewal: how old each device is, where that age comes from, and what to do with it.
+//!
+//! - [`horizon`]: `deploy/renewal.toml` types, ages, horizons per class (loi REEN).
+//! - [`embodied`]: embodied kgCO2e per class, amortised per year of service.
+//! - [`glpi`]: GLPI computer export CSV → rows, and their match to known devices.
+//! - [`asset`]: the asset facts imported from GLPI for one device.
+//! - [`inventory_diff`]: what changed between two inventories (a RAM upgrade…).
+//! - [`report`]: the renewal report by site and class, and its renderings.
+
+pub mod asset;
+pub mod embodied;
+pub mod glpi;
+pub mod horizon;
+pub mod inventory_diff;
+pub mod report;
