@@ -60,29 +60,16 @@
 //! - [`setpoint`]: the setpoint report's statistics: before/after windows, Welch
 //!   intervals, PUE, outdoor-temperature adjustment (pure).
 
+pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
-pub mod demo;
-pub mod fleet_metrics;
-pub mod grpc;
-pub mod http;
-pub mod http_client;
-pub mod import;
 pub mod ingest;
-pub mod init_tls;
 pub mod listen_file;
-pub mod meter_store;
 pub mod metrics;
-pub mod mqtt;
 pub mod policy;
-pub mod prometheus;
-pub mod renewal_io;
 pub mod reports;
-pub mod retention;
-pub mod rooms;
 pub mod server;
-pub mod server_or_store;
 pub mod store;
 pub mod tls;
 pub mod tokens;

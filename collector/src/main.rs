@@ -34,10 +34,12 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Demo(args) => runtime()?
-            .block_on(veille_collector::demo::run(args))
+            .block_on(veille_collector::cli::demo::run(args))
             .map_err(|e| match e {
-                veille_collector::demo::DemoError::Config(_)
-                | veille_collector::demo::DemoError::AgentConfig(_) => Failure::Usage(e.into()),
+                veille_collector::cli::demo::DemoError::Config(_)
+                | veille_collector::cli::demo::DemoError::AgentConfig(_) => {
+                    Failure::Usage(e.into())
+                }
                 e => Failure::Runtime(e.into()),
             }),
         Command::Report(veille_collector::cli::ReportCommand::Consumption(args)) => {
@@ -94,12 +96,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Import(veille_collector::cli::ImportCommand::Glpi(args)) => import_glpi(args),
         Command::Import(veille_collector::cli::ImportCommand::Meters(args)) => rooms_out(
             "import meters",
-            veille_collector::rooms::import_meters(args),
+            veille_collector::reports::rooms::import_meters(args),
         ),
-        Command::Room(cmd) => rooms_out("room", veille_collector::rooms::room_command(cmd)),
+        Command::Room(cmd) => {
+            rooms_out("room", veille_collector::reports::rooms::room_command(cmd))
+        }
         Command::Report(veille_collector::cli::ReportCommand::Setpoint(args)) => rooms_out(
             "report setpoint",
-            veille_collector::rooms::setpoint_command(args),
+            veille_collector::reports::rooms::setpoint_command(args),
         ),
         Command::Report(veille_collector::cli::ReportCommand::Compliance(args)) => {
             let r = runtime()?.block_on(veille_collector::policy::compliance_command(args));
@@ -132,8 +136,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     "init-tls: --days must be between 1 and 36500"
                 )));
             }
-            let issued = veille_collector::init_tls::InitTls {
-                dir: config.data_dir().join(veille_collector::init_tls::TLS_DIR),
+            let issued = veille_collector::cli::init_tls::InitTls {
+                dir: config
+                    .data_dir()
+                    .join(veille_collector::cli::init_tls::TLS_DIR),
                 sans: (!args.sans.is_empty()).then_some(args.sans),
                 clients: args.clients,
                 days: args.days,
@@ -182,12 +188,12 @@ fn report_renewal(args: veille_collector::cli::RenewalArgs) -> Result<(), Failur
         .load_config()
         .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
     let format = OutputFormat::parse(&args.format).map_err(|e| Failure::Usage(e.into()))?;
-    let ctx = veille_collector::renewal_io::context(&config.renewal)
+    let ctx = veille_collector::reports::renewal::context(&config.renewal)
         .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
     let path = format!("/api/v1/reports/renewal?format={}", format.as_str());
     let out = runtime()?
         .block_on(reports::via_server_or_store(&config, &path, move |store| {
-            veille_collector::renewal_io::output(store, &ctx, None, format, reports::now_ms())
+            veille_collector::reports::renewal::output(store, &ctx, None, format, reports::now_ms())
         }))
         .map_err(|e| Failure::Runtime(anyhow::anyhow!("report renewal: {e}")))?;
     print!("{out}");
@@ -196,7 +202,7 @@ fn report_renewal(args: veille_collector::cli::RenewalArgs) -> Result<(), Failur
 
 /// `import glpi`: a file the import refuses is a usage error (exit 2), nothing applied.
 fn import_glpi(args: veille_collector::cli::GlpiImportArgs) -> Result<(), Failure> {
-    use veille_collector::import::{self, ImportError};
+    use veille_collector::cli::import::{self, ImportError};
     let config = args
         .config
         .load_config()
@@ -223,7 +229,7 @@ fn import_glpi(args: veille_collector::cli::GlpiImportArgs) -> Result<(), Failur
 /// Prints a rooms command's output, or maps its error to an exit code.
 fn rooms_out(
     what: &str,
-    r: Result<String, veille_collector::rooms::RoomError>,
+    r: Result<String, veille_collector::reports::rooms::RoomError>,
 ) -> Result<(), Failure> {
     printed(what, r, |e| e.is_usage())
 }

@@ -18,11 +18,11 @@ use tokio::task::JoinHandle;
 
 use crate::auth::Auth;
 use crate::config::{Config, ConfigError, MqttMode};
-use crate::grpc::TelemetryService;
+use crate::ingest::grpc::TelemetryService;
+use crate::ingest::mqtt::{self, BrokerError, Mqtt, MqttStart};
 use crate::ingest::{Ingest, IngestConfig};
 use crate::listen_file::{self, ListenFileError, ListenInfo};
 use crate::metrics::IngestMetrics;
-use crate::mqtt::{self, BrokerError, Mqtt, MqttStart};
 use crate::store::{Store, StoreError};
 use crate::tokens::{self, TokenError, Tokens};
 
@@ -158,14 +158,13 @@ impl Server {
                     reason: e.to_string(),
                 })?,
             );
-        let renewal_context =
-            Arc::new(crate::renewal_io::context(&config.renewal).map_err(|e| {
-                ConfigError::Invalid {
-                    key: "renewal".into(),
-                    value: String::new(),
-                    reason: e.to_string(),
-                }
-            })?);
+        let renewal_context = Arc::new(crate::reports::renewal::context(&config.renewal).map_err(
+            |e| ConfigError::Invalid {
+                key: "renewal".into(),
+                value: String::new(),
+                reason: e.to_string(),
+            },
+        )?);
         let tokens = tokens::load_or_create(&data_dir, &config.orgs)?;
         announce_tokens(&tokens, &data_dir);
         let store_dir = data_dir.join(STORE_DIR);
@@ -188,8 +187,11 @@ impl Server {
         );
 
         let (stop, stop_rx) = watch::channel(false);
-        let retention_task =
-            crate::retention::spawn(store.clone(), config.raw_retention_days, stop_rx.clone());
+        let retention_task = crate::store::retention::spawn(
+            store.clone(),
+            config.raw_retention_days,
+            stop_rx.clone(),
+        );
         let mqtt = match config.mqtt_mode()? {
             MqttMode::Off => None,
             MqttMode::Embedded { v4, v5 } => Some(MqttStart::Embedded {
@@ -233,7 +235,7 @@ impl Server {
             let tz = jiff::tz::TimeZone::get(tz_name)
                 .map_err(|e| invalid(format!("time zone {tz_name:?}: {e}")))?;
             let orgs = auth.org_ids().map(str::to_owned).collect();
-            crate::meter_store::MeterSink::new(store.clone(), &config.meters, orgs, tz)
+            crate::store::meters::MeterSink::new(store.clone(), &config.meters, orgs, tz)
                 .map(Arc::new)
                 .map_err(|e| invalid(e.to_string()))?
         };
@@ -309,9 +311,10 @@ impl Server {
             policies,
             report_context.clone(),
         );
-        let rooms_api = crate::rooms::router(store.clone(), auth.clone(), report_context.clone());
-        let app = crate::http::router(store.clone(), auth.clone(), report_context.clone()).merge(
-            crate::http::renewal_router(store.clone(), auth.clone(), renewal_context.clone()),
+        let rooms_api =
+            crate::reports::rooms::router(store.clone(), auth.clone(), report_context.clone());
+        let app = crate::api::router(store.clone(), auth.clone(), report_context.clone()).merge(
+            crate::api::renewal_router(store.clone(), auth.clone(), renewal_context.clone()),
         );
         let web = crate::web::router(
             &config.web,
@@ -321,7 +324,7 @@ impl Server {
             renewal_context.clone(),
             tls.is_some(),
         );
-        let metrics_api = crate::fleet_metrics::router(
+        let metrics_api = crate::api::metrics::router(
             config.metrics.clone(),
             store.clone(),
             auth.clone(),

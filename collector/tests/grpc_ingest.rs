@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use tonic::{Code, Request};
+use veille_collector::cli::http_client;
 use veille_collector::config::OrgConfig;
 use veille_collector::ingest::now_unix_ms;
 use veille_collector::store::Store;
-use veille_collector::{Config, Listeners, Server, cli, http_client, listen_file, tokens};
+use veille_collector::{Config, Listeners, Server, cli, listen_file, tokens};
 use veille_domain::devices::DeviceRecord;
 use veille_proto::v1::telemetry_client::TelemetryClient;
 use veille_proto::v1::{Ack, Inventory, Report, ReportBatch};

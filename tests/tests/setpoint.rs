@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use veille_collector::meter_store::{self, FLAG_RESET};
 use veille_collector::store::Store;
+use veille_collector::store::meters::{self as meter_store, FLAG_RESET};
 use veille_domain::rooms::meters::Quantity;
 use veille_tests::mosquitto::{self, Mosquitto};
 use veille_tests::{Collector, bin};

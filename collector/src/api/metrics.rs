@@ -1,5 +1,5 @@
 //! `GET /metrics`: the collector's own health and fleet gauges in the Prometheus text
-//! format ([`crate::prometheus`]).
+//! format ([`crate::api::prometheus`]).
 //!
 //! Label cardinality is bounded by design: labels are only `org` (configured orgs),
 //! `site` (at most `[metrics] max_sites` sites, the largest by value, the rest summed
@@ -21,10 +21,10 @@ use axum::routing::get;
 use serde::Deserialize;
 use veille_proto::v1::{ChassisClass, EventKind, Report};
 
+use crate::api::prometheus::{CONTENT_TYPE, Exposition, Kind};
 use crate::auth::{Auth, bearer_token, constant_time_eq};
+use crate::ingest::mqtt::drops::DropReason;
 use crate::metrics::{IngestMetrics, IngestSnapshot};
-use crate::mqtt::drops::DropReason;
-use crate::prometheus::{CONTENT_TYPE, Exposition, Kind};
 use crate::reports::{self, ReportError};
 use crate::store::Store;
 use veille_domain::energy::catalogue::DeviceClass;

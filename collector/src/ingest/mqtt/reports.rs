@@ -18,9 +18,9 @@ use veille_proto::v1::{Ack, ReportBatch};
 
 use super::drops::{DropLog, DropReason};
 use super::meters_hook;
+use crate::ingest::mqtt::broker::truncate;
 use crate::ingest::{Ingest, IngestError};
 use crate::metrics::IngestMetrics;
-use crate::mqtt::broker::truncate;
 
 /// What to do after handling a message.
 #[derive(Debug, PartialEq)]
@@ -43,7 +43,7 @@ pub struct ReportHandler {
     metrics: Arc<IngestMetrics>,
     drops: Mutex<DropLog>,
     /// Where meter payloads go; `None`: counted as unhandled ([`meters_hook`]).
-    meters: Option<Arc<crate::meter_store::MeterSink>>,
+    meters: Option<Arc<crate::store::meters::MeterSink>>,
 }
 
 impl ReportHandler {
@@ -63,7 +63,7 @@ impl ReportHandler {
 
     /// Stores meter payloads through `sink` (parse, counter, store) instead of
     /// counting them as unhandled.
-    pub fn with_meters(mut self, sink: Arc<crate::meter_store::MeterSink>) -> Self {
+    pub fn with_meters(mut self, sink: Arc<crate::store::meters::MeterSink>) -> Self {
         self.meters = Some(sink);
         self
     }

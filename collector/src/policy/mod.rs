@@ -27,8 +27,8 @@ use veille_proto::validate::ValidationError;
 pub use veille_domain::policy::file::{PolicyFile, PolicyFileError, WindowFile, mode_name};
 
 use crate::auth::{Auth, Principal, bearer_token};
+use crate::cli::remote::{self, Answer, ApiCall, NoStore, RouteError};
 use crate::config::Config;
-use crate::server_or_store::{self, Answer, ApiCall, NoStore, RouteError};
 use crate::store::{Store, StoreError};
 use crate::tokens;
 use veille_domain::energy::consumption::Context;
@@ -427,7 +427,7 @@ async fn via_server_or_store(
         path: api_path,
         json_body: body.as_deref(),
     };
-    match server_or_store::run(&config.data_dir(), call, NoStore::Create, local).await? {
+    match remote::run(&config.data_dir(), call, NoStore::Create, local).await? {
         Answer::Server(body) => Ok(String::from_utf8_lossy(&body).into_owned()),
         Answer::Local(out) => Ok(out),
         // NoStore::Create opens (creates) the store instead of answering this.

@@ -12,6 +12,9 @@
 //! - `GET /api/v1/reports/renewal[?format=json|csv|table]`: the renewal report (see
 //!   [`veille_domain::renewal::report`]), served by [`renewal_router`].
 
+pub mod metrics;
+pub mod prometheus;
+
 use std::sync::Arc;
 
 use axum::Json;
@@ -155,7 +158,7 @@ async fn renewal(
     };
     let (store, ctx) = (state.store.clone(), state.ctx.clone());
     let done = tokio::task::spawn_blocking(move || {
-        crate::renewal_io::output(&store, &ctx, org.as_deref(), format, reports::now_ms())
+        crate::reports::renewal::output(&store, &ctx, org.as_deref(), format, reports::now_ms())
     })
     .await;
     match done {

@@ -12,7 +12,7 @@ use veille_proto::defaults::{GRPC_PORT, HTTP_PORT, MQTT_PORT, MQTT_V5_PORT};
 use veille_proto::settings::{self, Provenance, SettingsError};
 
 /// The annotated default configuration, printed by `veille-collector print-config`.
-pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../deploy/collector.toml");
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../../deploy/collector.toml");
 
 /// Data directory used when `data_dir` is empty, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "veille-data";
@@ -34,7 +34,7 @@ pub struct Config {
     pub grpc_listen: String,
     /// HTTP listen address `IP:port`; empty = `127.0.0.1:HTTP_PORT`. Port 0 allowed.
     pub http_listen: String,
-    /// Days raw reports are kept before only rollups remain ([`crate::retention`]);
+    /// Days raw reports are kept before only rollups remain ([`crate::store::retention`]);
     /// 0 keeps them forever.
     pub raw_retention_days: u32,
     /// Capacity of the handler → writer queue, in batches (back-pressure beyond it).
@@ -53,13 +53,13 @@ pub struct Config {
     /// Meters over MQTT: Tasmota topic → meter mapping, counter glitch tolerance
     /// (`[meters]`).
     #[serde(default)]
-    pub meters: crate::meter_store::MetersConfig,
+    pub meters: crate::store::meters::MetersConfig,
     /// The built-in web page: on or off, session length (`[web]`).
     #[serde(default)]
     pub web: crate::web::WebConfig,
     /// `/metrics` for Prometheus: on or off, token, label caps (`[metrics]`).
     #[serde(default)]
-    pub metrics: crate::fleet_metrics::MetricsConfig,
+    pub metrics: crate::api::metrics::MetricsConfig,
     /// TLS on every port (`[tls]`).
     #[serde(default)]
     pub tls: crate::tls::TlsConfig,

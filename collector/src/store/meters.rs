@@ -509,7 +509,7 @@ impl MeterSink {
             Ok(p) => p,
             Err(e) => {
                 let n = self.counters.dropped.fetch_add(1, Relaxed) + 1;
-                tracing::warn!(topic = ?crate::mqtt::broker::truncate(topic), error = %e,
+                tracing::warn!(topic = ?crate::ingest::mqtt::broker::truncate(topic), error = %e,
                     total = n, "meter payload dropped");
                 return true;
             }

@@ -23,8 +23,11 @@
 //! | `inventory_history` | org \0 device_id \0 received_ms (u64 BE)   | prost `Inventory` replaced at that time |
 //! | `asset`         | org \0 device_id                                 | JSON [`AssetRecord`] (GLPI import) |
 //! | `policies`      | org \0 version (u64 BE)                          | prost `SignedPolicy` ([`crate::policy`]) |
-//! | `meter_readings`, `meters` | see [`crate::meter_store`]            | |
-//! | `rooms`         | org \0 room name                                 | JSON room ([`crate::rooms`]) |
+//! | `meter_readings`, `meters` | see [`crate::store::meters`]            | |
+//! | `rooms`         | org \0 room name                                 | JSON room ([`crate::reports::rooms`]) |
+
+pub mod meters;
+pub mod retention;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::RangeInclusive;
@@ -432,17 +435,17 @@ impl Store {
         Ok(self.db.open_tree("policies")?)
     }
 
-    /// The `meter_readings` tree ([`crate::meter_store`]).
+    /// The `meter_readings` tree ([`crate::store::meters`]).
     pub fn meter_readings(&self) -> Result<sled::Tree, StoreError> {
         Ok(self.db.open_tree("meter_readings")?)
     }
 
-    /// The `meters` registry tree ([`crate::meter_store`]).
+    /// The `meters` registry tree ([`crate::store::meters`]).
     pub fn meters(&self) -> Result<sled::Tree, StoreError> {
         Ok(self.db.open_tree("meters")?)
     }
 
-    /// The `rooms` tree ([`crate::rooms`]).
+    /// The `rooms` tree ([`crate::reports::rooms`]).
     pub fn rooms(&self) -> Result<sled::Tree, StoreError> {
         Ok(self.db.open_tree("rooms")?)
     }

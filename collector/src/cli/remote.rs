@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::http_client::{self, ClientError};
+use crate::cli::http_client::{self, ClientError};
 use crate::listen_file::{self, ListenFileError};
 use crate::server::STORE_DIR;
 use crate::store::{Store, StoreError};

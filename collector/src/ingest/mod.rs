@@ -9,6 +9,9 @@
 //! flush that made its batch durable. A failed flush answers the whole group with
 //! [`IngestError::Unavailable`]; the agents retry and idempotency makes that safe.
 
+pub mod grpc;
+pub mod mqtt;
+
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 

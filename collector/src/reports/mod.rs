@@ -2,12 +2,15 @@
 //! renders it, and lets the command line ask a running server (whose store is locked
 //! by sled) or read the store itself when no server runs.
 
+pub mod renewal;
+pub mod rooms;
+
 use std::path::PathBuf;
 
 use veille_proto::v1::ChassisClass;
 
+use crate::cli::remote::{self, Answer, ApiCall, NoStore, RouteError};
 use crate::config::Config;
-use crate::server_or_store::{self, Answer, ApiCall, NoStore, RouteError};
 use crate::store::{Store, StoreError};
 use veille_domain::energy::catalogue::{Catalogue, CatalogueError, DeviceClass};
 use veille_domain::energy::consumption::{
@@ -233,13 +236,13 @@ fn next_day(date: &str) -> Result<String, ConsumptionError> {
 }
 
 /// The output of `api_path` from the running server, or, when no server runs, of
-/// `local` on the store opened directly (see [`crate::server_or_store`]).
+/// `local` on the store opened directly (see [`crate::cli::remote`]).
 pub async fn via_server_or_store(
     config: &Config,
     api_path: &str,
     local: impl FnOnce(&Store) -> Result<String, ReportError> + Send + 'static,
 ) -> Result<String, ReportError> {
-    let answer = server_or_store::run(
+    let answer = remote::run(
         &config.data_dir(),
         ApiCall::get(api_path),
         NoStore::Report,

@@ -2,13 +2,19 @@
 //! mapping of flags onto configuration keys, and the read subcommands. `main.rs` only
 //! parses, dispatches and maps errors to exit codes.
 
+pub mod demo;
+pub mod http_client;
+pub mod import;
+pub mod init_tls;
+pub mod remote;
+
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 use veille_proto::settings::set_flag;
 
+use crate::cli::remote::{Answer, ApiCall, NoStore, RouteError};
 use crate::config::{Config, ConfigError};
-use crate::server_or_store::{self, Answer, ApiCall, NoStore, RouteError};
 use crate::store::StoreError;
 use veille_domain::devices::{self, DeviceRecord, Format};
 
@@ -52,7 +58,7 @@ pub enum Command {
     Policy(crate::policy::PolicyCommand),
     /// Server rooms: members, meters and cooling setpoint changes (`report setpoint`).
     #[command(subcommand)]
-    Room(crate::rooms::RoomCommand),
+    Room(crate::reports::rooms::RoomCommand),
     /// Run the collector and an agent for this machine in one process, on embedded
     /// defaults (data in ./veille-demo-data unless --data-dir), and print the URLs.
     Demo(ServeArgs),
@@ -104,7 +110,7 @@ pub enum ReportCommand {
     /// PUE, cooling energy saved and IT power added; "insufficient data" with its reason
     /// when a side has too few days. Asks the running server when there is one (its API:
     /// /api/v1/reports/setpoint), else reads the store.
-    Setpoint(crate::rooms::SetpointArgs),
+    Setpoint(crate::reports::rooms::SetpointArgs),
     /// Auto-shutdown policy compliance per org and site: devices left on inside the
     /// policy's windows and their wasted kWh, €, kgCO2e; shutdowns done, warned,
     /// postponed, skipped (by reason) and policies rejected, as the agents reported them.
@@ -137,7 +143,7 @@ pub enum ImportCommand {
     /// per 30-min step, W or kW): units checked, duplicate lines ignored, gaps reported;
     /// a broken line names its line and column and nothing is stored. The collector must
     /// be stopped.
-    Meters(crate::rooms::ImportMetersArgs),
+    Meters(crate::reports::rooms::ImportMetersArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -282,7 +288,7 @@ pub enum DevicesError {
 /// Sorted by (org, device_id).
 pub async fn list_devices(config: &Config) -> Result<Vec<DeviceRecord>, DevicesError> {
     let call = ApiCall::get("/api/v1/devices?format=json");
-    let answer = server_or_store::run(&config.data_dir(), call, NoStore::Report, |store| {
+    let answer = remote::run(&config.data_dir(), call, NoStore::Report, |store| {
         store.devices(None).map_err(DevicesError::from)
     })
     .await?;

@@ -4,7 +4,7 @@
 //!
 //! A room is stored as JSON in the `rooms` tree under `org \0 name`. The statistics are
 //! [`veille_domain::rooms::setpoint`]'s; this module only gathers daily means: total, cooling, inlet
-//! and outdoor from the room's meters ([`crate::meter_store`]), IT power from its IT
+//! and outdoor from the room's meters ([`crate::store::meters`]), IT power from its IT
 //! meter when it has one, else from its member devices' hourly rollups through the
 //! energy model ([`veille_domain::energy::consumption::device_figures`]).
 //!
@@ -27,11 +27,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{Auth, Principal};
 use crate::cli::ConfigArgs;
+use crate::cli::remote::RouteError;
 use crate::config::Config;
-use crate::meter_store::{self, daily_means};
 use crate::reports::{self, OutputFormat, ReportError};
 use crate::server::STORE_DIR;
-use crate::server_or_store::RouteError;
+use crate::store::meters::{self as meter_store, daily_means};
 use crate::store::{Store, StoreError, device_key, prefix};
 use veille_domain::energy::consumption::{Context, device_figures};
 use veille_domain::rooms::loadcurve::{LoadCurveOptions, PowerUnit, parse_load_curve};
