@@ -63,6 +63,7 @@
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod ingest;
 pub mod listen_file;

@@ -77,7 +77,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                             &ctx,
                             None,
                             &query,
-                            veille_collector::reports::now_ms(),
+                            veille_collector::clock::now_ms(),
                         )
                     },
                 ))
@@ -117,7 +117,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let config = args
                 .load_config()
                 .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
-            let dir = config.data_dir().join(veille_collector::server::STORE_DIR);
+            let dir = config.data_dir().join(veille_collector::store::STORE_DIR);
             let store = veille_collector::store::Store::open(&dir)
                 .map_err(|e| Failure::Runtime(anyhow::anyhow!("rebuild-rollups: {e}")))?;
             let (reports, rollups) = store
@@ -193,7 +193,7 @@ fn report_renewal(args: veille_collector::cli::RenewalArgs) -> Result<(), Failur
     let path = format!("/api/v1/reports/renewal?format={}", format.as_str());
     let out = runtime()?
         .block_on(reports::via_server_or_store(&config, &path, move |store| {
-            veille_collector::reports::renewal::output(store, &ctx, None, format, reports::now_ms())
+            veille_collector::reports::renewal::output(store, &ctx, None, format, veille_collector::clock::now_ms())
         }))
         .map_err(|e| Failure::Runtime(anyhow::anyhow!("report renewal: {e}")))?;
     print!("{out}");
@@ -208,13 +208,13 @@ fn import_glpi(args: veille_collector::cli::GlpiImportArgs) -> Result<(), Failur
         .load_config()
         .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
     let data_dir = config.data_dir();
-    let store_dir = data_dir.join(veille_collector::server::STORE_DIR);
+    let store_dir = data_dir.join(veille_collector::store::STORE_DIR);
     let out = import::run(
         &args.file,
         &data_dir,
         &store_dir,
         args.dry_run,
-        veille_collector::reports::now_ms(),
+        veille_collector::clock::now_ms(),
     )
     .map_err(|e| match e {
         ImportError::Glpi { .. } | ImportError::Read { .. } => {

@@ -30,9 +30,6 @@ use crate::tokens::{self, TokenError, Tokens};
 /// connections are dropped.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-/// Directory of the sled store inside the data directory.
-pub const STORE_DIR: &str = "db";
-
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error(transparent)]
@@ -167,7 +164,7 @@ impl Server {
         )?);
         let tokens = tokens::load_or_create(&data_dir, &config.orgs)?;
         announce_tokens(&tokens, &data_dir);
-        let store_dir = data_dir.join(STORE_DIR);
+        let store_dir = data_dir.join(crate::store::STORE_DIR);
         let store = {
             let dir = store_dir.clone();
             tokio::task::spawn_blocking(move || Store::open(&dir))
@@ -235,7 +232,7 @@ impl Server {
             let tz = jiff::tz::TimeZone::get(tz_name)
                 .map_err(|e| invalid(format!("time zone {tz_name:?}: {e}")))?;
             let orgs = auth.org_ids().map(str::to_owned).collect();
-            crate::store::meters::MeterSink::new(store.clone(), &config.meters, orgs, tz)
+            crate::ingest::meter_sink::MeterSink::new(store.clone(), &config.meters, orgs, tz)
                 .map(Arc::new)
                 .map_err(|e| invalid(e.to_string()))?
         };

@@ -24,11 +24,11 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
+use crate::config::tls::TlsConfig;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
-use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -39,32 +39,6 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The first byte of a TLS handshake record (content type 22).
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
-
-/// `[tls]`: documented for users in `deploy/collector.toml`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// PEM server certificate chain; empty: TLS off.
-    pub cert: String,
-    /// PEM private key of `cert`.
-    pub key: String,
-    /// PEM CA bundle agents' client certificates must chain to (gRPC, MQTT); empty:
-    /// no client certificate asked.
-    pub client_ca: String,
-    /// Refuse plaintext connections when TLS is on.
-    pub require: bool,
-}
-
-impl Default for TlsConfig {
-    fn default() -> Self {
-        Self {
-            cert: String::new(),
-            key: String::new(),
-            client_ca: String::new(),
-            require: true,
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tonic::{Code, Request};
 use veille_collector::cli::http_client;
 use veille_collector::config::OrgConfig;
-use veille_collector::ingest::now_unix_ms;
+use veille_collector::clock::now_ms;
 use veille_collector::store::Store;
 use veille_collector::{Config, Listeners, Server, cli, listen_file, tokens};
 use veille_domain::devices::DeviceRecord;
@@ -34,7 +34,7 @@ fn config(dir: &std::path::Path, orgs: &[(&str, &str)]) -> Config {
 /// Base time of every report in this process, so that a resend has identical bytes.
 fn base_ms() -> i64 {
     static BASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
-    *BASE.get_or_init(|| now_unix_ms() - 3 * 3_600_000)
+    *BASE.get_or_init(|| now_ms() - 3 * 3_600_000)
 }
 
 fn report(seq: u64) -> Report {

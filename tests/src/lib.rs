@@ -419,7 +419,7 @@ pub fn now_unix_ms() -> i64 {
 /// a collector that is not running (sled locks its files).
 pub fn stored_reports(data_dir: &Path, device_id: &str) -> Vec<veille_proto::v1::Report> {
     use veille_collector::store::Store;
-    let dir = data_dir.join(veille_collector::server::STORE_DIR);
+    let dir = data_dir.join(veille_collector::store::STORE_DIR);
     // The OS releases a killed process's file lock at once, but give a clean stop a
     // moment to finish.
     let start = Instant::now();
@@ -459,7 +459,7 @@ pub fn free_port() -> u16 {
 /// has none), in order.
 pub fn stored_seqs(data_dir: &Path, org: &str, device_id: &str) -> Vec<u64> {
     use veille_collector::store::Store;
-    let dir = data_dir.join(veille_collector::server::STORE_DIR);
+    let dir = data_dir.join(veille_collector::store::STORE_DIR);
     let start = Instant::now();
     let store = loop {
         match Store::open(&dir) {

@@ -160,7 +160,7 @@ fn a_signed_dry_run_policy_reaches_the_agent_and_a_forged_one_is_rejected() {
     {
         use veille_collector::policy::{PolicyFile, set};
         let store = veille_collector::store::Store::open(
-            &data.path().join(veille_collector::server::STORE_DIR),
+            &data.path().join(veille_collector::store::STORE_DIR),
         )
         .unwrap();
         let forger = veille_proto::signing::generate_signing_key().unwrap();

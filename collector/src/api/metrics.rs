@@ -12,13 +12,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use crate::config::metrics::MetricsConfig;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::Deserialize;
 use veille_proto::v1::{ChassisClass, EventKind, Report};
 
 use crate::api::prometheus::{CONTENT_TYPE, Exposition, Kind};
@@ -30,53 +30,6 @@ use crate::store::Store;
 use veille_domain::energy::catalogue::DeviceClass;
 use veille_domain::energy::consumption::{Context, GroupBy};
 use veille_domain::energy::rollup::{report_rollup, rollup_energy_wh};
-
-/// `[metrics]` in the collector config. Documented for users in
-/// `deploy/collector.toml`.
-#[derive(Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct MetricsConfig {
-    /// Serve `/metrics` at all.
-    pub enabled: bool,
-    /// Bearer token Prometheus must send; empty = open (the HTTP listener is bound to
-    /// loopback by default).
-    pub token: String,
-    /// Most `site` label values per family; the rest is summed into `other`.
-    pub max_sites: usize,
-    /// A device whose latest report ended longer ago than this is silent (its state
-    /// is then `off` after a SHUTDOWN, else `unknown`).
-    pub silent_after_minutes: u32,
-}
-
-impl Default for MetricsConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            token: String::new(),
-            max_sites: 20,
-            silent_after_minutes: 15,
-        }
-    }
-}
-
-impl std::fmt::Debug for MetricsConfig {
-    // The token is a secret: keep it out of `{:?}`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MetricsConfig")
-            .field("enabled", &self.enabled)
-            .field(
-                "token",
-                &if self.token.is_empty() {
-                    ""
-                } else {
-                    "<redacted>"
-                },
-            )
-            .field("max_sites", &self.max_sites)
-            .field("silent_after_minutes", &self.silent_after_minutes)
-            .finish()
-    }
-}
 
 /// A device's state from its latest report, for `veille_devices{state}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -451,7 +404,7 @@ async fn metrics(State(s): State<MetricsState>, headers: HeaderMap) -> Response 
     }
     let snapshot = s.ingest.snapshot();
     let orgs: Vec<String> = s.auth.org_ids().map(str::to_owned).collect();
-    let now = reports::now_ms();
+    let now = crate::clock::now_ms();
     let silent_ms = i64::from(s.config.silent_after_minutes) * 60_000;
     let max_sites = s.config.max_sites;
     let st = s.clone();

@@ -99,7 +99,7 @@ async fn consumption(
     let (store, ctx) = (state.store.clone(), state.reports.clone());
     let format = query.format;
     let done = tokio::task::spawn_blocking(move || {
-        reports::consumption_output(&store, &ctx, org.as_deref(), &query, reports::now_ms())
+        reports::consumption_output(&store, &ctx, org.as_deref(), &query, crate::clock::now_ms())
     })
     .await;
     match done {
@@ -158,7 +158,7 @@ async fn renewal(
     };
     let (store, ctx) = (state.store.clone(), state.ctx.clone());
     let done = tokio::task::spawn_blocking(move || {
-        crate::reports::renewal::output(&store, &ctx, org.as_deref(), format, reports::now_ms())
+        crate::reports::renewal::output(&store, &ctx, org.as_deref(), format, crate::clock::now_ms())
     })
     .await;
     match done {

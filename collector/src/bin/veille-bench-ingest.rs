@@ -17,7 +17,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use prost::Message;
 use veille_collector::config::OrgConfig;
-use veille_collector::ingest::now_unix_ms;
+use veille_collector::clock::now_ms;
 use veille_collector::store::report_key;
 use veille_collector::{Config, Listeners, Server};
 use veille_proto::v1::telemetry_client::TelemetryClient;
@@ -74,7 +74,7 @@ fn main() -> anyhow::Result<()> {
 
 fn run(args: &Args, work: &Path) -> anyhow::Result<()> {
     // Reports of 100 ms each from a day ago: a device can send 864,000 before "now".
-    let base_ms = now_unix_ms() - 24 * 3_600_000;
+    let base_ms = now_ms() - 24 * 3_600_000;
     if args.batches * args.batch_size > 800_000 {
         bail!("--batches x --batch-size must stay under 800000 per client");
     }

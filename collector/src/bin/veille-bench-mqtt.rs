@@ -23,7 +23,7 @@ use clap::Parser;
 use prost::Message;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use veille_collector::config::OrgConfig;
-use veille_collector::ingest::now_unix_ms;
+use veille_collector::clock::now_ms;
 use veille_collector::metrics::IngestMetrics;
 use veille_collector::{Config, Listeners, Server};
 use veille_proto::topics;
@@ -177,7 +177,7 @@ fn collector_config(work: &Path, name: &str, mosquitto_port: Option<u16>) -> Con
 
 /// Pre-encoded batches: `payloads[client][batch]`; device `bench-<client>`.
 fn make_payloads(args: &Args) -> Vec<Vec<Vec<u8>>> {
-    let now = now_unix_ms();
+    let now = now_ms();
     let per_client = args.batches * args.batch_size;
     (0..args.clients)
         .map(|c| {

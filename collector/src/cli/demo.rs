@@ -132,9 +132,9 @@ pub async fn run(mut args: ServeArgs) -> Result<(), DemoError> {
 /// the collector's own gRPC endpoint, in hourly reports. Failures are logged, not
 /// fatal: the demo still runs with the real agent alone.
 async fn simulated_history(grpc_url: String, token: String, timezone: String) {
-    use veille_sim::send::{Backfill, Pool, backfill, now_ms};
+    use veille_sim::send::{Backfill, Pool, backfill};
     let tz = jiff::tz::TimeZone::get(&timezone).unwrap_or(jiff::tz::TimeZone::UTC);
-    let now = now_ms();
+    let now = crate::clock::now_ms();
     let plan = Backfill {
         fleet: veille_sim::FleetSpec::new(DEMO_SIM_SEED, DEMO_SIM_DEVICES),
         tz,

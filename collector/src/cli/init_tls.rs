@@ -324,7 +324,7 @@ mod tests {
             }
         }
         // The server config loads, and its certificate chains to ca.pem for the name.
-        let config = crate::tls::TlsConfig {
+        let config = crate::config::tls::TlsConfig {
             cert: tls.join("server.pem").display().to_string(),
             key: tls.join("server.key").display().to_string(),
             client_ca: tls.join("ca.pem").display().to_string(),

@@ -311,7 +311,7 @@ pub async fn devices_output(config: &Config, format: Format) -> Result<String, D
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::STORE_DIR;
+    use crate::store::STORE_DIR;
     use clap::CommandFactory;
 
     #[test]

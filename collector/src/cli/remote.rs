@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::cli::http_client::{self, ClientError};
 use crate::listen_file::{self, ListenFileError};
-use crate::server::STORE_DIR;
+use crate::store::STORE_DIR;
 use crate::store::{Store, StoreError};
 use crate::tokens::{self, TokenError};
 

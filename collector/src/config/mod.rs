@@ -3,6 +3,11 @@
 //! [`veille_proto::settings::load`]. Values that are "unset" in the file (empty strings)
 //! are resolved here, from the shared constants in [`veille_proto::defaults`].
 
+pub mod meters;
+pub mod metrics;
+pub mod tls;
+pub mod web;
+
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -34,7 +39,7 @@ pub struct Config {
     pub grpc_listen: String,
     /// HTTP listen address `IP:port`; empty = `127.0.0.1:HTTP_PORT`. Port 0 allowed.
     pub http_listen: String,
-    /// Days raw reports are kept before only rollups remain ([`crate::store::retention`]);
+    /// Days raw reports are kept before only rollups remain (the store's retention task);
     /// 0 keeps them forever.
     pub raw_retention_days: u32,
     /// Capacity of the handler → writer queue, in batches (back-pressure beyond it).
@@ -42,7 +47,7 @@ pub struct Config {
     /// Most batches applied before one flush (group commit).
     pub group_commit_max_batches: usize,
     /// Organisations and their enrollment tokens. Empty = org `default` with a token
-    /// generated at first start (see [`crate::tokens`]).
+    /// generated at first start (see the `tokens` module).
     pub orgs: Vec<OrgConfig>,
     /// The MQTT transport: embedded broker or external broker (`[mqtt]`).
     pub mqtt: MqttConfig,
@@ -53,16 +58,16 @@ pub struct Config {
     /// Meters over MQTT: Tasmota topic → meter mapping, counter glitch tolerance
     /// (`[meters]`).
     #[serde(default)]
-    pub meters: crate::store::meters::MetersConfig,
+    pub meters: crate::config::meters::MetersConfig,
     /// The built-in web page: on or off, session length (`[web]`).
     #[serde(default)]
-    pub web: crate::web::WebConfig,
+    pub web: crate::config::web::WebConfig,
     /// `/metrics` for Prometheus: on or off, token, label caps (`[metrics]`).
     #[serde(default)]
-    pub metrics: crate::api::metrics::MetricsConfig,
+    pub metrics: crate::config::metrics::MetricsConfig,
     /// TLS on every port (`[tls]`).
     #[serde(default)]
-    pub tls: crate::tls::TlsConfig,
+    pub tls: crate::config::tls::TlsConfig,
 }
 
 /// `[mqtt]`: how agents reach the collector over MQTT. Documented for users in

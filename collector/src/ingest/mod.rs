@@ -10,10 +10,10 @@
 //! [`IngestError::Unavailable`]; the agents retry and idempotency makes that safe.
 
 pub mod grpc;
+pub mod meter_sink;
 pub mod mqtt;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -89,7 +89,7 @@ impl Ingest {
     /// Validates `batch` against the collector's clock, queues it for `org` and waits
     /// until it is durably stored.
     pub async fn submit(&self, org: &str, batch: ReportBatch) -> Result<BatchOutcome, IngestError> {
-        self.submit_at(org, batch, now_unix_ms()).await
+        self.submit_at(org, batch, crate::clock::now_ms()).await
     }
 
     /// [`Ingest::submit`] with an explicit receive time (tests, replays).
@@ -119,14 +119,6 @@ impl Ingest {
         }
         result
     }
-}
-
-/// Wall clock in Unix milliseconds (0 if the clock is before 1970).
-pub fn now_unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 fn writer_loop(

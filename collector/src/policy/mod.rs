@@ -534,7 +534,7 @@ pub fn load_inputs(
         }
         // Still running at the end of the period: its latest session reported within
         // the period's last day.
-        let end = to_ms.min(crate::reports::now_ms());
+        let end = to_ms.min(crate::clock::now_ms());
         let running_since_ms = d
             .sessions
             .iter()

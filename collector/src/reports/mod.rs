@@ -255,10 +255,3 @@ pub async fn via_server_or_store(
         Answer::NoStore(path) => Err(ReportError::NoStore { path }),
     }
 }
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}

@@ -30,7 +30,7 @@ use crate::cli::ConfigArgs;
 use crate::cli::remote::RouteError;
 use crate::config::Config;
 use crate::reports::{self, OutputFormat, ReportError};
-use crate::server::STORE_DIR;
+use crate::store::STORE_DIR;
 use crate::store::meters::{self as meter_store, daily_means};
 use crate::store::{Store, StoreError, device_key, prefix};
 use veille_domain::energy::consumption::{Context, device_figures};

@@ -22,9 +22,12 @@
 //! | `rollups`       | org \0 device_id \0 hour (sortable u64 BE)       | 80-byte [`HourRollup`] |
 //! | `inventory_history` | org \0 device_id \0 received_ms (u64 BE)   | prost `Inventory` replaced at that time |
 //! | `asset`         | org \0 device_id                                 | JSON [`AssetRecord`] (GLPI import) |
-//! | `policies`      | org \0 version (u64 BE)                          | prost `SignedPolicy` ([`crate::policy`]) |
+//! | `policies`      | org \0 version (u64 BE)                          | prost `SignedPolicy` (the `policy` module) |
 //! | `meter_readings`, `meters` | see [`crate::store::meters`]            | |
-//! | `rooms`         | org \0 room name                                 | JSON room ([`crate::reports::rooms`]) |
+//! | `rooms`         | org \0 room name                                 | JSON room (the `reports::rooms` module) |
+
+/// Directory of the sled store inside the data directory.
+pub const STORE_DIR: &str = "db";
 
 pub mod meters;
 pub mod retention;
@@ -430,7 +433,7 @@ impl Store {
     }
 
     /// The `policies` tree: every signed policy of every org, kept by version
-    /// ([`crate::policy`] reads and writes it).
+    /// (the `policy` module reads and writes it).
     pub fn policies(&self) -> Result<sled::Tree, StoreError> {
         Ok(self.db.open_tree("policies")?)
     }
@@ -445,7 +448,7 @@ impl Store {
         Ok(self.db.open_tree("meters")?)
     }
 
-    /// The `rooms` tree ([`crate::reports::rooms`]).
+    /// The `rooms` tree (the `reports::rooms` module).
     pub fn rooms(&self) -> Result<sled::Tree, StoreError> {
         Ok(self.db.open_tree("rooms")?)
     }

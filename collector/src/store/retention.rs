@@ -30,7 +30,7 @@ pub fn spawn(store: Arc<Store>, days: u32, mut stop: watch::Receiver<bool>) -> J
             return;
         }
         loop {
-            let now = crate::reports::now_ms();
+            let now = crate::clock::now_ms();
             if let Some(cutoff) = cutoff_unix_ms(now, days) {
                 let s = store.clone();
                 match tokio::task::spawn_blocking(move || s.purge_raw_reports(cutoff)).await {

@@ -26,6 +26,7 @@ pub mod svg;
 pub mod views;
 
 use std::sync::Arc;
+use crate::config::web::WebConfig;
 
 use axum::Form;
 use axum::Router;
@@ -44,25 +45,6 @@ use veille_domain::renewal::report::RenewalContext;
 use i18n::{Key, Lang};
 use session::Sessions;
 use views::OrgPicker;
-
-/// `[web]` in the collector config. Documented for users in `deploy/collector.toml`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct WebConfig {
-    /// Serve the web page at all.
-    pub enabled: bool,
-    /// How long a login lasts, in minutes.
-    pub session_minutes: u32,
-}
-
-impl Default for WebConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            session_minutes: 480,
-        }
-    }
-}
 
 #[derive(Clone)]
 struct WebState {
@@ -140,7 +122,7 @@ fn lang_of(headers: &HeaderMap, query: Option<&str>) -> (Lang, Option<String>) {
 
 fn principal(state: &WebState, headers: &HeaderMap) -> Option<Principal> {
     let id = cookie(headers, session::COOKIE)?;
-    state.sessions.get(id, reports::now_ms())
+    state.sessions.get(id, crate::clock::now_ms())
 }
 
 /// Headers every page carries: nothing loads from elsewhere, nothing is cached, the
@@ -231,7 +213,7 @@ async fn login(
                 Principal::Operator => "operator".to_owned(),
                 Principal::Org(o) => format!("org {o}"),
             };
-            let id = state.sessions.open(p, reports::now_ms());
+            let id = state.sessions.open(p, crate::clock::now_ms());
             tracing::info!("web login: {who}");
             redirect(
                 "/",
@@ -321,7 +303,7 @@ async fn overview(
     };
     let (lang, set) = lang_of(&headers, q.lang.as_deref());
     let (org, picker) = scope(&state.auth, &p, q.org.as_deref());
-    let now = reports::now_ms();
+    let now = crate::clock::now_ms();
     let month = data::month_or_current(q.month, &state.ctx, now);
     let s = state.clone();
     let done =
@@ -352,7 +334,7 @@ async fn consumption(
     };
     let (lang, set) = lang_of(&headers, q.lang.as_deref());
     let (org, picker) = scope(&state.auth, &p, q.org.as_deref());
-    let now = reports::now_ms();
+    let now = crate::clock::now_ms();
     let month = data::month_or_current(q.month, &state.ctx, now);
     let by = match group_by(q.by.as_deref()) {
         Ok(b) => b,
@@ -387,7 +369,7 @@ async fn consumption_csv(
     };
     let (lang, _) = lang_of(&headers, q.lang.as_deref());
     let (org, _) = scope(&state.auth, &p, q.org.as_deref());
-    let now = reports::now_ms();
+    let now = crate::clock::now_ms();
     let month = data::month_or_current(q.month, &state.ctx, now);
     let parsed = (|| -> Result<ConsumptionQuery, ReportError> {
         let (from, to) = data::month_range(&month)?;
@@ -471,7 +453,7 @@ async fn device(
         return error_page(lang, StatusCode::NOT_FOUND, lang.t(Key::NotFound));
     }
     let s = state.clone();
-    let now = reports::now_ms();
+    let now = crate::clock::now_ms();
     let done =
         blocking(move || data::device_page(&s.store, &s.ctx, lang, &org, &device_id, now)).await;
     match done {

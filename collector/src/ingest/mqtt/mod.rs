@@ -35,7 +35,7 @@ use reports::ReportHandler;
 
 /// Meter readings (`veille/v1/{org}/meters/{meter_id}`, Tasmota's `tele/+/SENSOR`;
 /// `org` is empty for Tasmota topics) arrive here when the handler has no
-/// [`crate::store::meters::MeterSink`] (tools and tests that only ingest reports): counted
+/// [`crate::ingest::meter_sink::MeterSink`] (tools and tests that only ingest reports): counted
 /// in `mqtt_meters_unhandled` and logged at debug. The server always gives it one.
 pub fn meters_hook(org: &str, topic: &str, payload: &[u8], metrics: &IngestMetrics) {
     IngestMetrics::add(&metrics.mqtt_meters_unhandled, 1);
@@ -70,7 +70,7 @@ pub fn start(
     ingest: Ingest,
     metrics: Arc<IngestMetrics>,
     max_in_flight: usize,
-    meters: Option<Arc<crate::store::meters::MeterSink>>,
+    meters: Option<Arc<crate::ingest::meter_sink::MeterSink>>,
     policies: Option<Arc<crate::policy::PolicyCache>>,
     stop: watch::Receiver<bool>,
 ) -> Result<Mqtt, BrokerError> {

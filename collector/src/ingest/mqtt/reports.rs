@@ -43,7 +43,7 @@ pub struct ReportHandler {
     metrics: Arc<IngestMetrics>,
     drops: Mutex<DropLog>,
     /// Where meter payloads go; `None`: counted as unhandled ([`meters_hook`]).
-    meters: Option<Arc<crate::store::meters::MeterSink>>,
+    meters: Option<Arc<crate::ingest::meter_sink::MeterSink>>,
 }
 
 impl ReportHandler {
@@ -63,7 +63,7 @@ impl ReportHandler {
 
     /// Stores meter payloads through `sink` (parse, counter, store) instead of
     /// counting them as unhandled.
-    pub fn with_meters(mut self, sink: Arc<crate::store::meters::MeterSink>) -> Self {
+    pub fn with_meters(mut self, sink: Arc<crate::ingest::meter_sink::MeterSink>) -> Self {
         self.meters = Some(sink);
         self
     }
@@ -171,7 +171,7 @@ mod tests {
     use veille_proto::v1::Report;
 
     fn batch(device: &str, seq: u64) -> ReportBatch {
-        let now = crate::ingest::now_unix_ms();
+        let now = crate::clock::now_ms();
         ReportBatch {
             device_id: device.into(),
             reports: vec![Report {
