@@ -237,7 +237,10 @@ impl Server {
                 .map_err(|e| invalid(e.to_string()))?
         };
         let policy_key = Arc::new(crate::policy::load_or_create_key(&data_dir)?);
-        let policies = Arc::new(crate::policy::PolicyCache::load(&store, &policy_key)?);
+        let policies = Arc::new(crate::policy::cache::PolicyCache::load(
+            &store,
+            &policy_key,
+        )?);
         // With TLS, rumqttd (which has no TLS of its own here) listens on loopback and
         // the TLS acceptor takes the configured addresses, proxying to it.
         let mut mqtt_proxy = None;
@@ -301,18 +304,14 @@ impl Server {
                 stopped(stop_rx.clone()),
             )),
         };
-        let policy_api = crate::policy::router(
-            store.clone(),
-            auth.clone(),
+        let app = crate::api::router(crate::api::AppState {
+            store: store.clone(),
+            auth: auth.clone(),
+            energy: report_context.clone(),
+            renewal: renewal_context.clone(),
             policy_key,
             policies,
-            report_context.clone(),
-        );
-        let rooms_api =
-            crate::reports::rooms::router(store.clone(), auth.clone(), report_context.clone());
-        let app = crate::api::router(store.clone(), auth.clone(), report_context.clone()).merge(
-            crate::api::renewal_router(store.clone(), auth.clone(), renewal_context.clone()),
-        );
+        });
         let web = crate::web::router(
             &config.web,
             store.clone(),
@@ -328,11 +327,7 @@ impl Server {
             report_context.clone(),
             metrics.clone(),
         );
-        let app = app
-            .merge(policy_api)
-            .merge(rooms_api)
-            .merge(web)
-            .merge(metrics_api);
+        let app = app.merge(web).merge(metrics_api);
         let http_task = match &tls {
             None => tokio::spawn(async move {
                 axum::serve(listeners.http, app)

@@ -16,6 +16,7 @@
 //! renewed certificate (`init-tls --san …`, certbot, the PKI's tooling) is served from
 //! the next handshake, without a restart that would drop every agent's connection.
 
+use crate::config::tls::TlsConfig;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,7 +25,6 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
-use crate::config::tls::TlsConfig;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};

@@ -10,9 +10,9 @@
 //! devices, their latest report and today's rollups): scrape every minute, not every
 //! second, on a large fleet.
 
+use crate::config::metrics::MetricsConfig;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use crate::config::metrics::MetricsConfig;
 
 use axum::Router;
 use axum::extract::State;

@@ -184,7 +184,13 @@ fn scenario(
     let reset = reset_hwm();
     let rss_before = status_kb("VmRSS:").unwrap_or(0);
     let t = Instant::now();
-    let out = reports::consumption_output(&store, &ctx, Some(ORG), &q, veille_collector::clock::now_ms())?;
+    let out = reports::consumption_output(
+        &store,
+        &ctx,
+        Some(ORG),
+        &q,
+        veille_collector::clock::now_ms(),
+    )?;
     let report_s = t.elapsed().as_secs_f64();
     let hwm = status_kb("VmHWM:").unwrap_or(0);
     let json: serde_json::Value = serde_json::from_str(&out)?;

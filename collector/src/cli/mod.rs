@@ -6,7 +6,10 @@ pub mod demo;
 pub mod http_client;
 pub mod import;
 pub mod init_tls;
+pub mod policy;
 pub mod remote;
+pub mod rooms;
+pub mod run;
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +18,10 @@ use veille_proto::settings::set_flag;
 
 use crate::cli::remote::{Answer, ApiCall, NoStore, RouteError};
 use crate::config::{Config, ConfigError};
-use crate::store::StoreError;
+use crate::policy::PolicyError;
+use crate::reports::ReportError;
+use crate::reports::setpoint::RoomError;
+use crate::store::{Store, StoreError};
 use veille_domain::devices::{self, DeviceRecord, Format};
 
 /// Veille collector: receives agents' reports, stores them, serves the fleet registry.
@@ -55,10 +61,10 @@ pub enum Command {
     Import(ImportCommand),
     /// Auto-shutdown policies: set (signed with <data_dir>/policy.key), show.
     #[command(subcommand)]
-    Policy(crate::policy::PolicyCommand),
+    Policy(crate::cli::policy::PolicyCommand),
     /// Server rooms: members, meters and cooling setpoint changes (`report setpoint`).
     #[command(subcommand)]
-    Room(crate::reports::rooms::RoomCommand),
+    Room(crate::cli::rooms::RoomCommand),
     /// Run the collector and an agent for this machine in one process, on embedded
     /// defaults (data in ./veille-demo-data unless --data-dir), and print the URLs.
     Demo(ServeArgs),
@@ -110,13 +116,13 @@ pub enum ReportCommand {
     /// PUE, cooling energy saved and IT power added; "insufficient data" with its reason
     /// when a side has too few days. Asks the running server when there is one (its API:
     /// /api/v1/reports/setpoint), else reads the store.
-    Setpoint(crate::reports::rooms::SetpointArgs),
+    Setpoint(crate::cli::rooms::SetpointArgs),
     /// Auto-shutdown policy compliance per org and site: devices left on inside the
     /// policy's windows and their wasted kWh, €, kgCO2e; shutdowns done, warned,
     /// postponed, skipped (by reason) and policies rejected, as the agents reported them.
     /// Asks the running server when there is one (its API: /api/v1/reports/compliance),
     /// else reads the store.
-    Compliance(crate::policy::ComplianceArgs),
+    Compliance(crate::cli::policy::ComplianceArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -143,7 +149,7 @@ pub enum ImportCommand {
     /// per 30-min step, W or kW): units checked, duplicate lines ignored, gaps reported;
     /// a broken line names its line and column and nothing is stored. The collector must
     /// be stopped.
-    Meters(crate::reports::rooms::ImportMetersArgs),
+    Meters(crate::cli::rooms::ImportMetersArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -271,6 +277,61 @@ pub fn load_config(file: Option<&Path>, flags: toml::Table) -> Result<Config, Co
         tracing::debug!(variable = %name, "environment variable names no collector setting; ignored");
     }
     Ok(config)
+}
+
+/// Why a command-line verb failed: its own layer's error, or the call to the running
+/// server. The lower layers' errors are wrapped here, never the reverse.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Room(#[from] RoomError),
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl CliError {
+    /// Whether the operator's input is at fault (exit code 2): a bad flag, file or
+    /// period, or a 400/409 from the running server.
+    pub fn is_usage(&self) -> bool {
+        match self {
+            CliError::Route(r) => matches!(r.refused_status(), Some(400 | 409)),
+            CliError::Report(ReportError::Consumption(_) | ReportError::Format { .. }) => true,
+            CliError::Report(_) => false,
+            CliError::Policy(e) => e.is_usage(),
+            CliError::Room(e) => e.is_usage(),
+            CliError::Config(_) => true,
+            CliError::Store(_) => false,
+        }
+    }
+}
+
+/// The output of `api_path` (a GET) from the running server, or, when no server runs,
+/// of `local` on the store opened directly (see [`remote`]).
+pub async fn report_via_server_or_store(
+    config: &Config,
+    api_path: &str,
+    local: impl FnOnce(&Store) -> Result<String, ReportError> + Send + 'static,
+) -> Result<String, CliError> {
+    let answer = remote::run(
+        &config.data_dir(),
+        ApiCall::get(api_path),
+        NoStore::Report,
+        move |store| local(store).map_err(CliError::from),
+    )
+    .await?;
+    match answer {
+        Answer::Server(body) => Ok(String::from_utf8_lossy(&body).into_owned()),
+        Answer::Local(out) => Ok(out),
+        Answer::NoStore(path) => Err(ReportError::NoStore { path }.into()),
+    }
 }
 
 /// Why `devices` could not list devices.

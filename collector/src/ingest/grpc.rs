@@ -21,7 +21,7 @@ use veille_proto::v1::{Ack, ReportBatch};
 use crate::auth::{Auth, bearer_token};
 use crate::ingest::{Ingest, IngestError};
 use crate::metrics::IngestMetrics;
-use crate::policy::PolicyCache;
+use crate::policy::cache::PolicyCache;
 
 /// The service behind [`TelemetryServer`].
 pub struct TelemetryService {

@@ -175,8 +175,8 @@ impl MeterSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use veille_domain::rooms::meters::Quantity;
     use std::sync::Arc;
+    use veille_domain::rooms::meters::Quantity;
 
     fn sink(dir: &std::path::Path, cfg: MetersConfig) -> MeterSink {
         let store = Arc::new(Store::open(dir).unwrap());

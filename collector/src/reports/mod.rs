@@ -2,14 +2,14 @@
 //! renders it, and lets the command line ask a running server (whose store is locked
 //! by sled) or read the store itself when no server runs.
 
+pub mod compliance;
 pub mod renewal;
-pub mod rooms;
+pub mod setpoint;
 
 use std::path::PathBuf;
 
 use veille_proto::v1::ChassisClass;
 
-use crate::cli::remote::{self, Answer, ApiCall, NoStore, RouteError};
 use crate::config::Config;
 use crate::store::{Store, StoreError};
 use veille_domain::energy::catalogue::{Catalogue, CatalogueError, DeviceClass};
@@ -34,8 +34,6 @@ pub enum ReportError {
     Format { value: String },
     #[error("csv dialect {value:?}: expected plain or excel-fr")]
     Dialect { value: String },
-    #[error(transparent)]
-    Route(#[from] RouteError),
     #[error("no store in {path}: has a collector run with this data directory?")]
     NoStore { path: PathBuf },
     #[error("report task failed: {0}")]
@@ -233,25 +231,4 @@ fn next_day(date: &str) -> Result<String, ConsumptionError> {
     let d: jiff::civil::Date = date.parse().map_err(|_| bad())?;
     let next = d.tomorrow().map_err(|_| bad())?;
     Ok(next.to_string())
-}
-
-/// The output of `api_path` from the running server, or, when no server runs, of
-/// `local` on the store opened directly (see [`crate::cli::remote`]).
-pub async fn via_server_or_store(
-    config: &Config,
-    api_path: &str,
-    local: impl FnOnce(&Store) -> Result<String, ReportError> + Send + 'static,
-) -> Result<String, ReportError> {
-    let answer = remote::run(
-        &config.data_dir(),
-        ApiCall::get(api_path),
-        NoStore::Report,
-        local,
-    )
-    .await?;
-    match answer {
-        Answer::Server(body) => Ok(String::from_utf8_lossy(&body).into_owned()),
-        Answer::Local(out) => Ok(out),
-        Answer::NoStore(path) => Err(ReportError::NoStore { path }),
-    }
 }

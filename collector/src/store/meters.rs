@@ -25,9 +25,7 @@ use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
 use crate::store::{Store, StoreError, device_key, prefix};
-use veille_domain::rooms::meters::{
-    CounterStep, EnergyCounter, Parsed, Quantity,
-};
+use veille_domain::rooms::meters::{CounterStep, EnergyCounter, Parsed, Quantity};
 use veille_domain::rooms::setpoint::DailySeries;
 
 /// The counter value is a reset: the meter restarted from (near) 0.

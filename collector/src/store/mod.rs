@@ -31,6 +31,7 @@ pub const STORE_DIR: &str = "db";
 
 pub mod meters;
 pub mod retention;
+pub mod rooms;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::RangeInclusive;

@@ -174,7 +174,7 @@ fn bad_month(month: &str) -> ReportError {
 /// The latest setpoint change of each room and its verdicts, through the setpoint
 /// report the CLI prints. A room whose report fails shows the reason instead.
 fn verdicts(store: &Store, ctx: &Context, org: Option<&str>) -> Vec<Verdict> {
-    let rooms = match crate::reports::rooms::rooms_of(store, org) {
+    let rooms = match crate::store::rooms::rooms_of(store, org) {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(error = %e, "cannot list rooms for the overview");
@@ -187,7 +187,7 @@ fn verdicts(store: &Store, ctx: &Context, org: Option<&str>) -> Vec<Verdict> {
         .filter(|r| !r.setpoints.is_empty())
         .take(VERDICT_ROOMS)
         .map(|room| {
-            let out = crate::reports::rooms::setpoint_output(
+            let out = crate::reports::setpoint::setpoint_output(
                 store,
                 ctx,
                 Some(&room.org),

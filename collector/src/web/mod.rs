@@ -25,8 +25,8 @@ pub mod session;
 pub mod svg;
 pub mod views;
 
-use std::sync::Arc;
 use crate::config::web::WebConfig;
+use std::sync::Arc;
 
 use axum::Form;
 use axum::Router;

@@ -25,7 +25,7 @@ pub async fn run(
     handler: Arc<ReportHandler>,
     metrics: Arc<IngestMetrics>,
     max_in_flight: usize,
-    policies: Option<Arc<crate::policy::PolicyCache>>,
+    policies: Option<Arc<crate::policy::cache::PolicyCache>>,
     mut stop: watch::Receiver<bool>,
 ) {
     for filter in [

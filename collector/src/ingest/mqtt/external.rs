@@ -88,7 +88,7 @@ pub async fn run(
     handler: Arc<ReportHandler>,
     metrics: Arc<IngestMetrics>,
     max_in_flight: usize,
-    policies: Option<Arc<crate::policy::PolicyCache>>,
+    policies: Option<Arc<crate::policy::cache::PolicyCache>>,
     mut stop: watch::Receiver<bool>,
 ) {
     // Handler tasks queue two requests per message (Ack publish, PUBACK) and the event

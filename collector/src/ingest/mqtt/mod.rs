@@ -71,7 +71,7 @@ pub fn start(
     metrics: Arc<IngestMetrics>,
     max_in_flight: usize,
     meters: Option<Arc<crate::ingest::meter_sink::MeterSink>>,
-    policies: Option<Arc<crate::policy::PolicyCache>>,
+    policies: Option<Arc<crate::policy::cache::PolicyCache>>,
     stop: watch::Receiver<bool>,
 ) -> Result<Mqtt, BrokerError> {
     let orgs: Vec<String> = auth.org_ids().map(str::to_owned).collect();

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use veille_proto::topics;
 use veille_proto::v1::SignedPolicy;
 
-use crate::policy::PolicyCache;
+use crate::policy::cache::PolicyCache;
 
 /// What was last published per org, to publish only what changed.
 pub type Sent = HashMap<String, SignedPolicy>;
