@@ -35,13 +35,7 @@ const DEVICE: &str = "pc-1";
 fn ctx() -> Context {
     let config = EnergyConfig {
         timezone: "UTC".into(),
-        working_days: ["mon", "tue", "wed", "thu", "fri"]
-            .map(String::from)
-            .to_vec(),
-        working_hours: "8-19".into(),
-        power_profiles: String::new(),
-        tariff: Default::default(),
-        grid: Default::default(),
+        ..EnergyConfig::default()
     };
     Context::new(&config, Catalogue::builtin()).expect("context")
 }

@@ -21,6 +21,10 @@ pub const PREFIX: &str = "veille/v1";
 
 /// Every agent's reports, for a subscriber that serves all orgs.
 pub const REPORTS_FILTER: &str = "veille/v1/+/devices/+/reports";
+/// Every device's acks (the collector publishes them; a broker needs the filter known).
+pub const ACK_FILTER: &str = "veille/v1/+/devices/+/ack";
+/// Every org's signed policy (retained; the collector publishes it).
+pub const POLICY_FILTER: &str = "veille/v1/+/policy";
 /// Every org's meters.
 pub const METERS_FILTER: &str = "veille/v1/+/meters/+";
 /// Tasmota's periodic sensor telemetry (`tele/{topic}/SENSOR`).
@@ -114,6 +118,22 @@ pub fn classify(topic: &str) -> TopicKind<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every filter matches the topics the builders above make (a filter written by
+    /// hand elsewhere drifted once; now each lives here only).
+    #[test]
+    fn filters_cover_the_topics_built_here() {
+        let matches = |filter: &str, topic: &str| {
+            let (f, t): (Vec<_>, Vec<_>) =
+                (filter.split('/').collect(), topic.split('/').collect());
+            f.len() == t.len() && f.iter().zip(&t).all(|(a, b)| *a == "+" || a == b)
+        };
+        assert!(matches(ACK_FILTER, &ack("acme", "dev-1")));
+        assert!(matches(POLICY_FILTER, &policy("acme")));
+        assert!(matches(REPORTS_FILTER, &reports("acme", "dev-1")));
+        assert!(matches(METERS_FILTER, &meters("acme", "m1")));
+        assert!(!matches(ACK_FILTER, &policy("acme")));
+    }
 
     #[test]
     fn builders_and_parsers_agree() {

@@ -15,7 +15,7 @@
 //!
 //! Every machine on at "patch night" (03:00–04:00 on the Wednesday after the second
 //! Tuesday of the month) reboots: boot sessions never last more than about five weeks,
-//! which is what lets [`crate::timeline`] rebuild any period from a bounded look-back.
+//! which is what lets the `timeline` module rebuild any period from a bounded look-back.
 //! Public holidays and leave periods are not modelled (a random 10–25 % of workdays
 //! away stands in for them).
 

@@ -82,3 +82,115 @@ pub fn router(state: AppState) -> Router {
 async fn healthz() -> &'static str {
     "ok"
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    const ORG_TOKEN: &str = "acme-token-0123456789";
+    const OPERATOR_TOKEN: &str = "operator-token-0123456789";
+
+    /// Every `/api/v1` route as (method, path with a valid query, body).
+    fn routes() -> Vec<(&'static str, String, &'static str)> {
+        let period = "?from=2026-01-01&to=2026-01-31";
+        let draft = r#"{"org":"acme","mode":"dry-run","idle_threshold_s":600,"warning_s":300,
+            "windows":[{"days":["weekdays"],"start":"20:00","end":"07:00","time_zone":"Europe/Paris"}]}"#;
+        vec![
+            ("GET", DEVICES_PATH.to_owned(), ""),
+            ("GET", format!("{CONSUMPTION_PATH}{period}"), ""),
+            ("GET", RENEWAL_PATH.to_owned(), ""),
+            (
+                "GET",
+                format!("{}{period}", crate::policy::COMPLIANCE_PATH),
+                "",
+            ),
+            ("GET", format!("{SETPOINT_PATH}?room=r1"), ""),
+            ("GET", ROOMS_PATH.to_owned(), ""),
+            ("GET", crate::policy::API_PATH.to_owned(), ""),
+            ("PUT", crate::policy::API_PATH.to_owned(), draft),
+            (
+                "POST",
+                format!("{}{period}", crate::policy::REPLAY_PATH),
+                draft,
+            ),
+        ]
+    }
+
+    /// The status of one raw HTTP/1.1 request (no client library: the header goes on
+    /// the wire exactly as written).
+    fn status(
+        addr: std::net::SocketAddr,
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        body: &str,
+    ) -> u16 {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        let auth = auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out.split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn every_api_route_accepts_the_same_bearer_header_forms() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let config = crate::config::Config::defaults().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join(crate::store::STORE_DIR)).unwrap());
+        let key = crate::policy::load_or_create_key(dir.path()).unwrap();
+        let state = AppState {
+            policies: Arc::new(PolicyCache::load(&store, &key).unwrap()),
+            store,
+            auth: Arc::new(Auth::new(
+                vec![("acme".into(), ORG_TOKEN.into())],
+                OPERATOR_TOKEN.into(),
+            )),
+            energy: Arc::new(crate::reports::context(&config).unwrap()),
+            renewal: Arc::new(crate::reports::renewal::context(&config.renewal).unwrap()),
+            policy_key: Arc::new(key),
+        };
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        rt.spawn(async move { axum::serve(listener, router(state)).await });
+
+        for (method, path, body) in routes() {
+            // Setting a policy is the operator's; everything else an org token may do.
+            let token = if method == "PUT" {
+                OPERATOR_TOKEN
+            } else {
+                ORG_TOKEN
+            };
+            for form in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+                for spaced in [format!("{form} {token}"), format!("  {form}   {token}  ")] {
+                    let got = status(addr, method, &path, Some(&spaced), body);
+                    assert!(
+                        got != 401 && (200..500).contains(&got),
+                        "{method} {path} with {spaced:?}: {got}"
+                    );
+                }
+            }
+            for refused in [
+                None,
+                Some(format!("Basic {token}")),
+                Some("Bearer nope".into()),
+                Some(token.to_owned()),
+            ] {
+                let got = status(addr, method, &path, refused.as_deref(), body);
+                assert_eq!(got, 401, "{method} {path} with {refused:?}");
+            }
+        }
+    }
+}

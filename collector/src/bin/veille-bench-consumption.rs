@@ -161,16 +161,7 @@ fn scenario(
     let store_mb = dir_size(dir) as f64 / 1e6;
     eprintln!("[{name}] generated in {gen_s:.1} s ({store_mb:.0} MB on disk)");
 
-    let config = EnergyConfig {
-        timezone: "Europe/Paris".into(),
-        working_days: ["mon", "tue", "wed", "thu", "fri"]
-            .map(String::from)
-            .to_vec(),
-        working_hours: "8-19".into(),
-        power_profiles: String::new(),
-        tariff: Default::default(),
-        grid: Default::default(),
-    };
+    let config = EnergyConfig::default();
     let ctx = Context::new(&config, Catalogue::builtin())?;
     let q = ConsumptionQuery {
         from: from.into(),

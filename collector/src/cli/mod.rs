@@ -1,7 +1,16 @@
 //! The command line (DESIGN.md "Command-line surface"): argument definitions, the
-//! mapping of flags onto configuration keys, and the read subcommands. `main.rs` only
-//! parses, dispatches and maps errors to exit codes.
+//! mapping of flags onto configuration keys, and every verb. `main.rs` only parses,
+//! calls [`run::run`] and maps its [`run::Failure`] to an exit code.
+//!
+//! - [`run`]: the dispatch of every verb.
+//! - [`remote`]: a verb's call to the running server's API, else the store directly;
+//!   [`http_client`] is its HTTP/1.1 client.
+//! - [`policy`], [`rooms`], [`import`]: `policy …`, `room …` / `import meters` /
+//!   `report setpoint`, `import glpi`.
+//! - [`init_tls`]: a private CA and certificates; [`demo`] (feature `demo`): the
+//!   collector, this machine's agent and a simulated fleet in one process.
 
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod http_client;
 pub mod import;
@@ -67,6 +76,7 @@ pub enum Command {
     Room(crate::cli::rooms::RoomCommand),
     /// Run the collector and an agent for this machine in one process, on embedded
     /// defaults (data in ./veille-demo-data unless --data-dir), and print the URLs.
+    #[cfg(feature = "demo")]
     Demo(ServeArgs),
     /// Create a private CA and a server certificate for sites without a PKI.
     ///

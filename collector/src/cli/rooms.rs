@@ -139,7 +139,9 @@ pub fn resolve_org(config: &Config, arg: &OrgArg) -> Result<String, RoomError> {
     match config.orgs.as_slice() {
         [] => Ok("default".into()),
         [one] => Ok(one.id.clone()),
-        _ => Err(RoomError::Usage("several orgs are configured: pass --org".into()).into()),
+        _ => Err(RoomError::Usage(
+            "several orgs are configured: pass --org".into(),
+        )),
     }
 }
 
@@ -160,8 +162,7 @@ fn check_name(what: &str, v: &str) -> Result<(), RoomError> {
     if v.is_empty() || v.len() > 128 || v.chars().any(char::is_control) {
         return Err(RoomError::Usage(format!(
             "{what} {v:?}: 1-128 characters, no control characters"
-        ))
-        .into());
+        )));
     }
     Ok(())
 }

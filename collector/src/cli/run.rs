@@ -16,6 +16,7 @@ pub enum Failure {
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
+        #[cfg(feature = "demo")]
         Command::Demo(args) => {
             runtime()?
                 .block_on(crate::cli::demo::run(args))

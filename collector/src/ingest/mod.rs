@@ -8,6 +8,9 @@
 //! queues up, so under load one fsync covers many requests, and no Ack ever precedes the
 //! flush that made its batch durable. A failed flush answers the whole group with
 //! [`IngestError::Unavailable`]; the agents retry and idempotency makes that safe.
+//!
+//! The doors in front of it: [`grpc`] (the `veille.v1.Telemetry` service), [`mqtt`]
+//! (embedded broker or external, same path), and [`meter_sink`] for meters over MQTT.
 
 pub mod grpc;
 pub mod meter_sink;

@@ -1,7 +1,8 @@
 //! Auto-shutdown policies on the collector side: the ed25519 signing key in the data
 //! directory, the policy file an operator writes (TOML or JSON), the `policies` tree
-//! (every signed version of every org), the in-memory cache the gRPC Ack reads, and
-//! `policy set` / `policy show` over the store or the running server's HTTP API.
+//! (every signed version of every org) and the in-memory [`cache`] the gRPC Ack and
+//! the MQTT policy topic read. The file format is `veille_domain::policy::file`; the
+//! verbs are in `cli::policy`, the routes in `api::policy`.
 //!
 //! Evaluation and signatures live in `veille_proto::{policy, signing}`: the agent checks
 //! exactly what is signed here.

@@ -1,6 +1,8 @@
-//! The I/O edge of the reports: loads what [`veille_domain::energy::consumption`] needs from the store,
-//! renders it, and lets the command line ask a running server (whose store is locked
-//! by sled) or read the store itself when no server runs.
+//! The I/O edge of the reports: loads what the domain's rules need from the store and
+//! renders the result (table, CSV, JSON). The CLI and the API both end here.
+//!
+//! - this file: the report context (energy settings, power catalogue) and consumption;
+//! - [`renewal`], [`compliance`] (and `policy replay`), [`setpoint`].
 
 pub mod compliance;
 pub mod renewal;

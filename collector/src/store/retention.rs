@@ -14,7 +14,7 @@ use crate::store::Store;
 /// How often the server looks for reports past the retention.
 pub const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
-const DAY_MS: i64 = 24 * 3_600_000;
+use veille_proto::units::MS_PER_DAY as DAY_MS;
 
 /// Reports ending before this instant are past a retention of `days`; `None` when
 /// `days` is 0 (keep raw reports forever).

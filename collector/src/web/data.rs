@@ -417,16 +417,7 @@ mod tests {
     use veille_domain::energy::consumption::EnergyConfig;
 
     fn ctx() -> Context {
-        let cfg = EnergyConfig {
-            timezone: "Europe/Paris".into(),
-            working_days: ["mon", "tue", "wed", "thu", "fri"]
-                .map(String::from)
-                .to_vec(),
-            working_hours: "8-19".into(),
-            power_profiles: String::new(),
-            tariff: Default::default(),
-            grid: Default::default(),
-        };
+        let cfg = EnergyConfig::default();
         Context::new(&cfg, Catalogue::builtin()).unwrap()
     }
 

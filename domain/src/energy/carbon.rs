@@ -20,7 +20,7 @@ pub const ADEME_FR_MIX_SOURCE: &str = "ADEME Base Empreinte, \"Electricité – 
 /// (13.43 c€/kWh before excise and VAT, Feb 2025) with taxes. Editable.
 pub const DEFAULT_EUR_PER_KWH: f64 = 0.20;
 
-const MS_PER_HOUR: i64 = 3_600_000;
+use veille_proto::units::MS_PER_HOUR;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CarbonError {

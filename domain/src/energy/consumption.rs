@@ -30,7 +30,7 @@ use crate::energy::carbon::{CarbonError, GridFactor, Tariff};
 use crate::energy::catalogue::{Catalogue, DeviceClass};
 use crate::energy::rollup::{HOUR_MS, HourRollup, rollup_energy_wh};
 
-const MS_PER_HOUR: f64 = 3_600_000.0;
+const MS_PER_HOUR: f64 = veille_proto::units::MS_PER_HOUR as f64;
 
 /// `[energy]` in the collector config.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -86,6 +86,26 @@ pub struct OrgEnergy {
     pub working_hours: Option<String>,
     pub tariff: Option<Tariff>,
     pub grid: Option<GridFactor>,
+}
+
+/// The collector's configuration defaults, embedded: `[energy]` is read from here so
+/// its default values are written in one place only.
+const COLLECTOR_DEFAULTS_TOML: &str = include_str!("../../../deploy/collector.toml");
+
+/// `[energy]` as `deploy/collector.toml` sets it (Europe/Paris, Monday to Friday,
+/// 8-19, the built-in tariff and grid factor): the configuration a collector runs
+/// with when nothing is configured, and the fixture tests start from.
+impl Default for EnergyConfig {
+    fn default() -> Self {
+        let table: toml::Table = toml::from_str(COLLECTOR_DEFAULTS_TOML)
+            .expect("deploy/collector.toml is valid TOML (checked by its tests)");
+        table
+            .get("energy")
+            .cloned()
+            .expect("deploy/collector.toml has an [energy] table")
+            .try_into()
+            .expect("deploy/collector.toml's [energy] is a valid EnergyConfig")
+    }
 }
 
 impl EnergyConfig {
@@ -898,16 +918,7 @@ mod tests {
     const MON: i64 = 1_740_960_000_000;
 
     fn ctx() -> Context {
-        let config = EnergyConfig {
-            timezone: "Europe/Paris".into(),
-            working_days: ["mon", "tue", "wed", "thu", "fri"]
-                .map(String::from)
-                .to_vec(),
-            working_hours: "8-19".into(),
-            power_profiles: String::new(),
-            tariff: Tariff::default(),
-            grid: GridFactor::default(),
-        };
+        let config = EnergyConfig::default();
         Context::new(&config, Catalogue::builtin()).unwrap()
     }
 
@@ -1070,16 +1081,7 @@ mod tests {
 
     #[test]
     fn an_org_override_applies_to_its_devices_only() {
-        let base = EnergyConfig {
-            timezone: "Europe/Paris".into(),
-            working_days: ["mon", "tue", "wed", "thu", "fri"]
-                .map(String::from)
-                .to_vec(),
-            working_hours: "8-19".into(),
-            power_profiles: String::new(),
-            tariff: Tariff::default(),
-            grid: GridFactor::default(),
-        };
+        let base = EnergyConfig::default();
         let far = OrgEnergy {
             // 02:00 UTC Monday is 23:00 Sunday in Cayenne: outside working hours there
             // too, so use working hours that cover it to tell the contexts apart.
@@ -1126,6 +1128,16 @@ mod tests {
             e.to_string().contains("\"x\"") && e.to_string().contains("Mars"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_default_energy_settings_are_the_collector_files() {
+        let c = EnergyConfig::default();
+        assert_eq!(c.timezone, "Europe/Paris");
+        assert_eq!(c.working_hours, "8-19");
+        assert_eq!(c.working_days, ["mon", "tue", "wed", "thu", "fri"]);
+        assert!(c.power_profiles.is_empty());
+        Context::new(&c, Catalogue::builtin()).unwrap();
     }
 
     #[test]

@@ -24,7 +24,7 @@ use veille_proto::v1::{EnergySource, Report};
 use crate::energy::catalogue::PowerProfile;
 use crate::energy::gaps::{self, Coverage, GapError, SegmentKind};
 
-const MS_PER_HOUR: f64 = 3_600_000.0;
+const MS_PER_HOUR: f64 = veille_proto::units::MS_PER_HOUR as f64;
 
 /// Whole-system sources, most trusted first: when a report carries several, the first
 /// one present is used. `BATTERY_DISCHARGE` is taken to cover the whole awake part of

@@ -21,7 +21,7 @@ use veille_proto::v1::Report;
 use crate::energy::catalogue::PowerProfile;
 use crate::energy::model::whole_system_measurement_j;
 
-pub const HOUR_MS: i64 = 3_600_000;
+pub const HOUR_MS: i64 = veille_proto::units::MS_PER_HOUR;
 
 /// Sums over the reports (or report parts) that fall into one hour of one device.
 /// Milliseconds are fractional because of the pro-rata split.
@@ -137,7 +137,7 @@ pub fn rollup_energy_wh(r: &HourRollup, profile: &PowerProfile) -> (f64, f64, f6
     )
 }
 
-const MS_PER_HOUR: f64 = 3_600_000.0;
+const MS_PER_HOUR: f64 = veille_proto::units::MS_PER_HOUR as f64;
 
 /// Start of the hour containing `ms` (Unix ms, UTC hours).
 pub fn hour_of(ms: i64) -> i64 {

@@ -33,7 +33,7 @@ use crate::energy::catalogue::PowerProfile;
 use crate::energy::consumption::Context;
 use crate::energy::rollup::{HOUR_MS, HourRollup};
 
-const MS_PER_HOUR: f64 = 3_600_000.0;
+const MS_PER_HOUR: f64 = veille_proto::units::MS_PER_HOUR as f64;
 
 /// One device's inputs.
 #[derive(Debug, Clone)]

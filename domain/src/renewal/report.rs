@@ -36,7 +36,7 @@ use crate::renewal::horizon::{
 /// A device counts as working when it reported within this many days.
 pub const WORKING_WITHIN_DAYS: i64 = 30;
 
-const DAY_MS: i64 = 86_400_000;
+use veille_proto::units::MS_PER_DAY as DAY_MS;
 
 /// `[renewal]` of the collector configuration (documented in `deploy/collector.toml`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -177,8 +177,8 @@ fn broker_config(
             topics::TASMOTA_SENSOR_FILTER.to_owned(),
             // The collector publishes acks before (or without) the agent subscribing;
             // a publish that matches no filter would disconnect the collector's link.
-            "veille/v1/+/devices/+/ack".to_owned(),
-            "veille/v1/+/policy".to_owned(),
+            topics::ACK_FILTER.to_owned(),
+            topics::POLICY_FILTER.to_owned(),
         ]),
         ..RouterConfig::default()
     };
