@@ -16,6 +16,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use veille_domain::energy::consumption::Context;
+use veille_domain::renewal::report::RenewalContext;
+
 use crate::auth::Auth;
 use crate::config::{Config, ConfigError, MqttMode};
 use crate::ingest::grpc::TelemetryService;
@@ -147,21 +150,7 @@ impl Server {
         }
 
         // Checked before anything starts: a bad time zone or tariff is a config error.
-        let report_context =
-            Arc::new(
-                crate::reports::context(config).map_err(|e| ConfigError::Invalid {
-                    key: "energy".into(),
-                    value: String::new(),
-                    reason: e.to_string(),
-                })?,
-            );
-        let renewal_context = Arc::new(crate::reports::renewal::context(&config.renewal).map_err(
-            |e| ConfigError::Invalid {
-                key: "renewal".into(),
-                value: String::new(),
-                reason: e.to_string(),
-            },
-        )?);
+        let (report_context, renewal_context) = report_contexts(config)?;
         let tokens = tokens::load_or_create(&data_dir, &config.orgs)?;
         announce_tokens(&tokens, &data_dir);
         let store_dir = data_dir.join(crate::store::STORE_DIR);
@@ -189,53 +178,8 @@ impl Server {
             config.raw_retention_days,
             stop_rx.clone(),
         );
-        let mqtt = match config.mqtt_mode()? {
-            MqttMode::Off => None,
-            MqttMode::Embedded { v4, v5 } => Some(MqttStart::Embedded {
-                v4: listeners.mqtt.map_or(v4, |m| m.0),
-                v5: listeners.mqtt.map_or(v5, |m| m.1),
-            }),
-            MqttMode::External { host, port, tls } => {
-                let tls = if tls {
-                    let config = config.mqtt.tls_files().client_config().map_err(|e| {
-                        ConfigError::Invalid {
-                            key: "mqtt".into(),
-                            value: config.mqtt.broker.clone(),
-                            reason: format!("TLS towards the broker: {e}"),
-                        }
-                    })?;
-                    Some(Arc::new(config))
-                } else {
-                    None
-                };
-                Some(MqttStart::External(mqtt::external::ExternalBroker {
-                    host,
-                    port,
-                    tls,
-                    username: config.mqtt.username.clone(),
-                    password: config.mqtt.password.clone(),
-                    client_id: config.mqtt_client_id(),
-                }))
-            }
-        };
-        let meter_sink = {
-            let tz_name = if config.meters.tasmota_timezone.is_empty() {
-                &config.energy.timezone
-            } else {
-                &config.meters.tasmota_timezone
-            };
-            let invalid = |reason: String| ConfigError::Invalid {
-                key: "meters".into(),
-                value: String::new(),
-                reason,
-            };
-            let tz = jiff::tz::TimeZone::get(tz_name)
-                .map_err(|e| invalid(format!("time zone {tz_name:?}: {e}")))?;
-            let orgs = auth.org_ids().map(str::to_owned).collect();
-            crate::ingest::meter_sink::MeterSink::new(store.clone(), &config.meters, orgs, tz)
-                .map(Arc::new)
-                .map_err(|e| invalid(e.to_string()))?
-        };
+        let mqtt = mqtt_start(config, listeners.mqtt)?;
+        let meter_sink = meter_sink(config, &store, &auth)?;
         let policy_key = Arc::new(crate::policy::load_or_create_key(&data_dir)?);
         let policies = Arc::new(crate::policy::cache::PolicyCache::load(
             &store,
@@ -288,22 +232,7 @@ impl Server {
             .with_policies(policies.clone());
         let grpc_router =
             tonic::transport::Server::builder().add_service(grpc_service.into_server());
-        let grpc_task = match &tls {
-            None => tokio::spawn(grpc_router.serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(listeners.grpc),
-                stopped(stop_rx.clone()),
-            )),
-            Some(t) => tokio::spawn(grpc_router.serve_with_incoming_shutdown(
-                crate::tls::grpc_incoming(crate::tls::accept_loop(
-                    listeners.grpc,
-                    t.agents.clone(),
-                    t.require,
-                    "gRPC",
-                    stop_rx.clone(),
-                )),
-                stopped(stop_rx.clone()),
-            )),
-        };
+        let grpc_task = serve_grpc(grpc_router, listeners.grpc, tls.as_ref(), stop_rx.clone());
         let app = crate::api::router(crate::api::AppState {
             store: store.clone(),
             auth: auth.clone(),
@@ -328,30 +257,7 @@ impl Server {
             metrics.clone(),
         );
         let app = app.merge(web).merge(metrics_api);
-        let http_task = match &tls {
-            None => tokio::spawn(async move {
-                axum::serve(listeners.http, app)
-                    .with_graceful_shutdown(stopped(stop_rx))
-                    .await
-            }),
-            Some(t) => {
-                let https = crate::tls::HttpsListener {
-                    rx: crate::tls::accept_loop(
-                        listeners.http,
-                        t.http.clone(),
-                        t.require,
-                        "HTTP",
-                        stop_rx.clone(),
-                    ),
-                    local: http_addr,
-                };
-                tokio::spawn(async move {
-                    axum::serve(https, app)
-                        .with_graceful_shutdown(stopped(stop_rx))
-                        .await
-                })
-            }
-        };
+        let http_task = serve_http(app, listeners.http, http_addr, tls.as_ref(), stop_rx);
 
         let server = Self {
             grpc_addr,
@@ -647,4 +553,141 @@ fn announce_tokens(tokens: &Tokens, data_dir: &Path) {
         "operator token for the HTTP API: {}",
         data_dir.join(tokens::OPERATOR_TOKEN_FILE).display()
     );
+}
+
+/// The energy and renewal settings the reports use, checked before anything starts: a
+/// bad time zone, tariff or overrides file is a configuration error.
+fn report_contexts(config: &Config) -> Result<(Arc<Context>, Arc<RenewalContext>), ConfigError> {
+    let invalid = |key: &str, reason: String| ConfigError::Invalid {
+        key: key.into(),
+        value: String::new(),
+        reason,
+    };
+    let energy = crate::reports::context(config).map_err(|e| invalid("energy", e.to_string()))?;
+    let renewal = crate::reports::renewal::context(&config.renewal)
+        .map_err(|e| invalid("renewal", e.to_string()))?;
+    Ok((Arc::new(energy), Arc::new(renewal)))
+}
+
+/// How MQTT starts, from `[mqtt]`: off, the embedded broker on `bound` (listeners
+/// reserved by [`Listeners::bind`]) or its configured ports, or an external broker.
+fn mqtt_start(
+    config: &Config,
+    bound: Option<(SocketAddr, SocketAddr)>,
+) -> Result<Option<MqttStart>, ServerError> {
+    Ok(match config.mqtt_mode()? {
+        MqttMode::Off => None,
+        MqttMode::Embedded { v4, v5 } => Some(MqttStart::Embedded {
+            v4: bound.map_or(v4, |m| m.0),
+            v5: bound.map_or(v5, |m| m.1),
+        }),
+        MqttMode::External { host, port, tls } => {
+            let tls =
+                if tls {
+                    let config = config.mqtt.tls_files().client_config().map_err(|e| {
+                        ConfigError::Invalid {
+                            key: "mqtt".into(),
+                            value: config.mqtt.broker.clone(),
+                            reason: format!("TLS towards the broker: {e}"),
+                        }
+                    })?;
+                    Some(Arc::new(config))
+                } else {
+                    None
+                };
+            Some(MqttStart::External(mqtt::external::ExternalBroker {
+                host,
+                port,
+                tls,
+                username: config.mqtt.username.clone(),
+                password: config.mqtt.password.clone(),
+                client_id: config.mqtt_client_id(),
+            }))
+        }
+    })
+}
+
+/// The live meter path, with Tasmota's local time zone (`[meters] tasmota_timezone`,
+/// else `[energy] timezone`) checked.
+fn meter_sink(
+    config: &Config,
+    store: &Arc<Store>,
+    auth: &Auth,
+) -> Result<Arc<crate::ingest::meter_sink::MeterSink>, ConfigError> {
+    let tz_name = if config.meters.tasmota_timezone.is_empty() {
+        &config.energy.timezone
+    } else {
+        &config.meters.tasmota_timezone
+    };
+    let invalid = |reason: String| ConfigError::Invalid {
+        key: "meters".into(),
+        value: String::new(),
+        reason,
+    };
+    let tz = jiff::tz::TimeZone::get(tz_name)
+        .map_err(|e| invalid(format!("time zone {tz_name:?}: {e}")))?;
+    let orgs = auth.org_ids().map(str::to_owned).collect();
+    crate::ingest::meter_sink::MeterSink::new(store.clone(), &config.meters, orgs, tz)
+        .map(Arc::new)
+        .map_err(|e| invalid(e.to_string()))
+}
+
+/// The gRPC server on `listener`, behind the TLS acceptor when `[tls]` is on.
+fn serve_grpc(
+    grpc_router: tonic::transport::server::Router,
+    listener: TcpListener,
+    tls: Option<&crate::tls::ServerTls>,
+    stop_rx: watch::Receiver<bool>,
+) -> JoinHandle<Result<(), tonic::transport::Error>> {
+    match tls {
+        None => tokio::spawn(grpc_router.serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener),
+            stopped(stop_rx.clone()),
+        )),
+        Some(t) => tokio::spawn(grpc_router.serve_with_incoming_shutdown(
+            crate::tls::grpc_incoming(crate::tls::accept_loop(
+                listener,
+                t.agents.clone(),
+                t.require,
+                "gRPC",
+                stop_rx.clone(),
+            )),
+            stopped(stop_rx.clone()),
+        )),
+    }
+}
+
+/// The HTTP app (API, web page, metrics) on `listener`, behind the TLS acceptor when
+/// `[tls]` is on.
+fn serve_http(
+    app: axum::Router,
+    listener: TcpListener,
+    http_addr: SocketAddr,
+    tls: Option<&crate::tls::ServerTls>,
+    stop_rx: watch::Receiver<bool>,
+) -> JoinHandle<std::io::Result<()>> {
+    match tls {
+        None => tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped(stop_rx))
+                .await
+        }),
+        Some(t) => {
+            let https = crate::tls::HttpsListener {
+                rx: crate::tls::accept_loop(
+                    listener,
+                    t.http.clone(),
+                    t.require,
+                    "HTTP",
+                    stop_rx.clone(),
+                ),
+                local: http_addr,
+            };
+            tokio::spawn(async move {
+                axum::serve(https, app)
+                    .with_graceful_shutdown(stopped(stop_rx))
+                    .await
+            })
+        }
+    }
 }
