@@ -143,6 +143,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
             print!("{}", issued.summary());
             Ok(())
         }
+        Command::Catalogue(veille_collector::cli::CatalogueCommand::Lookup(args)) => {
+            let config = args
+                .config
+                .load_config()
+                .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
+            let ctx = veille_collector::reports::context(&config)
+                .map_err(|e| Failure::Usage(e.into()))?;
+            let text = veille_collector::cli::catalogue_lookup(&args, &ctx.catalogue)
+                .map_err(|e| Failure::Usage(anyhow::anyhow!(e)))?;
+            print!("{text}");
+            Ok(())
+        }
         Command::PrintConfig => {
             print!("{DEFAULT_CONFIG_TOML}");
             Ok(())

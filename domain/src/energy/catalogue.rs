@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use veille_proto::v1::ChassisClass;
 
 use crate::energy::classify::{ClassifyError, Rules};
@@ -295,7 +295,7 @@ impl Duty {
 }
 
 /// One power figure and where it comes from.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Figure {
     /// Watts.
@@ -423,6 +423,95 @@ pub struct Lookup<'c> {
     pub why: String,
     /// The per-model entry's maker and model as its file names them.
     pub model_entry: Option<(&'c str, &'c str)>,
+}
+
+impl Lookup<'_> {
+    /// What `catalogue lookup` shows: the class, how it matched, the powers with their
+    /// sources, and the yearly TEC under the profile's duty cycle with its range.
+    pub fn report(&self, q: &Query<'_>) -> LookupReport {
+        let (low, high) = self.profile.tec_range_kwh();
+        LookupReport {
+            manufacturer: q.manufacturer.to_owned(),
+            model: q.model.to_owned(),
+            chassis_class: q.class.as_str(),
+            chassis_code: q.chassis_code,
+            screen_in: q.screen_in,
+            class: self.class.as_str(),
+            matched: self.origin.as_str(),
+            why: self.why.clone(),
+            model_entry: self.model_entry.map(|(m, n)| format!("{m} {n}")),
+            duty: self.profile.duty.as_str(),
+            p_off_w: self.profile.p_off_w.clone(),
+            p_sleep_w: self.profile.p_sleep_w.clone(),
+            p_idle_w: self.profile.p_idle_w.clone(),
+            p_max_w: self.profile.p_max_w.clone(),
+            tec_kwh: self.profile.tec_kwh(),
+            tec_low_kwh: low,
+            tec_high_kwh: high,
+            range_source: self.profile.range.source.clone(),
+        }
+    }
+}
+
+/// A look-up as `catalogue lookup` prints it (JSON field names are a contract).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LookupReport {
+    pub manufacturer: String,
+    pub model: String,
+    pub chassis_class: &'static str,
+    pub chassis_code: Option<u8>,
+    pub screen_in: Option<f64>,
+    /// The power class chosen.
+    pub class: &'static str,
+    /// "model entry", "model-family rule", "chassis code", "display size",
+    /// "class default" or "fallback".
+    pub matched: &'static str,
+    pub why: String,
+    pub model_entry: Option<String>,
+    pub duty: &'static str,
+    pub p_off_w: Figure,
+    pub p_sleep_w: Figure,
+    pub p_idle_w: Figure,
+    pub p_max_w: Figure,
+    /// Yearly TEC under the profile's ENERGY STAR duty cycle, and its range.
+    pub tec_kwh: f64,
+    pub tec_low_kwh: f64,
+    pub tec_high_kwh: f64,
+    pub range_source: String,
+}
+
+impl LookupReport {
+    /// Plain text for a terminal.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "device   {} {} (chassis {}{}{})\nclass    {}\nmatched  {}: {}\n",
+            self.manufacturer,
+            self.model,
+            self.chassis_class,
+            self.chassis_code
+                .map(|c| format!(", SMBIOS type {c}"))
+                .unwrap_or_default(),
+            self.screen_in
+                .map(|s| format!(", {s:.1} in"))
+                .unwrap_or_default(),
+            self.class,
+            self.matched,
+            self.why
+        );
+        for (name, f) in [
+            ("off", &self.p_off_w),
+            ("sleep", &self.p_sleep_w),
+            ("idle", &self.p_idle_w),
+            ("max", &self.p_max_w),
+        ] {
+            out.push_str(&format!("{name:<8} {:>8.2} W  {}\n", f.value, f.source));
+        }
+        out.push_str(&format!(
+            "TEC      {:.1} kWh/yr ({} duty cycle), range {:.1}–{:.1} ({})\n",
+            self.tec_kwh, self.duty, self.tec_low_kwh, self.tec_high_kwh, self.range_source
+        ));
+        out
+    }
 }
 
 /// Why a catalogue was refused.
@@ -898,6 +987,155 @@ mod tests {
                 .source
                 .starts_with("assumption")
         );
+    }
+
+    fn look(
+        cat: &Catalogue,
+        class: DeviceClass,
+        maker: &str,
+        model: &str,
+    ) -> (PowerClass, ProfileOrigin, String) {
+        let l = cat.lookup(&Query {
+            class,
+            manufacturer: maker,
+            model,
+            ..Query::default()
+        });
+        (l.class, l.origin, l.why)
+    }
+
+    #[test]
+    fn matching_layer_says_what_matched_and_why() {
+        let cat = Catalogue::builtin();
+        // Aliases: the sheet says "Dell", SMBIOS "Dell Inc."; "All-in-One Desktop" is "AIO".
+        let (class, origin, why) = look(
+            &cat,
+            DeviceClass::AllInOne,
+            "Dell Inc.",
+            "OptiPlex 3050 AIO",
+        );
+        assert_eq!(
+            (class, origin),
+            (PowerClass::AllInOne, ProfileOrigin::Model)
+        );
+        assert!(why.contains("optiplex 3050 aio"), "{why}");
+        let l = cat.lookup(&Query {
+            class: DeviceClass::AllInOne,
+            manufacturer: "DELL",
+            model: "OptiPlex 3050 AIO",
+            ..Query::default()
+        });
+        assert!((l.profile.tec_kwh() - 77.5).abs() < 1e-9);
+        assert_eq!(
+            l.model_entry,
+            Some(("Dell", "OptiPlex 3050 All-in-One Desktop"))
+        );
+        // Dell's SMBIOS name lacks the form factor: the chassis code picks the variant.
+        let l = cat.lookup(&Query {
+            class: DeviceClass::Desktop,
+            chassis_code: Some(35),
+            manufacturer: "Dell Inc.",
+            model: "OptiPlex 7070",
+            screen_in: None,
+        });
+        assert_eq!(l.origin, ProfileOrigin::Model);
+        assert!((l.profile.tec_kwh() - 36.18).abs() < 1e-6, "{}", l.why);
+        // Without it, three variants: no model entry, the desktop default.
+        let (class, origin, _) = look(&cat, DeviceClass::Desktop, "Dell Inc.", "OptiPlex 7070");
+        assert_eq!(
+            (class, origin),
+            (
+                PowerClass::Desktop,
+                ProfileOrigin::ClassDefault(DeviceClass::Desktop)
+            )
+        );
+        // A family rule for a model the catalogue lacks.
+        let (class, origin, why) = look(
+            &cat,
+            DeviceClass::Desktop,
+            "LENOVO",
+            "ThinkCentre M720q (10T7S0A500)",
+        );
+        assert_eq!(
+            (class, origin),
+            (
+                PowerClass::MiniPc,
+                ProfileOrigin::FamilyRule(PowerClass::MiniPc)
+            )
+        );
+        assert!(why.contains("Tiny"), "{why}");
+        // Unknown model, known chassis; unknown everything.
+        let (class, origin, _) = look(&cat, DeviceClass::Laptop, "Acme", "Book 1");
+        assert_eq!(
+            (class, origin),
+            (
+                PowerClass::Laptop,
+                ProfileOrigin::ClassDefault(DeviceClass::Laptop)
+            )
+        );
+        let (_, origin, _) = look(&cat, DeviceClass::Unknown, "Acme", "Box 1");
+        assert!(origin.is_fallback());
+        // A family rule rescues an unknown chassis.
+        let (class, origin, _) = look(&cat, DeviceClass::Unknown, "Dell Inc.", "Wyse 5070");
+        assert_eq!(
+            (class, origin.is_fallback()),
+            (PowerClass::ThinClient, false)
+        );
+        // Displays by diagonal.
+        let l = cat.lookup(&Query {
+            class: DeviceClass::Monitor,
+            manufacturer: "GSM",
+            model: "LG ULTRAFINE",
+            screen_in: Some(27.0),
+            ..Query::default()
+        });
+        assert_eq!(l.origin, ProfileOrigin::MonitorSize(PowerClass::Monitor27));
+        // The report carries the TEC and its range.
+        let q = Query {
+            class: DeviceClass::Desktop,
+            chassis_code: Some(7),
+            manufacturer: "Acme",
+            model: "T1",
+            screen_in: None,
+        };
+        let r = cat.lookup(&q).report(&q);
+        assert_eq!((r.class, r.matched), ("desktop_tower", "chassis code"));
+        assert!(r.tec_low_kwh < r.tec_kwh && r.tec_kwh < r.tec_high_kwh);
+        assert!((r.tec_kwh - 105.19).abs() < 0.1, "{}", r.tec_kwh);
+        assert!(r.table().contains("TEC      105.2 kWh/yr"), "{}", r.table());
+    }
+
+    /// The user file adds models in either form; a half-given model is refused.
+    #[test]
+    fn user_models_by_declared_tec() {
+        let cat = Catalogue::builtin()
+            .with_overrides(
+                "[[models]]\nmanufacturer = \"LENOVO\"\nmodel = \"ThinkCentre M75q Gen 2\"\nclass = \"mini_pc\"\ntec_kwh = 30.0\nsource = \"sheet\"",
+            )
+            .unwrap();
+        let l = cat.lookup(&Query {
+            class: DeviceClass::Desktop,
+            manufacturer: "LENOVO",
+            model: "ThinkCentre M75q Gen 2 (11JN)",
+            ..Query::default()
+        });
+        assert_eq!(l.origin, ProfileOrigin::Model);
+        assert!((l.profile.tec_kwh() - 30.0).abs() < 1e-9);
+        assert!(l.profile.p_idle_w.source.contains("declared TEC 30"));
+        let err = Catalogue::builtin()
+            .with_overrides("[[models]]\nmanufacturer = \"A\"\nmodel = \"B\"\ntec_kwh = 30.0")
+            .unwrap_err();
+        assert!(
+            matches!(err, CatalogueError::ModelShape { index: 0, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_model_catalogue_keeps_its_licence() {
+        assert!(DEFAULT_MODELS_TOML.contains("Open Database License (ODbL) 1.0"));
+        assert!(DEFAULT_MODELS_TOML.contains("licence = \"ODbL-1.0\""));
+        assert!(DEFAULT_MODELS_TOML.contains("Boavizta"));
     }
 
     #[test]
