@@ -11,7 +11,8 @@
 //! Conventions a reader of the report must know:
 //! - a device with several tags counts in each of its groups (group totals can exceed
 //!   the org's); one without tags is in group `(none)`;
-//! - monitors listed in the device's inventory draw the catalogue's monitor profile
+//! - monitors listed in the device's inventory draw the catalogue's profile for their
+//!   diagonal (EDID; the 21.5–25" profile when the size is unknown)
 //!   while the device is awake (on), asleep (sleep) or inferred off (off);
 //! - hours are attributed by their UTC start: with a time zone whose offset is not a
 //!   whole number of hours, month edges are approximate to the hour;
@@ -27,7 +28,7 @@ use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
 use crate::energy::carbon::{CarbonError, GridFactor, Tariff};
-use crate::energy::catalogue::{Catalogue, DeviceClass};
+use crate::energy::catalogue::{Catalogue, DeviceClass, Query};
 use crate::energy::rollup::{HOUR_MS, HourRollup, rollup_energy_wh};
 
 const MS_PER_HOUR: f64 = 3_600_000.0;
@@ -319,6 +320,9 @@ pub struct DeviceData {
     pub manufacturer: String,
     pub model: String,
     pub monitors: u32,
+    /// Diagonals (inches, from EDID) of the first monitors, where known; monitors past
+    /// the end of this list draw the default (21.5–25") display profile.
+    pub monitor_diagonals_in: Vec<f64>,
     /// Rollups by hour start, any hours (filtered to each window here).
     pub hours: Vec<(i64, HourRollup)>,
     pub sessions: Vec<SessionEdge>,
@@ -451,17 +455,29 @@ fn device_figures_with(
     if origin.is_fallback() {
         f.fallback_profile_devices = 1;
     }
-    let monitor = ctx.catalogue.class_profile(DeviceClass::Monitor);
-    let monitors = f64::from(dev.monitors);
+    // The monitors' summed power per state: each by its own diagonal's profile.
+    let (mut mon_on_w, mut mon_sleep_w, mut mon_off_w) = (0.0, 0.0, 0.0);
+    for i in 0..dev.monitors as usize {
+        let screen_in = dev.monitor_diagonals_in.get(i).copied();
+        let p = ctx
+            .catalogue
+            .lookup(&Query {
+                class: DeviceClass::Monitor,
+                screen_in,
+                ..Query::default()
+            })
+            .profile;
+        mon_on_w += p.p_idle_w.value;
+        mon_sleep_w += p.p_sleep_w.value;
+        mon_off_w += p.p_off_w.value;
+    }
     let mut covered_ms = 0.0;
     let mut measured_ms = 0.0;
     // A rollup belongs to the window holding its hour's start; a window edge inside an
     // hour (non-whole-hour offsets) is approximate, as documented.
     for (hour, r) in dev.hours.iter().filter(|(h, _)| *h >= from && *h < to) {
         let (measured_wh, modelled_wh, cpu_dram_wh) = rollup_energy_wh(r, profile);
-        let monitor_wh = monitors
-            * (monitor.p_idle_w.value * r.awake_ms + monitor.p_sleep_w.value * r.sleep_ms)
-            / MS_PER_HOUR;
+        let monitor_wh = (mon_on_w * r.awake_ms + mon_sleep_w * r.sleep_ms) / MS_PER_HOUR;
         f.measured_kwh += measured_wh / 1000.0;
         f.modelled_kwh += (modelled_wh + monitor_wh) / 1000.0;
         f.monitors_kwh += monitor_wh / 1000.0;
@@ -495,9 +511,9 @@ fn device_figures_with(
     for (a, b) in inferred_off(&dev.sessions, from, to) {
         let ms = (b - a) as f64;
         off_ms += ms;
-        let wh = (profile.p_off_w.value + monitors * monitor.p_off_w.value) * ms / MS_PER_HOUR;
+        let wh = (profile.p_off_w.value + mon_off_w) * ms / MS_PER_HOUR;
         f.inferred_off_kwh += wh / 1000.0;
-        f.monitors_kwh += monitors * monitor.p_off_w.value * ms / MS_PER_HOUR / 1000.0;
+        f.monitors_kwh += mon_off_w * ms / MS_PER_HOUR / 1000.0;
         f.eur += ctx
             .tariff
             .cost(a, b, wh / 1000.0, ctx.offset_minutes(a))?
@@ -892,6 +908,7 @@ pub fn to_table(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::energy::catalogue::PowerClass;
 
     const H: i64 = HOUR_MS;
     /// 2025-03-03 00:00 UTC, a Monday (01:00 in Paris).
@@ -1006,6 +1023,29 @@ mod tests {
         assert!((f.monitors_kwh - 2.0 * mon_w / 1000.0).abs() < 1e-12);
         let [_, modelled, off, unknown] = f.coverage_ms();
         assert_eq!((modelled, off, unknown), (H as f64, 0.0, H as f64));
+    }
+
+    /// Issue 18: a 27" display draws its band's power, not the 24" figure; a monitor
+    /// whose EDID gives no size keeps the default.
+    #[test]
+    fn monitors_draw_by_their_diagonal() {
+        let c = ctx();
+        let dev = DeviceData {
+            class: DeviceClass::Desktop,
+            monitors: 2,
+            monitor_diagonals_in: vec![27.2],
+            hours: vec![idle_hour(MON)],
+            ..Default::default()
+        };
+        let f = device_figures(&dev, &c, MON, MON + H).unwrap();
+        let on = |class| c.catalogue.power_class_profile(class).p_idle_w.value;
+        let want = on(PowerClass::Monitor27) + on(PowerClass::Monitor);
+        assert!(
+            (f.monitors_kwh - want / 1000.0).abs() < 1e-12,
+            "{}",
+            f.monitors_kwh
+        );
+        assert!(on(PowerClass::Monitor27) > 1.3 * on(PowerClass::Monitor));
     }
 
     #[test]
