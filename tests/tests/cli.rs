@@ -20,7 +20,7 @@ fn help_works_for_every_subcommand() {
         ),
         (
             "veille-collector",
-            vec!["serve", "demo", "print-config", "devices"],
+            vec!["serve", "demo", "print-config", "devices", "catalogue"],
         ),
     ] {
         let top = run(b, &["--help"]);
@@ -90,4 +90,93 @@ fn once_prints_a_valid_report_of_this_machine() {
     assert_eq!(states, len);
     assert!(len >= 1000, "sampled for a second: {len} ms");
     assert!(!v["inventory"]["hostname"].as_str().unwrap().is_empty());
+}
+
+/// Issue 18: `catalogue lookup` says which profile a device gets, how it matched, and
+/// the yearly TEC with its range, from the real binary and the embedded catalogue.
+#[test]
+fn catalogue_lookup_says_what_matched_and_the_tec() {
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["catalogue", "lookup", "--format", "json"];
+        all.extend_from_slice(args);
+        let out = run("veille-collector", &all);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    let close = |v: &serde_json::Value, want: f64| {
+        let got = v.as_f64().unwrap();
+        assert!((got - want).abs() < 0.01, "{got} != {want}");
+    };
+
+    // A per-model entry: Dell's sheet declares 101.45 kWh/yr; entries carry ±10 %.
+    let v = json(&[
+        "--manufacturer",
+        "Dell Inc.",
+        "--model",
+        "OptiPlex 7090 Tower",
+    ]);
+    assert_eq!(v["matched"], "model entry");
+    assert_eq!(v["class"], "desktop_tower");
+    close(&v["tec_kwh"], 101.45);
+    close(&v["tec_low_kwh"], 0.9 * 101.45);
+    close(&v["tec_high_kwh"], 1.1 * 101.45);
+    assert!(v["p_idle_w"]["source"].as_str().unwrap().contains("ODbL"));
+
+    // No entry, SMBIOS chassis type 35 (Mini PC): the mini_pc class, whose profile is
+    // off 1.5 W, sleep 1.6 W, idle 6.75 W under the desktop duty cycle:
+    // 8.76 × (1.5·0.45 + 1.6·0.05 + 6.75·0.5) = 36.18 kWh/yr, range ×0.76 … ×1.13.
+    let v = json(&[
+        "--manufacturer",
+        "Acme",
+        "--model",
+        "Box 9",
+        "--chassis",
+        "35",
+    ]);
+    assert_eq!(v["matched"], "chassis code");
+    assert_eq!(v["class"], "mini_pc");
+    assert_eq!(v["chassis_class"], "mini_pc");
+    close(&v["tec_kwh"], 36.18);
+    close(&v["tec_low_kwh"], 36.1788 * 0.76);
+    close(&v["tec_high_kwh"], 36.1788 * 1.13);
+
+    // A model-family rule, and the table format.
+    let out = run(
+        "veille-collector",
+        &[
+            "catalogue",
+            "lookup",
+            "--manufacturer",
+            "HP",
+            "--model",
+            "HP t640 Thin Client",
+            "--class",
+            "desktop",
+        ],
+    );
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("class    thin_client"), "{text}");
+    assert!(text.contains("matched  model-family rule"), "{text}");
+
+    // A class that does not exist is a usage error.
+    let out = run(
+        "veille-collector",
+        &[
+            "catalogue",
+            "lookup",
+            "--manufacturer",
+            "A",
+            "--model",
+            "B",
+            "--class",
+            "toaster",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("toaster"));
 }

@@ -78,6 +78,9 @@ pub enum Command {
     /// defaults (data in ./veille-demo-data unless --data-dir), and print the URLs.
     #[cfg(feature = "demo")]
     Demo(ServeArgs),
+    /// The power catalogue: which profile a device gets and why.
+    #[command(subcommand)]
+    Catalogue(CatalogueCommand),
     /// Create a private CA and a server certificate for sites without a PKI.
     ///
     /// Writes <data_dir>/tls/ca.pem, ca.key, server.pem, server.key (keys mode 0600)
@@ -102,6 +105,72 @@ pub struct InitTlsArgs {
     /// Validity of the server and client certificates, in days (the CA: 10 years).
     #[arg(long, value_name = "DAYS", default_value_t = 825)]
     pub days: i64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogueCommand {
+    /// The profile a device would get: the class chosen, how it matched (model entry,
+    /// model-family rule, chassis code, display size, class default, fallback), the
+    /// powers per state with their sources, and the yearly TEC with its range.
+    Lookup(CatalogueLookupArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CatalogueLookupArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Maker as SMBIOS or EDID gives it ("Dell Inc.", "LENOVO", "DEL").
+    #[arg(long)]
+    pub manufacturer: String,
+    /// Model as the inventory gives it ("OptiPlex 7090", "ThinkCentre M720q (10T7…)").
+    #[arg(long)]
+    pub model: String,
+    /// SMBIOS chassis type number (3 desktop, 7 tower, 10 notebook, 35 mini PC, …).
+    #[arg(long, value_name = "CODE")]
+    pub chassis: Option<u8>,
+    /// Chassis class: desktop, laptop, all_in_one, thin_client, workstation, server,
+    /// mini_pc, tablet, monitor, unknown. Default: from --chassis, else unknown.
+    #[arg(long, value_name = "C")]
+    pub class: Option<String>,
+    /// A display's diagonal in inches.
+    #[arg(long, value_name = "S")]
+    pub screen_in: Option<f64>,
+    /// Output format: table or json.
+    #[arg(long, default_value = "table")]
+    pub format: String,
+}
+
+/// `catalogue lookup`: the text to print, or a usage error (bad class or format).
+pub fn catalogue_lookup(
+    args: &CatalogueLookupArgs,
+    catalogue: &veille_domain::energy::catalogue::Catalogue,
+) -> Result<String, String> {
+    use veille_domain::energy::catalogue::{DeviceClass, Query};
+    let class = match (&args.class, args.chassis) {
+        (Some(c), _) => {
+            DeviceClass::parse(c).ok_or_else(|| format!("--class {c:?}: unknown class"))?
+        }
+        (None, Some(code)) => catalogue
+            .rules()
+            .chassis(code)
+            .map_or(DeviceClass::Unknown, |d| d.class.device_class()),
+        (None, None) => DeviceClass::Unknown,
+    };
+    let q = Query {
+        class,
+        chassis_code: args.chassis,
+        manufacturer: &args.manufacturer,
+        model: &args.model,
+        screen_in: args.screen_in,
+    };
+    let report = catalogue.lookup(&q).report(&q);
+    match args.format.as_str() {
+        "table" => Ok(report.table()),
+        "json" => serde_json::to_string_pretty(&report)
+            .map(|s| s + "\n")
+            .map_err(|e| e.to_string()),
+        f => Err(format!("--format {f:?}: expected table or json")),
+    }
 }
 
 #[derive(Debug, Subcommand)]

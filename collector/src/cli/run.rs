@@ -123,6 +123,17 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             print!("{}", issued.summary());
             Ok(())
         }
+        Command::Catalogue(crate::cli::CatalogueCommand::Lookup(args)) => {
+            let config = args
+                .config
+                .load_config()
+                .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
+            let ctx = crate::reports::context(&config).map_err(|e| Failure::Usage(e.into()))?;
+            let text = crate::cli::catalogue_lookup(&args, &ctx.catalogue)
+                .map_err(|e| Failure::Usage(anyhow::anyhow!(e)))?;
+            print!("{text}");
+            Ok(())
+        }
         Command::PrintConfig => {
             print!("{DEFAULT_CONFIG_TOML}");
             Ok(())

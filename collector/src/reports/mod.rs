@@ -112,6 +112,13 @@ pub fn device_stream<'a>(
             manufacturer: inv.manufacturer,
             model: inv.model,
             monitors: inv.monitors.len() as u32,
+            monitor_diagonals_in: inv
+                .monitors
+                .iter()
+                .map_while(|m| {
+                    veille_domain::energy::classify::diagonal_in(m.width_cm, m.height_cm)
+                })
+                .collect(),
             sessions,
         })
     }))

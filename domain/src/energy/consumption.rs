@@ -11,7 +11,8 @@
 //! Conventions a reader of the report must know:
 //! - a device with several tags counts in each of its groups (group totals can exceed
 //!   the org's); one without tags is in group `(none)`;
-//! - monitors listed in the device's inventory draw the catalogue's monitor profile
+//! - monitors listed in the device's inventory draw the catalogue's profile for their
+//!   diagonal (EDID; the 21.5–25" profile when the size is unknown)
 //!   while the device is awake (on), asleep (sleep) or inferred off (off);
 //! - hours are attributed by their UTC start: with a time zone whose offset is not a
 //!   whole number of hours, month edges are approximate to the hour;
@@ -27,7 +28,7 @@ use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
 use crate::energy::carbon::{CarbonError, GridFactor, Tariff};
-use crate::energy::catalogue::{Catalogue, DeviceClass};
+use crate::energy::catalogue::{Catalogue, DeviceClass, Query};
 use crate::energy::rollup::{HOUR_MS, HourRollup, rollup_energy_wh};
 
 const MS_PER_HOUR: f64 = veille_proto::units::MS_PER_HOUR as f64;
@@ -339,6 +340,9 @@ pub struct DeviceData {
     pub manufacturer: String,
     pub model: String,
     pub monitors: u32,
+    /// Diagonals (inches, from EDID) of the first monitors, where known; monitors past
+    /// the end of this list draw the default (21.5–25") display profile.
+    pub monitor_diagonals_in: Vec<f64>,
     /// Rollups by hour start, any hours (filtered to each window here).
     pub hours: Vec<(i64, HourRollup)>,
     pub sessions: Vec<SessionEdge>,
@@ -359,6 +363,16 @@ pub struct Figures {
     pub cpu_dram_kwh: f64,
     pub eur: f64,
     pub kg_co2e: f64,
+    /// Low and high ends of `kwh`, `eur` and `kg_co2e`: modelled and inferred-off energy
+    /// scaled by each profile's range (the spread of its class, or ±10 % for a model
+    /// entry); measured energy counts as itself (meters report no uncertainty yet).
+    /// Sums of rows are sums of their ranges.
+    pub kwh_low: f64,
+    pub kwh_high: f64,
+    pub eur_low: f64,
+    pub eur_high: f64,
+    pub kg_co2e_low: f64,
+    pub kg_co2e_high: f64,
     pub hours_on: f64,
     pub hours_on_outside_working_hours: f64,
     pub measured_pct: f64,
@@ -382,6 +396,12 @@ impl Figures {
         self.cpu_dram_kwh += o.cpu_dram_kwh;
         self.eur += o.eur;
         self.kg_co2e += o.kg_co2e;
+        self.kwh_low += o.kwh_low;
+        self.kwh_high += o.kwh_high;
+        self.eur_low += o.eur_low;
+        self.eur_high += o.eur_high;
+        self.kg_co2e_low += o.kg_co2e_low;
+        self.kg_co2e_high += o.kg_co2e_high;
         self.hours_on += o.hours_on;
         self.hours_on_outside_working_hours += o.hours_on_outside_working_hours;
         self.fallback_profile_devices += o.fallback_profile_devices;
@@ -471,22 +491,45 @@ fn device_figures_with(
     if origin.is_fallback() {
         f.fallback_profile_devices = 1;
     }
-    let monitor = ctx.catalogue.class_profile(DeviceClass::Monitor);
-    let monitors = f64::from(dev.monitors);
+    // The monitors' summed power per state: each by its own diagonal's profile.
+    let (mut mon_on_w, mut mon_sleep_w, mut mon_off_w) = (0.0, 0.0, 0.0);
+    // The same at the low and high ends of each display's range (factors on energy).
+    let (mut mon_lo, mut mon_hi) = ([0.0; 3], [0.0; 3]);
+    for i in 0..dev.monitors as usize {
+        let screen_in = dev.monitor_diagonals_in.get(i).copied();
+        let p = ctx
+            .catalogue
+            .lookup(&Query {
+                class: DeviceClass::Monitor,
+                screen_in,
+                ..Query::default()
+            })
+            .profile;
+        mon_on_w += p.p_idle_w.value;
+        mon_sleep_w += p.p_sleep_w.value;
+        mon_off_w += p.p_off_w.value;
+        for (acc, k) in [(&mut mon_lo, p.range.low), (&mut mon_hi, p.range.high)] {
+            acc[0] += k * p.p_idle_w.value;
+            acc[1] += k * p.p_sleep_w.value;
+            acc[2] += k * p.p_off_w.value;
+        }
+    }
     let mut covered_ms = 0.0;
     let mut measured_ms = 0.0;
     // A rollup belongs to the window holding its hour's start; a window edge inside an
     // hour (non-whole-hour offsets) is approximate, as documented.
     for (hour, r) in dev.hours.iter().filter(|(h, _)| *h >= from && *h < to) {
         let (measured_wh, modelled_wh, cpu_dram_wh) = rollup_energy_wh(r, profile);
-        let monitor_wh = monitors
-            * (monitor.p_idle_w.value * r.awake_ms + monitor.p_sleep_w.value * r.sleep_ms)
-            / MS_PER_HOUR;
+        let monitor_wh = (mon_on_w * r.awake_ms + mon_sleep_w * r.sleep_ms) / MS_PER_HOUR;
         f.measured_kwh += measured_wh / 1000.0;
         f.modelled_kwh += (modelled_wh + monitor_wh) / 1000.0;
         f.monitors_kwh += monitor_wh / 1000.0;
         f.cpu_dram_kwh += cpu_dram_wh / 1000.0;
         let hour_kwh = (measured_wh + modelled_wh + monitor_wh) / 1000.0;
+        let ends = [(profile.range.low, mon_lo), (profile.range.high, mon_hi)].map(|(k, m)| {
+            (measured_wh + k * modelled_wh + (m[0] * r.awake_ms + m[1] * r.sleep_ms) / MS_PER_HOUR)
+                / 1000.0
+        });
         let (price, working) = match table.get(*hour) {
             Some(x) => x,
             None => {
@@ -503,6 +546,10 @@ fn device_figures_with(
             }
         };
         f.eur += hour_kwh * price;
+        f.kwh_low += ends[0];
+        f.kwh_high += ends[1];
+        f.eur_low += ends[0] * price;
+        f.eur_high += ends[1] * price;
         let on_h = r.awake_ms / MS_PER_HOUR;
         f.hours_on += on_h;
         if !working {
@@ -515,13 +562,23 @@ fn device_figures_with(
     for (a, b) in inferred_off(&dev.sessions, from, to) {
         let ms = (b - a) as f64;
         off_ms += ms;
-        let wh = (profile.p_off_w.value + monitors * monitor.p_off_w.value) * ms / MS_PER_HOUR;
+        let wh = (profile.p_off_w.value + mon_off_w) * ms / MS_PER_HOUR;
         f.inferred_off_kwh += wh / 1000.0;
-        f.monitors_kwh += monitors * monitor.p_off_w.value * ms / MS_PER_HOUR / 1000.0;
-        f.eur += ctx
+        f.monitors_kwh += mon_off_w * ms / MS_PER_HOUR / 1000.0;
+        let eur = ctx
             .tariff
             .cost(a, b, wh / 1000.0, ctx.offset_minutes(a))?
             .total_eur;
+        f.eur += eur;
+        // The tariff is linear in kWh over one interval: the ends cost pro rata.
+        let lo_wh = (profile.range.low * profile.p_off_w.value + mon_lo[2]) * ms / MS_PER_HOUR;
+        let hi_wh = (profile.range.high * profile.p_off_w.value + mon_hi[2]) * ms / MS_PER_HOUR;
+        f.kwh_low += lo_wh / 1000.0;
+        f.kwh_high += hi_wh / 1000.0;
+        if wh > 0.0 {
+            f.eur_low += eur * lo_wh / wh;
+            f.eur_high += eur * hi_wh / wh;
+        }
     }
     let period = (to - from) as f64;
     let covered_ms = covered_ms.min(period);
@@ -534,6 +591,8 @@ fn device_figures_with(
     ];
     f.kwh = f.measured_kwh + f.modelled_kwh + f.inferred_off_kwh;
     f.kg_co2e = ctx.grid.kg_co2e(f.kwh);
+    f.kg_co2e_low = ctx.grid.kg_co2e(f.kwh_low);
+    f.kg_co2e_high = ctx.grid.kg_co2e(f.kwh_high);
     Ok(f)
 }
 
@@ -742,7 +801,7 @@ pub enum CsvDialect {
     ExcelFr,
 }
 
-const COLUMNS: [&str; 17] = [
+const COLUMNS: [&str; 23] = [
     "devices",
     "kwh",
     "measured_kwh",
@@ -759,10 +818,16 @@ const COLUMNS: [&str; 17] = [
     "inferred_off_pct",
     "unknown_pct",
     "fallback_profile_devices",
+    "kwh_low",
+    "kwh_high",
+    "eur_low",
+    "eur_high",
+    "kg_co2e_low",
+    "kg_co2e_high",
     "",
 ];
 
-fn values(f: &Figures) -> [f64; 16] {
+fn values(f: &Figures) -> [f64; 22] {
     [
         f.devices as f64,
         f.kwh,
@@ -780,6 +845,12 @@ fn values(f: &Figures) -> [f64; 16] {
         f.inferred_off_pct,
         f.unknown_pct,
         f.fallback_profile_devices as f64,
+        f.kwh_low,
+        f.kwh_high,
+        f.eur_low,
+        f.eur_high,
+        f.kg_co2e_low,
+        f.kg_co2e_high,
     ]
 }
 
@@ -857,6 +928,7 @@ pub fn to_table(r: &Report) -> String {
         "modelled%",
         "off%",
         "unknown%",
+        "kWh low–high",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     let fmt = |key: &str, f: &Figures| {
@@ -872,6 +944,7 @@ pub fn to_table(r: &Report) -> String {
             format!("{:.1}", f.modelled_pct),
             format!("{:.1}", f.inferred_off_pct),
             format!("{:.1}", f.unknown_pct),
+            format!("{:.2}–{:.2}", f.kwh_low, f.kwh_high),
         ]
     };
     for row in &r.rows {
@@ -912,6 +985,7 @@ pub fn to_table(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::energy::catalogue::PowerClass;
 
     const H: i64 = HOUR_MS;
     /// 2025-03-03 00:00 UTC, a Monday (01:00 in Paris).
@@ -1017,6 +1091,104 @@ mod tests {
         assert!((f.monitors_kwh - 2.0 * mon_w / 1000.0).abs() < 1e-12);
         let [_, modelled, off, unknown] = f.coverage_ms();
         assert_eq!((modelled, off, unknown), (H as f64, 0.0, H as f64));
+    }
+
+    /// Issue 18: ranges. A device's low/high is its modelled energy × its profile's
+    /// range factors (hand-computed here from the catalogue's figures); rows and the
+    /// total add ranges up like kWh; € and kgCO2e follow kWh.
+    #[test]
+    fn ranges_carry_through_and_add_up() {
+        let c = ctx();
+        let laptop = DeviceData {
+            org: "o".into(),
+            device_id: "l".into(),
+            class: DeviceClass::Laptop,
+            hours: vec![idle_hour(MON)],
+            ..Default::default()
+        };
+        let desktop = DeviceData {
+            org: "o".into(),
+            device_id: "d".into(),
+            class: DeviceClass::Desktop,
+            monitors: 1,
+            monitor_diagonals_in: vec![23.8],
+            hours: vec![idle_hour(MON)],
+            ..Default::default()
+        };
+        let f = device_figures(&laptop, &c, MON, MON + H).unwrap();
+        let p = c.catalogue.class_profile(DeviceClass::Laptop);
+        // One idle hour: P_idle Wh, its ends × the laptop class's range.
+        let kwh = p.p_idle_w.value / 1000.0;
+        assert!((f.kwh - kwh).abs() < 1e-12);
+        assert!((f.kwh_low - kwh * p.range.low).abs() < 1e-12);
+        assert!((f.kwh_high - kwh * p.range.high).abs() < 1e-12);
+        assert!(f.kwh_low < f.kwh && f.kwh < f.kwh_high);
+        assert!((f.eur_low / f.eur - p.range.low).abs() < 1e-9);
+        assert!((f.kg_co2e_high / f.kg_co2e - p.range.high).abs() < 1e-9);
+        // The desktop's monitor has its own range.
+        let g = device_figures(&desktop, &c, MON, MON + H).unwrap();
+        let d = c.catalogue.class_profile(DeviceClass::Desktop);
+        let m = c.catalogue.power_class_profile(PowerClass::Monitor);
+        let want_low = (d.p_idle_w.value * d.range.low + m.p_idle_w.value * m.range.low) / 1000.0;
+        assert!(
+            (g.kwh_low - want_low).abs() < 1e-12,
+            "{} vs {want_low}",
+            g.kwh_low
+        );
+        // Sums: the total's range is the sum of the devices' ranges.
+        let rep = report(
+            &[laptop, desktop],
+            &c,
+            "a",
+            "b",
+            MON,
+            MON + H,
+            MON + H,
+            GroupBy::Device,
+        )
+        .unwrap();
+        let (lo, hi): (f64, f64) = rep
+            .rows
+            .iter()
+            .map(|r| (r.figures.kwh_low, r.figures.kwh_high))
+            .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+        assert!((rep.total.kwh_low - lo).abs() < 1e-12 && (rep.total.kwh_high - hi).abs() < 1e-12);
+        assert!((rep.total.kwh_low - (f.kwh_low + g.kwh_low)).abs() < 1e-12);
+        let csv = to_csv(&rep, CsvDialect::Plain);
+        assert!(
+            csv.lines()
+                .next()
+                .unwrap()
+                .ends_with(",kwh_low,kwh_high,eur_low,eur_high,kg_co2e_low,kg_co2e_high")
+        );
+        let json = serde_json::to_value(&rep).unwrap();
+        assert!(
+            json["total"]["kwh_high"].as_f64().unwrap() > json["total"]["kwh"].as_f64().unwrap()
+        );
+        assert!(to_table(&rep).contains("kWh low–high"));
+    }
+
+    /// Issue 18: a 27" display draws its band's power, not the 24" figure; a monitor
+    /// whose EDID gives no size keeps the default.
+    #[test]
+    fn monitors_draw_by_their_diagonal() {
+        let c = ctx();
+        let dev = DeviceData {
+            class: DeviceClass::Desktop,
+            monitors: 2,
+            monitor_diagonals_in: vec![27.2],
+            hours: vec![idle_hour(MON)],
+            ..Default::default()
+        };
+        let f = device_figures(&dev, &c, MON, MON + H).unwrap();
+        let on = |class| c.catalogue.power_class_profile(class).p_idle_w.value;
+        let want = on(PowerClass::Monitor27) + on(PowerClass::Monitor);
+        assert!(
+            (f.monitors_kwh - want / 1000.0).abs() < 1e-12,
+            "{}",
+            f.monitors_kwh
+        );
+        assert!(on(PowerClass::Monitor27) > 1.3 * on(PowerClass::Monitor));
     }
 
     #[test]

@@ -246,14 +246,29 @@ pub fn device_energy(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::energy::catalogue::{Catalogue, DeviceClass};
+    use crate::energy::catalogue::{Duty, Figure, Range};
     use crate::energy::gaps::tests::{H, rep, with_event};
     use veille_proto::v1::{EventKind, Measurement};
 
+    /// A fixed profile (the figures these hand computations were written with), so the
+    /// model's arithmetic is tested apart from the catalogue's calibration.
     fn desktop() -> PowerProfile {
-        Catalogue::builtin()
-            .class_profile(DeviceClass::Desktop)
-            .clone()
+        let w = |value: f64| Figure {
+            value,
+            source: "test".into(),
+        };
+        PowerProfile {
+            p_off_w: w(1.5),
+            p_sleep_w: w(1.6),
+            p_idle_w: w(39.0),
+            p_max_w: w(175.0),
+            duty: Duty::Desktop,
+            range: Range {
+                low: 1.0,
+                high: 1.0,
+                source: "test".into(),
+            },
+        }
     }
 
     fn close(a: f64, b: f64) {
