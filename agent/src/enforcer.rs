@@ -77,7 +77,12 @@ async fn run_command(program: &str, args: &[&str]) -> Result<(), String> {
 
 #[cfg(not(windows))]
 async fn logind_power_off() -> zbus::Result<()> {
-    let connection = zbus::Connection::system().await?;
+    logind_power_off_on(&zbus::Connection::system().await?).await
+}
+
+/// `org.freedesktop.login1.Manager.PowerOff(false)` on `connection`'s bus.
+#[cfg(not(windows))]
+async fn logind_power_off_on(connection: &zbus::Connection) -> zbus::Result<()> {
     connection
         .call_method(
             Some("org.freedesktop.login1"),
@@ -262,6 +267,73 @@ impl Enforcer for RecordingEnforcer {
 mod tests {
     use super::*;
 
+    /// A fake logind's manager: records each `PowerOff` call's `interactive` argument,
+    /// or refuses as logind does without authorisation.
+    #[cfg(target_os = "linux")]
+    struct FakeManager {
+        calls: std::sync::Arc<std::sync::Mutex<Vec<bool>>>,
+        refuse: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    #[cfg(target_os = "linux")]
+    #[zbus::interface(name = "org.freedesktop.login1.Manager")]
+    impl FakeManager {
+        fn power_off(&self, interactive: bool) -> zbus::fdo::Result<()> {
+            self.calls.lock().unwrap().push(interactive);
+            if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(zbus::fdo::Error::AccessDenied(
+                    "Interactive authentication required.".into(),
+                ));
+            }
+            Ok(())
+        }
+    }
+
+    /// README "Auto-shutdown policy": power-off asks logind `PowerOff` over D-Bus,
+    /// never interactively. Against a fake logind on a private bus (the real one would
+    /// switch the machine off): the call reaches the right name, path, interface and
+    /// method with `interactive = false`, and logind's refusal is an error (the caller
+    /// then falls back to systemctl).
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn logind_power_off_calls_power_off_without_interaction() {
+        let bus = crate::test_bus::start_bus().await;
+        let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let refusing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let _logind = zbus::connection::Builder::address(bus.address.as_str())
+            .unwrap()
+            .name("org.freedesktop.login1")
+            .unwrap()
+            .serve_at(
+                "/org/freedesktop/login1",
+                FakeManager {
+                    calls: calls.clone(),
+                    refuse: refusing.clone(),
+                },
+            )
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
+        let client = zbus::connection::Builder::address(bus.address.as_str())
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
+        for refuse in [false, true] {
+            refusing.store(refuse, std::sync::atomic::Ordering::SeqCst);
+            calls.lock().unwrap().clear();
+            let result = logind_power_off_on(&client).await;
+            assert_eq!(*calls.lock().unwrap(), [false], "refuse = {refuse}");
+            if refuse {
+                let e = result.unwrap_err().to_string();
+                assert!(e.contains("Interactive authentication required"), "{e}");
+            } else {
+                result.unwrap();
+            }
+        }
+    }
+
     #[tokio::test]
     async fn the_command_enforcer_runs_the_program_with_plain_arguments() {
         use std::os::unix::fs::PermissionsExt;
@@ -280,17 +352,21 @@ mod tests {
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         let enforcer = from_command(script.to_str().unwrap());
         let deadline = Timestamp::from_second(1_780_000_000).unwrap();
-        // Shell metacharacters reach the program untouched: no shell in between.
-        enforcer
-            .warn(&[], deadline, "Shut down at 20:00; $(touch x) 'quoted'")
-            .await
-            .unwrap();
+        // Shell metacharacters reach the program untouched: no shell in between. The
+        // file a shell would create is named by its absolute path, so the check below
+        // looks where a shell would have put it, whatever the working directory.
+        let injected = dir.path().join("injected");
+        let message = format!(
+            "Shut down at 20:00; $(touch {}) 'quoted'",
+            injected.display()
+        );
+        enforcer.warn(&[], deadline, &message).await.unwrap();
         enforcer.power_off().await.unwrap();
         assert_eq!(
             std::fs::read_to_string(&log).unwrap(),
-            "[warn][1780000000][Shut down at 20:00; $(touch x) 'quoted']\n[poweroff]\n"
+            format!("[warn][1780000000][{message}]\n[poweroff]\n")
         );
-        assert!(!dir.path().join("x").exists());
+        assert!(!injected.exists());
 
         // A failing or missing program is an error, not a silent success.
         let failing = dir.path().join("fail.sh");

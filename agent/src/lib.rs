@@ -42,6 +42,8 @@ pub mod sampler;
 pub mod spool;
 pub mod state;
 pub mod status;
+#[cfg(all(test, target_os = "linux"))]
+mod test_bus;
 pub mod tls;
 pub mod transport;
 #[cfg(windows)]

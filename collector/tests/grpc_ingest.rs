@@ -365,7 +365,16 @@ async fn batches_acked_during_shutdown_are_on_disk() {
             (format!("dev-{c}"), acked)
         }));
     }
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Stop once some batches are durable and acked (the clients are then mid-stream:
+    // 1,200 batches take far longer than the poll below), not after a guessed delay.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while server.metrics().snapshot().batches < 6 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no batch stored within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     server.shutdown().await.unwrap();
     let mut results = Vec::new();
     for t in tasks {

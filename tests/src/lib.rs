@@ -388,6 +388,37 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// A DMI field of this machine (`/sys/class/dmi/id/<name>`), trimmed; `None` where
+/// the host has none (containers, many VMs) or it is empty.
+pub fn host_dmi(name: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/sys/class/dmi/id/{name}"))
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// The class this machine's SMBIOS chassis type gives (DMTF DSP0134, 7.4.1, "System
+/// Enclosure or Chassis Types"), as the reports name it; `None` when the host has no
+/// chassis type or one with no class. Tests that run the real agent on this machine
+/// compare with it instead of assuming a host without DMI.
+pub fn host_chassis_class() -> Option<&'static str> {
+    let code: u8 = host_dmi("chassis_type")?.parse().ok()?;
+    Some(match code {
+        // Desktop, Low Profile Desktop, Pizza Box, Mini Tower, Tower, Space-saving,
+        // Lunch Box, Sealed-case PC.
+        3..=7 | 15 | 16 | 24 => "desktop",
+        // Portable, Laptop, Notebook, Sub Notebook, Convertible, Detachable.
+        8..=10 | 14 | 31 | 32 => "laptop",
+        13 => "all_in_one",
+        // Main Server Chassis, Rack Mount Chassis, Blade, Blade Enclosure.
+        17 | 23 | 28 | 29 => "server",
+        30 => "tablet",
+        // Mini PC, Stick PC.
+        35 | 36 => "mini_pc",
+        _ => return None,
+    })
+}
+
 /// The device id the agent will use on this machine, read the way the agent reads it.
 pub fn this_device_id() -> String {
     let uuid = std::fs::read_to_string("/sys/class/dmi/id/product_uuid").ok();

@@ -32,16 +32,19 @@ pub fn deploy_file(name: &str) -> PathBuf {
 impl Mosquitto {
     /// Starts Mosquitto with `users` (username, password) plus the collectors' user.
     pub fn start(users: &[(&str, &str)]) -> Mosquitto {
-        Self::start_inner(users, None)
+        Self::start_with(users, None, "")
     }
 
     /// [`Mosquitto::start`] with a TLS listener (OpenSSL, as deployed) using the
     /// `ca.pem`, `server.pem` and `server.key` of `tls_dir` (`veille-collector init-tls`).
     pub fn start_tls(users: &[(&str, &str)], tls_dir: &Path) -> Mosquitto {
-        Self::start_inner(users, Some(tls_dir))
+        Self::start_with(users, Some(tls_dir), "")
     }
 
-    fn start_inner(users: &[(&str, &str)], tls_dir: Option<&Path>) -> Mosquitto {
+    /// [`Mosquitto::start`] / [`Mosquitto::start_tls`] with `extra` lines appended to
+    /// the config (`log_type debug` to see each `Denied PUBLISH`, `require_certificate
+    /// true`, …).
+    pub fn start_with(users: &[(&str, &str)], tls_dir: Option<&Path>, extra: &str) -> Mosquitto {
         let dir = tempfile::tempdir().expect("tempdir");
         let passwd = dir.path().join("passwd");
         let mut all = vec![(COLLECTOR_USER, COLLECTOR_PASSWORD)];
@@ -79,6 +82,10 @@ impl Mosquitto {
                 t.join("server.pem").display(),
                 t.join("server.key").display()
             ));
+        }
+        conf.push_str(extra);
+        if !extra.is_empty() && !extra.ends_with('\n') {
+            conf.push('\n');
         }
         // As root Mosquitto drops to user `mosquitto`, who cannot read a private tempdir.
         // SAFETY: geteuid has no preconditions.

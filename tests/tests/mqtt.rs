@@ -3,7 +3,6 @@
 //! a report leaves the agent's spool only when the collector's Ack says it is durable.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use prost::Message;
 use veille_tests::mosquitto::{self, Mosquitto};
@@ -248,7 +247,12 @@ fn bad_mqtt_input_is_dropped_counted_and_ingest_goes_on() {
 /// another org's topics (rumqttd cannot enforce this; README, "MQTT").
 #[test]
 fn mosquitto_acl_keeps_an_org_out_of_another_orgs_topics() {
-    let broker = Mosquitto::start(&[("acme", ACME_TOKEN), ("globex", GLOBEX_TOKEN)]);
+    // Debug logging: Mosquitto then logs each PUBLISH its ACL denies.
+    let mut broker = Mosquitto::start_with(
+        &[("acme", ACME_TOKEN), ("globex", GLOBEX_TOKEN)],
+        None,
+        "log_type debug",
+    );
     let data = tempfile::tempdir().unwrap();
     let orgs = [("acme", ACME_TOKEN), ("globex", GLOBEX_TOKEN)];
     let cfg = broker.collector_config("c", &orgs, "veille-collector-acl");
@@ -256,7 +260,8 @@ fn mosquitto_acl_keeps_an_org_out_of_another_orgs_topics() {
         Collector::start_with("collector", data.path(), "127.0.0.1:0", Some(&cfg), &[]);
     collector.proc.wait_for_line("connected to the MQTT broker");
     let topic = veille_proto::topics::reports("globex", "intruder");
-    // Mosquitto accepts the PUBLISH (MQTT 3.1.1 has no way to say no) and drops it.
+    // Mosquitto accepts the PUBLISH (MQTT 3.1.1 has no way to say no) and drops it:
+    // its log says so, before the PUBACK that ends mosquitto_pub.
     mosquitto::publish(
         broker.port,
         "acme",
@@ -264,6 +269,8 @@ fn mosquitto_acl_keeps_an_org_out_of_another_orgs_topics() {
         &topic,
         &valid_batch("intruder", 1),
     );
+    let denied = broker.proc.wait_for_line("Denied PUBLISH from");
+    assert!(denied.contains(&format!("'{topic}'")), "{denied}");
     let own = veille_proto::topics::reports("globex", "insider");
     assert!(mosquitto::publish(
         broker.port,
@@ -275,7 +282,16 @@ fn mosquitto_acl_keeps_an_org_out_of_another_orgs_topics() {
     wait_until("globex's own report stored", || {
         reports_of(data.path(), "insider") == 1
     });
-    std::thread::sleep(Duration::from_millis(500));
+    // The broker denied the intruder's PUBLISH (above), so it never reached the
+    // collector: nothing to wait for.
+    assert!(
+        !broker
+            .proc
+            .log()
+            .iter()
+            .any(|l| l.contains("Denied PUBLISH") && l.contains(&format!("'{own}'"))),
+        "globex's own topic was denied"
+    );
     assert_eq!(
         reports_of(data.path(), "intruder"),
         0,

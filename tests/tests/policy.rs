@@ -9,7 +9,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use veille_proto::v1::EventKind;
+use veille_proto::v1::{
+    ChassisClass, EnergySource, EventKind, Inventory, Measurement, Report, ReportBatch,
+};
 use veille_tests::{Agent, Collector, bin, stored_reports, wait_until};
 
 fn run(args: &[&str], data: &Path) -> (bool, String, String) {
@@ -193,4 +195,228 @@ fn a_signed_dry_run_policy_reaches_the_agent_and_a_forged_one_is_rejected() {
     assert!(!events(&reports, EventKind::PolicySkipped).is_empty());
     assert_eq!(events(&reports, EventKind::PolicyRejected), ["unknown_key"]);
     assert!(events(&reports, EventKind::PolicyShutdown).is_empty());
+}
+
+const ALPHA_TOKEN: &str = "alpha-token-0123456789abcdef";
+const BETA_TOKEN: &str = "beta-token-0123456789abcdef";
+
+/// Two orgs with the same history and different `[orgs.energy]`: alpha keeps the
+/// collector's 0.20 €/kWh and 0.1 kgCO2e/kWh, beta pays 0.40 €/kWh on a 0.5 kg grid.
+/// Desktops draw round figures (power-profiles file) so that the sums can be done by
+/// hand.
+fn two_org_config(dir: &Path) -> std::path::PathBuf {
+    let profiles = dir.join("profiles.toml");
+    std::fs::write(
+        &profiles,
+        "[classes.desktop]\n\
+         p_off_w = { value = 1.0, source = \"assumption: test\" }\n\
+         p_sleep_w = { value = 2.0, source = \"assumption: test\" }\n\
+         p_idle_w = { value = 20.0, source = \"assumption: test\" }\n\
+         p_max_w = { value = 60.0, source = \"assumption: test\" }\n",
+    )
+    .unwrap();
+    let config = dir.join("collector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[energy]\ntimezone = \"UTC\"\npower_profiles = \"{}\"\n\
+             tariff = {{ base_eur_per_kwh = 0.20 }}\n\
+             grid = {{ kg_co2e_per_kwh = 0.1, source = \"test\", year = 2025 }}\n\n\
+             [[orgs]]\nid = \"alpha\"\ntoken = \"{ALPHA_TOKEN}\"\n\n\
+             [[orgs]]\nid = \"beta\"\ntoken = \"{BETA_TOKEN}\"\n\
+             [orgs.energy]\ntariff = {{ base_eur_per_kwh = 0.40 }}\n\
+             grid = {{ kg_co2e_per_kwh = 0.5, source = \"test\", year = 2025 }}\n",
+            profiles.display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// Two hours of one-minute reports from 20:00 UTC on `day_ms` (midnight UTC): each
+/// minute 20 s active at 20 % CPU and 40 s idle; with `meter_wh_per_h`, a plug meter
+/// measures that much per hour (the energy is then measured, the activity still known).
+fn evening(device_id: &str, day_ms: i64, meter_wh_per_h: Option<f64>) -> ReportBatch {
+    let from = day_ms + 20 * 3_600_000;
+    let boot = from - 3_600_000;
+    let reports = (0..120i64)
+        .map(|k| {
+            let start = from + k * 60_000;
+            Report {
+                boot_id: "boot-1".into(),
+                seq: k as u64 + 1,
+                start_unix_ms: start,
+                end_unix_ms: start + 60_000,
+                boot_time_unix_s: boot / 1000,
+                uptime_s: ((start + 60_000 - boot) / 1000) as u64,
+                active_ms: 20_000,
+                idle_ms: 40_000,
+                cpu_util: 0.2,
+                measurements: meter_wh_per_h
+                    .map(|wh| Measurement {
+                        energy_j: wh * 3600.0 / 60.0,
+                        source: EnergySource::ExternalMeter as i32,
+                    })
+                    .into_iter()
+                    .collect(),
+                ..Default::default()
+            }
+        })
+        .collect();
+    ReportBatch {
+        device_id: device_id.into(),
+        reports,
+        inventory: Some(Inventory {
+            hostname: device_id.into(),
+            chassis: ChassisClass::Desktop as i32,
+            ..Default::default()
+        }),
+        agent_version: "test".into(),
+    }
+}
+
+/// Issue 23: `policy replay` and `report compliance` priced every org with the
+/// collector-wide tariff and grid factor, and replay counted no active time on metered
+/// hours. The real collector, through its HTTP API and then from the store.
+///
+/// By hand, for a window 20:30-23:00 UTC over that evening (half of the 20:00 hour and
+/// all of the 21:00 one, 1.5 h):
+/// - modelled desktop, per hour (20 − 1) W × 1 h + (60 − 20) W × 1/3 h × 0.2 =
+///   21.666… Wh; × 1.5 = 32.5 Wh;
+/// - metered desktop (30 Wh per hour measured): (30 − 1) Wh × 1.5 = 43.5 Wh;
+/// - each: active 1/3 of the time, 0.5 h in 2 window hours.
+///
+/// Together 76 Wh per org: alpha 0.076 × 0.20 €, 0.076 × 0.1 kg; beta 0.076 × 0.40 €,
+/// 0.076 × 0.5 kg.
+#[test]
+fn replay_and_compliance_price_each_org_with_its_own_energy_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = two_org_config(dir.path());
+    let config_arg = config.to_str().unwrap().to_owned();
+    let mut collector =
+        Collector::start_with("collector", &data, "127.0.0.1:0", Some(&config), &[]);
+
+    let now = jiff::Timestamp::now().as_millisecond();
+    let yesterday_ms = (now / 86_400_000 - 1) * 86_400_000;
+    let yesterday = jiff::Timestamp::from_millisecond(yesterday_ms)
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut client = veille_tests::grpc::client(&collector.url()).await;
+        for (token, prefix) in [(ALPHA_TOKEN, "a"), (BETA_TOKEN, "b")] {
+            for (device, meter) in [("modelled", None), ("metered", Some(30.0))] {
+                let batch = evening(&format!("{prefix}-{device}"), yesterday_ms, meter);
+                let ack = veille_tests::grpc::send(&mut client, token, batch)
+                    .await
+                    .unwrap();
+                assert_eq!(ack.highest_durable_seq, 120);
+            }
+        }
+    });
+
+    let draft = |org: &str, version: u64| {
+        let path = dir.path().join(format!("{org}-{version}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "org = \"{org}\"\nversion = {version}\nmode = \"dry-run\"\nidle_threshold_s = 600\n\
+                 warning_s = 300\n\n[[windows]]\ndays = [\"all\"]\nstart = \"20:30\"\n\
+                 end = \"23:00\"\ntime_zone = \"UTC\"\n"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--config", &config_arg]);
+        let (ok, out, err) = run(&all, &data);
+        assert!(ok, "{args:?} failed: {err}");
+        out
+    };
+    for org in ["alpha", "beta"] {
+        let file = draft(org, 1);
+        cli(&["policy", "set", "--file", file.to_str().unwrap()]);
+    }
+    let close = |v: &serde_json::Value, want: f64| {
+        let got = v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"));
+        (got - want).abs() < 1e-9
+    };
+    let kwh = 0.076;
+    let tariffs = [("alpha", 0.20, 0.1), ("beta", 0.40, 0.5)];
+    let check = |how: &str| {
+        for (org, eur_per_kwh, kg_per_kwh) in tariffs {
+            let file = draft(org, 2);
+            let out = cli(&[
+                "policy",
+                "replay",
+                "--file",
+                file.to_str().unwrap(),
+                "--from",
+                &yesterday,
+                "--to",
+                &yesterday,
+                "--format",
+                "json",
+            ]);
+            let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+            let r = &rows[0];
+            assert_eq!(rows.as_array().unwrap().len(), 1, "{how}: {rows}");
+            assert_eq!(r["org"], org, "{how}: {r}");
+            assert_eq!(
+                (r["devices"].as_u64(), r["affected"].as_u64()),
+                (Some(2), Some(2)),
+                "{how}: {r}"
+            );
+            assert!(close(&r["saved_kwh"], kwh), "{how}: {r}");
+            assert!(
+                close(&r["saved_eur"], kwh * eur_per_kwh),
+                "{how}, {org} at {eur_per_kwh} €/kWh: {r}"
+            );
+            assert!(
+                close(&r["saved_kg_co2e"], kwh * kg_per_kwh),
+                "{how}, {org} at {kg_per_kwh} kg/kWh: {r}"
+            );
+            // 0.5 h in each device's window, the metered one's included.
+            assert!(close(&r["interrupted_active_h"], 1.0), "{how}: {r}");
+            assert_eq!(r["interrupted_sessions"], 4, "{how}: {r}");
+        }
+        let out = cli(&[
+            "report",
+            "compliance",
+            "--from",
+            &yesterday,
+            "--to",
+            &yesterday,
+            "--format",
+            "json",
+        ]);
+        let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(rows.as_array().unwrap().len(), 2, "{how}: {rows}");
+        for ((org, eur_per_kwh, kg_per_kwh), r) in tariffs.iter().zip(rows.as_array().unwrap()) {
+            assert_eq!(r["org"], *org, "{how}: {r}");
+            assert_eq!(
+                (r["devices"].as_u64(), r["left_on"].as_u64()),
+                (Some(2), Some(2)),
+                "{how}: {r}"
+            );
+            assert!(close(&r["left_on_hours"], 3.0), "{how}: {r}");
+            assert!(close(&r["wasted_kwh"], kwh), "{how}: {r}");
+            assert!(
+                close(&r["wasted_eur"], kwh * eur_per_kwh),
+                "{how}, {org}: {r}"
+            );
+            assert!(
+                close(&r["wasted_kg_co2e"], kwh * kg_per_kwh),
+                "{how}, {org}: {r}"
+            );
+        }
+    };
+    check("through the running server");
+    assert_eq!(collector.proc.stop(), Some(0));
+    check("from the store");
 }

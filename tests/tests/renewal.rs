@@ -42,13 +42,22 @@ fn this_device(report: &serde_json::Value, id: &str) -> serde_json::Value {
 }
 
 /// Without an import, the age comes from the BIOS release date where this machine has
-/// one readable, else from the day the collector first saw it.
-fn expected_source_without_import() -> &'static str {
-    let bios = std::fs::read_to_string("/sys/class/dmi/id/bios_date").unwrap_or_default();
-    if bios.trim().is_empty() {
-        "first_seen"
-    } else {
-        "bios_estimate"
+/// one readable (sysfs gives MM/DD/YYYY), else from the day the collector first saw it:
+/// (age_source, age_since).
+fn expected_age_without_import() -> (&'static str, String) {
+    match veille_tests::host_dmi("bios_date") {
+        Some(bios) => {
+            let p: Vec<&str> = bios.split('/').collect();
+            assert_eq!(p.len(), 3, "bios_date {bios:?}");
+            ("bios_estimate", format!("{}-{}-{}", p[2], p[0], p[1]))
+        }
+        None => (
+            "first_seen",
+            jiff::Timestamp::now()
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .date()
+                .to_string(),
+        ),
     }
 }
 
@@ -73,10 +82,25 @@ fn glpi_acquisition_date_becomes_the_age_of_this_machine() {
     // Server running: the CLI goes through the HTTP API.
     let report = renewal_json(data.path());
     let d = this_device(&report, &device_id);
-    assert_eq!(d["age_source"], expected_source_without_import(), "{d:#}");
+    let (source, since) = expected_age_without_import();
+    assert_eq!(d["age_source"], source, "{d:#}");
+    assert_eq!(d["age_since"], since.as_str(), "{d:#}");
     assert_eq!(d["kind"], "computer");
     assert_eq!(d["working"], true);
-    assert_eq!(d["status"], "ok", "a device first seen today is not old");
+    if source == "first_seen" {
+        assert_eq!(
+            d["status"], "ok",
+            "a device first seen today is not old: {d:#}"
+        );
+    } else {
+        // Dated by this host's BIOS: past its horizon or not, by the dates alone.
+        let today = jiff::Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date()
+            .to_string();
+        let past = today.as_str() >= d["horizon_date"].as_str().unwrap();
+        assert_eq!(d["status"] == "past", past, "{d:#}");
+    }
 
     // The import refuses to run beside the server, and says why.
     let csv = data.path().join("glpi.csv");

@@ -156,6 +156,30 @@ fn wrong_ca_is_refused_clearly_and_the_reports_wait_in_the_spool() {
     );
 }
 
+/// A refusal line in full: a warning, the port named, the README's words, and the
+/// peer's address (`peer=` a loopback address with a port; exactly `peer` when known).
+fn assert_refusal(line: &str, port: &str, peer: Option<std::net::SocketAddr>) {
+    assert!(line.contains(" WARN "), "{line}");
+    assert!(
+        line.contains(&format!(
+            "{port} port: plaintext connection refused: this port requires TLS"
+        )),
+        "{line}"
+    );
+    assert!(
+        line.contains("the client must use https:// or mqtts://"),
+        "{line}"
+    );
+    let logged: std::net::SocketAddr = veille_tests::field(line, "peer")
+        .unwrap_or_else(|| panic!("no peer= in {line}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("peer= is not an address ({e}): {line}"));
+    assert!(logged.ip().is_loopback() && logged.port() != 0, "{line}");
+    if let Some(peer) = peer {
+        assert_eq!(logged, peer, "{line}");
+    }
+}
+
 #[test]
 fn plaintext_is_refused_on_a_tls_port() {
     let dir = tempfile::tempdir().unwrap();
@@ -170,8 +194,10 @@ fn plaintext_is_refused_on_a_tls_port() {
         &collector.token(),
         Some("tls-plain"),
     );
+    // README "TLS": the collector logs `gRPC port: plaintext connection refused: this
+    // port requires TLS` with the peer's address, as a warning.
     let refusal = collector.proc.wait_for_line("plaintext connection refused");
-    assert!(refusal.contains("gRPC port"), "{refusal}");
+    assert_refusal(&refusal, "gRPC", None);
     agent
         .proc
         .wait_for_line("cannot deliver reports; they stay in the spool");
@@ -181,6 +207,7 @@ fn plaintext_is_refused_on_a_tls_port() {
     // Plain HTTP to the API port is refused the same way.
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(&collector.http).unwrap();
+    let ours = s.local_addr().unwrap();
     s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut answer = Vec::new();
@@ -189,7 +216,8 @@ fn plaintext_is_refused_on_a_tls_port() {
     let refusal = collector
         .proc
         .wait_for_line("HTTP port: plaintext connection refused");
-    assert!(refusal.contains("requires TLS"), "{refusal}");
+    // Here the peer is known exactly: this test's own socket.
+    assert_refusal(&refusal, "HTTP", Some(ours));
     assert_eq!(agent.proc.stop(), Some(0));
 }
 
@@ -281,9 +309,10 @@ fn agent_delivers_over_mqtts_to_the_embedded_broker() {
         5,
     );
     let mut collector = collector;
-    collector
+    let refusal = collector
         .proc
         .wait_for_line("MQTT 5 port: plaintext connection refused");
+    assert_refusal(&refusal, "MQTT 5", None);
     wait_until("plaintext reports waiting", || plain.spooled() >= 1);
     assert!(!device_known(&data, "tls-mqtt-plain"));
     assert_eq!(collector.proc.stop(), Some(0));
@@ -366,4 +395,104 @@ fn a_renewed_server_certificate_is_served_without_a_restart() {
         || by_ip().is_ok_and(|(status, _)| status.contains("200")),
     );
     collector.proc.wait_for_line("server certificate reloaded");
+}
+
+/// README "TLS", an external broker: with Mosquitto's `require_certificate true`, the
+/// collector needs `[mqtt] client_cert` + `client_key`. Without them it names what to
+/// set and receives nothing; with them (issued by `init-tls --client`) it subscribes,
+/// and an agent holding its own client certificate delivers through the broker.
+#[test]
+fn mosquitto_requiring_a_client_certificate_admits_the_collector_with_one() {
+    const ACME_TOKEN: &str = "acme-token-for-the-client-cert-test";
+    let dir = tempfile::tempdir().unwrap();
+    let pki = init_tls(
+        &dir.path().join("pki"),
+        &[
+            "--san",
+            "127.0.0.1",
+            "--client",
+            "collector-1",
+            "--client",
+            "pc-1",
+        ],
+    );
+    let broker = Mosquitto::start_with(
+        &[("acme", ACME_TOKEN)],
+        Some(&pki),
+        "require_certificate true",
+    );
+    let config = |name: &str, client: Option<&str>| {
+        let path = broker.collector_config(name, &[("acme", ACME_TOKEN)], "veille-mtls");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(&format!("ca_cert = \"{}\"\n", pki.join("ca.pem").display()));
+        if let Some(c) = client {
+            text.push_str(&format!(
+                "client_cert = \"{}\"\nclient_key = \"{}\"\n",
+                pki.join(format!("clients/{c}.pem")).display(),
+                pki.join(format!("clients/{c}.key")).display()
+            ));
+        }
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+
+    let data = dir.path().join("data");
+    let mut collector = Collector::start_with(
+        "collector-no-cert",
+        &data,
+        "127.0.0.1:0",
+        Some(&config("no-cert", None)),
+        &[],
+    );
+    let line = collector
+        .proc
+        .wait_for_line("TLS handshake with the MQTT broker failed");
+    assert!(
+        line.contains(
+            "the broker requires a client certificate; set [mqtt] client_cert and client_key"
+        ),
+        "{line}"
+    );
+    assert!(
+        !collector
+            .proc
+            .log()
+            .iter()
+            .any(|l| l.contains("connected to the MQTT broker")),
+        "connected without a client certificate"
+    );
+    assert_eq!(collector.proc.stop(), Some(0));
+
+    let mut collector = Collector::start_with(
+        "collector",
+        &data,
+        "127.0.0.1:0",
+        Some(&config("with-cert", Some("collector-1"))),
+        &[],
+    );
+    collector.proc.wait_for_line("connected to the MQTT broker");
+    let ca = pki.join("ca.pem").display().to_string();
+    let cert = pki.join("clients/pc-1.pem").display().to_string();
+    let key = pki.join("clients/pc-1.key").display().to_string();
+    let agent = Agent::start_with(
+        "agent-mtls",
+        &dir.path().join("agent"),
+        &broker.url(),
+        ACME_TOKEN,
+        Some("mtls-mosquitto-1"),
+        &[
+            ("VEILLE_TRANSPORT", "mqtt"),
+            ("VEILLE_ORG", "acme"),
+            ("VEILLE_MQTT__ACK_TIMEOUT_S", "3"),
+            ("VEILLE_CA_CERT", ca.as_str()),
+            ("VEILLE_CLIENT_CERT", cert.as_str()),
+            ("VEILLE_CLIENT_KEY", key.as_str()),
+        ],
+    );
+    wait_until(
+        "the device through Mosquitto with client certificates",
+        || device_known(&data, "mtls-mosquitto-1"),
+    );
+    wait_until("the spool drains", || agent.spooled() == 0);
+    assert_eq!(collector.proc.stop(), Some(0));
 }

@@ -43,12 +43,20 @@ pub struct HourRollup {
     /// RAPL (CPU package + DRAM), beside the total, never in it.
     pub cpu_dram_j: f64,
     pub cpu_dram_ms: f64,
+    /// The active part of `measured_ms`: a meter measures energy, not use, and
+    /// `policy replay` counts the active time its windows would cut into whether or not
+    /// a meter measured it (issue 23: metered laptops showed no interrupted hours).
+    pub measured_active_ms: f64,
 }
 
-const FIELDS: usize = 10;
+const FIELDS: usize = 11;
 
-/// Encoded size of a rollup in the store: ten little-endian f64.
+/// Encoded size of a rollup in the store: eleven little-endian f64.
 pub const ENCODED_LEN: usize = FIELDS * 8;
+
+/// Encoded size before `measured_active_ms` (the first ten fields): still read, with no
+/// metered active time; `rebuild-rollups` recomputes it from the raw reports.
+pub const ENCODED_LEN_V1: usize = 10 * 8;
 
 impl HourRollup {
     fn as_array(&self) -> [f64; FIELDS] {
@@ -63,6 +71,7 @@ impl HourRollup {
             self.sleep_ms,
             self.cpu_dram_j,
             self.cpu_dram_ms,
+            self.measured_active_ms,
         ]
     }
 
@@ -78,6 +87,7 @@ impl HourRollup {
             sleep_ms: a[7],
             cpu_dram_j: a[8],
             cpu_dram_ms: a[9],
+            measured_active_ms: a[10],
         }
     }
 
@@ -89,9 +99,11 @@ impl HourRollup {
         out
     }
 
-    /// `None` for bytes of the wrong length (a store written by another version).
+    /// `None` for bytes of the wrong length (a store written by another version); the
+    /// shorter encoding of earlier versions ([`ENCODED_LEN_V1`]) reads with no metered
+    /// active time.
     pub fn decode(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() != ENCODED_LEN {
+        if bytes.len() != ENCODED_LEN && bytes.len() != ENCODED_LEN_V1 {
             return None;
         }
         let mut a = [0f64; FIELDS];
@@ -163,6 +175,7 @@ pub fn report_rollup(r: &Report) -> HourRollup {
     match whole_system_measurement_j(r) {
         Some(j) => {
             out.measured_ms = active + idle;
+            out.measured_active_ms = active;
             out.measured_j = j;
         }
         None => {
@@ -265,6 +278,8 @@ mod tests {
         ];
         let x = report_rollup(&r);
         assert_eq!((x.measured_ms, x.measured_j), (60_000.0, 3000.0));
+        // The meter replaces the energy, not the use: the active time is kept.
+        assert_eq!(x.measured_active_ms, 60_000.0);
         assert_eq!(x.modelled_active_ms, 0.0);
         assert_eq!((x.cpu_dram_j, x.cpu_dram_ms), (600.0, 60_000.0));
     }
@@ -274,6 +289,17 @@ mod tests {
         let x = report_rollup(&report(0, 60_000, 10_000, 0.3));
         assert_eq!(HourRollup::decode(&x.encode()), Some(x));
         assert_eq!(HourRollup::decode(&[0u8; 7]), None);
+        // A rollup stored before `measured_active_ms` reads with none.
+        let mut m = x;
+        m.measured_active_ms = 5.0;
+        let old = &m.encode()[..ENCODED_LEN_V1];
+        assert_eq!(
+            HourRollup::decode(old),
+            Some(HourRollup {
+                measured_active_ms: 0.0,
+                ..m
+            })
+        );
     }
 
     #[test]

@@ -121,8 +121,14 @@ pub struct WindowFigures {
     pub kg_co2e: f64,
 }
 
-/// Awake time and avoidable energy of `device` inside `spans`.
+/// Awake time and avoidable energy of `device` inside `spans`, priced with the settings
+/// of the device's org (`ctx.for_org`), as consumption prices it.
+///
+/// Issue 23: compliance and replay priced every org with the collector-wide tariff,
+/// grid factor and time zone, and counted only modelled active time (none for metered
+/// hours).
 pub fn window_figures(ctx: &Context, device: &DeviceInput, spans: &[WindowSpan]) -> WindowFigures {
+    let ctx = ctx.for_org(&device.org);
     let mut f = WindowFigures::default();
     for (hour, r) in &device.hours {
         let share = overlap_ms(spans, *hour) as f64 / HOUR_MS as f64;
@@ -130,7 +136,7 @@ pub fn window_figures(ctx: &Context, device: &DeviceInput, spans: &[WindowSpan])
             continue;
         }
         f.awake_h += share * r.awake_ms / MS_PER_HOUR;
-        let active_ms = share * (r.modelled_active_ms);
+        let active_ms = share * (r.modelled_active_ms + r.measured_active_ms);
         f.active_h += active_ms / MS_PER_HOUR;
         if active_ms > 0.0 {
             f.active_hours += 1;
@@ -516,54 +522,237 @@ mod tests {
         }
     }
 
-    #[test]
-    fn overlap_counts_each_millisecond_once() {
-        let p = policy();
-        let spans = spans_between(&p, ts(MON), ts(MON + 2 * 86_400_000));
-        assert_eq!(overlap_ms(&spans, MON + 19 * HOUR_MS), 0);
-        assert_eq!(overlap_ms(&spans, MON + 20 * HOUR_MS), HOUR_MS);
-        assert_eq!(overlap_ms(&spans, MON + 30 * HOUR_MS), 0);
-        assert_eq!(overlap_ms(&spans, MON + 29 * HOUR_MS), HOUR_MS);
+    const MIN_MS: i64 = 60_000;
+
+    fn span(start_ms: i64, end_ms: i64) -> WindowSpan {
+        WindowSpan {
+            window: 0,
+            start: ts(start_ms),
+            end: ts(end_ms),
+        }
     }
 
-    /// Issue 6, test 4: the savings equal the energy of the hours the windows remove,
-    /// computed here independently from the profile.
+    fn window(start: &str, end: &str, tz: &str) -> ShutdownWindow {
+        ShutdownWindow {
+            days: ALL_DAYS,
+            start: start.into(),
+            end: end.into(),
+            time_zone: tz.into(),
+        }
+    }
+
+    #[test]
+    fn overlap_counts_each_millisecond_once() {
+        let h = MON + 3 * HOUR_MS;
+        // Spans that overlap, nest, repeat and stick out of the hour on both sides.
+        // Union inside [h, h+1h): [h-5m, h+20m) ∪ [h+10m, h+25m) ∪ [h+12m, h+13m)
+        // ∪ [h+40m, h+50m) twice ∪ [h+55m, h+2h) = 0-25, 40-50, 55-60 min = 40 min.
+        let spans = [
+            span(h + 40 * MIN_MS, h + 50 * MIN_MS),
+            span(h - 5 * MIN_MS, h + 20 * MIN_MS),
+            span(h + 10 * MIN_MS, h + 25 * MIN_MS),
+            span(h + 12 * MIN_MS, h + 13 * MIN_MS),
+            span(h + 40 * MIN_MS, h + 50 * MIN_MS),
+            span(h + 55 * MIN_MS, h + 2 * HOUR_MS),
+        ];
+        assert_eq!(overlap_ms(&spans, h), 40 * MIN_MS);
+        assert_eq!(overlap_ms(&spans, h + HOUR_MS), HOUR_MS);
+        assert_eq!(overlap_ms(&spans, h - HOUR_MS), 5 * MIN_MS);
+        assert_eq!(overlap_ms(&spans, h + 2 * HOUR_MS), 0);
+
+        // Two windows of one policy that overlap from 00:15 to 01:00 each night.
+        let mut p = policy();
+        p.windows = vec![
+            window("20:30", "01:00", "UTC"),
+            window("00:15", "06:00", "UTC"),
+        ];
+        let spans = spans_between(&p, ts(MON), ts(MON + 2 * 86_400_000));
+        assert!(spans.len() >= 4, "{spans:?}");
+        assert_eq!(overlap_ms(&spans, MON + 19 * HOUR_MS), 0);
+        assert_eq!(overlap_ms(&spans, MON + 20 * HOUR_MS), 30 * MIN_MS);
+        // 00:00-01:00 Tuesday: 60 minutes, not 60 + 45.
+        assert_eq!(overlap_ms(&spans, MON + 24 * HOUR_MS), HOUR_MS);
+        assert_eq!(overlap_ms(&spans, MON + 25 * HOUR_MS), HOUR_MS);
+        assert_eq!(overlap_ms(&spans, MON + 30 * HOUR_MS), 0);
+    }
+
+    /// 1 W off, 2 W asleep, 20 W idle, 60 W at full CPU: round figures to do sums by hand.
+    fn round_profile() -> PowerProfile {
+        let w = |value: f64| crate::energy::catalogue::Figure {
+            value,
+            source: "assumption: test".into(),
+        };
+        PowerProfile {
+            p_off_w: w(1.0),
+            p_sleep_w: w(2.0),
+            p_idle_w: w(20.0),
+            p_max_w: w(60.0),
+        }
+    }
+
+    /// A modelled hour: `awake_h` awake, of which `active_h` active at CPU `util`, the
+    /// rest of the hour asleep.
+    fn modelled(awake_h: f64, active_h: f64, util: f64) -> HourRollup {
+        HourRollup {
+            covered_ms: MS_PER_HOUR,
+            awake_ms: awake_h * MS_PER_HOUR,
+            modelled_active_ms: active_h * MS_PER_HOUR,
+            modelled_active_util_ms: active_h * util * MS_PER_HOUR,
+            modelled_idle_ms: (awake_h - active_h) * MS_PER_HOUR,
+            sleep_ms: (1.0 - awake_h) * MS_PER_HOUR,
+            ..HourRollup::default()
+        }
+    }
+
+    /// A metered hour: `awake_h` awake, `active_h` of it active, `wh` measured.
+    fn metered(awake_h: f64, active_h: f64, wh: f64) -> HourRollup {
+        HourRollup {
+            covered_ms: MS_PER_HOUR,
+            awake_ms: awake_h * MS_PER_HOUR,
+            measured_ms: awake_h * MS_PER_HOUR,
+            measured_active_ms: active_h * MS_PER_HOUR,
+            measured_j: wh * 3600.0,
+            sleep_ms: (1.0 - awake_h) * MS_PER_HOUR,
+            ..HourRollup::default()
+        }
+    }
+
+    /// Issue 6, test 4, and issue 23: the savings equal the energy of the hours the
+    /// windows remove, worked out by hand below (not with the code's formula) on a
+    /// fixture with a window edge inside an hour, hours only partly awake, a metered
+    /// device, and the night Paris moves to summer time.
     #[test]
     fn replay_saves_exactly_the_energy_of_the_removed_hours() {
         let ctx = ctx();
-        // On all day Monday: 24 hours awake, half active; the windows remove 00:00-06:00
-        // (Sunday's, crossing midnight) and 20:00-24:00.
-        let hours: Vec<_> = (0..24)
-            .map(|h| (MON + h * HOUR_MS, hour(1.0, 0.5)))
-            .collect();
-        let d = device(ChassisClass::Desktop, hours);
-        let prof = &d.profile;
-        let per_hour_wh = prof.p_idle_w.value
-            + (prof.p_max_w.value - prof.p_idle_w.value) * 0.5 * 0.2
-            - prof.p_off_w.value;
-        let expected_kwh = 10.0 * per_hour_wh / 1000.0;
+        // 2026-03-28 00:00 UTC, a Saturday; Paris moves from UTC+1 to UTC+2 on Sunday
+        // 2026-03-29 at 01:00 UTC (02:00 local becomes 03:00).
+        const SAT: i64 = 1_774_656_000_000;
+        let at = |h: i64| SAT + h * HOUR_MS;
+        let mut draft = policy();
+        draft.windows = vec![window("22:30", "06:00", "Europe/Paris")];
+        // That night's window: 22:30 UTC+1 = 21:30 UTC Saturday, to 06:00 UTC+2 =
+        // 04:00 UTC Sunday (6.5 h; a time zone fixed at UTC+1 would end at 05:00).
+        let modelled_device = DeviceInput {
+            profile: round_profile(),
+            hours: vec![
+                // 20:00 UTC, 21:00 local: before the window.
+                (at(20), modelled(1.0, 1.0, 0.5)),
+                // 21:00: the window starts at 21:30, half of the hour.
+                (at(21), modelled(1.0, 0.5, 0.5)),
+                (at(22), modelled(1.0, 0.0, 0.0)),
+                // 23:00: awake for half an hour only.
+                (at(23), modelled(0.5, 0.25, 1.0)),
+                // 00:00 Sunday: asleep all hour.
+                (at(24), modelled(0.0, 0.0, 0.0)),
+                // 01:00 UTC, 03:00 summer time: in the window.
+                (at(25), modelled(1.0, 0.0, 0.0)),
+                // 04:00 UTC, 06:00 summer time: the window has ended.
+                (at(28), modelled(1.0, 1.0, 1.0)),
+            ],
+            ..device(ChassisClass::Desktop, vec![])
+        };
+        // By hand, Wh avoided = (idle − off) × awake h + (max − idle) × active h × util,
+        // times the share of the hour in the window:
+        //   21:00  0.5 × (19 × 1 + 40 × 0.5 × 0.5) = 0.5 × 29 = 14.5
+        //   22:00  19 × 1                                    = 19
+        //   23:00  19 × 0.5 + 40 × 0.25 × 1                  = 19.5
+        //   00:00  0
+        //   01:00  19 × 1                                    = 19
+        // total 72 Wh; active time in the window 0.5 × 0.5 + 0.25 = 0.5 h in 2 hours.
+        let metered_device = DeviceInput {
+            device_id: "laptop".into(),
+            site: "lab".into(),
+            profile: round_profile(),
+            hours: vec![
+                // 30 Wh measured over a fully awake hour, 0.5 h of it active: 30 − 1.
+                (at(22), metered(1.0, 0.5, 30.0)),
+                // 03:00 UTC: a quarter awake, all of it active, 5 Wh: 5 − 0.25.
+                (at(27), metered(0.25, 0.25, 5.0)),
+            ],
+            ..device(ChassisClass::Laptop, vec![])
+        };
         let rows = replay(
             &ctx,
-            &policy(),
-            std::slice::from_ref(&d),
+            &draft,
+            &[modelled_device, metered_device],
+            SAT,
+            SAT + 2 * 86_400_000,
+        );
+        assert_eq!(rows.len(), 2);
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        let (hq, lab) = (&rows[0], &rows[1]);
+        assert_eq!((hq.site.as_str(), lab.site.as_str()), ("hq", "lab"));
+        assert!(close(hq.saved_kwh, 0.072), "{hq:?}");
+        assert!(close(hq.saved_eur, 0.072 * 0.25), "{hq:?}");
+        assert!(close(hq.saved_kg_co2e, 0.072 * 0.1), "{hq:?}");
+        assert!(close(hq.interrupted_active_h, 0.5), "{hq:?}");
+        assert_eq!((hq.affected, hq.interrupted_sessions), (1, 2));
+        assert!(close(lab.saved_kwh, (29.0 + 4.75) / 1000.0), "{lab:?}");
+        // Metered hours have active time too (it was counted as none).
+        assert!(close(lab.interrupted_active_h, 0.75), "{lab:?}");
+        assert_eq!((lab.affected, lab.interrupted_sessions), (1, 2));
+
+        // A server is excluded (not named, and allow_shutdown is the agent's).
+        let s = device(ChassisClass::Server, vec![(at(22), hour(1.0, 0.5))]);
+        let rows = replay(&ctx, &draft, &[s], SAT, SAT + 86_400_000);
+        assert_eq!((rows[0].excluded, rows[0].saved_kwh), (1, 0.0));
+    }
+
+    /// Issue 23: each org's `[orgs.energy]` prices its own devices, as in consumption.
+    #[test]
+    fn compliance_and_replay_price_each_org_with_its_own_settings() {
+        let mut ctx = ctx();
+        let mut beta = ctx.clone();
+        beta.tariff.base_eur_per_kwh = 0.40;
+        beta.grid.kg_co2e_per_kwh = 0.5;
+        ctx.per_org.insert("beta".into(), std::sync::Arc::new(beta));
+        // 21:00-22:00 UTC Monday, in the 20:00-06:00 window: 19 Wh avoided each.
+        let hours = vec![(MON + 21 * HOUR_MS, modelled(1.0, 0.0, 0.0))];
+        let a = DeviceInput {
+            profile: round_profile(),
+            ..device(ChassisClass::Desktop, hours.clone())
+        };
+        let b = DeviceInput {
+            org: "beta".into(),
+            ..a.clone()
+        };
+        let mut beta_policy = policy();
+        beta_policy.org = "beta".into();
+        let policies = BTreeMap::from([
+            ("acme".to_owned(), policy()),
+            ("beta".to_owned(), beta_policy.clone()),
+        ]);
+        let rows = compliance(
+            &ctx,
+            &policies,
+            &[a.clone(), b.clone()],
             MON,
             MON + 86_400_000,
         );
-        assert_eq!(rows.len(), 1);
-        let r = &rows[0];
-        assert!(
-            (r.saved_kwh - expected_kwh).abs() < 1e-9,
-            "{} vs {expected_kwh}",
-            r.saved_kwh
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        assert_eq!(
+            (rows[0].org.as_str(), rows[1].org.as_str()),
+            ("acme", "beta")
         );
-        assert!((r.saved_eur - expected_kwh * 0.25).abs() < 1e-9);
-        assert!((r.saved_kg_co2e - expected_kwh * 0.1).abs() < 1e-9);
-        assert_eq!((r.affected, r.interrupted_sessions), (1, 10));
-        assert!((r.interrupted_active_h - 5.0).abs() < 1e-9);
-        // A server is excluded (not named, and allow_shutdown is the agent's).
-        let s = device(ChassisClass::Server, d.hours.clone());
-        let rows = replay(&ctx, &policy(), &[s], MON, MON + 86_400_000);
-        assert_eq!((rows[0].excluded, rows[0].saved_kwh), (1, 0.0));
+        for r in &rows {
+            assert!(close(r.wasted_kwh, 0.019), "{r:?}");
+        }
+        assert!(close(rows[0].wasted_eur, 0.019 * 0.25), "{:?}", rows[0]);
+        assert!(close(rows[0].wasted_kg_co2e, 0.019 * 0.1), "{:?}", rows[0]);
+        assert!(close(rows[1].wasted_eur, 0.019 * 0.40), "{:?}", rows[1]);
+        assert!(close(rows[1].wasted_kg_co2e, 0.019 * 0.5), "{:?}", rows[1]);
+
+        let acme = replay(
+            &ctx,
+            &policy(),
+            &[a.clone(), b.clone()],
+            MON,
+            MON + 86_400_000,
+        );
+        let beta = replay(&ctx, &beta_policy, &[a, b], MON, MON + 86_400_000);
+        assert!(close(acme[0].saved_eur, 0.019 * 0.25), "{acme:?}");
+        assert!(close(beta[0].saved_eur, 0.019 * 0.40), "{beta:?}");
+        assert!(close(beta[0].saved_kg_co2e, 0.019 * 0.5), "{beta:?}");
     }
 
     #[test]

@@ -717,10 +717,11 @@ pub fn match_rows(rows: &[GlpiRow], devices: &[DeviceFacts]) -> MatchSummary {
     for (ri, di, by) in row_matches {
         let claimants = &claims[&di];
         if claimants.len() > 1 {
-            let lines: Vec<String> = claimants
-                .iter()
-                .map(|&(r, _)| rows[r].line.to_string())
-                .collect();
+            // In line order whatever the order of the rows given (issue 23: the reason
+            // followed the input order).
+            let mut lines: Vec<usize> = claimants.iter().map(|&(r, _)| rows[r].line).collect();
+            lines.sort_unstable();
+            let lines: Vec<String> = lines.iter().map(usize::to_string).collect();
             summary.ambiguous.push(Ambiguous {
                 line: rows[ri].line,
                 reason: format!(
@@ -994,19 +995,88 @@ mod tests {
         assert_eq!(export.rows[0].purchase_date, None);
     }
 
+    /// Reads one byte per call: the export arrives in pieces, as from a pipe.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let Some((first, rest)) = self.0.split_first() else {
+                return Ok(0);
+            };
+            match buf.first_mut() {
+                Some(b) => *b = *first,
+                None => return Ok(0),
+            }
+            self.0 = rest;
+            Ok(1)
+        }
+    }
+
+    /// The outcome worked out by hand from `computers-fr.csv` and `fleet()` (see
+    /// `the_french_export_matches_with_duplicates_and_unknowns_reported` for why).
+    fn hand_derived(s: &MatchSummary) {
+        let matched: Vec<(usize, &str, MatchedBy)> = s
+            .matched
+            .iter()
+            .map(|m| (m.line, m.device.device_id.as_str(), m.matched_by))
+            .collect();
+        assert_eq!(
+            matched,
+            [
+                (2, "d-accueil-01", MatchedBy::Serial),
+                (4, "d-urba-03", MatchedBy::Serial),
+                (5, "d-rh-04", MatchedBy::Uuid),
+                (6, "d-dg-05", MatchedBy::Hostname),
+                (9, "d-srv-07", MatchedBy::Serial),
+            ]
+        );
+        assert_eq!(s.unmatched, [8, 10]);
+        let amb: Vec<usize> = s.ambiguous.iter().map(|a| a.line).collect();
+        assert_eq!(amb, [3, 7]);
+    }
+
     #[test]
     fn reparsing_and_rematching_are_deterministic() {
+        // The rows, by hand: (line, serial) of each record of the file, in file order.
+        let want_rows = [
+            (2, Some("5CG1234XYZ")),
+            (3, Some("CZC8351KQ4")),
+            (4, Some("PF2ABCDE")),
+            (5, Some("To Be Filled By O.E.M.")),
+            (6, None),
+            (7, Some("CZC8351KQ4")),
+            (8, Some("8CG0507QRS")),
+            (9, Some("CZJ93201RT")),
+            (10, Some("MXL9999OLD")),
+        ];
         let a = parse(FR_EXPORT).unwrap();
-        let b = parse_reader(FR_EXPORT).unwrap();
+        let b = parse_reader(Trickle(FR_EXPORT)).unwrap();
+        for export in [&a, &b] {
+            let rows: Vec<(usize, Option<&str>)> = export
+                .rows
+                .iter()
+                .map(|r| (r.line, r.serial.as_deref()))
+                .collect();
+            assert_eq!(rows, want_rows);
+        }
         assert_eq!(a, b);
-        assert_eq!(match_rows(&a.rows, &fleet()), match_rows(&b.rows, &fleet()));
-        // Device order does not change the outcome.
-        let mut reversed = fleet();
-        reversed.reverse();
-        assert_eq!(
-            match_rows(&a.rows, &fleet()),
-            match_rows(&a.rows, &reversed)
-        );
+        // Whatever the order of the devices and of the rows, the same hand-derived
+        // outcome, and the same reasons word for word.
+        let first = match_rows(&a.rows, &fleet());
+        hand_derived(&first);
+        let mut rows_reversed = a.rows.clone();
+        rows_reversed.reverse();
+        for k in 0..fleet().len() {
+            let mut devices = fleet();
+            devices.rotate_left(k);
+            for devices in [devices.clone(), devices.into_iter().rev().collect()] {
+                for rows in [&a.rows, &rows_reversed] {
+                    let s = match_rows(rows, &devices);
+                    hand_derived(&s);
+                    assert_eq!(s, first, "devices rotated by {k}");
+                }
+            }
+        }
     }
 
     #[test]
