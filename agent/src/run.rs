@@ -25,12 +25,12 @@ use crate::builder::{BootSession, Builder, Reanchor};
 use crate::config::AgentConfig;
 use crate::inventory_watch::{InventoryWatch, REPROBE_INTERVAL};
 use crate::measure::Measurements;
-use crate::mqtt::{MqttSettings, MqttTransport};
 use crate::policy::PolicyAgent;
 use crate::probes::{self, Activity, ActivityProbe, Clocks, Host, Logind};
 use crate::sampler::{Reading, sample};
 use crate::spool::{Spool, SpoolError, SpoolLimits};
 use crate::state::{AgentState, StateError, StateStore, next_seq};
+use crate::transport::mqtt::{MqttSettings, MqttTransport};
 use crate::transport::{GrpcTransport, SendError, Transport};
 
 /// Reports kept in memory while the spool cannot be written (a full disk), oldest

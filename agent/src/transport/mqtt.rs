@@ -30,7 +30,7 @@ use veille_proto::mqtt_url::{self, BrokerUrl};
 use veille_proto::topics;
 use veille_proto::v1::{Ack, ReportBatch};
 
-use crate::transport::{SendError, Transport};
+use super::{SendError, Transport};
 
 /// Everything the transport needs, from the agent's config and identity.
 #[derive(Debug, Clone)]
