@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
         allow_shutdown: false,
     };
     let start = Timestamp::from_second(START_S).unwrap();
-    let end = start + 7.days().hours(0);
+    let end = start + (7 * 24).hours();
     let _ = veille_proto::policy::spans_between(&policy, start, end);
     let mut now = start;
     while now < end {
