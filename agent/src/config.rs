@@ -16,7 +16,7 @@ pub const DEFAULT_CONFIG: &str = include_str!("../../deploy/agent.toml");
 pub struct AgentConfig {
     /// Collector URL; empty means this machine's collector on the default port.
     pub collector: String,
-    /// "grpc" or "mqtt".
+    /// "grpc" or "mqtt"; empty: from the collector URL's scheme (see [`Self::transport`]).
     pub transport: String,
     /// Organisation id: the MQTT username and the org segment of the MQTT topics.
     pub org: String,
@@ -131,7 +131,7 @@ impl AgentConfig {
             );
         }
         let url = self.collector_url();
-        match self.transport.as_str() {
+        match self.transport() {
             "grpc" => {
                 if !url.starts_with("http://") && !url.starts_with("https://") {
                     return invalid(
@@ -212,8 +212,21 @@ impl AgentConfig {
         Ok(())
     }
 
+    /// The transport in force: `transport` when set, else the collector URL's scheme
+    /// (`mqtt://`, `mqtts://`: MQTT; anything else, or no URL: gRPC), so that a URL
+    /// alone says how to reach the collector.
+    pub fn transport(&self) -> &str {
+        if !self.transport.is_empty() {
+            &self.transport
+        } else if self.collector.starts_with("mqtt://") || self.collector.starts_with("mqtts://") {
+            "mqtt"
+        } else {
+            "grpc"
+        }
+    }
+
     pub fn collector_url(&self) -> String {
-        if self.collector.is_empty() && self.transport == "mqtt" {
+        if self.collector.is_empty() && self.transport() == "mqtt" {
             // The embedded broker serves each protocol version on its own port.
             let port = if self.mqtt.version == 4 {
                 veille_proto::defaults::MQTT_PORT
@@ -297,9 +310,27 @@ mod tests {
         let env = vec![("VEILLE_REPORT_INTERVAL_S".to_string(), "5".to_string())];
         let e = AgentConfig::load(None, env, toml::Table::new()).unwrap_err();
         assert!(e.to_string().starts_with("report_interval_s = 5"), "{e}");
-        let env = vec![("VEILLE_COLLECTOR".to_string(), "mqtt://x:1".to_string())];
+        let env = vec![
+            ("VEILLE_TRANSPORT".to_string(), "grpc".to_string()),
+            ("VEILLE_COLLECTOR".to_string(), "mqtt://x:1".to_string()),
+        ];
         let e = AgentConfig::load(None, env, toml::Table::new()).unwrap_err();
         assert!(e.to_string().contains("collector = mqtt://x:1"), "{e}");
+    }
+
+    #[test]
+    fn the_url_scheme_chooses_the_transport_when_none_is_set() {
+        for (url, transport) in [
+            ("mqtt://x:1", "mqtt"),
+            ("mqtts://x:1", "mqtt"),
+            ("http://x:1", "grpc"),
+            ("https://x:1", "grpc"),
+            ("", "grpc"),
+        ] {
+            let env = vec![("VEILLE_COLLECTOR".to_string(), url.to_string())];
+            let (c, _) = AgentConfig::load(None, env, toml::Table::new()).unwrap();
+            assert_eq!(c.transport(), transport, "{url}");
+        }
     }
 
     #[test]

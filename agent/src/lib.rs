@@ -12,8 +12,9 @@
 //! - [`state`]: the agent's small persistent state (next seq, last boot id).
 //! - [`status`]: what `veille-agent status` shows, read without disturbing a running agent.
 //! - [`backoff`]: pure; exponential backoff with jitter for reconnects.
-//! - [`transport`]: the [`transport::Transport`] trait the send loop drives, and the gRPC client.
-//! - [`mqtt`]: the MQTT transport (MQTT 5 or 3.1.1; an Ack on the ack topic, not a PUBACK).
+//! - [`transport`]: the [`transport::Transport`] trait the send loop drives, with its
+//!   gRPC client and its MQTT client (MQTT 5 or 3.1.1; an Ack on the ack topic, not a
+//!   PUBACK), one file each.
 //! - [`inventory_watch`]: pure; re-probe the inventory hourly, send it only when its
 //!   hash changed.
 //! - [`policy`]: the auto-shutdown policy on the agent: verify against the pinned key,
@@ -33,7 +34,6 @@ pub mod config;
 pub mod enforcer;
 pub mod inventory_watch;
 pub mod measure;
-pub mod mqtt;
 pub mod msi_properties;
 pub mod policy;
 pub mod probes;

@@ -104,6 +104,26 @@ enum Format {
     Json,
 }
 
+/// The agent's runtime: one thread. Its work is a sample every few seconds and a send
+/// now and then; a worker thread beside the main one only added its stack and
+/// scheduler to the agent's memory (issue 21: RSS).
+///
+/// # Platform-specific behaviour
+/// Windows keeps a multi-thread runtime with one worker: the service dispatcher takes
+/// the thread that `block_in_place` frees, which a current-thread runtime cannot do.
+fn runtime() -> tokio::runtime::Builder {
+    #[cfg(windows)]
+    {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(1);
+        b
+    }
+    #[cfg(not(windows))]
+    {
+        tokio::runtime::Builder::new_current_thread()
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     #[cfg(windows)]
@@ -113,11 +133,7 @@ fn main() -> ExitCode {
     let log_file: Option<PathBuf> = None;
     let logs_to_file = log_file.is_some();
     init_logging(log_file);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("veille-agent: cannot start the runtime: {e}");

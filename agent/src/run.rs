@@ -25,12 +25,12 @@ use crate::builder::{BootSession, Builder, Reanchor};
 use crate::config::AgentConfig;
 use crate::inventory_watch::{InventoryWatch, REPROBE_INTERVAL};
 use crate::measure::Measurements;
-use crate::mqtt::{MqttSettings, MqttTransport};
 use crate::policy::PolicyAgent;
 use crate::probes::{self, Activity, ActivityProbe, Clocks, Host, Logind};
 use crate::sampler::{Reading, sample};
 use crate::spool::{Spool, SpoolError, SpoolLimits};
 use crate::state::{AgentState, StateError, StateStore, next_seq};
+use crate::transport::mqtt::{MqttSettings, MqttTransport};
 use crate::transport::{GrpcTransport, SendError, Transport};
 
 /// Reports kept in memory while the spool cannot be written (a full disk), oldest
@@ -233,7 +233,7 @@ pub async fn run(
     state.dropped_unreported += spool.quarantined_on_open();
     // Payloads of the org's retained policy topic (MQTT only), for the policy holder.
     let (policy_tx, mut policy_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
-    let transport = match config.transport.as_str() {
+    let transport = match config.transport() {
         "mqtt" => Chosen::Mqtt(MqttTransport::start(MqttSettings {
             url: config.collector_url(),
             version: config.mqtt.version,
@@ -255,7 +255,7 @@ pub async fn run(
         device_id = %identity.device_id,
         boot_id = %identity.session.boot_id,
         collector = %config.collector_url(),
-        transport = %config.transport,
+        transport = %config.transport(),
         state_dir = %state_dir.display(),
         spooled = spool.stats().count,
         "agent started"

@@ -585,7 +585,10 @@ fn read_entry(path: &Path, seq: u64) -> Result<(Report, u64), EntryError> {
     Ok((report, bytes.len() as u64))
 }
 
-fn decode_entry(bytes: &[u8]) -> Result<Report, String> {
+/// Decodes one spool file's bytes (header, length, checksum, protobuf Report); the
+/// error says what is wrong. Public for the fuzz target (`fuzz/`): spool files are
+/// read back after crashes, power cuts and disk errors.
+pub fn decode_entry(bytes: &[u8]) -> Result<Report, String> {
     if bytes.len() < HEADER_LEN {
         return Err(format!(
             "{} bytes, shorter than the {HEADER_LEN}-byte header",

@@ -6,6 +6,7 @@
 //!   (`veille/v1/telemetry.proto` is the only place the wire format is defined).
 //! - [`validate`]: checks a batch must pass before it is spooled by the agent or stored by
 //!   the collector; errors name the field and the value.
+//! - [`json_enums`]: enum fields print their names in JSON, not their numbers.
 //! - [`defaults`]: ports, limits and names both binaries use (one source of truth).
 //! - [`topics`]: MQTT topic names, filters and their parsing (pure).
 //! - [`mqtt_url`]: `mqtt://` and `mqtts://` broker URLs.
@@ -20,6 +21,7 @@
 //!   binaries so they behave the same.
 
 pub mod defaults;
+pub mod json_enums;
 pub mod mqtt_url;
 pub mod policy;
 pub mod settings;

@@ -90,6 +90,20 @@ fn once_prints_a_valid_report_of_this_machine() {
     assert_eq!(states, len);
     assert!(len >= 1000, "sampled for a second: {len} ms");
     assert!(!v["inventory"]["hostname"].as_str().unwrap().is_empty());
+    // Issue 21: enums printed as numbers ("activity_rule": 2, "chassis": 0).
+    let rule = r["activity_rule"].as_str().expect("activity_rule by name");
+    assert!(
+        ["USER_INPUT", "CPU_BUSY", "MIXED"].contains(&rule),
+        "{rule}"
+    );
+    let chassis = v["inventory"]["chassis"].as_str().expect("chassis by name");
+    assert!(
+        chassis.chars().all(|c| c.is_ascii_uppercase() || c == '_'),
+        "{chassis}"
+    );
+    for e in r["events"].as_array().unwrap() {
+        assert!(e["kind"].is_string(), "event kind by name: {e}");
+    }
 }
 
 /// Issue 18: `catalogue lookup` says which profile a device gets, how it matched, and

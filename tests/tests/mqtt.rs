@@ -66,6 +66,113 @@ fn agents_reach_the_collector_through_the_embedded_broker() {
     );
 }
 
+/// Issue 21: an agent pointed at the embedded broker's standard port (3.1.1) never
+/// connected (it spoke MQTT 5 only) and needed `VEILLE_ORG` besides its token. Given
+/// only a URL and a token, it must reach the collector on either port: MQTT 5 first,
+/// 3.1.1 when the broker closes the connection at an MQTT 5 CONNECT.
+#[test]
+fn an_agent_with_only_a_url_and_a_token_connects_on_either_port() {
+    let data = tempfile::tempdir().unwrap();
+    let collector = Collector::start(data.path(), "127.0.0.1:0");
+    let token = collector.token();
+    let (s5, s4) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let url5 = format!("mqtt://{}", collector.mqtt5);
+    let url4 = format!("mqtt://{}", collector.mqtt);
+    // No VEILLE_TRANSPORT, VEILLE_ORG nor version: the URL and the token only (the
+    // device id keeps the two agents of this machine apart).
+    let mut a5 = Agent::start("agent-on-v5", s5.path(), &url5, &token, Some("only-url-v5"));
+    let mut a4 = Agent::start("agent-on-v4", s4.path(), &url4, &token, Some("only-url-v4"));
+    a4.proc.wait_for_line(
+        "the MQTT broker closed the connection at CONNECT (MQTT 5); trying MQTT 3.1.1",
+    );
+    a4.proc
+        .wait_for_line("connected to the MQTT broker (3.1.1)");
+    a5.proc
+        .wait_for_line("connected to the MQTT broker (MQTT 5)");
+    wait_until("2 reports of each agent", || {
+        reports_of(data.path(), "only-url-v5") >= 2 && reports_of(data.path(), "only-url-v4") >= 2
+    });
+    assert!(
+        !a5.proc
+            .log()
+            .iter()
+            .any(|l| l.contains("trying MQTT 3.1.1")),
+        "the MQTT 5 port answers MQTT 5"
+    );
+    assert_eq!(a5.proc.stop(), Some(0));
+    assert_eq!(a4.proc.stop(), Some(0));
+    assert_eq!(
+        a4.spooled(),
+        0,
+        "the last report was acknowledged over 3.1.1"
+    );
+    // Other MQTT clients: the token alone (username empty, or the token again) is
+    // enough for the embedded broker, which finds the org from it.
+    let port: u16 = collector.mqtt.rsplit(':').next().unwrap().parse().unwrap();
+    for (user, device) in [("", "empty-user"), (token.as_str(), "token-as-user")] {
+        let topic = veille_proto::topics::reports("default", device);
+        assert!(
+            mosquitto::publish(port, user, &token, &topic, &valid_batch(device, 1)),
+            "username {user:?} refused"
+        );
+    }
+    wait_until("the token-only clients' reports", || {
+        reports_of(data.path(), "empty-user") == 1 && reports_of(data.path(), "token-as-user") == 1
+    });
+}
+
+/// Every MQTT connection failure names its cause: refused credentials (a CONNACK from
+/// Mosquitto; a connection closed at CONNECT in both versions from the embedded
+/// broker) and an unreachable broker. (TLS failures: tests/tests/tls.rs.)
+#[test]
+fn mqtt_connection_failures_name_their_cause() {
+    let broker = Mosquitto::start(&[("acme", ACME_TOKEN)]);
+    let s = tempfile::tempdir().unwrap();
+    let mut wrong = Agent::start_mqtt(
+        "agent-wrong-token",
+        s.path(),
+        &broker.url(),
+        "acme",
+        GLOBEX_TOKEN,
+        "wrong-token",
+        5,
+    );
+    wrong
+        .proc
+        .wait_for_line("the MQTT broker refused our credentials: check token");
+    drop(wrong);
+
+    let data = tempfile::tempdir().unwrap();
+    let collector = Collector::start(data.path(), "127.0.0.1:0");
+    let s = tempfile::tempdir().unwrap();
+    let url = format!("mqtt://{}", collector.mqtt);
+    let mut embedded = Agent::start(
+        "agent-embedded-wrong",
+        s.path(),
+        &url,
+        "not-the-token",
+        Some("w"),
+    );
+    embedded.proc.wait_for_line(
+        "closed the connection at CONNECT in MQTT 5 and in 3.1.1: it refused our credentials",
+    );
+    drop(embedded);
+
+    let s = tempfile::tempdir().unwrap();
+    let nobody = format!("mqtt://127.0.0.1:{}", veille_tests::free_port());
+    let mut lost = Agent::start("agent-unreachable", s.path(), &nobody, "t", Some("u"));
+    lost.proc
+        .wait_for_line("MQTT broker unreachable (no TCP connection");
+    assert!(
+        !lost
+            .proc
+            .log()
+            .iter()
+            .any(|l| l.contains("trying MQTT 3.1.1")),
+        "an unreachable broker is not a protocol version problem"
+    );
+}
+
 #[test]
 fn two_collectors_share_mosquitto_and_one_takes_over() {
     let broker = Mosquitto::start(&[("acme", ACME_TOKEN)]);

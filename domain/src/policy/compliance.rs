@@ -587,6 +587,12 @@ mod tests {
             p_sleep_w: w(2.0),
             p_idle_w: w(20.0),
             p_max_w: w(60.0),
+            duty: crate::energy::catalogue::Duty::Desktop,
+            range: crate::energy::catalogue::Range {
+                low: 1.0,
+                high: 1.0,
+                source: "assumption: test".into(),
+            },
         }
     }
 

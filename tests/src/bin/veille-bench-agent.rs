@@ -6,7 +6,14 @@
 //! whole period, as a Prometheus server would scrape it (an unscraped exporter does
 //! almost nothing and would flatter it); the veille-agent needs no scraping, it pushes.
 //!
+//! It also prints the size on disk of both binaries (the agent as built, and the
+//! exporter's).
+//!
 //! `cargo build --release --workspace --bins && target/release/veille-bench-agent --seconds 300`
+//!
+//! `--agent PATH` measures another build of the agent (the `agent` profile's, see the
+//! workspace Cargo.toml: `cargo build --profile agent -p veille-agent` writes
+//! `target/agent/veille-agent`) against this build's collector.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -100,16 +107,24 @@ fn watch(pids: &[u32], seconds: u64, scrape_addr: Option<&str>) -> (Vec<Usage>, 
     (usage, scrapes, scraped_bytes)
 }
 
+/// The value after `--name` on the command line.
+fn arg(name: &str) -> Option<String> {
+    std::env::args().skip_while(|a| a != name).nth(1)
+}
+
+fn size_kib(path: &Path) -> Option<u64> {
+    std::fs::metadata(path).ok().map(|m| m.len() / 1024)
+}
+
 fn main() {
-    let seconds = std::env::args()
-        .skip_while(|a| a != "--seconds")
-        .nth(1)
+    let seconds = arg("--seconds")
         .and_then(|s| s.parse().ok())
         .unwrap_or(300u64);
+    let agent_bin = arg("--agent").map_or_else(|| bin("veille-agent"), Into::into);
     let data = tempfile::tempdir().expect("tempdir");
     let state = tempfile::tempdir().expect("tempdir");
     let collector = Collector::start(data.path(), "127.0.0.1:0");
-    let mut cmd = Command::new(bin("veille-agent"));
+    let mut cmd = Command::new(&agent_bin);
     cmd.arg("run")
         .arg("--state-dir")
         .arg(state.path())
@@ -121,7 +136,8 @@ fn main() {
     agent.wait_for_line("agent started");
 
     let exporter_addr = format!("127.0.0.1:{}", veille_tests::free_port());
-    let (baseline_name, mut baseline, scrape_addr) = match which("prometheus-node-exporter") {
+    let exporter = which("prometheus-node-exporter");
+    let (baseline_name, mut baseline, scrape_addr) = match exporter.clone() {
         Some(p) => (
             "prometheus-node-exporter",
             Command::new(p)
@@ -174,6 +190,15 @@ fn main() {
             usage[0].peak_rss_kib as f64 / usage[1].peak_rss_kib as f64,
         );
     }
+    println!(
+        "binary size: veille-agent {} KiB ({}), prometheus-node-exporter {}",
+        size_kib(&agent_bin).unwrap_or(0),
+        agent_bin.display(),
+        exporter
+            .as_deref()
+            .and_then(size_kib)
+            .map_or("not installed".to_owned(), |k| format!("{k} KiB")),
+    );
     let stopped = agent.stop();
     println!("agent exit code after SIGTERM: {stopped:?}");
     drop(collector);

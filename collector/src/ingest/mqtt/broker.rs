@@ -10,7 +10,8 @@
 //! - It stores messages per *subscription filter*, and disconnects a client that
 //!   publishes on a topic no filter matches: the filters the collector publishes to or
 //!   reads from are created at start (`initialized_filters`).
-//! - Credentials go through an auth callback (username = org id, password = org token);
+//! - Credentials go through an auth callback (password = org token, username = its org
+//!   id or empty);
 //!   rumqttd has no per-user topic ACL (its tenant prefixes need TLS client
 //!   certificates), so a client holding org A's token could publish under org B's topics.
 //!   The subscriber refuses unknown orgs; brokers shared by several orgs should be
@@ -197,7 +198,11 @@ fn broker_config(
         let auth = auth.clone();
         let metrics = metrics.clone();
         connections.set_auth_handler(move |client_id: String, user: String, pass: String| {
-            let ok = auth.org_for_token(&pass) == Some(user.as_str());
+            // The token names its org (as over gRPC): the username may be empty, the
+            // token again, or that org (Mosquitto's ACL needs the org as username).
+            let ok = auth
+                .org_for_token(&pass)
+                .is_some_and(|org| user.is_empty() || user == pass || user == org);
             if !ok {
                 IngestMetrics::add(&metrics.mqtt_auth_refused, 1);
                 let total = metrics
@@ -206,7 +211,7 @@ fn broker_config(
                 // `?` escapes control characters; the password is never logged.
                 tracing::warn!(client_id = ?truncate(&client_id), org = ?truncate(&user),
                     reason = "auth_refused", total,
-                    "MQTT connection refused: username must be an org id and password its token");
+                    "MQTT connection refused: password must be an org token (username empty or that org)");
             }
             async move { ok }
         });

@@ -1,10 +1,7 @@
-//! How a batch reaches the collector: the [`Transport`] trait the send loop drives
-//! (one batch at a time, an Ack or a classified error back, so the caller knows whether
-//! to retry, isolate a bad report, or wait), and its gRPC implementation. The MQTT one
-//! is [`crate::mqtt::MqttTransport`].
+//! The gRPC transport: unary `Report` calls on a lazily connecting tonic channel,
+//! bearer token in metadata, TLS for `https://`.
 
 use std::future::Future;
-
 use std::time::Duration;
 
 use tonic::Code;
@@ -13,37 +10,11 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use veille_proto::v1::telemetry_client::TelemetryClient;
 use veille_proto::v1::{Ack, ReportBatch};
 
+use super::{SendError, Transport};
+
 /// How long one send may take before it counts as failed (a large backlog batch over a
 /// slow link still fits).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-#[derive(Debug, thiserror::Error)]
-pub enum SendError {
-    /// The collector refused the batch's content; resending it as is will not help.
-    #[error("collector refused the batch: {0}")]
-    Invalid(String),
-    /// Wrong or missing token: an operator must fix the config.
-    #[error("collector refused the token: {0}")]
-    Unauthenticated(String),
-    /// Network, timeout, collector unavailable: retry later.
-    #[error("collector unreachable: {0}")]
-    Unavailable(String),
-    #[error("invalid collector URL {url}: {reason}")]
-    BadUrl { url: String, reason: String },
-}
-
-/// Sends one batch and returns the collector's Ack once the batch is durably stored.
-/// The spool logic lives in the caller (`run::send_loop`), once for every transport.
-pub trait Transport: Send {
-    fn send(&mut self, batch: ReportBatch) -> impl Future<Output = Result<Ack, SendError>> + Send;
-
-    /// Whether an Ack from this transport comes from the collector itself (a reply on
-    /// the channel authenticated with our token), so the policy key it announces may be
-    /// pinned on first contact. Not MQTT: any broker client could publish an Ack.
-    fn trusted_for_key_pinning(&self) -> bool {
-        false
-    }
-}
 
 impl Transport for GrpcTransport {
     fn send(&mut self, batch: ReportBatch) -> impl Future<Output = Result<Ack, SendError>> + Send {
