@@ -59,7 +59,7 @@ impl Clocks for SystemClocks {
     }
 }
 
-// Windows: `crate::windows::probes`.
+// Windows: `win32`.
 #[cfg(not(any(target_os = "linux", target_os = "android", windows)))]
 impl Clocks for SystemClocks {
     fn wall_unix_ms(&self) -> i64 {

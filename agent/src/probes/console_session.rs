@@ -1,7 +1,8 @@
 //! Is someone at this Windows PC's screen and keyboard? The pure half of the Windows
 //! activity probe: what `WTSQuerySessionInformationW(WTSSessionInfoEx)` says about the
 //! console session, turned into an [`Activity`] and an idle duration. The Win32 calls
-//! are in `crate::windows::activity`; this module has no I/O and is tested on Linux.
+//! are in `console_activity` (Windows only); this module has no I/O and is tested on
+//! Linux.
 //!
 //! # What a service in session 0 can see
 //!

@@ -1,22 +1,22 @@
-//! The Windows edges of the agent: Win32 calls only. Everything they feed (SMBIOS
-//! parsing, console activity rules, Windows version names, the MSI properties' config
-//! layer, sleep from interrupt times) lives in shared modules tested on Linux.
+//! The Windows edges of the agent that are not probes: the service control manager,
+//! the enforcer's side effects, and where config and state live. Everything they feed
+//! (the MSI properties' config layer, the console-session rules) lives in shared
+//! modules tested on Linux.
 //!
-//! - [`probes`]: boot id and time, uptime, CPU times, device id, inventory, clocks.
-//! - [`activity`]: the console session's activity through the WTS API.
+//! The probes' own Win32 calls (boot, CPU, device id, inventory, clocks, console
+//! activity) and the `HKLM` reader are below, in [`crate::probes`]: this module
+//! builds on them, and nothing below imports it.
+//!
 //! - [`enforcer`]: message box in the console session, planned shutdown.
 //! - [`service`]: the SCM glue (start, stop, recovery actions).
-//! - [`registry`]: `HKLM` reads.
 
-pub mod activity;
 pub mod enforcer;
-pub mod probes;
-pub mod registry;
 pub mod service;
 
 use std::path::PathBuf;
 
 use crate::msi_properties::{self, PROPERTIES, REGISTRY_KEY};
+use crate::probes::registry;
 
 /// `%ProgramData%\Veille`: the config file `agent.toml`, the `state` directory and
 /// the service's log `agent.log`.

@@ -1,6 +1,6 @@
 //! User activity on Windows, as a service in session 0 sees it: the console session
 //! through the Terminal Services API. The rules (and what session 0 cannot see) are in
-//! [`crate::probes::console_session`]; this file only asks Windows.
+//! [`super::console_session`]; this file only asks Windows.
 
 use std::ptr;
 use std::sync::Mutex;
@@ -11,8 +11,8 @@ use windows_sys::Win32::System::RemoteDesktop::{
     WTSQuerySessionInformationW, WTSSessionInfoEx,
 };
 
-use crate::probes::console_session::{ConsoleSession, ConsoleState, ConsoleWatch};
-use crate::probes::{Activity, ActivityProbe};
+use super::console_session::{ConsoleSession, ConsoleState, ConsoleWatch};
+use super::{Activity, ActivityProbe};
 
 /// `WTSGetActiveConsoleSessionId` when no session is attached to the console.
 const NO_CONSOLE_SESSION: u32 = 0xFFFF_FFFF;

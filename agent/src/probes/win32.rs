@@ -24,7 +24,7 @@ use windows_sys::Win32::System::WindowsProgramming::{
 };
 
 use super::registry::{from_wide, hklm_dword, hklm_string, key_binary};
-use crate::probes::{
+use super::{
     Clocks, CpuTimes, DeviceId, DeviceIdSource, Host, InventoryReport, ProbeError, SystemClocks,
     clock, edid, smbios, windows_version,
 };
@@ -131,7 +131,7 @@ pub fn device_id(_host: &Host) -> Result<DeviceId, ProbeError> {
     }
     let guid = hklm_string(CRYPTOGRAPHY, "MachineGuid")
         .map(|g| g.trim().to_ascii_lowercase())
-        .filter(|g| crate::probes::is_uuid_shaped(g))
+        .filter(|g| super::is_uuid_shaped(g))
         .ok_or_else(|| unavailable(r"HKLM\SOFTWARE\Microsoft\Cryptography\MachineGuid"))?;
     Ok(DeviceId {
         id: guid,
