@@ -32,7 +32,7 @@
 use super::Activity;
 
 /// 100-ns FILETIME ticks in one millisecond.
-const TICKS_PER_MS: i64 = 10_000;
+const TICKS_PER_MS: i64 = super::clock::TICKS_100NS_PER_MS as i64;
 
 /// The console session as the WTS API describes it (`WTSINFOEX_LEVEL1_W`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

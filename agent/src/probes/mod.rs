@@ -9,14 +9,15 @@
 //! (temperatures: CPU package, inlet, others).
 //!
 //! Windows: `console_activity` is the activity probe (the console session through the
-//! WTS API), `win32` provides `boot_id`, `boot_time_unix_s`, `uptime_s`, `cpu_times`,
-//! `device_id` and `probe_inventory` under the same names (and ignores the [`Host`]
-//! root), from Win32 calls, and `registry` reads `HKLM` (also for the MSI's properties
+//! WTS API); `win32` provides `boot_id`, `boot_time_unix_s`, `uptime_s`, `cpu_times`,
+//! `device_id` and `probe_inventory` under the same names (ignoring the [`Host`] root),
+//! from Win32 calls; `win32_clock` gives the clocks (interrupt-time functions looked up
+//! at run time, with fallbacks); `registry` reads `HKLM` (also for the MSI's properties
 //! and the enforcer's wide strings: the Windows edges above build on it, never the
 //! other way round). What they parse is in shared modules tested on Linux: [`smbios`]
 //! (the raw SMBIOS table), [`console_session`] (user activity seen from a service),
-//! [`windows_version`]. RAPL, battery and hwmon readers look for Linux sysfs files and
-//! find none there.
+//! [`windows_version`], [`clock`]. RAPL, battery and hwmon readers look for Linux
+//! sysfs files and find none there.
 
 use std::path::{Path, PathBuf};
 
@@ -45,6 +46,8 @@ pub mod registry;
 pub mod smbios;
 #[cfg(windows)]
 mod win32;
+#[cfg(windows)]
+mod win32_clock;
 pub mod windows_version;
 
 pub use activity::{
@@ -53,7 +56,7 @@ pub use activity::{
 pub use battery_power::{BatteryMeter, EnergyIntegrator};
 #[cfg(target_os = "linux")]
 pub use boot::{boot_id, boot_time_unix_s, uptime_s};
-pub use clock::{FakeClocks, SystemClocks};
+pub use clock::{FakeClocks, SystemClocks, WindowsClockSource};
 #[cfg(target_os = "linux")]
 pub use cpu::cpu_times;
 #[cfg(target_os = "linux")]
