@@ -24,8 +24,9 @@
 //! - [`run`]: wires it together for `veille-agent run` and `once`.
 //! - [`msi_properties`]: pure; the Windows installer's properties (written to the
 //!   registry by the MSI) as a config layer.
-//! - `windows` (Windows only): the Win32 edges: probes, console activity, enforcer,
-//!   service.
+//! - `windows` (Windows only): the Win32 edges above the probes: service, enforcer,
+//!   config and state locations. The Windows probes themselves (Win32 calls, `HKLM`
+//!   reads) are in [`probes`], like the Linux ones.
 
 pub mod backoff;
 pub mod builder;

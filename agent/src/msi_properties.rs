@@ -16,7 +16,8 @@
 //! `C:\ProgramData\Veille\agent.toml` > defaults. (A service has no environment an
 //! admin sets by GPO, so the MSI's properties come right after the command line.)
 //!
-//! Pure: the registry read is in `crate::windows::registry`; this is tested on Linux.
+//! Pure, tested on Linux: the Windows edge (`windows::config_layers`) reads the
+//! registry through `probes::registry` and hands the values to [`layer`].
 
 use toml::{Table, Value};
 

@@ -95,7 +95,7 @@ impl Identity {
 pub enum ActivitySource {
     Logind(Logind),
     #[cfg(windows)]
-    Console(crate::windows::activity::ConsoleActivity),
+    Console(crate::probes::console_activity::ConsoleActivity),
     None,
 }
 

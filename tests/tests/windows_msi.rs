@@ -9,53 +9,11 @@
 //! installs them). Nothing is skipped: a missing piece fails with what to do.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use veille_agent::msi_properties::{PROPERTIES, REGISTRY_KEY};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_owned()
-}
-
-/// `target/x86_64-pc-windows-gnu/debug/veille-agent.exe` next to this test's target dir.
-fn windows_exe() -> PathBuf {
-    let test_exe = std::env::current_exe().expect("test executable path");
-    // target/debug/deps/windows_msi-… → target/
-    let target = test_exe
-        .ancestors()
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n == "debug" || n == "release")
-        })
-        .and_then(Path::parent)
-        .expect("test runs from target/<profile>/deps");
-    let exe = target.join("x86_64-pc-windows-gnu/debug/veille-agent.exe");
-    assert!(
-        exe.is_file(),
-        "{} is missing: cross-build the Windows agent first \
-         (`rustup target add x86_64-pc-windows-gnu`, `apt-get install gcc-mingw-w64-x86-64`, \
-         `cargo build -p veille-agent --target x86_64-pc-windows-gnu`)",
-        exe.display()
-    );
-    exe
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?} ({e}): apt-get install wixl msitools"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use veille_tests::windows::{build_msi, run, windows_exe, workspace};
 
 /// Rows of one MSI table (`msiinfo export` prints three header lines first).
 fn table(msi: &Path, name: &str) -> Vec<Vec<String>> {
@@ -85,14 +43,6 @@ fn assert_pe32_plus_x64(bytes: &[u8], what: &str) -> u16 {
     assert_eq!(u16_at(optional), 0x20b, "{what}: not PE32+");
     // Subsystem: offset 68 of the PE32+ optional header.
     u16_at(optional + 68)
-}
-
-fn build_msi(exe: &Path, out: &Path) {
-    run(
-        Command::new(workspace().join("deploy/windows/build-msi.sh"))
-            .arg(exe)
-            .arg(out),
-    );
 }
 
 #[test]

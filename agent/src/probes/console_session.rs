@@ -1,7 +1,8 @@
 //! Is someone at this Windows PC's screen and keyboard? The pure half of the Windows
 //! activity probe: what `WTSQuerySessionInformationW(WTSSessionInfoEx)` says about the
 //! console session, turned into an [`Activity`] and an idle duration. The Win32 calls
-//! are in `crate::windows::activity`; this module has no I/O and is tested on Linux.
+//! are in `console_activity` (Windows only); this module has no I/O and is tested on
+//! Linux.
 //!
 //! # What a service in session 0 can see
 //!
@@ -31,7 +32,7 @@
 use super::Activity;
 
 /// 100-ns FILETIME ticks in one millisecond.
-const TICKS_PER_MS: i64 = 10_000;
+const TICKS_PER_MS: i64 = super::clock::TICKS_100NS_PER_MS as i64;
 
 /// The console session as the WTS API describes it (`WTSINFOEX_LEVEL1_W`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,12 +8,16 @@
 //! whole-system), [`battery_power`] (whole-system power while on battery) and [`hwmon`]
 //! (temperatures: CPU package, inlet, others).
 //!
-//! Windows: `crate::windows::probes` provides `boot_id`, `boot_time_unix_s`,
-//! `uptime_s`, `cpu_times`, `device_id` and `probe_inventory` under the same names (and
-//! ignores the [`Host`] root), from Win32 calls; what they parse is in shared modules
-//! tested on Linux: [`smbios`] (the raw SMBIOS table), [`console_session`] (user
-//! activity seen from a service), [`windows_version`]. RAPL, battery and hwmon readers
-//! look for Linux sysfs files and find none there.
+//! Windows: `console_activity` is the activity probe (the console session through the
+//! WTS API); `win32` provides `boot_id`, `boot_time_unix_s`, `uptime_s`, `cpu_times`,
+//! `device_id` and `probe_inventory` under the same names (ignoring the [`Host`] root),
+//! from Win32 calls; `win32_clock` gives the clocks (interrupt-time functions looked up
+//! at run time, with fallbacks); `registry` reads `HKLM` (also for the MSI's properties
+//! and the enforcer's wide strings: the Windows edges above build on it, never the
+//! other way round). What they parse is in shared modules tested on Linux: [`smbios`]
+//! (the raw SMBIOS table), [`console_session`] (user activity seen from a service),
+//! [`windows_version`], [`clock`]. RAPL, battery and hwmon readers look for Linux
+//! sysfs files and find none there.
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +26,8 @@ pub mod battery_power;
 #[cfg(target_os = "linux")]
 pub mod boot;
 pub mod clock;
+#[cfg(windows)]
+pub mod console_activity;
 pub mod console_session;
 #[cfg(target_os = "linux")]
 pub mod cpu;
@@ -35,7 +41,13 @@ pub mod hwmon;
 #[cfg(target_os = "linux")]
 pub mod inventory;
 pub mod rapl;
+#[cfg(windows)]
+pub mod registry;
 pub mod smbios;
+#[cfg(windows)]
+mod win32;
+#[cfg(windows)]
+mod win32_clock;
 pub mod windows_version;
 
 pub use activity::{
@@ -44,7 +56,7 @@ pub use activity::{
 pub use battery_power::{BatteryMeter, EnergyIntegrator};
 #[cfg(target_os = "linux")]
 pub use boot::{boot_id, boot_time_unix_s, uptime_s};
-pub use clock::{FakeClocks, SystemClocks};
+pub use clock::{FakeClocks, SystemClocks, WindowsClockSource};
 #[cfg(target_os = "linux")]
 pub use cpu::cpu_times;
 #[cfg(target_os = "linux")]
@@ -53,13 +65,10 @@ pub use edid::{Edid, EdidError, parse_edid};
 pub use hwmon::{SensorRole, Thermometers};
 #[cfg(target_os = "linux")]
 pub use inventory::{inventory, probe_inventory};
-
+pub use rapl::{RaplDomain, RaplMeter, RaplUnavailable};
 // Windows: the same facts under the same names, from Win32 calls.
 #[cfg(windows)]
-pub use crate::windows::probes::{
-    boot_id, boot_time_unix_s, cpu_times, device_id, probe_inventory, uptime_s,
-};
-pub use rapl::{RaplDomain, RaplMeter, RaplUnavailable};
+pub use win32::{boot_id, boot_time_unix_s, cpu_times, device_id, probe_inventory, uptime_s};
 
 /// Where a [`DeviceId`] came from, so the collector knows how far to trust it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

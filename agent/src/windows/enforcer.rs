@@ -21,7 +21,7 @@ use windows_sys::Win32::UI::WindowsAndMessaging::{
     MB_ICONWARNING, MB_OK, MB_SETFOREGROUND, MB_TOPMOST,
 };
 
-use super::registry::wide;
+use crate::probes::registry::wide;
 
 /// The reason recorded with the shutdown (event 1074 in the System log, and the
 /// shutdown reason reports): "Other (Planned)", `0x80000000`. There is no

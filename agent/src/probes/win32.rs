@@ -1,10 +1,9 @@
 //! The Windows probes: the same facts, under the same names, as the Linux probes in
 //! [`crate::probes`] (which re-exports these on Windows). Parsing lives in the shared,
-//! Linux-tested modules ([`smbios`], [`windows_version`], [`edid`],
-//! [`clock::sleep_bias_ms`]); here are only the Win32 calls.
+//! Linux-tested modules ([`smbios`], [`windows_version`], [`edid`]); here are only the
+//! Win32 calls. The clocks are in `win32_clock`.
 
 use std::ptr;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use veille_proto::v1::Inventory;
 use windows_sys::Win32::Devices::DeviceAndDriverInstallation::{
@@ -19,14 +18,11 @@ use windows_sys::Win32::System::SystemInformation::{
     GlobalMemoryStatusEx, MEMORYSTATUSEX, RSMB,
 };
 use windows_sys::Win32::System::Threading::{GetActiveProcessorCount, GetSystemTimes};
-use windows_sys::Win32::System::WindowsProgramming::{
-    QueryInterruptTime, QueryUnbiasedInterruptTime,
-};
 
 use super::registry::{from_wide, hklm_dword, hklm_string, key_binary};
-use crate::probes::{
+use super::{
     Clocks, CpuTimes, DeviceId, DeviceIdSource, Host, InventoryReport, ProbeError, SystemClocks,
-    clock, edid, smbios, windows_version,
+    edid, smbios, windows_version,
 };
 
 const CURRENT_VERSION: &str = r"SOFTWARE\Microsoft\Windows NT\CurrentVersion";
@@ -131,7 +127,7 @@ pub fn device_id(_host: &Host) -> Result<DeviceId, ProbeError> {
     }
     let guid = hklm_string(CRYPTOGRAPHY, "MachineGuid")
         .map(|g| g.trim().to_ascii_lowercase())
-        .filter(|g| crate::probes::is_uuid_shaped(g))
+        .filter(|g| super::is_uuid_shaped(g))
         .ok_or_else(|| unavailable(r"HKLM\SOFTWARE\Microsoft\Cryptography\MachineGuid"))?;
     Ok(DeviceId {
         id: guid,
@@ -259,56 +255,5 @@ pub fn probe_inventory(_host: &Host) -> InventoryReport {
     InventoryReport {
         inventory,
         unavailable: notes,
-    }
-}
-
-/// Unbiased interrupt time seen by the last [`Clocks::boottime_ms`], so that the
-/// [`Clocks::monotonic_ms`] read right after it uses the same instant and the
-/// difference of the two clocks is exactly the (rounded) time asleep.
-static LAST_UNBIASED_MS: AtomicU64 = AtomicU64::new(0);
-
-fn interrupt_times() -> (u64, u64) {
-    let (mut biased, mut unbiased) = (0u64, 0u64);
-    // SAFETY: valid, writable u64s.
-    unsafe {
-        QueryInterruptTime(&mut biased);
-        QueryUnbiasedInterruptTime(&mut unbiased);
-    }
-    (biased, unbiased)
-}
-
-/// # Platform-specific behaviour
-/// Windows: the wall clock is `SystemTime`; the boot-time clock is the interrupt time
-/// (`QueryInterruptTime`, counts sleep and hibernation) and the monotonic clock the
-/// unbiased interrupt time (`QueryUnbiasedInterruptTime`, does not). Both come from
-/// the same counter, so their difference is the time spent asleep, rounded to the
-/// second ([`clock::sleep_bias_ms`]). Windows 10 or later.
-impl Clocks for SystemClocks {
-    fn wall_unix_ms(&self) -> i64 {
-        use std::time::{SystemTime, UNIX_EPOCH};
-        match SystemTime::now().duration_since(UNIX_EPOCH) {
-            Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-            Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
-        }
-    }
-
-    fn boottime_ms(&self) -> u64 {
-        let (biased, unbiased) = interrupt_times();
-        let unbiased_ms = unbiased / 10_000;
-        LAST_UNBIASED_MS.store(unbiased_ms, Ordering::Relaxed);
-        unbiased_ms + clock::sleep_bias_ms(biased, unbiased)
-    }
-
-    fn monotonic_ms(&self) -> u64 {
-        let (_, unbiased) = interrupt_times();
-        let now = unbiased / 10_000;
-        let last = LAST_UNBIASED_MS.load(Ordering::Relaxed);
-        // Read right after boottime_ms (the sampler reads the two in a row): reuse its
-        // instant, else a millisecond tick between the two reads would look like sleep.
-        if now.saturating_sub(last) <= 1 {
-            last
-        } else {
-            now
-        }
     }
 }

@@ -1,9 +1,10 @@
 //! User activity on Windows, as a service in session 0 sees it: the console session
 //! through the Terminal Services API. The rules (and what session 0 cannot see) are in
-//! [`crate::probes::console_session`]; this file only asks Windows.
+//! [`super::console_session`]; this file only asks Windows.
 
 use std::ptr;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use windows_sys::Win32::System::RemoteDesktop::{
@@ -11,8 +12,8 @@ use windows_sys::Win32::System::RemoteDesktop::{
     WTSQuerySessionInformationW, WTSSessionInfoEx,
 };
 
-use crate::probes::console_session::{ConsoleSession, ConsoleState, ConsoleWatch};
-use crate::probes::{Activity, ActivityProbe};
+use super::console_session::{ConsoleSession, ConsoleState, ConsoleWatch};
+use super::{Activity, ActivityProbe};
 
 /// `WTSGetActiveConsoleSessionId` when no session is attached to the console.
 const NO_CONSOLE_SESSION: u32 = 0xFFFF_FFFF;
@@ -25,6 +26,8 @@ const WTS_SESSIONSTATE_UNLOCK: i32 = 1;
 pub struct ConsoleActivity {
     watch: Mutex<ConsoleWatch>,
     started: Instant,
+    /// Whether the WTS API's failure was logged already (once per run, not per sample).
+    failure_logged: AtomicBool,
 }
 
 impl Default for ConsoleActivity {
@@ -32,17 +35,20 @@ impl Default for ConsoleActivity {
         Self {
             watch: Mutex::new(ConsoleWatch::default()),
             started: Instant::now(),
+            failure_logged: AtomicBool::new(false),
         }
     }
 }
 
-/// What `WTSSessionInfoEx` says about the console session; `None` without one or when
-/// the call fails. The user name is reduced to "someone is logged on" here.
-fn console_session() -> Option<ConsoleSession> {
+/// What `WTSSessionInfoEx` says about the console session: `Ok(None)` without one, an
+/// error when Windows cannot say (Wine has no sessions; a stripped-down Windows may
+/// lack the Terminal Services). The user name is reduced to "someone is logged on"
+/// here.
+fn console_session() -> std::io::Result<Option<ConsoleSession>> {
     // SAFETY: no arguments.
     let id = unsafe { WTSGetActiveConsoleSessionId() };
     if id == NO_CONSOLE_SESSION {
-        return None;
+        return Ok(None);
     }
     let mut buf = ptr::null_mut();
     let mut bytes = 0u32;
@@ -57,7 +63,13 @@ fn console_session() -> Option<ConsoleSession> {
         )
     };
     if ok == 0 || buf.is_null() {
-        return None;
+        let error = std::io::Error::last_os_error();
+        // Wine fails without setting an error code: say so rather than "Success".
+        return Err(if error.raw_os_error() == Some(0) {
+            std::io::Error::other("failed without an error code")
+        } else {
+            error
+        });
     }
     let session = (bytes as usize >= std::mem::size_of::<WTSINFOEXW>()).then(|| {
         // SAFETY: Windows returned at least one WTSINFOEXW at `buf`.
@@ -80,12 +92,21 @@ fn console_session() -> Option<ConsoleSession> {
     });
     // SAFETY: `buf` was allocated by WTSQuerySessionInformationW.
     unsafe { WTSFreeMemory(buf.cast()) };
-    session.flatten()
+    Ok(session.flatten())
 }
 
 impl ConsoleActivity {
     fn observe(&self, idle_threshold_s: u64) -> ConsoleState {
-        let session = console_session();
+        let session = console_session().unwrap_or_else(|e| {
+            if !self.failure_logged.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    error = %e,
+                    "console session not available (WTSQuerySessionInformationW): \
+                     active vs idle from CPU utilisation"
+                );
+            }
+            None
+        });
         let now_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.watch
             .lock()
