@@ -550,7 +550,7 @@ fn the_msi_installs_a_service_that_reports_from_wine() {
     let store = veille_collector::store::Store::open(
         &collector_dir
             .path()
-            .join(veille_collector::server::STORE_DIR),
+            .join(veille_collector::store::STORE_DIR),
     )
     .unwrap();
     let stored = store
