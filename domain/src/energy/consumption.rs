@@ -96,6 +96,11 @@ const COLLECTOR_DEFAULTS_TOML: &str = include_str!("../../../deploy/collector.to
 /// `[energy]` as `deploy/collector.toml` sets it (Europe/Paris, Monday to Friday,
 /// 8-19, the built-in tariff and grid factor): the configuration a collector runs
 /// with when nothing is configured, and the fixture tests start from.
+///
+/// # Panics
+/// Never from outside input: the text is `deploy/collector.toml` embedded at compile
+/// time, and `the_default_energy_settings_are_the_collector_files` (and the config
+/// tests that parse the same file) fail the build's tests if it ever stops parsing.
 impl Default for EnergyConfig {
     fn default() -> Self {
         let table: toml::Table = toml::from_str(COLLECTOR_DEFAULTS_TOML)
