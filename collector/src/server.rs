@@ -153,13 +153,14 @@ impl Server {
         let (report_context, renewal_context) = report_contexts(config)?;
         let tokens = tokens::load_or_create(&data_dir, &config.orgs)?;
         announce_tokens(&tokens, &data_dir);
-        let store_dir = data_dir.join(crate::store::STORE_DIR);
         let store = {
-            let dir = store_dir.clone();
-            tokio::task::spawn_blocking(move || Store::open(&dir))
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || config.open_store())
                 .await
                 .map_err(|e| ServerError::Task(e.to_string()))??
         };
+        tracing::info!(engine = store.engine_name(), location = %config.store_location().describe(),
+            "store open");
         let store = Arc::new(store);
         let auth = Arc::new(Auth::new(tokens.orgs.clone(), tokens.operator.clone()));
         let metrics = Arc::new(IngestMetrics::default());

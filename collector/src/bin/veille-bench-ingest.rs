@@ -1,5 +1,5 @@
 //! Ingest benchmark: how many reports per second the collector acknowledges *durably*
-//! over loopback gRPC (group commit), against the raw sled insert rate of the same
+//! over loopback gRPC (group commit), against the raw SQLite insert rate of the same
 //! records on the same disk with one flush per batch (the "one fsync per request"
 //! baseline) and with a single flush at the end (the ceiling).
 //!
@@ -10,7 +10,6 @@
 //! being measured rather than on a tmpfs) and is removed at the end.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -26,7 +25,7 @@ use veille_proto::v1::{Report, ReportBatch};
 const TOKEN: &str = "bench-token-0123456789abcdef";
 const ORG: &str = "bench";
 
-/// Measures durable ingest throughput of the collector against raw sled.
+/// Measures durable ingest throughput of the collector against raw SQLite.
 #[derive(Debug, Parser)]
 #[command(name = "veille-bench-ingest")]
 struct Args {
@@ -89,10 +88,10 @@ fn run(args: &Args, work: &Path) -> anyhow::Result<()> {
     );
     let grpc = rt.block_on(grpc_phase(args, work, base_ms))?;
 
-    eprintln!("(b) raw sled, one flush per batch...");
-    let per_batch = raw_sled(args, &work.join("raw-per-batch"), base_ms, true)?;
-    eprintln!("(c) raw sled, one flush at the end...");
-    let at_end = raw_sled(args, &work.join("raw-at-end"), base_ms, false)?;
+    eprintln!("(b) raw SQLite, one fsync'd commit per batch...");
+    let per_batch = raw_sqlite(args, &work.join("raw-per-batch"), base_ms, true)?;
+    eprintln!("(c) raw SQLite, one fsync at the end...");
+    let at_end = raw_sqlite(args, &work.join("raw-at-end"), base_ms, false)?;
 
     let rate = |d: Duration| total as f64 / d.as_secs_f64();
     println!();
@@ -105,8 +104,8 @@ fn run(args: &Args, work: &Path) -> anyhow::Result<()> {
             "(a) gRPC loopback, acked after group-commit flush",
             grpc.elapsed,
         ),
-        ("(b) raw sled, one flush per batch", per_batch),
-        ("(c) raw sled, one flush at the end", at_end),
+        ("(b) raw SQLite, one fsync per batch", per_batch),
+        ("(c) raw SQLite, one fsync at the end", at_end),
     ] {
         println!(
             "{name:<52} {total:>9} {:>9.2} {:>12.0}",
@@ -223,34 +222,52 @@ async fn grpc_phase(args: &Args, work: &Path, base_ms: i64) -> anyhow::Result<Gr
     })
 }
 
-/// Inserts the same records as the gRPC phase (same keys, same prost bytes) into a fresh
-/// sled tree, batch by batch, clients interleaved as they would arrive.
-fn raw_sled(args: &Args, path: &Path, base_ms: i64, flush_each: bool) -> anyhow::Result<Duration> {
-    let db = sled::Config::new().path(path).open()?;
-    let tree = Arc::new(db.open_tree("reports")?);
-    let prepared: Vec<Vec<sled::Batch>> = (0..args.batches)
+/// Inserts the same records as the gRPC phase (same keys, same prost bytes, one row
+/// per report) into a fresh SQLite table (the embedded engine, used raw), one
+/// transaction per batch, clients interleaved as they would arrive; with `fsync_each`
+/// every commit is synced (`synchronous = FULL`), else only the last.
+fn raw_sqlite(
+    args: &Args,
+    path: &Path,
+    base_ms: i64,
+    fsync_each: bool,
+) -> anyhow::Result<Duration> {
+    std::fs::create_dir_all(path)?;
+    let mut db = rusqlite::Connection::open(path.join("raw.sqlite"))?;
+    db.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {};
+         CREATE TABLE reports (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;",
+        if fsync_each { "FULL" } else { "NORMAL" }
+    ))?;
+    // Rounds of client batches of (key, value) rows.
+    let prepared: Vec<Vec<veille_collector::store::engine::Entries>> = (0..args.batches)
         .map(|b| {
             (0..args.clients)
                 .map(|c| {
                     let batch = make_batch(c, b, args.batch_size, base_ms);
-                    let mut sb = sled::Batch::default();
-                    for r in &batch.reports {
-                        sb.insert(report_key(ORG, &batch.device_id, r.seq), r.encode_to_vec());
-                    }
-                    sb
+                    batch
+                        .reports
+                        .iter()
+                        .map(|r| (report_key(ORG, &batch.device_id, r.seq), r.encode_to_vec()))
+                        .collect()
                 })
                 .collect()
         })
         .collect();
     let start = Instant::now();
     for round in prepared {
-        for sb in round {
-            tree.apply_batch(sb)?;
-            if flush_each {
-                db.flush()?;
+        for rows in round {
+            let tx = db.transaction()?;
+            {
+                let mut stmt =
+                    tx.prepare_cached("INSERT INTO reports (key, value) VALUES (?1, ?2)")?;
+                for (k, v) in &rows {
+                    stmt.execute(rusqlite::params![k, v])?;
+                }
             }
+            tx.commit()?;
         }
     }
-    db.flush()?;
+    db.execute_batch("PRAGMA wal_checkpoint(FULL);")?;
     Ok(start.elapsed())
 }

@@ -3,13 +3,13 @@
 //! Steps, each complete before the next: parse the whole file ([`veille_domain::renewal::glpi::parse`]:
 //! a bad line stops everything, naming its line and column), match the rows against the
 //! devices the store knows ([`veille_domain::renewal::glpi::match_rows`]), then write every matched row
-//! in one sled transaction ([`Store::put_assets`]): an import is all or nothing, and
+//! in one transaction ([`Store::put_assets`]): an import is all or nothing, and
 //! importing the same file again changes nothing.
 //!
-//! The store is opened directly, so the server must be stopped (sled locks the store to
-//! one process); a running server is reported as such. Going through the HTTP API
-//! instead would make a write endpoint of an API that is read-only today; an import is
-//! a rare operator action, so stopping the collector for it is the simpler contract.
+//! The store is opened directly, whether or not a collector runs: both engines take a
+//! second process (the embedded one queues writers on its lock for a few seconds at
+//! most; PostgreSQL is shared by design), and reports read the imported facts at their
+//! next run.
 //!
 //! Matching facts per device: the serial and hostname of its latest inventory, and its
 //! device id as the SMBIOS UUID when it has that shape (agents use the product UUID as
@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use tracing::info;
 
-use crate::store::{Store, StoreError};
+use crate::store::{Location, Store, StoreError};
 use veille_domain::renewal::asset::AssetRecord;
 use veille_domain::renewal::glpi::{self, DeviceFacts, GlpiError, GlpiExport, MatchSummary};
 
@@ -36,11 +36,6 @@ pub enum ImportError {
     /// The file is refused; nothing was applied.
     #[error("{path}: {source}; nothing was imported")]
     Glpi { path: PathBuf, source: GlpiError },
-    #[error(
-        "a collector is running on {data_dir} (its store is locked): stop it, run the import, \
-         then start it again"
-    )]
-    ServerRunning { data_dir: PathBuf },
     #[error("no store in {path}: has a collector run with this data directory?")]
     NoStore { path: PathBuf },
     #[error(transparent)]
@@ -141,12 +136,11 @@ pub fn apply(
     })
 }
 
-/// The whole command: read and parse `file`, open the store in `store_dir`, match,
+/// The whole command: read and parse `file`, open the store at `location`, match,
 /// apply. Returns the summary to print.
 pub fn run(
     file: &Path,
-    data_dir: &Path,
-    store_dir: &Path,
+    location: &Location,
     dry_run: bool,
     now_ms: i64,
 ) -> Result<String, ImportError> {
@@ -160,18 +154,13 @@ pub fn run(
         source,
     })?;
     info!(rows = export.rows.len(), "GLPI export parsed");
-    if !store_dir.exists() {
+    if let Location::Embedded { dir, .. } = location
+        && !dir.exists()
+    {
         // Opening would create an empty store; every row would be "unmatched".
-        return Err(ImportError::NoStore {
-            path: store_dir.to_owned(),
-        });
+        return Err(ImportError::NoStore { path: dir.clone() });
     }
-    let store = Store::open(store_dir).map_err(|e| match e {
-        StoreError::Locked { .. } => ImportError::ServerRunning {
-            data_dir: data_dir.to_owned(),
-        },
-        e => e.into(),
-    })?;
+    let store = Store::open_location(location)?;
     let outcome = apply(&store, &export, dry_run, now_ms)?;
     Ok(render(&outcome))
 }
@@ -269,10 +258,28 @@ mod tests {
 
     fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
-        let store_dir = dir.path().join("db");
+        let store_dir = dir.path().join("store");
         seed(&Store::open(&store_dir).unwrap());
         let file = dir.path().join("export.csv");
         (dir, store_dir, file)
+    }
+
+    fn run(
+        file: &Path,
+        _data_dir: &Path,
+        store_dir: &Path,
+        dry_run: bool,
+        now_ms: i64,
+    ) -> Result<String, ImportError> {
+        super::run(
+            file,
+            &Location::Embedded {
+                dir: store_dir.to_owned(),
+                cache_mib: 8,
+            },
+            dry_run,
+            now_ms,
+        )
     }
 
     #[test]
@@ -358,13 +365,15 @@ mod tests {
     }
 
     #[test]
-    fn a_running_server_is_named() {
+    fn an_import_goes_through_while_another_process_holds_the_store_open() {
         let (dir, store_dir, file) = setup();
         std::fs::write(&file, EXPORT).unwrap();
-        let _held = Store::open(&store_dir).unwrap();
-        let e = run(&file, dir.path(), &store_dir, false, NOW).unwrap_err();
-        assert!(matches!(e, ImportError::ServerRunning { .. }), "{e}");
-        assert!(e.to_string().contains("stop it"), "{e}");
+        // What a running collector holds: the store open, a reader mid-transaction.
+        let held = Store::open(&store_dir).unwrap();
+        let out = run(&file, dir.path(), &store_dir, false, NOW).unwrap();
+        assert!(out.contains("applied: 3 written"), "{out}");
+        // The holder sees the import without reopening.
+        assert!(held.asset("mairie", "d-accueil").unwrap().is_some());
     }
 
     #[test]

@@ -400,7 +400,7 @@ pub async fn report_via_server_or_store(
     local: impl FnOnce(&Store) -> Result<String, ReportError> + Send + 'static,
 ) -> Result<String, CliError> {
     let answer = remote::run(
-        &config.data_dir(),
+        config,
         ApiCall::get(api_path),
         NoStore::Report,
         move |store| local(store).map_err(CliError::from),
@@ -428,7 +428,7 @@ pub enum DevicesError {
 /// Sorted by (org, device_id).
 pub async fn list_devices(config: &Config) -> Result<Vec<DeviceRecord>, DevicesError> {
     let call = ApiCall::get("/api/v1/devices?format=json");
-    let answer = remote::run(&config.data_dir(), call, NoStore::Report, |store| {
+    let answer = remote::run(config, call, NoStore::Report, |store| {
         store.devices(None).map_err(DevicesError::from)
     })
     .await?;

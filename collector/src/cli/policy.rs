@@ -60,7 +60,7 @@ async fn via_server_or_store(
         path: api_path,
         json_body: body.as_deref(),
     };
-    match remote::run(&config.data_dir(), call, NoStore::Create, local).await? {
+    match remote::run(config, call, NoStore::Create, local).await? {
         Answer::Server(body) => Ok(String::from_utf8_lossy(&body).into_owned()),
         Answer::Local(out) => Ok(out),
         // NoStore::Create opens (creates) the store instead of answering this.

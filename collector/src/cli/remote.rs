@@ -1,18 +1,19 @@
-//! How a command-line verb reaches the data: sled lets one process open a store, so
-//! while a collector runs the CLI must ask it over HTTP (found through `listen.json`,
-//! authenticated with the operator token); when none runs, the CLI opens the store
-//! itself. Every verb that reads or changes the store goes through [`run`], so they all
-//! tell a stale `listen.json`, a refusal and a store held by a silent process apart in
-//! the same words.
+//! How a command-line verb reaches the data: while a collector runs, the CLI asks it
+//! over HTTP (found through `listen.json`, authenticated with the operator token), so
+//! the answer is the server's own (its caches, its policy key, its config); when none
+//! answers, the CLI opens the store itself (both engines take a second process, so a
+//! stale `listen.json` is only logged). Every verb that reads or changes the store
+//! goes through [`run`], so they all tell a refusal and a missing store apart in the
+//! same words.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::http_client::{self, ClientError};
+use crate::cli::http_client;
+use crate::config::Config;
 use crate::listen_file::{self, ListenFileError};
-use crate::store::STORE_DIR;
-use crate::store::{Store, StoreError};
+use crate::store::{Location, Store, StoreError};
 use crate::tokens::{self, TokenError};
 
 /// How long a verb waits for a running server before reading the store itself.
@@ -71,15 +72,6 @@ pub enum RouteError {
         status: u16,
         body: String,
     },
-    #[error(
-        "no collector answers at {addr} (from {listen_file}) and the store is locked by \
-         another process; is a collector starting or stopping? ({client})"
-    )]
-    LockedAndSilent {
-        addr: SocketAddr,
-        listen_file: PathBuf,
-        client: ClientError,
-    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("store task failed: {0}")]
@@ -96,10 +88,10 @@ impl RouteError {
     }
 }
 
-/// `call` on the running server, or `local` on the store of `data_dir` when no server
+/// `call` on the running server, or `local` on the store `config` names when no server
 /// answers. Errors of `local` pass through untouched; the route's own errors become `E`.
 pub async fn run<T, E>(
-    data_dir: &Path,
+    config: &Config,
     call: ApiCall<'_>,
     no_store: NoStore,
     local: impl FnOnce(&Store) -> Result<T, E> + Send + 'static,
@@ -108,7 +100,7 @@ where
     T: Send + 'static,
     E: From<RouteError> + Send + 'static,
 {
-    let mut silent = None;
+    let data_dir = &config.data_dir();
     if let Some(info) = listen_file::read(data_dir).map_err(RouteError::from)? {
         let token = tokens::read_operator_token(data_dir).map_err(RouteError::from)?;
         let sent = http_client::request(
@@ -131,32 +123,27 @@ where
                 .into());
             }
             Err(e) => {
-                tracing::debug!(error = %e, "listen.json is stale; using the store directly");
-                silent = Some((info.http, e));
+                tracing::debug!(addr = %info.http, error = %e,
+                    "listen.json is stale (no collector answers); using the store directly");
             }
         }
     }
-    let store_dir = data_dir.join(STORE_DIR);
-    if no_store == NoStore::Report && !store_dir.exists() {
-        return Ok(Answer::NoStore(store_dir));
+    if no_store == NoStore::Report
+        && let Location::Embedded { dir, .. } = config.store_location()
+        && !dir.exists()
+    {
+        return Ok(Answer::NoStore(dir));
     }
+    let config = config.clone();
     let opened = tokio::task::spawn_blocking(move || {
-        let store = Store::open(&store_dir)?;
+        let store = config.open_store()?;
         Ok::<_, StoreError>(local(&store))
     })
     .await
     .map_err(|e| RouteError::Task(e.to_string()))?;
-    match (opened, silent) {
-        (Ok(result), _) => result.map(Answer::Local),
-        (Err(StoreError::Locked { .. }), Some((addr, client))) => {
-            Err(RouteError::LockedAndSilent {
-                addr,
-                listen_file: listen_file::path(data_dir),
-                client,
-            }
-            .into())
-        }
-        (Err(e), _) => Err(RouteError::Store(e).into()),
+    match opened {
+        Ok(result) => result.map(Answer::Local),
+        Err(e) => Err(RouteError::Store(e).into()),
     }
 }
 
@@ -174,6 +161,8 @@ fn refusal_text(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::STORE_DIR;
+    use std::path::Path;
 
     #[test]
     fn refusal_text_prefers_the_json_error_field() {
@@ -186,11 +175,17 @@ mod tests {
         assert_eq!(refusal_text(&[b'x'; 1000]).len(), QUOTED_BODY_CHARS);
     }
 
+    fn config_in(dir: &Path) -> Config {
+        let mut c = Config::defaults().unwrap();
+        c.data_dir = dir.to_string_lossy().into_owned();
+        c
+    }
+
     #[tokio::test]
     async fn without_server_or_store_a_read_reports_no_store_and_creates_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let answer = run::<(), RouteError>(
-            dir.path(),
+            &config_in(dir.path()),
             ApiCall::get("/api/v1/devices"),
             NoStore::Report,
             |_| Ok(()),
@@ -205,7 +200,7 @@ mod tests {
     async fn without_server_a_write_creates_the_store_and_runs_locally() {
         let dir = tempfile::tempdir().unwrap();
         let answer = run::<usize, RouteError>(
-            dir.path(),
+            &config_in(dir.path()),
             ApiCall::get("/api/v1/devices"),
             NoStore::Create,
             |store| Ok(store.devices(None).map_err(RouteError::Store)?.len()),
@@ -217,9 +212,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_store_held_by_a_process_whose_server_is_gone_is_named_as_such() {
+    async fn a_stale_listen_file_falls_back_to_the_store_another_process_holds_open() {
         let dir = tempfile::tempdir().unwrap();
-        let _held = Store::open(&dir.path().join(STORE_DIR)).unwrap();
+        let held = Store::open(&dir.path().join(STORE_DIR)).unwrap();
+        held.put_assets(&[("acme".into(), "d1".into(), Default::default())])
+            .unwrap();
         // A listen.json pointing at a port nobody listens on: a stale file.
         let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = unused.local_addr().unwrap();
@@ -237,17 +234,44 @@ mod tests {
         )
         .unwrap();
         std::fs::write(dir.path().join(tokens::OPERATOR_TOKEN_FILE), "t0ken\n").unwrap();
-        let err = run::<(), RouteError>(
-            dir.path(),
+        let answer = run::<bool, RouteError>(
+            &config_in(dir.path()),
             ApiCall::get("/api/v1/devices"),
             NoStore::Report,
+            |store| {
+                Ok(store
+                    .asset("acme", "d1")
+                    .map_err(RouteError::Store)?
+                    .is_some())
+            },
+        )
+        .await
+        .unwrap();
+        assert!(matches!(answer, Answer::Local(true)));
+    }
+
+    #[tokio::test]
+    async fn a_data_directory_of_veille_0_1_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join(crate::store::OLD_SLED_DIR);
+        std::fs::create_dir_all(&old).unwrap();
+        // sled's files: a `conf` and a `db` beside `blobs/`.
+        std::fs::write(old.join("conf"), "segment_size: 524288\n").unwrap();
+        std::fs::write(old.join("db"), [0u8; 64]).unwrap();
+        let err = run::<(), RouteError>(
+            &config_in(dir.path()),
+            ApiCall::get("/api/v1/devices"),
+            NoStore::Create,
             |_| Ok(()),
         )
         .await
         .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("Veille 0.1 store (sled)"), "{msg}");
+        assert!(msg.contains("move it away"), "{msg}");
         assert!(
-            matches!(err, RouteError::LockedAndSilent { addr: a, .. } if a == addr),
-            "{err}"
+            !dir.path().join(STORE_DIR).exists(),
+            "no empty store beside it"
         );
     }
 }

@@ -17,9 +17,9 @@ use crate::cli::{CliError, ConfigArgs, report_via_server_or_store};
 use crate::config::Config;
 use crate::reports::setpoint::{RoomError, setpoint_output};
 use crate::reports::{self, OutputFormat, ReportError};
+use crate::store::Store;
 use crate::store::meters as meter_store;
 use crate::store::rooms::{ROLES, Room, SetpointChange, get_room, put_room, rooms_of};
-use crate::store::{STORE_DIR, Store, StoreError};
 
 #[derive(Debug, Subcommand)]
 pub enum RoomCommand {
@@ -145,12 +145,10 @@ pub fn resolve_org(config: &Config, arg: &OrgArg) -> Result<String, RoomError> {
     }
 }
 
+/// The store, opened beside a running collector if there is one (both engines take a
+/// second process).
 fn open_for_write(config: &Config) -> Result<Store, RoomError> {
-    let dir = config.data_dir().join(STORE_DIR);
-    Store::open(&dir).map_err(|e| match e {
-        StoreError::Locked { .. } => RoomError::ServerRunning,
-        e => RoomError::Store(e),
-    })
+    config.open_store().map_err(RoomError::Store)
 }
 
 fn load_config(c: &ConfigArgs) -> Result<Config, RoomError> {

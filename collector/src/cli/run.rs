@@ -93,8 +93,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             let config = args
                 .load_config()
                 .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
-            let dir = config.data_dir().join(crate::store::STORE_DIR);
-            let store = crate::store::Store::open(&dir)
+            let store = config
+                .open_store()
                 .map_err(|e| Failure::Runtime(anyhow::anyhow!("rebuild-rollups: {e}")))?;
             let (reports, rollups) = store
                 .rebuild_rollups(|n| tracing::info!(reports = n, "rebuilding rollups…"))
@@ -196,12 +196,9 @@ fn import_glpi(args: crate::cli::GlpiImportArgs) -> Result<(), Failure> {
         .config
         .load_config()
         .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
-    let data_dir = config.data_dir();
-    let store_dir = data_dir.join(crate::store::STORE_DIR);
     let out = import::run(
         &args.file,
-        &data_dir,
-        &store_dir,
+        &config.store_location(),
         args.dry_run,
         crate::clock::now_ms(),
     )

@@ -5,6 +5,7 @@
 
 pub mod meters;
 pub mod metrics;
+pub mod store;
 pub mod tls;
 pub mod web;
 
@@ -68,6 +69,8 @@ pub struct Config {
     /// TLS on every port (`[tls]`).
     #[serde(default)]
     pub tls: crate::config::tls::TlsConfig,
+    /// The storage engine and where it keeps the data (`[store]`).
+    pub store: crate::config::store::StoreConfig,
 }
 
 /// `[mqtt]`: how agents reach the collector over MQTT. Documented for users in
@@ -235,6 +238,7 @@ impl Config {
         self.grpc_listen()?;
         self.http_listen()?;
         self.mqtt_mode()?;
+        self.store.validate()?;
         if self.mqtt.max_in_flight == 0 {
             return Err(ConfigError::invalid(
                 "mqtt.max_in_flight",
@@ -295,6 +299,22 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Where the store is (`[store]`), its embedded directory resolved.
+    pub fn store_location(&self) -> crate::store::Location {
+        self.store.location(&self.data_dir())
+    }
+
+    /// Opens the store the config names (blocking: call it off the async runtime).
+    /// A data directory still holding Veille 0.1's sled store (`db/`) is refused with
+    /// what to do, rather than silently starting an empty store beside it.
+    pub fn open_store(&self) -> Result<crate::store::Store, crate::store::StoreError> {
+        let old = self.data_dir().join(crate::store::OLD_SLED_DIR);
+        if self.store.backend == "embedded" && old.join("conf").is_file() {
+            return Err(crate::store::StoreError::OldSled { path: old });
+        }
+        crate::store::Store::open_location(&self.store_location())
     }
 
     /// The data directory, with the empty default resolved.

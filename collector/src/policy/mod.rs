@@ -20,6 +20,7 @@ use veille_proto::validate::ValidationError;
 
 pub use veille_domain::policy::file::{PolicyFile, PolicyFileError, WindowFile, mode_name};
 
+use crate::store::engine::Tree;
 use crate::store::{Store, StoreError};
 use crate::tokens;
 
@@ -97,12 +98,6 @@ impl From<PolicyFileError> for PolicyError {
     }
 }
 
-impl From<sled::Error> for PolicyError {
-    fn from(e: sled::Error) -> Self {
-        PolicyError::Store(StoreError::from(e))
-    }
-}
-
 /// The signing key of `data_dir`, created (mode 0600) at the first call.
 pub fn load_or_create_key(data_dir: &Path) -> Result<SigningKey, PolicyError> {
     let path = data_dir.join(KEY_FILE);
@@ -137,10 +132,8 @@ fn policy_key(org: &str, version: u64) -> Vec<u8> {
 
 /// The current (highest-version) signed policy of every org, with its decoded policy.
 pub fn current_all(store: &Store) -> Result<Vec<(Policy, SignedPolicy)>, PolicyError> {
-    let tree = store.policies()?;
     let mut latest: HashMap<String, (Policy, SignedPolicy)> = HashMap::new();
-    for item in tree.iter() {
-        let (k, v) = item?;
+    for (k, v) in store.read(|tx| tx.kv_scan(Tree::Policies, b""))? {
         let (policy, signed) = decode_stored(&k, &v)?;
         // Keys sort by org then version: the last seen per org is its current one.
         latest.insert(policy.org.clone(), (policy, signed));
@@ -152,13 +145,10 @@ pub fn current_all(store: &Store) -> Result<Vec<(Policy, SignedPolicy)>, PolicyE
 
 /// The current signed policy of `org`, if it has one.
 pub fn current(store: &Store, org: &str) -> Result<Option<(Policy, SignedPolicy)>, PolicyError> {
-    let tree = store.policies()?;
-    match tree.scan_prefix(crate::store::prefix(org)).next_back() {
+    let p = crate::store::prefix(org);
+    match store.read(|tx| tx.kv_scan(Tree::Policies, &p))?.pop() {
         None => Ok(None),
-        Some(item) => {
-            let (k, v) = item?;
-            decode_stored(&k, &v).map(Some)
-        }
+        Some((k, v)) => decode_stored(&k, &v).map(Some),
     }
 }
 
@@ -181,22 +171,45 @@ pub fn set(
     file: &PolicyFile,
 ) -> Result<(Policy, SignedPolicy), PolicyError> {
     let mut policy = file.to_policy()?;
-    let held = current(store, &policy.org)?.map_or(0, |(p, _)| p.version);
-    if policy.version == 0 {
-        policy.version = held + 1;
-    } else if policy.version <= held {
-        return Err(PolicyError::NotNewer {
-            org: policy.org,
-            version: policy.version,
-            current: held,
-        });
-    }
-    validate_policy(&policy)?;
-    let signed = signing::sign(&policy, key);
-    store.policies()?.insert(
-        policy_key(&policy.org, policy.version),
-        signed.encode_to_vec(),
-    )?;
+    // Validated with a placeholder version first (the real one is only known inside
+    // the transaction), so a bad file is refused before the store is touched.
+    validate_policy(&Policy {
+        version: policy.version.max(1),
+        ..policy.clone()
+    })?;
+    let p = crate::store::prefix(&policy.org);
+    // Read and write in one transaction: two collectors (or a CLI) setting a policy at
+    // the same moment cannot both take the same version.
+    let signed = store.write(|tx| {
+        let held = tx
+            .kv_scan(Tree::Policies, &p)?
+            .pop()
+            .map(|(k, v)| decode_stored(&k, &v));
+        let held = match held {
+            Some(Ok((p, _))) => p.version,
+            Some(Err(e)) => return Ok(Err(e)),
+            None => 0,
+        };
+        let mut policy = policy.clone();
+        if policy.version == 0 {
+            policy.version = held + 1;
+        } else if policy.version <= held {
+            return Ok(Err(PolicyError::NotNewer {
+                org: policy.org,
+                version: policy.version,
+                current: held,
+            }));
+        }
+        let signed = signing::sign(&policy, key);
+        tx.kv_put(
+            Tree::Policies,
+            &policy_key(&policy.org, policy.version),
+            &signed.encode_to_vec(),
+        )?;
+        Ok(Ok((policy, signed)))
+    })??;
+    let (version, signed) = (signed.0.version, signed.1);
+    policy.version = version;
     store.flush()?;
     tracing::info!(org = %policy.org, version = policy.version, mode = mode_name(policy.mode()),
         key_id = %signed.key_id, "policy set");

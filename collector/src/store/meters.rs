@@ -1,11 +1,10 @@
 //! Meter readings in the store: the `meter_readings` series and the `meters` registry,
 //! fed by MQTT (the ingest's meter sink) and by `import meters` (load curves).
 //!
-//! # Trees and keys
-//! | tree             | key                                              | value |
-//! |------------------|--------------------------------------------------|-------|
-//! | `meter_readings` | org \0 meter_id \0 quantity \0 ts_ms (sortable u64 BE) | value (f64 BE) + flags (u8) |
-//! | `meters`         | org \0 meter_id                                  | JSON [`MeterRecord`] |
+//! # Where they live
+//! Readings are rows of the engine's `readings` table, keyed by (org, meter_id,
+//! quantity, ts_ms), with the value and its flags; the registry is the `meters` kv tree
+//! (`org \0 meter_id` → JSON [`MeterRecord`]).
 //!
 //! `quantity` is `power` (W), `energy` (kWh, the meter's cumulative counter as read)
 //! or `temperature` (°C): every value is in its quantity's canonical unit
@@ -24,6 +23,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
+use crate::store::engine::{Tree, Tx};
 use crate::store::{Store, StoreError, device_key, prefix};
 use veille_domain::rooms::meters::{CounterStep, EnergyCounter, Parsed, Quantity};
 use veille_domain::rooms::setpoint::DailySeries;
@@ -92,69 +92,46 @@ pub fn quantity_name(q: Quantity) -> &'static str {
     }
 }
 
-/// `org \0 meter_id \0 quantity \0 ts`.
-pub fn reading_key(org: &str, meter_id: &str, quantity: Quantity, ts_ms: i64) -> Vec<u8> {
-    let mut k = series_prefix(org, meter_id, quantity);
-    k.extend_from_slice(&((ts_ms as u64) ^ (1 << 63)).to_be_bytes());
-    k
-}
-
-fn series_prefix(org: &str, meter_id: &str, quantity: Quantity) -> Vec<u8> {
-    let mut k = device_key(org, meter_id);
-    k.push(0);
-    k.extend_from_slice(quantity_name(quantity).as_bytes());
-    k.push(0);
-    k
-}
-
-fn encode_value(value: f64, flags: u8) -> [u8; 9] {
-    let mut v = [0u8; 9];
-    v[..8].copy_from_slice(&value.to_be_bytes());
-    v[8] = flags;
-    v
-}
-
-fn corrupt(tree: &'static str, key: &[u8], reason: &str) -> StoreError {
+fn corrupt(key: &[u8], reason: &str) -> StoreError {
     StoreError::Corrupt {
-        tree,
+        tree: Tree::Meters.name(),
         key: String::from_utf8_lossy(key).replace('\0', "/"),
         reason: reason.into(),
     }
 }
 
-/// One meter's registry entry.
-pub fn meter(store: &Store, org: &str, meter_id: &str) -> Result<Option<MeterRecord>, StoreError> {
-    let tree = store.meters()?;
+fn get_meter(
+    tx: &mut dyn Tx,
+    org: &str,
+    meter_id: &str,
+) -> Result<Option<MeterRecord>, StoreError> {
     let key = device_key(org, meter_id);
-    match tree.get(&key)? {
+    match tx.kv_get(Tree::Meters, &key)? {
         None => Ok(None),
         Some(v) => serde_json::from_slice(&v)
             .map(Some)
-            .map_err(|e| corrupt("meters", &key, &e.to_string())),
+            .map_err(|e| corrupt(&key, &e.to_string())),
     }
+}
+
+/// One meter's registry entry.
+pub fn meter(store: &Store, org: &str, meter_id: &str) -> Result<Option<MeterRecord>, StoreError> {
+    store.read(|tx| get_meter(tx, org, meter_id))
 }
 
 /// Every meter of `org` (all orgs with `None`).
 pub fn meters_of(store: &Store, org: Option<&str>) -> Result<Vec<MeterRecord>, StoreError> {
-    let tree = store.meters()?;
-    let iter = match org {
-        Some(o) => tree.scan_prefix(prefix(o)),
-        None => tree.iter(),
-    };
-    let mut out = Vec::new();
-    for e in iter {
-        let (k, v) = e?;
-        out.push(serde_json::from_slice(&v).map_err(|e| corrupt("meters", &k, &e.to_string()))?);
-    }
-    Ok(out)
+    let p = org.map(prefix).unwrap_or_default();
+    store
+        .read(|tx| tx.kv_scan(Tree::Meters, &p))?
+        .iter()
+        .map(|(k, v)| serde_json::from_slice(v).map_err(|e| corrupt(k, &e.to_string())))
+        .collect()
 }
 
-fn put_meter(store: &Store, rec: &MeterRecord) -> Result<(), StoreError> {
-    let v = serde_json::to_vec(rec).map_err(|e| corrupt("meters", b"", &e.to_string()))?;
-    store
-        .meters()?
-        .insert(device_key(&rec.org, &rec.meter_id), v)?;
-    Ok(())
+fn put_meter(tx: &mut dyn Tx, rec: &MeterRecord) -> Result<(), StoreError> {
+    let v = serde_json::to_vec(rec).map_err(|e| corrupt(b"", &e.to_string()))?;
+    tx.kv_put(Tree::Meters, &device_key(&rec.org, &rec.meter_id), &v)
 }
 
 /// Readings of one series in `[from_ms, to_ms)`: (ts_ms, value, flags).
@@ -166,23 +143,7 @@ pub fn readings(
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Vec<(i64, f64, u8)>, StoreError> {
-    let tree = store.meter_readings()?;
-    let from = reading_key(org, meter_id, quantity, from_ms);
-    let to = reading_key(org, meter_id, quantity, to_ms);
-    let mut out = Vec::new();
-    for e in tree.range(from..to) {
-        let (k, v) = e?;
-        let ts = k
-            .last_chunk::<8>()
-            .map(|b| (u64::from_be_bytes(*b) ^ (1 << 63)) as i64)
-            .unwrap_or_default();
-        if v.len() != 9 {
-            return Err(corrupt("meter_readings", &k, "value is not 9 bytes"));
-        }
-        let value = f64::from_be_bytes(v[..8].try_into().unwrap_or_default());
-        out.push((ts, value, v[8]));
-    }
-    Ok(out)
+    store.read(|tx| tx.readings(org, meter_id, quantity_name(quantity), from_ms, to_ms))
 }
 
 /// Stores `parsed` (one payload) for `org`: values go to their series, energy totals
@@ -196,22 +157,31 @@ pub fn record(
     glitch_tolerance_kwh: f64,
     extra_flags: u8,
 ) -> Result<Recorded, StoreError> {
+    store.write(|tx| record_in(tx, org, parsed, glitch_tolerance_kwh, extra_flags))
+}
+
+fn record_in(
+    tx: &mut dyn Tx,
+    org: &str,
+    parsed: &Parsed,
+    glitch_tolerance_kwh: f64,
+    extra_flags: u8,
+) -> Result<Recorded, StoreError> {
     let mut out = Recorded::default();
     let mut recs: BTreeMap<String, MeterRecord> = BTreeMap::new();
-    let load = |id: &str| -> Result<MeterRecord, StoreError> {
-        Ok(meter(store, org, id)?.unwrap_or_else(|| MeterRecord {
+    let load = |tx: &mut dyn Tx, id: &str| -> Result<MeterRecord, StoreError> {
+        Ok(get_meter(tx, org, id)?.unwrap_or_else(|| MeterRecord {
             org: org.to_owned(),
             meter_id: id.to_owned(),
             ..MeterRecord::default()
         }))
     };
-    let mut batch = sled::Batch::default();
     let mut readings: Vec<_> = parsed.readings.iter().collect();
     readings.sort_by_key(|r| r.ts_ms);
     for r in readings {
         let rec = match recs.entry(r.meter_id.clone()) {
             btree_map::Entry::Occupied(e) => e.into_mut(),
-            btree_map::Entry::Vacant(e) => e.insert(load(&r.meter_id)?),
+            btree_map::Entry::Vacant(e) => e.insert(load(tx, &r.meter_id)?),
         };
         let mut flags = extra_flags;
         if r.quantity == Quantity::Energy {
@@ -266,10 +236,12 @@ pub fn record(
             .insert(quantity_name(r.quantity).to_owned(), r.unit.to_string());
         rec.readings += 1;
         rec.last_ts_ms = rec.last_ts_ms.max(r.ts_ms);
-        batch.insert(
-            reading_key(org, &r.meter_id, r.quantity, r.ts_ms),
-            encode_value(r.value, flags).to_vec(),
-        );
+        tx.reading_put(
+            org,
+            &r.meter_id,
+            quantity_name(r.quantity),
+            (r.ts_ms, r.value, flags),
+        )?;
         out.stored += 1;
     }
     for rej in &parsed.rejected {
@@ -279,13 +251,12 @@ pub fn record(
         }
         let rec = match recs.entry(rej.meter_id.clone()) {
             btree_map::Entry::Occupied(e) => e.into_mut(),
-            btree_map::Entry::Vacant(e) => e.insert(load(&rej.meter_id)?),
+            btree_map::Entry::Vacant(e) => e.insert(load(tx, &rej.meter_id)?),
         };
         *rec.rejected.entry(rej.reason.clone()).or_default() += 1;
     }
-    store.meter_readings()?.apply_batch(batch)?;
     for rec in recs.values() {
-        put_meter(store, rec)?;
+        put_meter(tx, rec)?;
     }
     Ok(out)
 }
@@ -299,32 +270,32 @@ pub fn import_load_curve(
     meter_id: &str,
     curve: &veille_domain::rooms::loadcurve::LoadCurve,
 ) -> Result<(u64, u64), StoreError> {
-    let tree = store.meter_readings()?;
-    let mut batch = sled::Batch::default();
-    let (mut new, mut present) = (0u64, 0u64);
-    let mut last = 0;
-    for p in &curve.points {
-        let key = reading_key(org, meter_id, Quantity::Power, p.start_ms);
-        if tree.contains_key(&key)? {
-            present += 1;
-        } else {
-            new += 1;
+    let power = quantity_name(Quantity::Power);
+    let counts = store.write(|tx| {
+        let (mut new, mut present) = (0u64, 0u64);
+        let mut last = 0;
+        for p in &curve.points {
+            if tx.reading_exists(org, meter_id, power, p.start_ms)? {
+                present += 1;
+            } else {
+                new += 1;
+            }
+            last = last.max(p.start_ms);
+            tx.reading_put(org, meter_id, power, (p.start_ms, p.power_w, FLAG_IMPORTED))?;
         }
-        last = last.max(p.start_ms);
-        batch.insert(key, encode_value(p.power_w, FLAG_IMPORTED).to_vec());
-    }
-    let mut rec = meter(store, org, meter_id)?.unwrap_or_else(|| MeterRecord {
-        org: org.to_owned(),
-        meter_id: meter_id.to_owned(),
-        ..MeterRecord::default()
-    });
-    rec.units.insert("power".into(), "W".into());
-    rec.readings += new;
-    rec.last_ts_ms = rec.last_ts_ms.max(last);
-    tree.apply_batch(batch)?;
-    put_meter(store, &rec)?;
+        let mut rec = get_meter(tx, org, meter_id)?.unwrap_or_else(|| MeterRecord {
+            org: org.to_owned(),
+            meter_id: meter_id.to_owned(),
+            ..MeterRecord::default()
+        });
+        rec.units.insert("power".into(), "W".into());
+        rec.readings += new;
+        rec.last_ts_ms = rec.last_ts_ms.max(last);
+        put_meter(tx, &rec)?;
+        Ok((new, present))
+    })?;
     store.flush()?;
-    Ok((new, present))
+    Ok(counts)
 }
 
 /// Daily means of a series by local date in `tz`, over `[first, last]`. A day counts

@@ -1,69 +1,130 @@
-//! Durable storage of reports and registries, on sled.
+//! Durable storage of reports and registries, behind one interface and two engines.
 //!
-//! The method set is the storage contract the rest of the collector relies on, shaped so
-//! that a PostgreSQL backend (DESIGN.md "Scale") can implement it later with the same
-//! idempotency key: [`Store::apply_batch`] (all reports of a batch or none; a
-//! transaction), [`Store::flush`] (the durability point: an Ack is sent only after
-//! it), and read methods returning plain values. It is a concrete struct until that
-//! second backend exists.
+//! [`Store`] holds the rules every engine shares — idempotent batches keyed on
+//! (org, device_id, seq) with conflicts kept apart, hourly rollups maintained with each
+//! stored report, boot sessions, inventories and their history, retention — and an
+//! [`Engine`] keeps the bytes: [`sqlite::Sqlite`] embedded (the default, one file in
+//! the data directory) or [`postgres`] for several collectors on one database
+//! (`[store] backend = "postgres"`). The conformance tests below run against both.
 //!
-//! # Trees and keys
+//! [`Store::apply_batch`] commits a whole batch or nothing; [`Store::flush`] is the
+//! durability point (an Ack is sent only after it): one flush covers every batch
+//! applied before it, which is the ingest's group commit.
+//!
+//! # Data
+//! Bulk data is packed ([`codec`]): a device-hour of raw reports is one row, a
+//! device-day of hourly rollups another. Registries are small values under byte keys
+//! in the engine's kv table:
+//!
+//! | tree (engine::Tree) | key                                              | value |
+//! |---------------------|--------------------------------------------------|-------|
+//! | `devices`           | org \0 device_id                                 | JSON [`DeviceRecord`] |
+//! | `boot_sessions`     | org \0 device_id \0 boot_id                      | JSON [`BootSession`] |
+//! | `inventory`         | org \0 device_id                                 | prost `Inventory` |
+//! | `inventory_history` | org \0 device_id \0 received_ms (u64 BE)         | prost `Inventory` replaced at that time |
+//! | `conflicts`         | org \0 device_id \0 seq (u64 BE) received_ms (u64 BE) n (u32 BE) | prost `Report` |
+//! | `asset`             | org \0 device_id                                 | JSON [`AssetRecord`] (GLPI import) |
+//! | `policies`          | org \0 version (u64 BE)                          | prost `SignedPolicy` (the `policy` module) |
+//! | `meters`            | org \0 meter_id                                  | JSON (the `meters` module) |
+//! | `rooms`             | org \0 room name                                 | JSON room (the `rooms` module) |
+//!
 //! Ids never contain NUL (org ids are `[A-Za-z0-9._-]`, device and boot ids are
 //! refused with control characters by `validate_batch`), so NUL separates key parts and
 //! a prefix scan on `org \0 device_id \0` finds exactly one device's rows.
-//!
-//! | tree            | key                                              | value |
-//! |-----------------|--------------------------------------------------|-------|
-//! | `reports`       | org \0 device_id \0 seq (u64 BE)                 | prost `Report` |
-//! | `conflicts`     | org \0 device_id \0 seq (u64 BE) received_ms (u64 BE) n (u32 BE) | prost `Report` |
-//! | `devices`       | org \0 device_id                                 | JSON [`DeviceRecord`] |
-//! | `boot_sessions` | org \0 device_id \0 boot_id                      | JSON [`BootSession`] |
-//! | `inventory`     | org \0 device_id                                 | prost `Inventory` |
-//! | `rollups`       | org \0 device_id \0 hour (sortable u64 BE)       | 80-byte [`HourRollup`] |
-//! | `inventory_history` | org \0 device_id \0 received_ms (u64 BE)   | prost `Inventory` replaced at that time |
-//! | `asset`         | org \0 device_id                                 | JSON [`AssetRecord`] (GLPI import) |
-//! | `policies`      | org \0 version (u64 BE)                          | prost `SignedPolicy` (the `policy` module) |
-//! | `meter_readings`, `meters` | see [`crate::store::meters`]            | |
-//! | `rooms`         | org \0 room name                                 | JSON room (the `reports::rooms` module) |
 
-/// Directory of the sled store inside the data directory.
-pub const STORE_DIR: &str = "db";
-
+pub mod codec;
+pub mod engine;
 pub mod meters;
+pub mod postgres;
 pub mod retention;
 pub mod rooms;
+pub mod sqlite;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use prost::Message;
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
 use veille_proto::v1::{EventKind, Inventory, Report, ReportBatch};
 
+use crate::store::engine::{Dev, Engine, RawHour, Tree, Tx};
 use veille_domain::devices::DeviceRecord;
-use veille_domain::energy::rollup::{self, HourRollup};
+use veille_domain::energy::rollup::{self, HOUR_MS, HourRollup};
 use veille_domain::renewal::asset::AssetRecord;
+
+/// Directory of the embedded store inside the data directory.
+pub const STORE_DIR: &str = "store";
+
+/// Directory where Veille 0.1 kept its sled store: recognised to refuse it clearly.
+pub const OLD_SLED_DIR: &str = "db";
+
+/// The layout this version reads and writes, recorded in the store's `meta`. Bump it
+/// with any change an older collector would misread.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Page cache per connection of [`Store::open`] (tests and tools); the server takes
+/// `[store] cache_mib`.
+const TOOL_CACHE_MIB: u32 = 8;
+
+const DAY_MS: i64 = veille_proto::units::MS_PER_DAY;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error("cannot open the store {path}: {reason}")]
+    Open { path: PathBuf, reason: String },
     #[error(
-        "the store {path} is locked by another process (is a collector running on this data directory?)"
+        "{path} holds a Veille 0.1 store (sled), which this version does not read; \
+         0.1 was never released, so there is no migration: move it away (or start with \
+         an empty data directory) and let the agents resend what their spools hold"
     )]
-    Locked { path: PathBuf },
-    #[error("cannot open the store {path}: {source}")]
-    Open { path: PathBuf, source: sled::Error },
-    #[error("store I/O error: {0}")]
-    Sled(#[from] sled::Error),
-    #[error("corrupt entry in tree {tree}, key {key}: {reason}")]
+    OldSled { path: PathBuf },
+    #[error(
+        "the store at {location} has format {found}, this collector reads format \
+         {FORMAT_VERSION}: run the collector version that wrote it, or export its data \
+         with that version and start a new store"
+    )]
+    Format { location: String, found: String },
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the store is busy (another process holds its write lock): {0}")]
+    Busy(String),
+    #[error("store engine error: {0}")]
+    Engine(String),
+    #[error("corrupt entry in {tree}, key {key}: {reason}")]
     Corrupt {
         tree: &'static str,
         key: String,
         reason: String,
     },
+}
+
+impl StoreError {
+    /// The store cannot take writes now but may later (disk full, database gone): the
+    /// ingest answers UNAVAILABLE and agents keep their spool.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Busy(_))
+    }
+}
+
+/// Where the store lives: `[store]` in the collector config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// The embedded engine in this directory.
+    Embedded { dir: PathBuf, cache_mib: u32 },
+    /// A PostgreSQL database.
+    Postgres { url: String },
+}
+
+impl Location {
+    /// For messages: a path, or the URL without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            Location::Embedded { dir, .. } => dir.display().to_string(),
+            Location::Postgres { url } => postgres::redact(url),
+        }
+    }
 }
 
 /// One boot session of one device, as seen through its reports.
@@ -117,9 +178,6 @@ pub struct PurgeOutcome {
     pub reports: u64,
 }
 
-/// Reports deleted per write-lock hold during a purge.
-pub const PURGE_CHUNK: u64 = 10_000;
-
 /// A conflicting version of a report, kept apart from the stored one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConflictEntry {
@@ -129,84 +187,110 @@ pub struct ConflictEntry {
     pub report: Report,
 }
 
-/// The sled-backed store. Cheap to share behind an `Arc`; reads run concurrently with
-/// the writer, and writes are serialised by an internal lock.
+/// The store. Cheap to share behind an `Arc`; reads run concurrently with writes.
+#[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
-    reports: sled::Tree,
-    conflicts: sled::Tree,
-    devices: sled::Tree,
-    boot_sessions: sled::Tree,
-    inventory: sled::Tree,
-    /// `org \0 device_id \0 hour` → [`HourRollup`]: maintained with every stored report,
-    /// rebuildable from `reports` ([`Store::rebuild_rollups`]).
-    rollups: sled::Tree,
-    /// Previous inventories of a device, each keyed by when it was replaced: "a changed
-    /// monitor, a RAM upgrade" stays visible after the latest inventory overwrote it.
-    inventory_history: sled::Tree,
-    /// Asset facts imported from GLPI ([`AssetRecord`]).
-    asset: sled::Tree,
-    /// `apply_batch` plans with plain reads, then commits in a transaction; the plan is
-    /// only valid if no other write runs in between.
-    write_lock: Mutex<()>,
+    engine: Arc<dyn Engine>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("engine", &self.engine.name())
+            .finish_non_exhaustive()
     }
 }
 
+/// The day (Unix ms at 00:00 UTC) holding `hour`.
+fn day_of(ms: i64) -> i64 {
+    ms.div_euclid(DAY_MS) * DAY_MS
+}
+
 impl Store {
-    /// Opens (creating if needed) the store in directory `path`.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        // sled releases its file lock from a background thread after the last handle is
-        // dropped, so a reopen right after a close (a CLI command just after the server
-        // stopped, a test) can see the lock for a moment. Retry briefly; a store held by
-        // a running server is still reported as locked.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-        loop {
-            match Self::open_once(path) {
-                Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                other => return other,
-            }
-        }
+    /// Opens (creating if needed) the embedded store in directory `dir`, with a small
+    /// page cache (tests and tools; the collector opens what its config names with
+    /// `Config::open_store`).
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_location(&Location::Embedded {
+            dir: dir.to_owned(),
+            cache_mib: TOOL_CACHE_MIB,
+        })
     }
 
-    fn open_once(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(path).open().map_err(|source| {
-            if matches!(&source, sled::Error::Io(e) if e.to_string().contains("could not acquire lock"))
-            {
-                StoreError::Locked {
-                    path: path.to_owned(),
+    /// Opens the store at `location`, checking its format.
+    pub fn open_location(location: &Location) -> Result<Self, StoreError> {
+        let engine: Arc<dyn Engine> = match location {
+            Location::Embedded { dir, cache_mib } => {
+                if dir.join("conf").is_file() && dir.join("db").is_file() {
+                    return Err(StoreError::OldSled { path: dir.clone() });
                 }
-            } else {
-                StoreError::Open {
-                    path: path.to_owned(),
-                    source,
-                }
+                Arc::new(sqlite::Sqlite::open(dir, *cache_mib)?)
             }
-        })?;
-        Ok(Self {
-            reports: db.open_tree("reports")?,
-            conflicts: db.open_tree("conflicts")?,
-            devices: db.open_tree("devices")?,
-            boot_sessions: db.open_tree("boot_sessions")?,
-            inventory: db.open_tree("inventory")?,
-            rollups: db.open_tree("rollups")?,
-            inventory_history: db.open_tree("inventory_history")?,
-            asset: db.open_tree("asset")?,
-            db,
-            write_lock: Mutex::new(()),
+            Location::Postgres { url } => postgres::connect(url)?,
+        };
+        let store = Self { engine };
+        store.check_format(&location.describe())?;
+        Ok(store)
+    }
+
+    /// A store over `engine` (tests, benchmarks), its format checked.
+    pub fn with_engine(engine: Arc<dyn Engine>) -> Result<Self, StoreError> {
+        let store = Self { engine };
+        store.check_format("(engine)")?;
+        Ok(store)
+    }
+
+    /// Records the format in a new store; refuses a store of another format.
+    fn check_format(&self, location: &str) -> Result<(), StoreError> {
+        let key = b"format";
+        let expected = FORMAT_VERSION.to_string();
+        self.write(|tx| match tx.kv_get(Tree::Meta, key)? {
+            None => tx.kv_put(Tree::Meta, key, expected.as_bytes()),
+            Some(v) if v == expected.as_bytes() => Ok(()),
+            Some(v) => Err(StoreError::Format {
+                location: location.to_owned(),
+                found: String::from_utf8_lossy(&v).into_owned(),
+            }),
         })
+    }
+
+    /// `embedded` or `postgres`.
+    pub fn engine_name(&self) -> &'static str {
+        self.engine.name()
+    }
+
+    /// Runs `body` in one write transaction (committed on `Ok`). For the store's own
+    /// modules (meters, rooms, policies), which keep their records in kv trees.
+    pub fn write<T>(
+        &self,
+        mut body: impl FnMut(&mut dyn Tx) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut out = None;
+        self.engine.write(&mut |tx| {
+            out = Some(body(tx)?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| StoreError::Engine("write transaction returned nothing".into()))
+    }
+
+    /// Runs `body` on a consistent snapshot.
+    pub fn read<T>(
+        &self,
+        mut body: impl FnMut(&mut dyn Tx) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut out = None;
+        self.engine.read(&mut |tx| {
+            out = Some(body(tx)?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| StoreError::Engine("read transaction returned nothing".into()))
     }
 
     /// Applies a validated batch of `org`: new reports are stored, resends counted as
     /// duplicates, different content under a stored seq kept apart as a conflict; the
-    /// device, boot-session and inventory registries are updated. All of it commits
-    /// atomically or not at all. Not durable until [`Store::flush`] returns.
+    /// device, boot-session and inventory registries and the hourly rollups are
+    /// updated. All of it commits atomically or not at all. Not durable until
+    /// [`Store::flush`] returns.
     ///
     /// The batch must have passed [`veille_proto::validate_batch`].
     pub fn apply_batch(
@@ -215,12 +299,535 @@ impl Store {
         batch: &ReportBatch,
         received_unix_ms: i64,
     ) -> Result<BatchOutcome, StoreError> {
-        // A poisoned lock only means another write panicked; the trees are still
-        // consistent (sled transactions are atomic), so carry on.
-        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.write(|tx| apply::batch(tx, org, batch, received_unix_ms))
+    }
+
+    /// Makes every write applied so far durable. Returns once the data is on disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.engine.flush()
+    }
+
+    /// Bytes the store takes on disk, for `/metrics`.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.engine.size_on_disk()
+    }
+
+    /// Device records, of one org or of all, sorted by (org, device_id).
+    pub fn devices(&self, org: Option<&str>) -> Result<Vec<DeviceRecord>, StoreError> {
+        let p = org.map(prefix).unwrap_or_default();
+        self.read(|tx| {
+            tx.kv_scan(Tree::Devices, &p)?
+                .iter()
+                .map(|(k, v)| decode_json(Tree::Devices, k, v))
+                .collect()
+        })
+    }
+
+    /// One device's record.
+    pub fn device(&self, org: &str, device_id: &str) -> Result<Option<DeviceRecord>, StoreError> {
+        let key = device_key(org, device_id);
+        self.read(|tx| {
+            tx.kv_get(Tree::Devices, &key)?
+                .map(|v| decode_json(Tree::Devices, &key, &v))
+                .transpose()
+        })
+    }
+
+    /// Stored reports of one device with seq in `seqs`, in seq order.
+    pub fn reports(
+        &self,
+        org: &str,
+        device_id: &str,
+        seqs: RangeInclusive<u64>,
+    ) -> Result<Vec<Report>, StoreError> {
+        let dev = Dev {
+            org,
+            device: device_id,
+        };
+        self.read(|tx| {
+            let mut out = Vec::new();
+            for raw in tx.raw_by_seq(dev, *seqs.start(), *seqs.end())? {
+                out.extend(
+                    unpack(dev, &raw)?
+                        .into_iter()
+                        .filter(|r| seqs.contains(&r.seq)),
+                );
+            }
+            out.sort_by_key(|r| r.seq);
+            Ok(out)
+        })
+    }
+
+    /// Every stored report of one device, in seq order (tests, `export`).
+    pub fn all_reports(&self, org: &str, device_id: &str) -> Result<Vec<Report>, StoreError> {
+        self.reports(org, device_id, 0..=u64::MAX)
+    }
+
+    /// Number of stored reports, all devices.
+    pub fn report_count(&self) -> usize {
+        self.read(|tx| tx.raw_report_count())
+            .map(|n| n as usize)
+            .unwrap_or_default()
+    }
+
+    /// Conflicting versions kept for one device, by seq then arrival.
+    pub fn conflicts(&self, org: &str, device_id: &str) -> Result<Vec<ConflictEntry>, StoreError> {
+        let mut p = device_key(org, device_id);
+        p.push(0);
+        self.read(|tx| {
+            let mut out = Vec::new();
+            for (k, v) in tx.kv_scan(Tree::Conflicts, &p)? {
+                let rest = &k[p.len()..];
+                let (Some(s), Some(r)) = (rest.get(0..8), rest.get(8..16)) else {
+                    return Err(corrupt(Tree::Conflicts, &k, "key too short"));
+                };
+                out.push(ConflictEntry {
+                    seq: be_u64(s),
+                    received_unix_ms: be_u64(r) as i64,
+                    report: decode_proto(Tree::Conflicts, &k, &v)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Boot sessions of one device, by boot id.
+    pub fn boot_sessions(
+        &self,
+        org: &str,
+        device_id: &str,
+    ) -> Result<Vec<(String, BootSession)>, StoreError> {
+        let mut p = device_key(org, device_id);
+        p.push(0);
+        self.read(|tx| {
+            tx.kv_scan(Tree::BootSessions, &p)?
+                .iter()
+                .map(|(k, v)| {
+                    let boot_id = String::from_utf8_lossy(&k[p.len()..]).into_owned();
+                    Ok((boot_id, decode_json(Tree::BootSessions, k, v)?))
+                })
+                .collect()
+        })
+    }
+
+    /// The latest inventory a device sent.
+    pub fn inventory(&self, org: &str, device_id: &str) -> Result<Option<Inventory>, StoreError> {
+        let key = device_key(org, device_id);
+        self.read(|tx| {
+            tx.kv_get(Tree::Inventory, &key)?
+                .map(|v| decode_proto(Tree::Inventory, &key, &v))
+                .transpose()
+        })
+    }
+
+    /// Previous inventories of one device, oldest first, each with the collector time
+    /// (Unix ms) at which a different inventory replaced it.
+    pub fn inventory_history(
+        &self,
+        org: &str,
+        device_id: &str,
+    ) -> Result<Vec<(i64, Inventory)>, StoreError> {
+        let mut p = device_key(org, device_id);
+        p.push(0);
+        self.read(|tx| {
+            tx.kv_scan(Tree::InventoryHistory, &p)?
+                .iter()
+                .map(|(k, v)| {
+                    let at = k
+                        .last_chunk::<8>()
+                        .map(|b| u64::from_be_bytes(*b) as i64)
+                        .unwrap_or_default();
+                    Ok((at, decode_proto(Tree::InventoryHistory, k, v)?))
+                })
+                .collect()
+        })
+    }
+
+    /// The asset facts imported for one device.
+    pub fn asset(&self, org: &str, device_id: &str) -> Result<Option<AssetRecord>, StoreError> {
+        let key = device_key(org, device_id);
+        self.read(|tx| {
+            tx.kv_get(Tree::Asset, &key)?
+                .map(|v| decode_json(Tree::Asset, &key, &v))
+                .transpose()
+        })
+    }
+
+    /// Writes asset records, all in one transaction (an import is never half-applied),
+    /// then flushes. A record whose facts equal the stored ones is left as it is, so a
+    /// re-import changes nothing. Returns (written, unchanged).
+    pub fn put_assets(
+        &self,
+        records: &[(String, String, AssetRecord)],
+    ) -> Result<(usize, usize), StoreError> {
+        let out = self.write(|tx| {
+            let (mut written, mut unchanged) = (0, 0);
+            for (org, device_id, record) in records {
+                let key = device_key(org, device_id);
+                let same = match tx.kv_get(Tree::Asset, &key)? {
+                    Some(v) => {
+                        decode_json::<AssetRecord>(Tree::Asset, &key, &v)?.same_facts(record)
+                    }
+                    None => false,
+                };
+                if same {
+                    unchanged += 1;
+                } else {
+                    tx.kv_put(Tree::Asset, &key, &encode_json(record))?;
+                    written += 1;
+                }
+            }
+            Ok((written, unchanged))
+        })?;
+        self.flush()?;
+        Ok(out)
+    }
+
+    /// Hourly rollups of one device for hours starting in `[from_hour, to_hour)`.
+    pub fn rollups(
+        &self,
+        org: &str,
+        device_id: &str,
+        from_hour: i64,
+        to_hour: i64,
+    ) -> Result<Vec<(i64, HourRollup)>, StoreError> {
+        let dev = Dev {
+            org,
+            device: device_id,
+        };
+        let (from_day, to_day) = day_span(from_hour, to_hour);
+        self.read(|tx| {
+            let mut out = Vec::new();
+            for (day, data) in tx.rollup_days(dev, from_day, to_day)? {
+                push_hours(&mut out, dev, day, &data, from_hour, to_hour)?;
+            }
+            Ok(out)
+        })
+    }
+
+    /// Every device's hourly rollups in `[from_hour, to_hour)`, of `org` (all with
+    /// `None`), in one scan: `each` gets one device at a time, in (org, device) order,
+    /// with its hours in order. What a fleet report reads.
+    pub fn rollups_of_fleet(
+        &self,
+        org: Option<&str>,
+        from_hour: i64,
+        to_hour: i64,
+        mut each: impl FnMut(&str, &str, Vec<(i64, HourRollup)>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let (from_day, to_day) = day_span(from_hour, to_hour);
+        self.read(|tx| {
+            let mut current: Option<(String, String)> = None;
+            let mut hours = Vec::new();
+            tx.rollup_days_all(org, from_day, to_day, &mut |o, d, day, data| {
+                if current.as_ref().is_none_or(|(co, cd)| co != o || cd != d) {
+                    if let Some((co, cd)) = current.take() {
+                        each(&co, &cd, std::mem::take(&mut hours))?;
+                    }
+                    current = Some((o.to_owned(), d.to_owned()));
+                }
+                push_hours(
+                    &mut hours,
+                    Dev { org: o, device: d },
+                    day,
+                    data,
+                    from_hour,
+                    to_hour,
+                )
+            })?;
+            if let Some((co, cd)) = current.take() {
+                each(&co, &cd, std::mem::take(&mut hours))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Writes rollups as given, replacing any stored for those hours. For bulk loads
+    /// (a migration from another tool) and benchmarks; ingest maintains rollups itself.
+    pub fn put_rollups(
+        &self,
+        org: &str,
+        device_id: &str,
+        rollups: &[(i64, HourRollup)],
+    ) -> Result<(), StoreError> {
+        let dev = Dev {
+            org,
+            device: device_id,
+        };
+        let mut by_day: BTreeMap<i64, Vec<(i64, HourRollup)>> = BTreeMap::new();
+        for (hour, r) in rollups {
+            by_day.entry(day_of(*hour)).or_default().push((*hour, *r));
+        }
+        self.write(|tx| {
+            for (day, hours) in &by_day {
+                let mut slots = read_day(tx, dev, *day)?;
+                for (hour, r) in hours {
+                    slots[((hour - day) / HOUR_MS) as usize] = Some(*r);
+                }
+                tx.rollup_day_put(dev, *day, &codec::encode_rollup_day(&slots))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Deletes each device's raw reports that ended before `cutoff_unix_ms` (rounded
+    /// down to an hour), in seq order, stopping at its first report that ends later, so
+    /// "every seq up to the watermark is gone" holds and a resend of one is recognised.
+    /// Rollups stay and the hours before the cutoff become closed. One transaction per
+    /// device: ingest waits milliseconds, not the whole purge.
+    ///
+    /// Only hours before the cutoff are read: a report with a lower seq but a later
+    /// start (an agent clock set back) stays stored above the watermark, which keeps
+    /// both rules true (it is a duplicate if resent; its hours are still open).
+    pub fn purge_raw_reports(&self, cutoff_unix_ms: i64) -> Result<PurgeOutcome, StoreError> {
+        let cutoff = rollup::hour_of(cutoff_unix_ms);
+        let mut outcome = PurgeOutcome::default();
+        for record in self.devices(None)? {
+            let n = self.write(|tx| purge_device(tx, &record.org, &record.device_id, cutoff))?;
+            if n > 0 {
+                outcome.devices += 1;
+                outcome.reports += n;
+            }
+        }
+        if outcome.reports > 0 {
+            self.flush()?;
+        }
+        Ok(outcome)
+    }
+
+    /// Recomputes every rollup from the raw reports (after a crash of an older version,
+    /// or to check them): the result is identical to what ingest maintained. Returns
+    /// (reports read, rollups written). `progress` is called after each device with the
+    /// reports read so far.
+    pub fn rebuild_rollups(&self, mut progress: impl FnMut(u64)) -> Result<(u64, u64), StoreError> {
+        let mut reports = 0u64;
+        let mut written = 0u64;
+        for record in self.devices(None)? {
+            let (r, w) = self.write(|tx| rebuild_device(tx, &record))?;
+            reports += r;
+            written += w;
+            progress(reports);
+        }
+        self.flush()?;
+        Ok((reports, written))
+    }
+}
+
+/// Days covering hours `[from_hour, to_hour)`.
+fn day_span(from_hour: i64, to_hour: i64) -> (i64, i64) {
+    let from_day = day_of(from_hour);
+    let to_day = if to_hour <= from_hour {
+        from_day
+    } else {
+        day_of(to_hour.saturating_sub(1)).saturating_add(DAY_MS)
+    };
+    (from_day, to_day)
+}
+
+fn push_hours(
+    out: &mut Vec<(i64, HourRollup)>,
+    dev: Dev<'_>,
+    day: i64,
+    data: &[u8],
+    from_hour: i64,
+    to_hour: i64,
+) -> Result<(), StoreError> {
+    let slots = codec::decode_rollup_day(data)
+        .map_err(|e| corrupt(Tree::Devices, &day_key(dev, day), &e.to_string()))
+        .map_err(|e| match e {
+            StoreError::Corrupt { key, reason, .. } => StoreError::Corrupt {
+                tree: "rollup_days",
+                key,
+                reason,
+            },
+            other => other,
+        })?;
+    for (i, slot) in slots.iter().enumerate() {
+        let hour = day + i as i64 * HOUR_MS;
+        if let Some(r) = slot
+            && hour >= from_hour
+            && hour < to_hour
+        {
+            out.push((hour, *r));
+        }
+    }
+    Ok(())
+}
+
+fn day_key(dev: Dev<'_>, day: i64) -> Vec<u8> {
+    let mut k = device_key(dev.org, dev.device);
+    k.push(0);
+    k.extend_from_slice(day.to_string().as_bytes());
+    k
+}
+
+/// The stored rollups of one device-day, as slots.
+fn read_day(
+    tx: &mut dyn Tx,
+    dev: Dev<'_>,
+    day: i64,
+) -> Result<[Option<HourRollup>; codec::HOURS_PER_DAY], StoreError> {
+    match tx.rollup_day_get(dev, day)? {
+        None => Ok(Default::default()),
+        Some(data) => codec::decode_rollup_day(&data).map_err(|e| StoreError::Corrupt {
+            tree: "rollup_days",
+            key: printable(&day_key(dev, day)),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// The reports of one raw hour.
+fn unpack(dev: Dev<'_>, raw: &RawHour) -> Result<Vec<Report>, StoreError> {
+    codec::decode_reports(&raw.data).map_err(|e| StoreError::Corrupt {
+        tree: "raw_hours",
+        key: printable(&day_key(dev, raw.hour)),
+        reason: e.to_string(),
+    })
+}
+
+/// Packs `reports` (one device, one hour) into a raw hour.
+fn pack(hour: i64, reports: &[Report]) -> RawHour {
+    RawHour {
+        hour,
+        seq_min: reports.iter().map(|r| r.seq).min().unwrap_or_default(),
+        seq_max: reports.iter().map(|r| r.seq).max().unwrap_or_default(),
+        reports: reports.len() as u64,
+        data: codec::encode_reports(reports),
+    }
+}
+
+fn purge_device(
+    tx: &mut dyn Tx,
+    org: &str,
+    device_id: &str,
+    cutoff: i64,
+) -> Result<u64, StoreError> {
+    let dev = Dev {
+        org,
+        device: device_id,
+    };
+    tx.lock_device(dev)?;
+    let dev_key = device_key(org, device_id);
+    let Some(v) = tx.kv_get(Tree::Devices, &dev_key)? else {
+        return Ok(0);
+    };
+    let mut device = decode_json::<DeviceRecord>(Tree::Devices, &dev_key, &v)?;
+    let rows = tx.raw_range(dev, i64::MIN, cutoff)?;
+    let mut all: Vec<(i64, Report)> = Vec::new();
+    for raw in &rows {
+        all.extend(unpack(dev, raw)?.into_iter().map(|r| (raw.hour, r)));
+    }
+    all.sort_by_key(|(_, r)| r.seq);
+    let purged_through = device.raw_purged_through_seq;
+    let mut doomed_through = None;
+    for (_, r) in &all {
+        if r.end_unix_ms >= cutoff {
+            break;
+        }
+        doomed_through = Some(r.seq);
+    }
+    let Some(last) = doomed_through else {
+        return Ok(0);
+    };
+    let mut keep: BTreeMap<i64, Vec<Report>> = BTreeMap::new();
+    let mut n = 0u64;
+    for (hour, r) in all {
+        if r.seq <= last {
+            n += 1;
+        } else {
+            keep.entry(hour).or_default().push(r);
+        }
+    }
+    for raw in &rows {
+        match keep.get(&raw.hour) {
+            Some(left) if left.len() as u64 != raw.reports => {
+                tx.raw_put(dev, &pack(raw.hour, left))?
+            }
+            Some(_) => {}
+            None => tx.raw_delete(dev, raw.hour)?,
+        }
+    }
+    device.raw_purged_through_seq = Some(purged_through.map_or(last, |p| p.max(last)));
+    device.rollups_closed_before_unix_ms = device.rollups_closed_before_unix_ms.max(cutoff);
+    tx.kv_put(Tree::Devices, &dev_key, &encode_json(&device))?;
+    Ok(n)
+}
+
+/// Rebuilds one device's rollups from its raw reports, keeping the hours a purge
+/// closed. Returns (reports read, hourly rollups written).
+fn rebuild_device(tx: &mut dyn Tx, record: &DeviceRecord) -> Result<(u64, u64), StoreError> {
+    let dev = Dev {
+        org: &record.org,
+        device: &record.device_id,
+    };
+    tx.lock_device(dev)?;
+    let closed_before = if record.rollups_closed_before_unix_ms != 0 {
+        record.rollups_closed_before_unix_ms
+    } else {
+        i64::MIN
+    };
+    let mut reports = Vec::new();
+    for raw in tx.raw_range(dev, i64::MIN, i64::MAX)? {
+        reports.extend(unpack(dev, &raw)?);
+    }
+    // Seq order: the order ingest added the parts in, so both give the same bits.
+    reports.sort_by_key(|r| r.seq);
+    let mut hours: BTreeMap<i64, HourRollup> = BTreeMap::new();
+    rollup::accumulate(&reports, &mut hours);
+    let mut days: BTreeMap<i64, [Option<HourRollup>; codec::HOURS_PER_DAY]> = BTreeMap::new();
+    for (day, data) in tx.rollup_days(dev, i64::MIN, i64::MAX)? {
+        let slots = codec::decode_rollup_day(&data).map_err(|e| StoreError::Corrupt {
+            tree: "rollup_days",
+            key: printable(&day_key(dev, day)),
+            reason: e.to_string(),
+        })?;
+        // Closed hours stay as stored; open ones are recomputed.
+        let mut kept: [Option<HourRollup>; codec::HOURS_PER_DAY] = Default::default();
+        for (i, slot) in slots.iter().enumerate() {
+            if day + (i as i64) * HOUR_MS < closed_before {
+                kept[i] = *slot;
+            }
+        }
+        days.insert(day, kept);
+    }
+    let mut written = 0u64;
+    for (hour, r) in hours {
+        if hour < closed_before {
+            continue;
+        }
+        let day = day_of(hour);
+        days.entry(day).or_default()[((hour - day) / HOUR_MS) as usize] = Some(r);
+        written += 1;
+    }
+    for (day, slots) in &days {
+        if slots.iter().all(Option::is_none) {
+            tx.rollup_day_delete(dev, *day)?;
+        } else {
+            tx.rollup_day_put(dev, *day, &codec::encode_rollup_day(slots))?;
+        }
+    }
+    Ok((reports.len() as u64, written))
+}
+
+/// The batch rules, on one transaction.
+mod apply {
+    use super::*;
+
+    pub(super) fn batch(
+        tx: &mut dyn Tx,
+        org: &str,
+        batch: &ReportBatch,
+        received_unix_ms: i64,
+    ) -> Result<BatchOutcome, StoreError> {
+        let dev = Dev {
+            org,
+            device: &batch.device_id,
+        };
+        tx.lock_device(dev)?;
         let dev_key = device_key(org, &batch.device_id);
-        let mut device = match self.devices.get(&dev_key)? {
-            Some(v) => decode_json::<DeviceRecord>("devices", &dev_key, &v)?,
+        let mut device = match tx.kv_get(Tree::Devices, &dev_key)? {
+            Some(v) => decode_json::<DeviceRecord>(Tree::Devices, &dev_key, &v)?,
             None => DeviceRecord {
                 org: org.to_owned(),
                 device_id: batch.device_id.clone(),
@@ -234,14 +841,13 @@ impl Store {
         }
 
         let mut outcome = BatchOutcome::default();
-        let mut reports = sled::Batch::default();
-        let mut conflicts = sled::Batch::default();
+        let mut existing = stored_versions(tx, dev, &device, batch)?;
+        let mut new_by_hour: BTreeMap<i64, Vec<Report>> = BTreeMap::new();
         let mut sessions: HashMap<String, BootSession> = HashMap::new();
         // Parts are kept apart and added one by one, in seq order, onto the stored
         // value: floating-point addition is not associative, and this is the order
         // `rebuild_rollups` adds them in, so both give the same bits.
         let mut new_rollups: BTreeMap<i64, Vec<HourRollup>> = BTreeMap::new();
-        let mut existing = self.existing_reports(org, batch)?;
         for report in &batch.reports {
             if device
                 .raw_purged_through_seq
@@ -251,37 +857,26 @@ impl Store {
                 outcome.duplicates += 1;
                 continue;
             }
-            let key = report_key(org, &batch.device_id, report.seq);
-            let bytes = report.encode_to_vec();
-            let stored = match &mut existing {
-                Some(found) => found.remove(&report.seq),
-                None => self.reports.get(&key)?,
-            };
-            match stored {
-                Some(existing) if existing.as_ref() == bytes.as_slice() => {
+            match existing.remove(&report.seq) {
+                Some(stored) if stored == *report => {
                     outcome.duplicates += 1;
+                    existing.insert(report.seq, stored);
                 }
-                Some(_) => {
+                Some(stored) => {
+                    existing.insert(report.seq, stored);
                     outcome.conflicts += 1;
                     outcome.first_conflict_seq.get_or_insert(report.seq);
-                    let mut seen = 0u32;
-                    let mut known = false;
-                    for entry in self.conflicts.scan_prefix(&key) {
-                        let (_, v) = entry?;
-                        seen += 1;
-                        known |= v.as_ref() == bytes.as_slice();
-                    }
-                    if !known {
-                        let mut ckey = key.clone();
-                        ckey.extend_from_slice(&(received_unix_ms.max(0) as u64).to_be_bytes());
-                        ckey.extend_from_slice(&seen.to_be_bytes());
-                        conflicts.insert(ckey, bytes);
+                    if keep_conflict(tx, org, &batch.device_id, report, received_unix_ms)? {
                         outcome.new_conflicts += 1;
                     }
                 }
                 None => {
                     outcome.stored += 1;
-                    reports.insert(key, bytes);
+                    existing.insert(report.seq, report.clone());
+                    new_by_hour
+                        .entry(rollup::hour_of(report.start_unix_ms))
+                        .or_default()
+                        .push(report.clone());
                     for (hour, part) in rollup::split_by_hour(report) {
                         new_rollups.entry(hour).or_default().push(part);
                     }
@@ -292,51 +887,49 @@ impl Store {
                         device.highest_seq = report.seq;
                         device.last_boot_id.clone_from(&report.boot_id);
                     }
-                    let session = match sessions.entry(report.boot_id.clone()) {
-                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                        std::collections::hash_map::Entry::Vacant(e) => {
-                            let bkey = boot_key(org, &batch.device_id, &report.boot_id);
-                            let s = match self.boot_sessions.get(&bkey)? {
-                                Some(v) => decode_json::<BootSession>("boot_sessions", &bkey, &v)?,
-                                None => {
-                                    device.boot_sessions += 1;
-                                    BootSession {
-                                        boot_time_unix_s: report.boot_time_unix_s,
-                                        first_start_unix_ms: report.start_unix_ms,
-                                        last_end_unix_ms: report.end_unix_ms,
-                                        ..Default::default()
-                                    }
-                                }
-                            };
-                            e.insert(s)
-                        }
-                    };
-                    session.reports += 1;
-                    session.first_start_unix_ms =
-                        session.first_start_unix_ms.min(report.start_unix_ms);
-                    let has = |kind: EventKind| report.events.iter().any(|e| e.kind == kind as i32);
-                    if report.end_unix_ms >= session.last_end_unix_ms {
-                        session.last_end_unix_ms = report.end_unix_ms;
-                        session.last_report_shutdown = has(EventKind::Shutdown);
-                        session.last_report_agent_stop =
-                            has(EventKind::AgentStop) && !has(EventKind::Shutdown);
-                    }
-                    session.shutdown_seen |= has(EventKind::Shutdown);
+                    track_session(
+                        tx,
+                        org,
+                        &batch.device_id,
+                        &mut device,
+                        &mut sessions,
+                        report,
+                    )?;
                 }
             }
         }
         device.conflicts += u64::from(outcome.new_conflicts);
         outcome.highest_durable_seq = device.highest_seq;
 
-        let mut boot_batch = sled::Batch::default();
-        for (boot_id, session) in &sessions {
-            boot_batch.insert(
-                boot_key(org, &batch.device_id, boot_id),
-                encode_json(session),
-            );
+        for (hour, mut reports) in new_by_hour {
+            if let Some(raw) = tx.raw_get(dev, hour)? {
+                reports.extend(unpack(dev, &raw)?);
+            }
+            tx.raw_put(dev, &pack(hour, &reports))?;
         }
-        let mut inventory_batch = sled::Batch::default();
-        let mut history_batch = sled::Batch::default();
+        let mut by_day: BTreeMap<i64, Vec<(i64, Vec<HourRollup>)>> = BTreeMap::new();
+        for (hour, parts) in new_rollups {
+            by_day.entry(day_of(hour)).or_default().push((hour, parts));
+        }
+        for (day, hours) in by_day {
+            let mut slots = read_day(tx, dev, day)?;
+            for (hour, parts) in hours {
+                let slot = &mut slots[((hour - day) / HOUR_MS) as usize];
+                let mut total = slot.unwrap_or_default();
+                for part in &parts {
+                    total.add(part);
+                }
+                *slot = Some(total);
+            }
+            tx.rollup_day_put(dev, day, &codec::encode_rollup_day(&slots))?;
+        }
+        for (boot_id, session) in &sessions {
+            tx.kv_put(
+                Tree::BootSessions,
+                &boot_key(org, &batch.device_id, boot_id),
+                &encode_json(session),
+            )?;
+        }
         if let Some(inv) = &batch.inventory {
             if !inv.hostname.is_empty() {
                 device.hostname.clone_from(&inv.hostname);
@@ -345,511 +938,126 @@ impl Store {
                 device.agent_version.clone_from(&inv.agent_version);
             }
             let bytes = inv.encode_to_vec();
-            if let Some(previous) = self.inventory.get(&dev_key)?
-                && previous.as_ref() != bytes.as_slice()
+            if let Some(previous) = tx.kv_get(Tree::Inventory, &dev_key)?
+                && previous != bytes
             {
                 // Two changes within one millisecond must not overwrite each other.
                 let mut at = received_unix_ms.max(0) as u64;
-                while self
-                    .inventory_history
-                    .contains_key(history_key(org, &batch.device_id, at))?
+                while tx
+                    .kv_get(
+                        Tree::InventoryHistory,
+                        &history_key(org, &batch.device_id, at),
+                    )?
+                    .is_some()
                 {
                     at += 1;
                 }
-                history_batch.insert(history_key(org, &batch.device_id, at), previous);
+                tx.kv_put(
+                    Tree::InventoryHistory,
+                    &history_key(org, &batch.device_id, at),
+                    &previous,
+                )?;
             }
-            inventory_batch.insert(dev_key.clone(), bytes);
+            tx.kv_put(Tree::Inventory, &dev_key, &bytes)?;
         }
-        let mut device_batch = sled::Batch::default();
-        let mut rollup_batch = sled::Batch::default();
-        for (hour, parts) in &new_rollups {
-            let key = rollup_key(org, &batch.device_id, *hour);
-            let mut total = match self.rollups.get(&key)? {
-                Some(v) => HourRollup::decode(&v).ok_or_else(|| StoreError::Corrupt {
-                    tree: "rollups",
-                    key: printable(&key),
-                    reason: "wrong length".into(),
-                })?,
-                None => HourRollup::default(),
-            };
-            for part in parts {
-                total.add(part);
-            }
-            rollup_batch.insert(key, total.encode().to_vec());
-        }
-        device_batch.insert(dev_key, encode_json(&device));
-
-        (
-            &self.reports,
-            &self.conflicts,
-            &self.devices,
-            &self.boot_sessions,
-            &self.inventory,
-            &self.rollups,
-            &self.inventory_history,
-        )
-            .transaction(|(r, c, d, b, i, h, ih)| {
-                r.apply_batch(&reports)?;
-                c.apply_batch(&conflicts)?;
-                d.apply_batch(&device_batch)?;
-                b.apply_batch(&boot_batch)?;
-                i.apply_batch(&inventory_batch)?;
-                h.apply_batch(&rollup_batch)?;
-                ih.apply_batch(&history_batch)?;
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
-            })
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => StoreError::Sled(e),
-            })?;
+        tx.kv_put(Tree::Devices, &dev_key, &encode_json(&device))?;
         Ok(outcome)
     }
 
-    /// Stored reports under the batch's seqs, found with one range scan when the seqs
-    /// are dense (the usual case: an agent's seqs are consecutive). `None` when they are
-    /// sparse: a scan could then walk a long stretch of history, so the caller looks
-    /// each seq up instead.
-    fn existing_reports(
-        &self,
-        org: &str,
+    /// The stored versions of the batch's seqs. A seq above the device's highest
+    /// stored one is new without a look (the usual case: an agent's seqs only grow),
+    /// so only resends and out-of-order batches read stored hours.
+    fn stored_versions(
+        tx: &mut dyn Tx,
+        dev: Dev<'_>,
+        device: &DeviceRecord,
         batch: &ReportBatch,
-    ) -> Result<Option<HashMap<u64, sled::IVec>>, StoreError> {
-        let (Some(first), Some(last)) = (batch.reports.first(), batch.reports.last()) else {
-            return Ok(Some(HashMap::new()));
-        };
-        let span = last.seq.saturating_sub(first.seq);
-        if span > 4 * batch.reports.len() as u64 {
-            return Ok(None);
-        }
-        let from = report_key(org, &batch.device_id, first.seq);
-        let to = report_key(org, &batch.device_id, last.seq);
+    ) -> Result<HashMap<u64, Report>, StoreError> {
+        let lo = batch.reports.iter().map(|r| r.seq).min();
+        let hi = batch
+            .reports
+            .iter()
+            .map(|r| r.seq)
+            .filter(|s| *s <= device.highest_seq)
+            .max();
         let mut found = HashMap::new();
-        for entry in self.reports.range(from..=to) {
-            let (k, v) = entry?;
-            if let Some((_, _, seq)) = parse_report_key(&k) {
-                found.insert(seq, v);
-            }
-        }
-        Ok(Some(found))
-    }
-
-    /// The `policies` tree: every signed policy of every org, kept by version
-    /// (the `policy` module reads and writes it).
-    pub fn policies(&self) -> Result<sled::Tree, StoreError> {
-        Ok(self.db.open_tree("policies")?)
-    }
-
-    /// The `meter_readings` tree ([`crate::store::meters`]).
-    pub fn meter_readings(&self) -> Result<sled::Tree, StoreError> {
-        Ok(self.db.open_tree("meter_readings")?)
-    }
-
-    /// The `meters` registry tree ([`crate::store::meters`]).
-    pub fn meters(&self) -> Result<sled::Tree, StoreError> {
-        Ok(self.db.open_tree("meters")?)
-    }
-
-    /// The `rooms` tree (the `reports::rooms` module).
-    pub fn rooms(&self) -> Result<sled::Tree, StoreError> {
-        Ok(self.db.open_tree("rooms")?)
-    }
-
-    /// Makes every write applied so far durable (one fsync of sled's log). Returns once
-    /// the data is on disk.
-    pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
-    }
-
-    /// Bytes the store takes on disk (sled's own figure), for `/metrics`.
-    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.db.size_on_disk()?)
-    }
-
-    /// Device records, of one org or of all, sorted by (org, device_id).
-    pub fn devices(&self, org: Option<&str>) -> Result<Vec<DeviceRecord>, StoreError> {
-        let iter = match org {
-            Some(org) => self.devices.scan_prefix(prefix(org)),
-            None => self.devices.iter(),
+        let (Some(lo), Some(hi)) = (lo, hi) else {
+            return Ok(found);
         };
-        let mut out = Vec::new();
-        for entry in iter {
-            let (k, v) = entry?;
-            out.push(decode_json::<DeviceRecord>("devices", &k, &v)?);
+        if device.reports == 0 || lo > hi {
+            return Ok(found);
         }
-        Ok(out)
-    }
-
-    /// One device's record.
-    pub fn device(&self, org: &str, device_id: &str) -> Result<Option<DeviceRecord>, StoreError> {
-        let key = device_key(org, device_id);
-        self.devices
-            .get(&key)?
-            .map(|v| decode_json("devices", &key, &v))
-            .transpose()
-    }
-
-    /// Stored reports of one device with seq in `seqs`, in seq order.
-    pub fn reports(
-        &self,
-        org: &str,
-        device_id: &str,
-        seqs: RangeInclusive<u64>,
-    ) -> Result<Vec<Report>, StoreError> {
-        let from = report_key(org, device_id, *seqs.start());
-        let to = report_key(org, device_id, *seqs.end());
-        let mut out = Vec::new();
-        for entry in self.reports.range(from..=to) {
-            let (k, v) = entry?;
-            out.push(decode_proto::<Report>("reports", &k, &v)?);
-        }
-        Ok(out)
-    }
-
-    /// Number of stored reports, all devices (a full scan: for tests and tools).
-    pub fn report_count(&self) -> usize {
-        self.reports.len()
-    }
-
-    /// Conflicting versions kept for one device, by seq then arrival.
-    pub fn conflicts(&self, org: &str, device_id: &str) -> Result<Vec<ConflictEntry>, StoreError> {
-        let p = {
-            let mut p = device_key(org, device_id);
-            p.push(0);
-            p
-        };
-        let mut out = Vec::new();
-        for entry in self.conflicts.scan_prefix(&p) {
-            let (k, v) = entry?;
-            let rest = &k[p.len()..];
-            let (seq, received) = match (rest.get(0..8), rest.get(8..16)) {
-                (Some(s), Some(r)) => (be_u64(s), be_u64(r) as i64),
-                _ => {
-                    return Err(StoreError::Corrupt {
-                        tree: "conflicts",
-                        key: printable(&k),
-                        reason: "key too short".into(),
-                    });
+        let wanted: std::collections::HashSet<u64> = batch.reports.iter().map(|r| r.seq).collect();
+        for raw in tx.raw_by_seq(dev, lo, hi)? {
+            for r in unpack(dev, &raw)? {
+                if wanted.contains(&r.seq) {
+                    found.insert(r.seq, r);
                 }
-            };
-            out.push(ConflictEntry {
-                seq,
-                received_unix_ms: received,
-                report: decode_proto("conflicts", &k, &v)?,
-            });
-        }
-        Ok(out)
-    }
-
-    /// Boot sessions of one device, by boot id.
-    pub fn boot_sessions(
-        &self,
-        org: &str,
-        device_id: &str,
-    ) -> Result<Vec<(String, BootSession)>, StoreError> {
-        let mut p = device_key(org, device_id);
-        p.push(0);
-        let mut out = Vec::new();
-        for entry in self.boot_sessions.scan_prefix(&p) {
-            let (k, v) = entry?;
-            let boot_id = String::from_utf8_lossy(&k[p.len()..]).into_owned();
-            out.push((boot_id, decode_json("boot_sessions", &k, &v)?));
-        }
-        Ok(out)
-    }
-
-    /// The latest inventory a device sent.
-    pub fn inventory(&self, org: &str, device_id: &str) -> Result<Option<Inventory>, StoreError> {
-        let key = device_key(org, device_id);
-        self.inventory
-            .get(&key)?
-            .map(|v| decode_proto("inventory", &key, &v))
-            .transpose()
-    }
-
-    /// Previous inventories of one device, oldest first, each with the collector time
-    /// (Unix ms) at which a different inventory replaced it.
-    pub fn inventory_history(
-        &self,
-        org: &str,
-        device_id: &str,
-    ) -> Result<Vec<(i64, Inventory)>, StoreError> {
-        let mut p = device_key(org, device_id);
-        p.push(0);
-        let mut out = Vec::new();
-        for entry in self.inventory_history.scan_prefix(&p) {
-            let (k, v) = entry?;
-            let at = k
-                .last_chunk::<8>()
-                .map(|b| u64::from_be_bytes(*b) as i64)
-                .unwrap_or_default();
-            out.push((at, decode_proto("inventory_history", &k, &v)?));
-        }
-        Ok(out)
-    }
-
-    /// The asset facts imported for one device.
-    pub fn asset(&self, org: &str, device_id: &str) -> Result<Option<AssetRecord>, StoreError> {
-        let key = device_key(org, device_id);
-        self.asset
-            .get(&key)?
-            .map(|v| decode_json("asset", &key, &v))
-            .transpose()
-    }
-
-    /// Writes asset records, all in one transaction (an import is never half-applied),
-    /// then flushes. A record whose facts equal the stored ones is left as it is, so a
-    /// re-import changes nothing. Returns (written, unchanged).
-    pub fn put_assets(
-        &self,
-        records: &[(String, String, AssetRecord)],
-    ) -> Result<(usize, usize), StoreError> {
-        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut batch = sled::Batch::default();
-        let (mut written, mut unchanged) = (0, 0);
-        for (org, device_id, record) in records {
-            let key = device_key(org, device_id);
-            let same = match self.asset.get(&key)? {
-                Some(v) => decode_json::<AssetRecord>("asset", &key, &v)?.same_facts(record),
-                None => false,
-            };
-            if same {
-                unchanged += 1;
-            } else {
-                batch.insert(key, encode_json(record));
-                written += 1;
             }
         }
-        self.asset
-            .transaction(|t| {
-                t.apply_batch(&batch)?;
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
-            })
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => StoreError::Sled(e),
-            })?;
-        self.db.flush()?;
-        Ok((written, unchanged))
+        Ok(found)
     }
 
-    /// Hourly rollups of one device for hours starting in `[from_hour, to_hour)`.
-    pub fn rollups(
-        &self,
+    /// Stores a conflicting version unless this exact version is already kept.
+    /// Returns whether it was new.
+    fn keep_conflict(
+        tx: &mut dyn Tx,
         org: &str,
         device_id: &str,
-        from_hour: i64,
-        to_hour: i64,
-    ) -> Result<Vec<(i64, HourRollup)>, StoreError> {
-        let from = rollup_key(org, device_id, from_hour);
-        let to = rollup_key(org, device_id, to_hour);
-        let mut out = Vec::new();
-        for entry in self.rollups.range(from..to) {
-            let (k, v) = entry?;
-            let hour = k
-                .last_chunk::<8>()
-                .map(|b| sortable_to_i64(u64::from_be_bytes(*b)))
-                .unwrap_or_default();
-            let r = HourRollup::decode(&v).ok_or_else(|| StoreError::Corrupt {
-                tree: "rollups",
-                key: printable(&k),
-                reason: "wrong length".into(),
-            })?;
-            out.push((hour, r));
+        report: &Report,
+        received_unix_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let key = report_key(org, device_id, report.seq);
+        let bytes = report.encode_to_vec();
+        let kept = tx.kv_scan(Tree::Conflicts, &key)?;
+        if kept.iter().any(|(_, v)| *v == bytes) {
+            return Ok(false);
         }
-        Ok(out)
+        let mut ckey = key;
+        ckey.extend_from_slice(&(received_unix_ms.max(0) as u64).to_be_bytes());
+        ckey.extend_from_slice(&(kept.len() as u32).to_be_bytes());
+        tx.kv_put(Tree::Conflicts, &ckey, &bytes)?;
+        Ok(true)
     }
 
-    /// Writes rollups as given, replacing any stored for those hours. For bulk loads
-    /// (a migration from another tool) and benchmarks; ingest maintains rollups itself.
-    pub fn put_rollups(
-        &self,
+    fn track_session(
+        tx: &mut dyn Tx,
         org: &str,
         device_id: &str,
-        rollups: &[(i64, HourRollup)],
+        device: &mut DeviceRecord,
+        sessions: &mut HashMap<String, BootSession>,
+        report: &Report,
     ) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for (hour, r) in rollups {
-            batch.insert(rollup_key(org, device_id, *hour), r.encode().to_vec());
+        let session = match sessions.entry(report.boot_id.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let bkey = boot_key(org, device_id, &report.boot_id);
+                let s = match tx.kv_get(Tree::BootSessions, &bkey)? {
+                    Some(v) => decode_json::<BootSession>(Tree::BootSessions, &bkey, &v)?,
+                    None => {
+                        device.boot_sessions += 1;
+                        BootSession {
+                            boot_time_unix_s: report.boot_time_unix_s,
+                            first_start_unix_ms: report.start_unix_ms,
+                            last_end_unix_ms: report.end_unix_ms,
+                            ..Default::default()
+                        }
+                    }
+                };
+                e.insert(s)
+            }
+        };
+        session.reports += 1;
+        session.first_start_unix_ms = session.first_start_unix_ms.min(report.start_unix_ms);
+        let has = |kind: EventKind| report.events.iter().any(|e| e.kind == kind as i32);
+        if report.end_unix_ms >= session.last_end_unix_ms {
+            session.last_end_unix_ms = report.end_unix_ms;
+            session.last_report_shutdown = has(EventKind::Shutdown);
+            session.last_report_agent_stop = has(EventKind::AgentStop) && !has(EventKind::Shutdown);
         }
-        self.rollups.apply_batch(batch)?;
+        session.shutdown_seen |= has(EventKind::Shutdown);
         Ok(())
     }
-
-    /// Deletes each device's raw reports that ended before `cutoff_unix_ms` (rounded
-    /// down to an hour), in seq order, stopping at its first report that ends later, so
-    /// "every seq up to the watermark is gone" holds and a resend of one is recognised.
-    /// Rollups stay and the hours before the cutoff become closed. The write lock is
-    /// taken per chunk of [`PURGE_CHUNK`] reports: ingest waits milliseconds, not the
-    /// whole purge.
-    pub fn purge_raw_reports(&self, cutoff_unix_ms: i64) -> Result<PurgeOutcome, StoreError> {
-        let cutoff = rollup::hour_of(cutoff_unix_ms);
-        let mut outcome = PurgeOutcome::default();
-        let device_keys = self.devices.iter().keys().collect::<Result<Vec<_>, _>>()?;
-        for dev_key in device_keys {
-            let mut purged_any = false;
-            loop {
-                let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-                let Some(v) = self.devices.get(&dev_key)? else {
-                    break;
-                };
-                let mut device = decode_json::<DeviceRecord>("devices", &dev_key, &v)?;
-                let first = device
-                    .raw_purged_through_seq
-                    .map_or(0, |s| s.saturating_add(1));
-                let seq_key = |seq: u64| {
-                    let mut k = dev_key.to_vec();
-                    k.push(0);
-                    k.extend_from_slice(&seq.to_be_bytes());
-                    k
-                };
-                let mut doomed = sled::Batch::default();
-                let mut last = None;
-                let mut n = 0u64;
-                for entry in self.reports.range(seq_key(first)..=seq_key(u64::MAX)) {
-                    let (k, v) = entry?;
-                    let report: Report = decode_proto("reports", &k, &v)?;
-                    if report.end_unix_ms >= cutoff || n == PURGE_CHUNK {
-                        break;
-                    }
-                    doomed.remove(k);
-                    last = Some(report.seq);
-                    n += 1;
-                }
-                let Some(last) = last else {
-                    break;
-                };
-                device.raw_purged_through_seq = Some(last);
-                device.rollups_closed_before_unix_ms =
-                    device.rollups_closed_before_unix_ms.max(cutoff);
-                let record = encode_json(&device);
-                (&self.reports, &self.devices)
-                    .transaction(|(r, d)| {
-                        r.apply_batch(&doomed)?;
-                        d.insert(dev_key.as_ref(), record.as_slice())?;
-                        Ok::<_, ConflictableTransactionError<StoreError>>(())
-                    })
-                    .map_err(|e| match e {
-                        TransactionError::Abort(e) => e,
-                        TransactionError::Storage(e) => StoreError::Sled(e),
-                    })?;
-                outcome.reports += n;
-                purged_any = true;
-                if n < PURGE_CHUNK {
-                    break;
-                }
-            }
-            outcome.devices += u64::from(purged_any);
-        }
-        if outcome.reports > 0 {
-            self.db.flush()?;
-        }
-        Ok(outcome)
-    }
-
-    /// Recomputes every rollup from the raw reports (after a crash of an older version,
-    /// or to check them): the result is identical to what ingest maintained. Returns
-    /// (reports read, rollups written). `progress` is called every 100,000 reports.
-    pub fn rebuild_rollups(&self, mut progress: impl FnMut(u64)) -> Result<(u64, u64), StoreError> {
-        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-        // Hours closed by a purge have no raw reports left behind them: keep those.
-        let mut closed: HashMap<Vec<u8>, i64> = HashMap::new();
-        for entry in self.devices.iter() {
-            let (k, v) = entry?;
-            let d = decode_json::<DeviceRecord>("devices", &k, &v)?;
-            if d.rollups_closed_before_unix_ms != 0 {
-                closed.insert(k.to_vec(), d.rollups_closed_before_unix_ms);
-            }
-        }
-        if closed.is_empty() {
-            self.rollups.clear()?;
-        } else {
-            let mut stale = sled::Batch::default();
-            for entry in self.rollups.iter() {
-                let (k, _) = entry?;
-                let keep = split_rollup_key(&k).is_some_and(|(device, hour)| {
-                    closed.get(device).is_some_and(|before| hour < *before)
-                });
-                if !keep {
-                    stale.remove(k);
-                }
-            }
-            self.rollups.apply_batch(stale)?;
-        }
-        let mut reports = 0u64;
-        let mut written = 0u64;
-        let mut current: Option<Vec<u8>> = None;
-        let mut hours: BTreeMap<i64, HourRollup> = BTreeMap::new();
-        let mut flush =
-            |device: &[u8], hours: &mut BTreeMap<i64, HourRollup>| -> Result<(), StoreError> {
-                let closed_before = closed.get(device).copied().unwrap_or(i64::MIN);
-                let mut batch = sled::Batch::default();
-                for (hour, r) in std::mem::take(hours) {
-                    if hour < closed_before {
-                        continue;
-                    }
-                    let mut key = device.to_vec();
-                    key.push(0);
-                    key.extend_from_slice(&i64_to_sortable(hour).to_be_bytes());
-                    batch.insert(key, r.encode().to_vec());
-                    written += 1;
-                }
-                self.rollups.apply_batch(batch)?;
-                Ok(())
-            };
-        for entry in self.reports.iter() {
-            let (k, v) = entry?;
-            let Some((org, device, _)) = parse_report_key(&k) else {
-                return Err(StoreError::Corrupt {
-                    tree: "reports",
-                    key: printable(&k),
-                    reason: "bad key".into(),
-                });
-            };
-            let dev = device_key(org, device);
-            if current.as_deref() != Some(dev.as_slice()) {
-                if let Some(prev) = current.take() {
-                    flush(&prev, &mut hours)?;
-                }
-                current = Some(dev);
-            }
-            let report: Report = decode_proto("reports", &k, &v)?;
-            rollup::accumulate([&report], &mut hours);
-            reports += 1;
-            if reports.is_multiple_of(100_000) {
-                progress(reports);
-            }
-        }
-        if let Some(prev) = current.take() {
-            flush(&prev, &mut hours)?;
-        }
-        self.db.flush()?;
-        Ok((reports, written))
-    }
-}
-
-/// `org \0 device_id \0 hour` with the hour (Unix ms) mapped to a big-endian u64 that
-/// sorts like the signed value.
-pub fn rollup_key(org: &str, device_id: &str, hour: i64) -> Vec<u8> {
-    let mut k = device_key(org, device_id);
-    k.push(0);
-    k.extend_from_slice(&i64_to_sortable(hour).to_be_bytes());
-    k
-}
-
-/// `(org \0 device_id, hour)` of a rollup key.
-fn split_rollup_key(key: &[u8]) -> Option<(&[u8], i64)> {
-    let (head, hour) = key.split_last_chunk::<8>()?;
-    let device = head.strip_suffix(&[0])?;
-    Some((device, sortable_to_i64(u64::from_be_bytes(*hour))))
-}
-
-fn i64_to_sortable(v: i64) -> u64 {
-    (v as u64) ^ (1 << 63)
-}
-
-fn sortable_to_i64(v: u64) -> i64 {
-    (v ^ (1 << 63)) as i64
 }
 
 /// `org \0`: prefix of every key of one org.
@@ -911,33 +1119,35 @@ fn printable(key: &[u8]) -> String {
     key.escape_ascii().to_string()
 }
 
-fn encode_json<T: Serialize>(value: &T) -> Vec<u8> {
-    // Plain structs of strings, integers and booleans always serialise.
+fn corrupt(tree: Tree, key: &[u8], reason: &str) -> StoreError {
+    StoreError::Corrupt {
+        tree: tree.name(),
+        key: printable(key),
+        reason: reason.into(),
+    }
+}
+
+/// JSON of a registry record.
+pub(crate) fn encode_json<T: Serialize>(value: &T) -> Vec<u8> {
+    // Plain structs of strings, numbers and booleans always serialise.
     serde_json::to_vec(value).unwrap_or_default()
 }
 
-fn decode_json<T: serde::de::DeserializeOwned>(
-    tree: &'static str,
+/// A registry record from its JSON, or a corruption error naming where it was.
+pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(
+    tree: Tree,
     key: &[u8],
     bytes: &[u8],
 ) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        tree,
-        key: printable(key),
-        reason: e.to_string(),
-    })
+    serde_json::from_slice(bytes).map_err(|e| corrupt(tree, key, &e.to_string()))
 }
 
-fn decode_proto<T: Message + Default>(
-    tree: &'static str,
+pub(crate) fn decode_proto<T: Message + Default>(
+    tree: Tree,
     key: &[u8],
     bytes: &[u8],
 ) -> Result<T, StoreError> {
-    T::decode(bytes).map_err(|e| StoreError::Corrupt {
-        tree,
-        key: printable(key),
-        reason: e.to_string(),
-    })
+    T::decode(bytes).map_err(|e| corrupt(tree, key, &e.to_string()))
 }
 
 #[cfg(test)]
@@ -1242,10 +1452,45 @@ mod tests {
     }
 
     #[test]
-    fn a_second_open_of_the_same_store_reports_the_lock() {
+    fn two_processes_share_one_store_and_see_each_others_commits() {
         let dir = tempfile::tempdir().unwrap();
-        let _first = Store::open(dir.path()).unwrap();
+        let server = Store::open(dir.path()).unwrap();
+        let cli = Store::open(dir.path()).unwrap();
+        server
+            .apply_batch("acme", &batch("dev-1", vec![report(1, "b1")]), NOW)
+            .unwrap();
+        server.flush().unwrap();
+        assert_eq!(cli.device("acme", "dev-1").unwrap().unwrap().reports, 1);
+        cli.put_assets(&[("acme".into(), "dev-1".into(), AssetRecord::default())])
+            .unwrap();
+        assert!(server.asset("acme", "dev-1").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_store_records_its_format_and_refuses_another_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let format = store.read(|tx| tx.kv_get(Tree::Meta, b"format")).unwrap();
+        assert_eq!(format, Some(FORMAT_VERSION.to_string().into_bytes()));
+        store
+            .write(|tx| tx.kv_put(Tree::Meta, b"format", b"99"))
+            .unwrap();
+        drop(store);
         let e = Store::open(dir.path()).unwrap_err();
-        assert!(matches!(e, StoreError::Locked { .. }), "{e}");
+        assert!(
+            matches!(e, StoreError::Format { ref found, .. } if found == "99"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("reads format 2"), "{e}");
+    }
+
+    #[test]
+    fn a_sled_directory_is_named_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("conf"), "segment_size: 524288\n").unwrap();
+        std::fs::write(dir.path().join("db"), [0u8; 16]).unwrap();
+        let e = Store::open(dir.path()).unwrap_err();
+        assert!(matches!(e, StoreError::OldSled { .. }), "{e}");
+        assert!(!dir.path().join(sqlite::FILE).exists());
     }
 }

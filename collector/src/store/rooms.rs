@@ -1,4 +1,4 @@
-//! Server rooms in the store: the `rooms` tree, one JSON [`Room`] per `org \0 name`.
+//! Server rooms in the store: the `rooms` kv tree, one JSON [`Room`] per `org \0 name`.
 //! A room names its member devices (a tag or hostnames), its meters by role and its
 //! cooling setpoint changes; the setpoint report reads them.
 
@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Store, StoreError, device_key, prefix};
+use crate::store::engine::Tree;
+use crate::store::{Store, StoreError, decode_json, device_key, encode_json, prefix};
 
 /// The meter roles of a room.
 pub const ROLES: [&str; 5] = ["it", "total", "cooling", "inlet", "outdoor"];
@@ -39,40 +40,23 @@ pub struct Room {
 
 pub fn get_room(store: &Store, org: &str, name: &str) -> Result<Option<Room>, StoreError> {
     let key = device_key(org, name);
-    match store.rooms()?.get(&key)? {
+    match store.read(|tx| tx.kv_get(Tree::Rooms, &key))? {
         None => Ok(None),
-        Some(v) => serde_json::from_slice(&v)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt {
-                tree: "rooms",
-                key: format!("{org}/{name}"),
-                reason: e.to_string(),
-            }),
+        Some(v) => decode_json(Tree::Rooms, &key, &v).map(Some),
     }
 }
 
 pub fn put_room(store: &Store, room: &Room) -> Result<(), StoreError> {
-    let v = serde_json::to_vec(room).unwrap_or_default();
-    store
-        .rooms()?
-        .insert(device_key(&room.org, &room.name), v)?;
+    let v = encode_json(room);
+    store.write(|tx| tx.kv_put(Tree::Rooms, &device_key(&room.org, &room.name), &v))?;
     store.flush()
 }
 
 pub fn rooms_of(store: &Store, org: Option<&str>) -> Result<Vec<Room>, StoreError> {
-    let tree = store.rooms()?;
-    let iter = match org {
-        Some(o) => tree.scan_prefix(prefix(o)),
-        None => tree.iter(),
-    };
-    let mut out = Vec::new();
-    for e in iter {
-        let (k, v) = e?;
-        out.push(serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
-            tree: "rooms",
-            key: String::from_utf8_lossy(&k).replace('\0', "/"),
-            reason: e.to_string(),
-        })?);
-    }
-    Ok(out)
+    let p = org.map(prefix).unwrap_or_default();
+    store
+        .read(|tx| tx.kv_scan(Tree::Rooms, &p))?
+        .iter()
+        .map(|(k, v)| decode_json(Tree::Rooms, k, v))
+        .collect()
 }

@@ -1,0 +1,544 @@
+//! The packed forms the store keeps its bulk data in: a device-hour of raw reports in
+//! one value, a device-day of hourly rollups in another.
+//!
+//! Why pack: one row per 60-s report costs every engine its row and index overhead
+//! (sled ~550 B per ~100-byte report, PostgreSQL 6.6–7.4 KB per device-hour, issue 17),
+//! while the reports of one device in one hour differ by a few bytes each: seq +1, start
+//! = previous end, a minute long, uptime +60. Stored as deltas, a report takes ~15 bytes
+//! and a device-hour one row.
+//!
+//! Both codecs are lossless for every value the contract allows (property tests below):
+//! idempotency compares a resend with the stored report field by field, so a stored
+//! report must decode to exactly what arrived. Values outside the common shape (a
+//! `cpu_util` that is not a whole permille, a negative time, a huge counter) take more
+//! bytes, never a rounding.
+
+use prost::Message;
+use veille_proto::v1::Report;
+
+use veille_domain::energy::rollup::HourRollup;
+
+/// First byte of every packed value: bump it when the layout changes, and teach
+/// [`decode_reports`] / [`decode_rollup_day`] the old one or refuse it.
+const FORMAT: u8 = 1;
+
+/// Hours in a packed rollup day.
+pub const HOURS_PER_DAY: usize = 24;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    #[error("packed value of format {0}, this version reads format {FORMAT}")]
+    Format(u8),
+    #[error("packed value truncated")]
+    Truncated,
+    #[error("packed value malformed: {0}")]
+    Malformed(&'static str),
+}
+
+/// Packs reports (any order; written in seq order). Reports are expected to have
+/// distinct seqs; the store guarantees it.
+pub fn encode_reports(reports: &[Report]) -> Vec<u8> {
+    let mut sorted: Vec<&Report> = reports.iter().collect();
+    sorted.sort_by_key(|r| r.seq);
+    let mut boots: Vec<&str> = Vec::new();
+    for r in &sorted {
+        if !boots.contains(&r.boot_id.as_str()) {
+            boots.push(&r.boot_id);
+        }
+    }
+    let mut out = Vec::with_capacity(16 + sorted.len() * 16);
+    out.push(FORMAT);
+    put_varint(&mut out, sorted.len() as u128);
+    put_varint(&mut out, boots.len() as u128);
+    for b in &boots {
+        put_varint(&mut out, b.len() as u128);
+        out.extend_from_slice(b.as_bytes());
+    }
+    let mut prev = Prev::default();
+    for r in sorted {
+        put_varint(&mut out, u128::from(r.seq.wrapping_sub(prev.seq)));
+        let boot = boots
+            .iter()
+            .position(|b| *b == r.boot_id)
+            .unwrap_or_default();
+        put_varint(&mut out, boot as u128);
+        put_signed(&mut out, i128::from(r.start_unix_ms) - i128::from(prev.end));
+        put_signed(
+            &mut out,
+            i128::from(r.end_unix_ms) - i128::from(r.start_unix_ms),
+        );
+        put_signed(
+            &mut out,
+            i128::from(r.boot_time_unix_s) - i128::from(prev.boot_time),
+        );
+        put_signed(&mut out, i128::from(r.uptime_s) - i128::from(prev.uptime));
+        put_varint(&mut out, u128::from(r.active_ms));
+        put_varint(&mut out, u128::from(r.sleep_ms));
+        // Idle is usually what remains of the interval: store the difference.
+        let rest = i128::from(r.end_unix_ms)
+            - i128::from(r.start_unix_ms)
+            - i128::from(r.active_ms)
+            - i128::from(r.sleep_ms);
+        put_signed(&mut out, rest - i128::from(r.idle_ms));
+        put_signed(&mut out, i128::from(r.activity_rule));
+        put_cpu(&mut out, r.cpu_util);
+        let extra = Report {
+            events: r.events.clone(),
+            measurements: r.measurements.clone(),
+            temperatures: r.temperatures.clone(),
+            ..Default::default()
+        };
+        let extra = extra.encode_to_vec();
+        put_varint(&mut out, extra.len() as u128);
+        out.extend_from_slice(&extra);
+        prev = Prev {
+            seq: r.seq,
+            end: r.end_unix_ms,
+            boot_time: r.boot_time_unix_s,
+            uptime: r.uptime_s,
+        };
+    }
+    out
+}
+
+#[derive(Default)]
+struct Prev {
+    seq: u64,
+    end: i64,
+    boot_time: i64,
+    uptime: u64,
+}
+
+/// Unpacks what [`encode_reports`] wrote, in seq order.
+pub fn decode_reports(bytes: &[u8]) -> Result<Vec<Report>, CodecError> {
+    let mut r = Reader { bytes, pos: 0 };
+    let format = r.byte()?;
+    if format != FORMAT {
+        return Err(CodecError::Format(format));
+    }
+    let n = r.len()?;
+    let nboots = r.len()?;
+    let mut boots = Vec::with_capacity(nboots.min(1024));
+    for _ in 0..nboots {
+        let len = r.len()?;
+        let b = r.take(len)?;
+        boots.push(
+            std::str::from_utf8(b)
+                .map_err(|_| CodecError::Malformed("boot id is not UTF-8"))?
+                .to_owned(),
+        );
+    }
+    let mut out = Vec::with_capacity(n.min(4096));
+    let mut prev = Prev::default();
+    for _ in 0..n {
+        let seq = prev.seq.wrapping_add(u64_of(r.varint()?)?);
+        let boot = boots
+            .get(r.len()?)
+            .ok_or(CodecError::Malformed("boot index out of range"))?
+            .clone();
+        let start = i64_of(i128::from(prev.end) + r.signed()?)?;
+        let end = i64_of(i128::from(start) + r.signed()?)?;
+        let boot_time = i64_of(i128::from(prev.boot_time) + r.signed()?)?;
+        let uptime = u64_of_i(i128::from(prev.uptime) + r.signed()?)?;
+        let active = u64_of(r.varint()?)?;
+        let sleep = u64_of(r.varint()?)?;
+        let rest = i128::from(end) - i128::from(start) - i128::from(active) - i128::from(sleep);
+        let idle = u64_of_i(rest - r.signed()?)?;
+        let rule = i32::try_from(r.signed()?).map_err(|_| CodecError::Malformed("rule"))?;
+        let cpu = r.cpu()?;
+        let extra_len = r.len()?;
+        let extra = Report::decode(r.take(extra_len)?)
+            .map_err(|_| CodecError::Malformed("events, measurements or temperatures"))?;
+        out.push(Report {
+            boot_id: boot,
+            seq,
+            start_unix_ms: start,
+            end_unix_ms: end,
+            boot_time_unix_s: boot_time,
+            uptime_s: uptime,
+            active_ms: active,
+            idle_ms: idle,
+            sleep_ms: sleep,
+            activity_rule: rule,
+            events: extra.events,
+            cpu_util: cpu,
+            measurements: extra.measurements,
+            temperatures: extra.temperatures,
+        });
+        prev = Prev {
+            seq,
+            end,
+            boot_time,
+            uptime,
+        };
+    }
+    if r.pos != bytes.len() {
+        return Err(CodecError::Malformed("trailing bytes"));
+    }
+    Ok(out)
+}
+
+/// Packs the rollups of one day: slot `i` is the hour starting `i` hours after the
+/// day's start (UTC), `None` for an hour without data.
+pub fn encode_rollup_day(hours: &[Option<HourRollup>; HOURS_PER_DAY]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + 24 * 40);
+    out.push(FORMAT);
+    let mut mask = 0u32;
+    for (i, h) in hours.iter().enumerate() {
+        if h.is_some() {
+            mask |= 1 << i;
+        }
+    }
+    put_varint(&mut out, u128::from(mask));
+    for h in hours.iter().flatten() {
+        for v in h.encode().chunks_exact(8) {
+            let v = f64::from_le_bytes(v.try_into().unwrap_or_default());
+            put_number(&mut out, v);
+        }
+    }
+    out
+}
+
+/// Unpacks what [`encode_rollup_day`] wrote.
+pub fn decode_rollup_day(bytes: &[u8]) -> Result<[Option<HourRollup>; HOURS_PER_DAY], CodecError> {
+    let mut r = Reader { bytes, pos: 0 };
+    let format = r.byte()?;
+    if format != FORMAT {
+        return Err(CodecError::Format(format));
+    }
+    let mask = u32::try_from(r.varint()?).map_err(|_| CodecError::Malformed("hour mask"))?;
+    if mask >> HOURS_PER_DAY != 0 {
+        return Err(CodecError::Malformed("hour mask"));
+    }
+    let mut out: [Option<HourRollup>; HOURS_PER_DAY] = Default::default();
+    let fields = veille_domain::energy::rollup::ENCODED_LEN / 8;
+    for (i, slot) in out.iter_mut().enumerate() {
+        if mask & (1 << i) == 0 {
+            continue;
+        }
+        let mut raw = Vec::with_capacity(fields * 8);
+        for _ in 0..fields {
+            raw.extend_from_slice(&r.number()?.to_le_bytes());
+        }
+        *slot = Some(HourRollup::decode(&raw).ok_or(CodecError::Malformed("rollup"))?);
+    }
+    if r.pos != bytes.len() {
+        return Err(CodecError::Malformed("trailing bytes"));
+    }
+    Ok(out)
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u128) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_signed(out: &mut Vec<u8>, v: i128) {
+    put_varint(out, ((v << 1) ^ (v >> 127)) as u128);
+}
+
+/// `cpu_util`: 1 + permille when it is exactly a whole permille (the agent rounds to
+/// one), else 0 and the eight bytes of the double.
+fn put_cpu(out: &mut Vec<u8>, v: f64) {
+    let p = (v * 1000.0).round();
+    // -0.0 passes the range and compares equal: the sign check keeps it exact.
+    if (0.0..=1000.0).contains(&p) && !v.is_sign_negative() && (p / 1000.0).to_bits() == v.to_bits()
+    {
+        put_varint(out, p as u128 + 1);
+    } else {
+        put_varint(out, 0);
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// A rollup field: 1 + zigzag of the value when it is a whole number (milliseconds
+/// are), else 0 and the eight bytes.
+fn put_number(out: &mut Vec<u8>, v: f64) {
+    const EXACT: f64 = (1u64 << 53) as f64;
+    if v.fract() == 0.0 && v.abs() < EXACT && ((v as i64) as f64).to_bits() == v.to_bits() {
+        let i = i128::from(v as i64);
+        put_varint(out, (((i << 1) ^ (i >> 127)) as u128) + 1);
+    } else {
+        put_varint(out, 0);
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn byte(&mut self) -> Result<u8, CodecError> {
+        let b = *self.bytes.get(self.pos).ok_or(CodecError::Truncated)?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn take(&mut self, n: usize) -> Result<&[u8], CodecError> {
+        let end = self.pos.checked_add(n).ok_or(CodecError::Truncated)?;
+        let s = self.bytes.get(self.pos..end).ok_or(CodecError::Truncated)?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn varint(&mut self) -> Result<u128, CodecError> {
+        let mut v = 0u128;
+        for shift in (0..128).step_by(7) {
+            let b = self.byte()?;
+            v |= u128::from(b & 0x7f)
+                .checked_shl(shift)
+                .ok_or(CodecError::Malformed("varint too long"))?;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(CodecError::Malformed("varint too long"))
+    }
+
+    fn signed(&mut self) -> Result<i128, CodecError> {
+        let v = self.varint()?;
+        Ok(((v >> 1) as i128) ^ -((v & 1) as i128))
+    }
+
+    fn len(&mut self) -> Result<usize, CodecError> {
+        let v = self.varint()?;
+        let n = usize::try_from(v).map_err(|_| CodecError::Malformed("length"))?;
+        if n > self.bytes.len() {
+            // Every counted item takes at least one byte: a count above the input's
+            // length is a lie, refused before it sizes an allocation.
+            return Err(CodecError::Malformed("length beyond the value"));
+        }
+        Ok(n)
+    }
+
+    fn cpu(&mut self) -> Result<f64, CodecError> {
+        match self.varint()? {
+            0 => Ok(f64::from_le_bytes(
+                self.take(8)?.try_into().unwrap_or_default(),
+            )),
+            k if k <= 1001 => Ok((k - 1) as f64 / 1000.0),
+            _ => Err(CodecError::Malformed("cpu_util")),
+        }
+    }
+
+    fn number(&mut self) -> Result<f64, CodecError> {
+        match self.varint()? {
+            0 => Ok(f64::from_le_bytes(
+                self.take(8)?.try_into().unwrap_or_default(),
+            )),
+            k => {
+                let z = k - 1;
+                let i = ((z >> 1) as i128) ^ -((z & 1) as i128);
+                Ok(i64::try_from(i).map_err(|_| CodecError::Malformed("number"))? as f64)
+            }
+        }
+    }
+}
+
+fn u64_of(v: u128) -> Result<u64, CodecError> {
+    u64::try_from(v).map_err(|_| CodecError::Malformed("value out of range"))
+}
+
+fn u64_of_i(v: i128) -> Result<u64, CodecError> {
+    u64::try_from(v).map_err(|_| CodecError::Malformed("value out of range"))
+}
+
+fn i64_of(v: i128) -> Result<i64, CodecError> {
+    i64::try_from(v).map_err(|_| CodecError::Malformed("value out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use veille_proto::v1::{EnergySource, Event, EventKind, Measurement};
+
+    fn minute(seq: u64, boot: &str) -> Report {
+        let start = 1_780_000_000_000 + seq as i64 * 60_000;
+        Report {
+            boot_id: boot.into(),
+            seq,
+            start_unix_ms: start,
+            end_unix_ms: start + 60_000,
+            boot_time_unix_s: 1_779_990_000,
+            uptime_s: 10_000 + seq * 60,
+            active_ms: 20_000,
+            idle_ms: 40_000,
+            activity_rule: 1,
+            cpu_util: 0.137,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_hour_of_minute_reports_packs_into_about_fifteen_bytes_each() {
+        let hour: Vec<Report> = (1..=60)
+            .map(|s| minute(s, "1b4e28ba-2fa1-11d2-883f-0016d3cca427"))
+            .collect();
+        let packed = encode_reports(&hour);
+        assert_eq!(decode_reports(&packed).unwrap(), hour);
+        let plain: usize = hour.iter().map(|r| r.encoded_len()).sum();
+        assert!(
+            packed.len() < 60 * 20,
+            "{} bytes packed against {plain} as protobuf",
+            packed.len()
+        );
+    }
+
+    #[test]
+    fn odd_values_survive_exactly() {
+        let mut r = minute(5, "b");
+        r.seq = u64::MAX;
+        r.start_unix_ms = i64::MIN;
+        r.end_unix_ms = i64::MAX;
+        r.uptime_s = u64::MAX;
+        r.idle_ms = u64::MAX;
+        r.cpu_util = 0.1234567;
+        r.activity_rule = -7;
+        r.events.push(Event {
+            kind: EventKind::Shutdown as i32,
+            at_unix_ms: 5,
+            count: 1,
+            detail: "x".into(),
+        });
+        r.measurements.push(Measurement {
+            energy_j: 12.5,
+            source: EnergySource::Rapl as i32,
+        });
+        let mut zero = minute(0, "");
+        zero.cpu_util = -0.0;
+        let both = vec![zero, r];
+        let back = decode_reports(&encode_reports(&both)).unwrap();
+        assert_eq!(back, both);
+        assert_eq!(back[0].cpu_util.to_bits(), (-0.0f64).to_bits());
+    }
+
+    #[test]
+    fn truncated_or_foreign_values_are_errors_not_panics() {
+        let packed = encode_reports(&[minute(1, "b"), minute(2, "b")]);
+        for cut in 0..packed.len() {
+            assert!(decode_reports(&packed[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut other = packed.clone();
+        other[0] = 9;
+        assert_eq!(decode_reports(&other), Err(CodecError::Format(9)));
+        let mut long = packed;
+        long.push(0);
+        assert!(decode_reports(&long).is_err());
+    }
+
+    #[test]
+    fn a_rollup_day_round_trips_and_whole_milliseconds_are_small() {
+        let mut day: [Option<HourRollup>; HOURS_PER_DAY] = Default::default();
+        day[0] = Some(HourRollup {
+            covered_ms: 3_600_000.0,
+            awake_ms: 3_600_000.0,
+            modelled_active_ms: 1_200_000.0,
+            modelled_active_util_ms: 164_400.25,
+            modelled_idle_ms: 2_400_000.0,
+            ..Default::default()
+        });
+        day[23] = Some(HourRollup {
+            measured_j: -0.0,
+            sleep_ms: f64::MAX,
+            ..Default::default()
+        });
+        let packed = encode_rollup_day(&day);
+        let back = decode_rollup_day(&packed).unwrap();
+        assert_eq!(back[0], day[0]);
+        assert_eq!(back[23].unwrap().measured_j.to_bits(), (-0.0f64).to_bits());
+        assert_eq!(back[23].unwrap().sleep_ms, f64::MAX);
+        assert!(back[1..23].iter().all(Option::is_none));
+        // Against 2 × 88 bytes unpacked: whole milliseconds take 4 bytes, zeros one.
+        assert!(packed.len() < 70, "{} bytes", packed.len());
+    }
+
+    fn any_report() -> impl Strategy<Value = Report> {
+        (
+            (
+                any::<u64>(),
+                "[a-z0-9-]{0,40}",
+                any::<i64>(),
+                any::<i64>(),
+                any::<i64>(),
+            ),
+            (
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>(),
+                any::<i32>(),
+            ),
+            prop_oneof![
+                any::<f64>(),
+                (0u32..=1000).prop_map(|p| f64::from(p) / 1000.0)
+            ],
+            proptest::option::of((any::<i64>(), "[ -~]{0,20}")),
+        )
+            .prop_map(
+                |((seq, boot, start, end, bt), (up, a, i, s, rule), cpu, ev)| Report {
+                    boot_id: boot,
+                    seq,
+                    start_unix_ms: start,
+                    end_unix_ms: end,
+                    boot_time_unix_s: bt,
+                    uptime_s: up,
+                    active_ms: a,
+                    idle_ms: i,
+                    sleep_ms: s,
+                    activity_rule: rule,
+                    cpu_util: cpu,
+                    events: ev
+                        .map(|(at, d)| Event {
+                            kind: 2,
+                            at_unix_ms: at,
+                            count: 1,
+                            detail: d,
+                        })
+                        .into_iter()
+                        .collect(),
+                    ..Default::default()
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn every_report_set_round_trips(mut reports in proptest::collection::vec(any_report(), 0..20)) {
+            reports.sort_by_key(|r| r.seq);
+            reports.dedup_by_key(|r| r.seq);
+            let back = decode_reports(&encode_reports(&reports)).unwrap();
+            // NaN never equals itself: compare the encodings.
+            let a: Vec<Vec<u8>> = back.iter().map(Message::encode_to_vec).collect();
+            let b: Vec<Vec<u8>> = reports.iter().map(Message::encode_to_vec).collect();
+            prop_assert_eq!(a, b);
+        }
+
+        #[test]
+        fn every_rollup_day_round_trips(vals in proptest::collection::vec(
+            proptest::option::of(proptest::collection::vec(any::<f64>(), 11)), 24)) {
+            let mut day: [Option<HourRollup>; HOURS_PER_DAY] = Default::default();
+            for (slot, v) in day.iter_mut().zip(&vals) {
+                *slot = v.as_ref().map(|v| {
+                    let raw: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                    HourRollup::decode(&raw).unwrap()
+                });
+            }
+            let back = decode_rollup_day(&encode_rollup_day(&day)).unwrap();
+            for (a, b) in back.iter().zip(&day) {
+                prop_assert_eq!(a.map(|r| r.encode()), b.map(|r| r.encode()));
+            }
+        }
+
+        #[test]
+        fn any_bytes_decode_or_fail_cleanly(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode_reports(&bytes);
+            let _ = decode_rollup_day(&bytes);
+        }
+    }
+}
