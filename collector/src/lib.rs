@@ -25,7 +25,8 @@
 //! - [`tokens`], [`auth`]: token files in the data directory; token → principal.
 //! - [`tls`]: rustls on every port, certificate reload.
 //! - [`config`]: a leaf: the configuration and every section of it.
-//! - [`store`]: the only code that names the storage engine (sled): trees, keys,
+//! - [`store`]: the only code that names a storage engine: the store's rules over an
+//!   engine interface, the embedded (SQLite) and PostgreSQL engines, packed formats,
 //!   records (meters, rooms), retention.
 //! - [`clock`]: the one wall clock; [`metrics`]: ingest counters; [`listen_file`]:
 //!   `<data_dir>/listen.json`, the running server's addresses.

@@ -1,6 +1,6 @@
 //! `<data_dir>/listen.json`: where a running server listens, so that read subcommands
-//! (`veille-collector devices`) and tests can reach it while sled's lock keeps them out
-//! of the store.
+//! (`veille-collector devices`) and tests get the server's own answer (its caches, its
+//! config) rather than reading the store beside it.
 //!
 //! Format (stable): `{"grpc": "127.0.0.1:41233", "http": "127.0.0.1:41234", "pid": 1234,
 //! "mqtt": "127.0.0.1:1883", "mqtt5": "127.0.0.1:1884"}` (the MQTT keys only with the

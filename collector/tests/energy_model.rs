@@ -4,7 +4,7 @@
 //!    duty cycle give the TEC formula's kWh, both through the rollups + session edges
 //!    (`consumption::device_figures`) and through the raw reports (`gaps::classify` +
 //!    `energy::device_energy`).
-//! 2. Properties (proptest) on random device timelines ingested into a real sled
+//! 2. Properties (proptest) on random device timelines ingested into a real embedded
 //!    `Store`: shares sum to 100 %, rollups equal the raw computation, a silent hole
 //!    inside a boot session is never off, splitting a period adds up, and
 //!    `Store::rebuild_rollups` gives back what ingest maintained.

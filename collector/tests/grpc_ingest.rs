@@ -287,7 +287,7 @@ async fn ingest_auth_validation_and_idempotency_over_loopback() {
     assert_eq!(listed[0].org, "acme");
     assert_eq!(listed[0].highest_seq, 5);
 
-    let store = Store::open(&dir.path().join("db")).unwrap();
+    let store = Store::open(&dir.path().join(veille_collector::store::STORE_DIR)).unwrap();
     assert_eq!(store.report_count(), 6);
     assert_eq!(
         store.reports("acme", "pc-1", 3..=3).unwrap()[0].cpu_util,
@@ -328,7 +328,7 @@ async fn concurrent_clients_are_all_acked_and_all_stored() {
     assert!(m.flushes >= 1 && m.flushes <= m.batches, "{m:?}");
     server.shutdown().await.unwrap();
 
-    let store = Store::open(&dir.path().join("db")).unwrap();
+    let store = Store::open(&dir.path().join(veille_collector::store::STORE_DIR)).unwrap();
     assert_eq!(store.report_count() as u64, clients * batches * size);
     for c in 0..clients {
         let d = store.device("acme", &format!("dev-{c}")).unwrap().unwrap();
@@ -385,7 +385,7 @@ async fn batches_acked_during_shutdown_are_on_disk() {
     eprintln!("acked before shutdown: {results:?}");
     assert!(results.iter().any(|(_, a)| *a > 0), "{results:?}");
     assert!(results.iter().any(|(_, a)| *a < 2000), "{results:?}");
-    let store = Store::open(&dir.path().join("db")).unwrap();
+    let store = Store::open(&dir.path().join(veille_collector::store::STORE_DIR)).unwrap();
     for (device, acked) in results {
         let stored = store
             .device("acme", &device)

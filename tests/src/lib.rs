@@ -447,13 +447,12 @@ pub fn now_unix_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// Every stored report of `device_id` (any org), in seq order, read from the store of
-/// a collector that is not running (sled locks its files).
+/// Every stored report of `device_id` (any org), in seq order, read from the store in
+/// `data_dir` (running collector or not: the store takes a second process).
 pub fn stored_reports(data_dir: &Path, device_id: &str) -> Vec<veille_proto::v1::Report> {
     use veille_collector::store::Store;
     let dir = data_dir.join(veille_collector::store::STORE_DIR);
-    // The OS releases a killed process's file lock at once, but give a clean stop a
-    // moment to finish.
+    // A collector still creating the store may hold its write lock for a moment.
     let start = Instant::now();
     let store = loop {
         match Store::open(&dir) {

@@ -1,6 +1,6 @@
 //! Issue 7 end to end: this machine's agent sends its inventory, the renewal report
 //! lists the device aged from when it was first seen (or its BIOS date), and once a
-//! GLPI export is imported (collector stopped) from its acquisition date.
+//! GLPI export is imported from its acquisition date.
 
 use std::path::Path;
 use std::process::{Command, Output};

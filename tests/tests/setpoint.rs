@@ -325,7 +325,7 @@ fn tasmota_and_meter_json_through_mosquitto_are_stored_and_a_reset_is_handled() 
     c.proc.wait_for_line("counter reset detected");
     assert_eq!(c.proc.stop(), Some(0));
 
-    let store = Store::open(&data.path().join("db")).unwrap();
+    let store = Store::open(&data.path().join(veille_collector::store::STORE_DIR)).unwrap();
     let energy =
         meter_store::readings(&store, "acme", "clim", Quantity::Energy, 0, i64::MAX).unwrap();
     assert_eq!(energy.len(), 3, "{energy:?}");

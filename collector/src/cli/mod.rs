@@ -60,12 +60,14 @@ pub enum Command {
     /// Reports for energy managers and management.
     #[command(subcommand)]
     Report(ReportCommand),
-    /// Recompute every hourly rollup from the raw reports (the server must be stopped).
+    /// Recompute every hourly rollup from the raw reports (one device at a time: ingest
+    /// goes on meanwhile).
     ///
     /// Rollups are maintained at ingest; this rebuilds them identically, e.g. after
     /// restoring raw reports from a backup.
     RebuildRollups(ConfigArgs),
-    /// Import asset facts from another tool (the server must be stopped).
+    /// Import asset facts or meter readings from another tool (with the collector
+    /// running or not).
     #[command(subcommand)]
     Import(ImportCommand),
     /// Auto-shutdown policies: set (signed with <data_dir>/policy.key), show.
@@ -222,12 +224,12 @@ pub enum ImportCommand {
     /// summary lists matched, unmatched (by line) and ambiguous rows (with the reason).
     /// Every matched row is applied in one transaction; a bad line applies nothing and
     /// exits 2 naming its line and column. Importing the same file again changes
-    /// nothing. The collector must be stopped (its store is locked while it runs).
+    /// nothing. Works with the collector running: reports see the facts at once.
     Glpi(GlpiImportArgs),
     /// Import a meter's load curve (Enedis-style CSV: `Horodate;Valeur`, average power
     /// per 30-min step, W or kW): units checked, duplicate lines ignored, gaps reported;
-    /// a broken line names its line and column and nothing is stored. The collector must
-    /// be stopped.
+    /// a broken line names its line and column and nothing is stored. Works with the
+    /// collector running.
     Meters(crate::cli::rooms::ImportMetersArgs),
 }
 

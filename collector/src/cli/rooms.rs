@@ -23,12 +23,12 @@ use crate::store::rooms::{ROLES, Room, SetpointChange, get_room, put_room, rooms
 
 #[derive(Debug, Subcommand)]
 pub enum RoomCommand {
-    /// Add (or replace) a server room: its site, member devices and meters. The
-    /// collector must be stopped.
+    /// Add (or replace) a server room: its site, member devices and meters. Works with
+    /// the collector running.
     Add(RoomAddArgs),
     /// List the rooms with their members, meters and setpoint changes.
     List(RoomListArgs),
-    /// Record a setpoint change of a room's cooling. The collector must be stopped.
+    /// Record a setpoint change of a room's cooling. Works with the collector running.
     Setpoint(RoomSetpointArgs),
 }
 

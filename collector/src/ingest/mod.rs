@@ -74,7 +74,7 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// Starts the writer on tokio's blocking pool (sled calls and fsync block). The
+    /// Starts the writer on tokio's blocking pool (store calls and fsync block). The
     /// returned task ends after the last handle is dropped and the queue is drained.
     pub fn start(
         store: Arc<Store>,

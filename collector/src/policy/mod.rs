@@ -391,7 +391,7 @@ time_zone = "Europe/Paris"
     #[test]
     fn set_bumps_versions_refuses_older_ones_and_signs_with_the_data_dir_key() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
+        let store = Store::open(&dir.path().join(crate::store::STORE_DIR)).unwrap();
         let key = load_or_create_key(dir.path()).unwrap();
         let file = PolicyFile::parse(DRAFT).unwrap();
         let (p1, s1) = set(&store, &key, &file).unwrap();

@@ -8,8 +8,8 @@
 //! meter when it has one, else from its member devices' hourly rollups through the
 //! energy model ([`veille_domain::energy::consumption::device_figures`]).
 //!
-//! Writes (`room add`, `room setpoint`, `import meters`) open the store directly: the
-//! collector must be stopped (sled locks the store while it runs).
+//! Writes (`room add`, `room setpoint`, `import meters`) open the store directly, beside
+//! a running collector if there is one.
 
 use crate::store::rooms::{Room, rooms_of};
 use std::collections::BTreeMap;

@@ -201,9 +201,11 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// The day (Unix ms at 00:00 UTC) holding `hour`.
+/// The day (Unix ms at 00:00 UTC) holding `ms`. Saturates at the ends of i64, which
+/// only range bounds reach (`rollups(.., i64::MIN, i64::MAX)`): a report's time is
+/// validated to within centuries of now.
 fn day_of(ms: i64) -> i64 {
-    ms.div_euclid(DAY_MS) * DAY_MS
+    ms.div_euclid(DAY_MS).saturating_mul(DAY_MS)
 }
 
 impl Store {
