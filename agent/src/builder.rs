@@ -118,7 +118,9 @@ impl Builder {
             } as i32,
             events: std::mem::take(&mut self.events),
             cpu_util: if awake_ticks > 0 {
-                (self.acc.cpu_busy_ticks as f64 / awake_ticks as f64).clamp(0.0, 1.0)
+                veille_proto::units::cpu_permille(
+                    self.acc.cpu_busy_ticks as f64 / awake_ticks as f64,
+                )
             } else {
                 0.0
             },

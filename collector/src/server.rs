@@ -121,6 +121,7 @@ pub struct Server {
     http_task: JoinHandle<std::io::Result<()>>,
     writer_task: JoinHandle<()>,
     retention_task: JoinHandle<()>,
+    policy_refresh_task: JoinHandle<()>,
     mqtt: Option<Mqtt>,
     /// TLS on the listeners (`[tls]`): URLs are https://.
     tls: bool,
@@ -186,6 +187,9 @@ impl Server {
             &store,
             &policy_key,
         )?);
+        let policy_refresh_task = policies
+            .clone()
+            .spawn_refresh(store.clone(), stop_rx.clone());
         // With TLS, rumqttd (which has no TLS of its own here) listens on loopback and
         // the TLS acceptor takes the configured addresses, proxying to it.
         let mut mqtt_proxy = None;
@@ -272,6 +276,7 @@ impl Server {
             http_task,
             writer_task,
             retention_task,
+            policy_refresh_task,
             mqtt,
             tls: tls.is_some(),
             mqtt_public,
@@ -373,6 +378,7 @@ impl Server {
             mut http_task,
             writer_task,
             retention_task,
+            policy_refresh_task,
             mqtt,
             ..
         } = self;
@@ -401,6 +407,7 @@ impl Server {
         }
         // A purge in progress ends its current chunk; the store is flushed below anyway.
         finish(retention_task, "retention").await;
+        finish(policy_refresh_task, "policy refresh").await;
         // The MQTT subscriber stops reading, lets its batches in flight finish and drops
         // its ingest handle (the embedded broker's thread lives on until exit).
         if let Some(m) = mqtt

@@ -12,6 +12,7 @@
 
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod export;
 pub mod http_client;
 pub mod import;
 pub mod init_tls;
@@ -73,6 +74,9 @@ pub enum Command {
     /// Auto-shutdown policies: set (signed with <data_dir>/policy.key), show.
     #[command(subcommand)]
     Policy(crate::cli::policy::PolicyCommand),
+    /// Write a period's raw reports and hourly rollups as CSV files, for archives and
+    /// data teams (works with the collector running).
+    Export(crate::cli::export::ExportArgs),
     /// Server rooms: members, meters and cooling setpoint changes (`report setpoint`).
     #[command(subcommand)]
     Room(crate::cli::rooms::RoomCommand),

@@ -89,6 +89,21 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             let r = runtime()?.block_on(crate::cli::policy::command(cmd));
             printed("policy", r, |e| e.is_usage())
         }
+        Command::Export(args) => {
+            let config = args
+                .config
+                .load_config()
+                .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
+            let line = crate::cli::export::run(&config, &args).map_err(|e| {
+                if e.is_usage() {
+                    Failure::Usage(anyhow::anyhow!("export: {e}"))
+                } else {
+                    Failure::Runtime(anyhow::anyhow!("export: {e}"))
+                }
+            })?;
+            println!("{line}");
+            Ok(())
+        }
         Command::RebuildRollups(args) => {
             let config = args
                 .load_config()

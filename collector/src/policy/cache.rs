@@ -11,6 +11,10 @@ use veille_proto::v1::SignedPolicy;
 use crate::policy::{PolicyError, current_all};
 use crate::store::Store;
 
+/// How often a server re-reads the policies from the store (see
+/// [`PolicyCache::refresh`]): how long a policy set elsewhere takes to reach agents.
+pub const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The current signed policy per org, in memory: the gRPC Ack carries it with every
 /// answer, so it must cost a map lookup, not a store read. The MQTT side watches
 /// [`Self::changes`] to republish the retained `veille/v1/{org}/policy` message.
@@ -70,8 +74,83 @@ impl PolicyCache {
         all
     }
 
+    /// Puts every org's current policy from `store` whose version differs from the
+    /// cached one: a policy set by another collector sharing the database, or written
+    /// by a CLI beside this one, reaches this collector's agents. Returns how many
+    /// changed.
+    pub fn refresh(&self, store: &Store) -> Result<usize, PolicyError> {
+        let mut changed = 0;
+        for (p, s) in current_all(store)? {
+            let held = self.get(&p.org).map(|h| h.policy);
+            if held.as_deref() != Some(s.policy.as_slice()) {
+                tracing::info!(org = %p.org, version = p.version,
+                    "policy changed in the store (another collector or the CLI): now serving it");
+                self.put(&p.org, s);
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Refreshes the cache from `store` every [`REFRESH_EVERY`] until `stop` turns true.
+    pub fn spawn_refresh(
+        self: std::sync::Arc<Self>,
+        store: std::sync::Arc<Store>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(REFRESH_EVERY) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                let (cache, store) = (self.clone(), store.clone());
+                match tokio::task::spawn_blocking(move || cache.refresh(&store)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "policy refresh from the store failed")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "policy refresh task failed"),
+                }
+            }
+        })
+    }
+
     /// Changes whenever a policy is put (`policy set`).
     pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.changed.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{PolicyFile, load_or_create_key, set, tests::DRAFT};
+
+    #[test]
+    fn a_policy_set_through_another_handle_reaches_the_cache_at_the_next_refresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = load_or_create_key(dir.path()).unwrap();
+        let server = Store::open(&dir.path().join(crate::store::STORE_DIR)).unwrap();
+        let file = PolicyFile::parse(DRAFT).unwrap();
+        set(&server, &key, &file).unwrap();
+        let cache = PolicyCache::load(&server, &key).unwrap();
+        let org = cache.all()[0].0.clone();
+        let mut changes = cache.changes();
+        changes.mark_unchanged();
+        assert_eq!(cache.refresh(&server).unwrap(), 0, "nothing new yet");
+        assert!(!changes.has_changed().unwrap());
+
+        // Another process (a CLI, a second collector) sets version 2.
+        let other = Store::open(&dir.path().join(crate::store::STORE_DIR)).unwrap();
+        let (p2, s2) = set(&other, &key, &file).unwrap();
+        assert_eq!(p2.version, 2);
+        assert_eq!(cache.refresh(&server).unwrap(), 1);
+        assert_eq!(cache.get(&org), Some(s2));
+        assert!(
+            changes.has_changed().unwrap(),
+            "the MQTT publisher is woken"
+        );
+        assert_eq!(cache.refresh(&server).unwrap(), 0);
     }
 }

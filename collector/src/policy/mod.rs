@@ -320,7 +320,7 @@ pub fn validate_file(file: &PolicyFile) -> Result<(), PolicyError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use veille_proto::policy::WORKING_DAYS;
     use veille_proto::v1::{ChassisClass, PolicyMode};

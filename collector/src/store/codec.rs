@@ -240,13 +240,13 @@ fn put_signed(out: &mut Vec<u8>, v: i128) {
     put_varint(out, ((v << 1) ^ (v >> 127)) as u128);
 }
 
-/// `cpu_util`: 1 + permille when it is exactly a whole permille (the agent rounds to
-/// one), else 0 and the eight bytes of the double.
+/// `cpu_util`: 1 + permille when it is exactly a whole permille (agents round to one:
+/// `veille_proto::units::cpu_permille`), else 0 and the eight bytes of the double.
 fn put_cpu(out: &mut Vec<u8>, v: f64) {
-    let p = (v * 1000.0).round();
+    const STEPS: f64 = veille_proto::units::CPU_UTIL_STEPS;
+    let p = (v * STEPS).round();
     // -0.0 passes the range and compares equal: the sign check keeps it exact.
-    if (0.0..=1000.0).contains(&p) && !v.is_sign_negative() && (p / 1000.0).to_bits() == v.to_bits()
-    {
+    if (0.0..=STEPS).contains(&p) && !v.is_sign_negative() && (p / STEPS).to_bits() == v.to_bits() {
         put_varint(out, p as u128 + 1);
     } else {
         put_varint(out, 0);
@@ -321,7 +321,9 @@ impl Reader<'_> {
             0 => Ok(f64::from_le_bytes(
                 self.take(8)?.try_into().unwrap_or_default(),
             )),
-            k if k <= 1001 => Ok((k - 1) as f64 / 1000.0),
+            k if k <= veille_proto::units::CPU_UTIL_STEPS as u128 + 1 => {
+                Ok((k - 1) as f64 / veille_proto::units::CPU_UTIL_STEPS)
+            }
             _ => Err(CodecError::Malformed("cpu_util")),
         }
     }

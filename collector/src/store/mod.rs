@@ -360,6 +360,33 @@ impl Store {
         })
     }
 
+    /// Stored reports of one device that start in `[from_ms, to_ms)`, in seq order
+    /// (`export`): one read of the device's packed hours in that span.
+    pub fn reports_between(
+        &self,
+        org: &str,
+        device_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Report>, StoreError> {
+        let dev = Dev {
+            org,
+            device: device_id,
+        };
+        self.read(|tx| {
+            let mut out = Vec::new();
+            for raw in tx.raw_range(dev, rollup::hour_of(from_ms), to_ms)? {
+                out.extend(
+                    unpack(dev, &raw)?
+                        .into_iter()
+                        .filter(|r| r.start_unix_ms >= from_ms && r.start_unix_ms < to_ms),
+                );
+            }
+            out.sort_by_key(|r| r.seq);
+            Ok(out)
+        })
+    }
+
     /// Every stored report of one device, in seq order (tests, `export`).
     pub fn all_reports(&self, org: &str, device_id: &str) -> Result<Vec<Report>, StoreError> {
         self.reports(org, device_id, 0..=u64::MAX)
