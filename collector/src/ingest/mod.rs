@@ -124,6 +124,41 @@ impl Ingest {
     }
 }
 
+/// Tells the log when the store stops taking writes and when it takes them again, with
+/// one line each (and a reminder a minute), not one per refused batch: during a full
+/// disk or a lost database every agent retries, thousands of batches a second.
+#[derive(Debug, Default)]
+struct StoreHealth {
+    /// Batches refused since the store last took one, and when the last line was logged.
+    refused: u64,
+    last_logged: Option<std::time::Instant>,
+}
+
+impl StoreHealth {
+    const REMIND_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+    fn failed(&mut self, org: &str, device_id: &str, e: &crate::store::StoreError) {
+        self.refused += 1;
+        let due = self
+            .last_logged
+            .is_none_or(|t| t.elapsed() >= Self::REMIND_EVERY);
+        if due {
+            tracing::error!(%org, %device_id, error = %e, refused = self.refused,
+                transient = e.is_transient(),
+                "the store refuses writes: ingest answers UNAVAILABLE and agents keep their \
+                 spools until it takes them again");
+            self.last_logged = Some(std::time::Instant::now());
+        }
+    }
+
+    fn succeeded(&mut self) {
+        if self.refused > 0 {
+            tracing::info!(refused = self.refused, "the store takes writes again");
+            *self = Self::default();
+        }
+    }
+}
+
 fn writer_loop(
     store: &Store,
     mut rx: mpsc::Receiver<Job>,
@@ -131,6 +166,7 @@ fn writer_loop(
     metrics: &IngestMetrics,
 ) {
     let mut group: Vec<Job> = Vec::with_capacity(max_group);
+    let mut health = StoreHealth::default();
     let mut results: Vec<Result<BatchOutcome, IngestError>> = Vec::with_capacity(max_group);
     while let Some(first) = rx.blocking_recv() {
         group.push(first);
@@ -144,10 +180,12 @@ fn writer_loop(
             let result = store
                 .apply_batch(&job.org, &job.batch, job.received_unix_ms)
                 .map_err(|e| {
-                    tracing::error!(org = %job.org, device_id = %job.batch.device_id, error = %e,
-                        "cannot store batch");
+                    health.failed(&job.org, &job.batch.device_id, &e);
                     IngestError::Unavailable(e.to_string())
                 });
+            if result.is_ok() {
+                health.succeeded();
+            }
             if let Ok(o) = &result
                 && o.new_conflicts > 0
             {

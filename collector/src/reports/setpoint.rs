@@ -38,10 +38,6 @@ pub const MAX_IT_UNKNOWN_SHARE: f64 = 0.25;
 pub enum RoomError {
     #[error("{0}")]
     Usage(String),
-    #[error(
-        "the store is locked: stop the collector first (rooms, setpoints and meter imports write to the store)"
-    )]
-    ServerRunning,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
