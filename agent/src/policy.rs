@@ -574,6 +574,7 @@ mod tests {
                 start: "00:00".into(),
                 end: "23:59".into(),
                 time_zone: "UTC".into(),
+                ..ShutdownWindow::default()
             }],
             idle_threshold_s: 60,
             warning_s: 120,

@@ -486,6 +486,7 @@ mod tests {
                 start: "20:00".into(),
                 end: "06:00".into(),
                 time_zone: "UTC".into(),
+                ..ShutdownWindow::default()
             }],
             idle_threshold_s: 600,
             warning_s: 300,
@@ -538,6 +539,7 @@ mod tests {
             start: start.into(),
             end: end.into(),
             time_zone: tz.into(),
+            ..ShutdownWindow::default()
         }
     }
 
