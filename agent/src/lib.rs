@@ -25,6 +25,7 @@
 //!   root, and recording).
 //! - [`never_interrupt`]: work a policy must not interrupt (named processes from
 //!   `/proc`, OS updates: dpkg locks, unattended-upgrades).
+//! - [`wol`]: Wake-on-LAN magic packets (pure builder, UDP broadcast sender).
 //! - [`config`]: the TOML config (`deploy/agent.toml` is the annotated default).
 //! - [`run`]: wires it together for `veille-agent run` and `once`.
 //! - [`msi_properties`]: pure; the Windows installer's properties (written to the
@@ -56,3 +57,4 @@ pub mod transport;
 pub mod wake;
 #[cfg(windows)]
 pub mod windows;
+pub mod wol;
