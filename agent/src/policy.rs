@@ -118,6 +118,15 @@ struct Preconditions {
     busy: Option<String>,
 }
 
+/// What a tick decided to do, carried out after the lock is released.
+#[derive(Debug, Default)]
+struct Steps {
+    /// Warn the users: deadline and message.
+    warn: Option<(Timestamp, String)>,
+    /// Carry this action out.
+    act: Option<ShutdownAction>,
+}
+
 impl Preconditions {
     /// The `POLICY_SKIPPED` detail when something blocks, work first.
     fn blocked(&self) -> Option<String> {
@@ -461,8 +470,7 @@ impl PolicyAgent {
         cpu_busy: bool,
     ) -> Vec<PolicyEvent> {
         let checks = self.preconditions(now).await;
-        let mut warn_at = None;
-        let mut act = None;
+        let mut steps = Steps::default();
         let mut policy = None;
         let mut events = {
             let mut inner = self.inner();
@@ -474,15 +482,7 @@ impl PolicyAgent {
             });
             let before = inner.runtime.clone();
             if let Some(held) = inner.held.clone() {
-                self.decide(
-                    &mut inner,
-                    &held.policy,
-                    now,
-                    idle_s,
-                    &checks,
-                    &mut warn_at,
-                    &mut act,
-                );
+                self.decide(&mut inner, &held.policy, now, idle_s, &checks, &mut steps);
                 policy = Some(held.policy);
             }
             if inner.runtime != before {
@@ -490,12 +490,12 @@ impl PolicyAgent {
             }
             std::mem::take(&mut inner.events)
         };
-        if let Some((deadline, message)) = warn_at
+        if let Some((deadline, message)) = steps.warn
             && let Err(e) = self.enforcer.warn(&[], deadline, &message).await
         {
             warn!(error = %e, "cannot warn the users");
         }
-        if let (Some(action), Some(policy)) = (act, policy) {
+        if let (Some(action), Some(policy)) = (steps.act, policy) {
             if let Some(e) = self.arm_wake(&policy, now) {
                 events.push(e);
             }
@@ -539,8 +539,7 @@ impl PolicyAgent {
         now: Timestamp,
         idle_s: u64,
         checks: &Preconditions,
-        warn_at: &mut Option<(Timestamp, String)>,
-        act: &mut Option<ShutdownAction>,
+        steps: &mut Steps,
     ) {
         let at_ms = ms(now);
         let rt = &mut inner.runtime;
@@ -667,7 +666,7 @@ impl PolicyAgent {
                             .strftime("%H:%M"),
                         policy.org
                     );
-                    *warn_at = Some((shutdown_at, message));
+                    steps.warn = Some((shutdown_at, message));
                     event(
                         EventKind::PolicyWarned,
                         format!("v{} shutdown at {shutdown_at}", policy.version),
@@ -680,7 +679,7 @@ impl PolicyAgent {
                             EventKind::PolicyShutdown,
                             format!("v{} {}", policy.version, action_name(checks.action)),
                         );
-                        *act = Some(checks.action);
+                        steps.act = Some(checks.action);
                     }
                 }
             },
