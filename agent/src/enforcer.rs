@@ -280,7 +280,7 @@ impl Enforcer for SystemEnforcer {
 /// (`[enforcer] command`), directly, never through a shell:
 /// `PROGRAM warn <deadline-unix-s> <message>` for a warning, `PROGRAM poweroff`,
 /// `PROGRAM hibernate` or `PROGRAM suspend` for the action, and `PROGRAM can
-/// <poweroff|hibernate|suspend>` before warning (exit 0: possible; otherwise its stderr
+/// <hibernate|suspend>` before warning of those (exit 0: possible; otherwise its stderr
 /// is the reason). A non-zero exit status, or no exit within 10 s, is a failure
 /// (logged, and for an action reported like a refused power-off).
 #[derive(Debug, Clone)]
@@ -335,9 +335,14 @@ impl Enforcer for CommandEnforcer {
         })
     }
 
+    /// Power-off is always attempted (as with the platform enforcer, and as scripts
+    /// written before hibernate and sleep expect); `PROGRAM can hibernate|suspend`
+    /// answers for the others.
     fn can(&self, action: ShutdownAction) -> CanFuture<'_> {
         let verb = match action {
-            ShutdownAction::PowerOff | ShutdownAction::Unspecified => "poweroff",
+            ShutdownAction::PowerOff | ShutdownAction::Unspecified => {
+                return Box::pin(async { Ok(()) });
+            }
             ShutdownAction::Hibernate => "hibernate",
             ShutdownAction::Sleep => "suspend",
         };

@@ -634,4 +634,16 @@ DTEND;VALUE=DATE:20270104\r\nSUMMARY:Vacances de No\u{eb}l\r\nEND:VEVENT\r\nEND:
         assert_eq!(p.closure_days[15].date, "2027-01-03");
         assert_eq!(p.closure_days[15].name, "Vacances de Noël");
     }
+
+    /// deploy/policy.toml documents every key: it must stay a valid policy.
+    #[test]
+    fn the_annotated_example_in_deploy_is_valid() {
+        let file = PolicyFile::parse(include_str!("../../../deploy/policy.toml")).unwrap();
+        let p = valid(&file, 2026);
+        assert_eq!(p.windows[1].action(), ShutdownAction::Sleep);
+        assert_eq!(p.maintenance.len(), 2);
+        assert_eq!(p.holidays, "FR");
+        // 11 holidays a year for three years, and 24 December 2026.
+        assert_eq!(p.closure_days.len(), 34);
+    }
 }
