@@ -401,6 +401,40 @@ pub fn spans_between(policy: &Policy, from: Timestamp, to: Timestamp) -> Vec<Win
     spans
 }
 
+/// Every maintenance window occurrence overlapping `[from, to)`, sorted by start
+/// (`window` indexes `Policy::maintenance`): time the compliance report and replay do
+/// not count against a device, since the policy wants it on.
+pub fn maintenance_between(policy: &Policy, from: Timestamp, to: Timestamp) -> Vec<WindowSpan> {
+    let mut spans = Vec::new();
+    if from >= to {
+        return spans;
+    }
+    for (i, parsed) in parsed_maintenance(policy) {
+        let Ok(first) = from.to_zoned(parsed.tz.clone()).date().yesterday() else {
+            continue;
+        };
+        let last = to.to_zoned(parsed.tz.clone()).date();
+        for date in first.series(jiff::Span::new().days(1)) {
+            if date > last {
+                break;
+            }
+            if parsed.runs_on(date)
+                && let Some((start, end)) = parsed.span_on(date)
+                && start < to
+                && end > from
+            {
+                spans.push(WindowSpan {
+                    window: i,
+                    start,
+                    end,
+                });
+            }
+        }
+    }
+    spans.sort_by_key(|s| (s.start, s.window));
+    spans
+}
+
 /// The `ShutdownWindow::days` bit of a weekday (bit 0 = Monday ... bit 6 = Sunday).
 pub fn day_bit(day: Weekday) -> u32 {
     1 << day.to_monday_zero_offset()
@@ -1458,6 +1492,18 @@ mod tests {
             "maintenance[1].start"
         );
         assert_eq!(e(&|q| q.maintenance[1].days = 0), "maintenance[1].days");
+        let dec = maintenance_between(
+            &p,
+            at("2026-12-01T00:00:00+01:00"),
+            at("2027-01-01T00:00:00+01:00"),
+        );
+        // The 31 nights of December and the second Tuesday.
+        assert_eq!(dec.len(), 32);
+        assert_eq!(dec[0].start, at("2026-12-01T03:00:00+01:00"));
+        assert!(
+            dec.iter()
+                .any(|s| s.window == 0 && s.start == at("2026-12-08T02:00:00+01:00"))
+        );
         // No maintenance window: nothing to wake for.
         p.maintenance.clear();
         assert_eq!(next_maintenance(&p, after), None);

@@ -54,6 +54,7 @@ pub fn load_inputs(
                         | EventKind::PolicyShutdown
                         | EventKind::PolicySkipped
                         | EventKind::PolicyRejected
+                        | EventKind::PolicyWakeArmed
                 );
                 if policy_event && (from_ms..to_ms).contains(&e.at_unix_ms) {
                     events.push((kind, e.detail));
