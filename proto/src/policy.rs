@@ -380,6 +380,22 @@ pub fn spans_between(policy: &Policy, from: Timestamp, to: Timestamp) -> Vec<Win
             continue;
         };
         let last = to.to_zoned(parsed.tz.clone()).date();
+        // A closure day: one date to check, not every date of the range (a year's
+        // report over three years of closure days).
+        if let Some(date) = parsed.only {
+            if (first..=last).contains(&date)
+                && let Some((start, end)) = parsed.span_on(date)
+                && start < to
+                && end > from
+            {
+                spans.push(WindowSpan {
+                    window: i,
+                    start,
+                    end,
+                });
+            }
+            continue;
+        }
         for date in first.series(jiff::Span::new().days(1)) {
             if date > last {
                 break;

@@ -233,6 +233,8 @@ pub fn compliance(
 ) -> Vec<ComplianceRow> {
     let (from, to) = (ts(from_ms), ts(to_ms));
     let mut rows: BTreeMap<(String, String), ComplianceRow> = BTreeMap::new();
+    type Spans = (Vec<WindowSpan>, Vec<WindowSpan>, Vec<WindowSpan>);
+    let mut spans_of: BTreeMap<String, Spans> = BTreeMap::new();
     for d in devices {
         let row = rows
             .entry((d.org.clone(), d.site.clone()))
@@ -268,16 +270,22 @@ pub fn compliance(
         };
         row.policy_version = policy.version;
         row.policy_mode = mode_name(policy.mode()).into();
-        let spans = spans_between(policy, from, to);
-        let maintenance = maintenance_between(policy, from, to);
-        if window_figures(ctx, d, &maintenance).awake_h > 0.0 {
+        // Per org, not per device: closure days make these lists long.
+        let (spans, maintenance, off) = spans_of.entry(d.org.clone()).or_insert_with(|| {
+            let spans = spans_between(policy, from, to);
+            let maintenance = maintenance_between(policy, from, to);
+            let off = without_maintenance(&spans, &maintenance);
+            (spans, maintenance, off)
+        });
+        let (spans, maintenance, off) = (&*spans, &*maintenance, &*off);
+        if window_figures(ctx, d, maintenance).awake_h > 0.0 {
             row.awake_for_maintenance += 1;
         }
-        if excluded(policy, &d.facts, &spans).is_some() {
+        if excluded(policy, &d.facts, spans).is_some() {
             row.excluded += 1;
             continue;
         }
-        let f = window_figures(ctx, d, &without_maintenance(&spans, &maintenance));
+        let f = window_figures(ctx, d, off);
         if f.awake_h > 0.0 {
             row.left_on += 1;
         }

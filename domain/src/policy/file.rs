@@ -41,6 +41,9 @@ pub enum PolicyFileError {
     /// A closure calendar that is not a readable ICS file.
     #[error("policy: closure calendar {path}: {source}")]
     Calendar { path: String, source: IcsError },
+    /// A calendar named in `closure_calendars` whose contents were not given.
+    #[error("policy: closure calendar {0}: not read")]
+    CalendarMissing(String),
 }
 
 /// A policy as an operator writes it (`policy set --file`, TOML or JSON; the HTTP API
@@ -208,10 +211,7 @@ impl PolicyFile {
     ) -> Result<Self, PolicyFileError> {
         for name in std::mem::take(&mut self.closure_calendars) {
             let Some((_, text)) = calendars.iter().find(|(n, _)| *n == name) else {
-                return Err(PolicyFileError::Calendar {
-                    path: name,
-                    source: IcsError::NotCalendar,
-                });
+                return Err(PolicyFileError::CalendarMissing(name));
             };
             let events = parse_ics(text).map_err(|source| PolicyFileError::Calendar {
                 path: name.clone(),

@@ -5,9 +5,11 @@
 //! optional `DTEND` (exclusive, RFC 5545 §3.6.1) or `DURATION` in days, as dates
 //! (`VALUE=DATE`, `YYYYMMDD`) or date-times (the date part is taken: a closure is a day),
 //! `SUMMARY` for the name, folded lines (CRLF or LF followed by a space or tab), and
-//! `\,` `\;` `\n` escapes. Everything else (`VTIMEZONE`, `VALARM`, `RRULE`, unknown
-//! properties) is skipped. A malformed event is an error naming its line: a calendar
-//! that silently loses a week would shut nothing down that week.
+//! `\,` `\;` `\n` escapes. Everything else (`VTIMEZONE`, `VALARM`, unknown properties)
+//! is skipped. A malformed event is an error naming its line: a calendar that silently
+//! loses a week would shut nothing down that week. For the same reason a recurring
+//! event (`RRULE`, `RDATE`) is refused rather than read as its first occurrence: export
+//! the calendar with its occurrences expanded, or list the days.
 
 use jiff::civil::Date;
 
@@ -84,6 +86,11 @@ pub fn parse_ics(text: &str) -> Result<Vec<ClosureEvent>, IcsError> {
                     "DTEND" => p.end = Some(parse_date(&value, &params).map_err(bad)?),
                     "DURATION" => p.duration_days = Some(parse_duration_days(&value).map_err(bad)?),
                     "SUMMARY" => p.name = unescape(&value),
+                    "RRULE" | "RDATE" => {
+                        return Err(bad(format!(
+                            "recurring events ({name}) are not read: expand them, or list the days"
+                        )));
+                    }
                     _ => {}
                 }
             }
@@ -330,6 +337,7 @@ DTEND;VALUE=DATE:20270101\nEND:VEVENT\nEND:VCALENDAR\n";
         assert!(
             err("DTSTART;VALUE=DATE:20261224\nDTEND;VALUE=DATE:20361224\n").contains("longer than")
         );
+        assert!(err("DTSTART;VALUE=DATE:20261224\nRRULE:FREQ=YEARLY\n").contains("recurring"));
         assert!(
             parse_ics("BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART:20261224\n")
                 .unwrap_err()
