@@ -114,7 +114,8 @@ pub struct PolicyHolidaysArgs {
 pub fn holidays_output(args: &PolicyHolidaysArgs) -> Result<String, PolicyError> {
     let days =
         veille_domain::policy::holidays::holidays(&args.country, args.year, args.alsace_moselle)
-            .map_err(|e| PolicyError::Parse(e.to_string()))?;
+            // A usage error (exit 2) that names the year: no policy file is involved.
+            .map_err(|e| PolicyError::Period(e.to_string()))?;
     let weekday = |d: jiff::civil::Date| d.strftime("%a").to_string().to_ascii_lowercase();
     if args.format == "json" {
         let rows: Vec<serde_json::Value> = days
