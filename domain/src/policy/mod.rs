@@ -5,8 +5,11 @@
 //! - [`ics`]: closure calendars (school holidays, closing days) from iCalendar text.
 //! - [`compliance`]: devices left on inside the windows, wasted kWh, and `policy replay`
 //!   savings, from hourly rollups and the agents' policy events.
+//! - [`wake_relay`]: which awake agent on a device's subnet can send it a Wake-on-LAN
+//!   packet.
 
 pub mod compliance;
 pub mod file;
 pub mod holidays;
 pub mod ics;
+pub mod wake_relay;
