@@ -16,6 +16,11 @@ use super::inventory::Notes;
 /// virtual ports are of no use to a relay and would bloat every inventory.
 pub const MAX_INTERFACES: usize = 16;
 
+/// Most IPv4 subnets reported per interface: with the interface cap, the inventory
+/// stays well inside the contract's per-list bound (a rejected inventory would reject
+/// its whole batch).
+pub const MAX_SUBNETS: usize = 16;
+
 /// The interfaces of `host`, sorted by name.
 pub fn interfaces(host: &Host, notes: &mut Notes) -> Vec<NetworkInterface> {
     let names = match std::fs::read_dir(host.path("sys/class/net")) {
@@ -55,6 +60,7 @@ pub fn interfaces(host: &Host, notes: &mut Notes) -> Vec<NetworkInterface> {
                 .iter()
                 .filter(|(iface, _)| *iface == name)
                 .map(|(_, subnet)| subnet.clone())
+                .take(MAX_SUBNETS)
                 .collect();
             Some(NetworkInterface {
                 name,
