@@ -196,7 +196,8 @@ pub fn status_text(state_dir: &Path, pinned: Option<&str>) -> String {
     let pinned_id = pinned
         .and_then(|k| parse_key(k).ok().flatten())
         .map(|k| signing::key_id(&k));
-    let mut out = match read_held(state_dir) {
+    let held = read_held(state_dir);
+    let mut out = match &held {
         None => "policy            none received\n".to_owned(),
         Some(h) => format!(
             "policy            org {} version {} mode {}, signed by key {}\n",
@@ -206,6 +207,9 @@ pub fn status_text(state_dir: &Path, pinned: Option<&str>) -> String {
             h.signed.key_id
         ),
     };
+    if let Some(p) = held.as_ref().map(|h| &h.policy) {
+        out.push_str(&policy_details(p));
+    }
     out.push_str(&format!(
         "policy key        {}\n",
         pinned_id.map_or_else(
@@ -218,6 +222,41 @@ pub fn status_text(state_dir: &Path, pinned: Option<&str>) -> String {
         out.push_str(&format!(
             "policy warning    given at {} (unix ms), {} postpones used\n",
             w, rt.postpones_used
+        ));
+    }
+    out
+}
+
+/// The issue-19 parts of a held policy, for `status`: closure days (their range, so
+/// an operator sees when the policy must be set again), maintenance windows and the
+/// processes never interrupted. Empty for a policy without them.
+fn policy_details(p: &Policy) -> String {
+    let mut out = String::new();
+    if let (Some(first), Some(last)) = (p.closure_days.first(), p.closure_days.last()) {
+        let holidays = p.closure_days.iter().filter(|d| d.public_holiday).count();
+        out.push_str(&format!(
+            "policy closures   {} days ({holidays} public holidays{}) from {} to {}, {}\n",
+            p.closure_days.len(),
+            if p.holidays.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", p.holidays)
+            },
+            first.date,
+            last.date,
+            action_name(p.closure_action())
+        ));
+    }
+    if !p.maintenance.is_empty() {
+        out.push_str(&format!(
+            "policy maintenance {} window(s): never shut down inside, woken up for the next\n",
+            p.maintenance.len()
+        ));
+    }
+    if !p.never_interrupt.is_empty() {
+        out.push_str(&format!(
+            "never interrupt   {} (and OS updates)\n",
+            p.never_interrupt.join(", ")
         ));
     }
     out
@@ -964,6 +1003,11 @@ mod tests {
         assert_eq!(e[0].kind, EventKind::PolicyShutdown);
         assert_eq!(e[0].detail, "v1 power_off");
         assert_eq!(rec.recorded().last(), Some(&Enforced::PoweredOff));
+        let status = status_text(dir.path(), None);
+        assert!(
+            status.contains("never interrupt   backup, rsync (and OS updates)"),
+            "{status}"
+        );
     }
 
     #[tokio::test]
@@ -1019,5 +1063,29 @@ mod tests {
         let e = b.tick(at(121), Some(600), false).await;
         assert_eq!(e.len(), 1);
         assert_eq!(rec.recorded().last(), Some(&Enforced::PoweredOff));
+    }
+
+    #[test]
+    fn status_shows_closures_maintenance_and_never_interrupt() {
+        use veille_proto::v1::{ClosureDay, MaintenanceWindow};
+        let mut p = policy(1, PolicyMode::Enforce);
+        assert_eq!(policy_details(&p), "");
+        p.holidays = "FR".into();
+        p.closure_time_zone = "Europe/Paris".into();
+        p.closure_action = ShutdownAction::Sleep as i32;
+        p.closure_days = ["2026-12-24", "2026-12-25", "2028-12-25"]
+            .iter()
+            .map(|d| ClosureDay {
+                date: d.to_string(),
+                name: String::new(),
+                public_holiday: d.ends_with("25"),
+            })
+            .collect();
+        p.maintenance = vec![MaintenanceWindow::default()];
+        assert_eq!(
+            policy_details(&p),
+            "policy closures   3 days (2 public holidays, FR) from 2026-12-24 to 2028-12-25, sleep\n\
+             policy maintenance 1 window(s): never shut down inside, woken up for the next\n"
+        );
     }
 }
