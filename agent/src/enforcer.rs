@@ -1,5 +1,5 @@
 //! The side effects of an auto-shutdown policy, behind [`Enforcer`]: warning the
-//! logged-in users and powering the machine off. [`SystemEnforcer`] does it for real;
+//! logged-in users and powering the machine off, hibernating or suspending it. [`SystemEnforcer`] does it for real;
 //! [`RecordingEnforcer`] records what would have been done, for tests (STYLE.md: a side
 //! effect a test must not do for real sits behind a small trait). [`CommandEnforcer`]
 //! runs a configured program instead (`[enforcer] command`): a site's own shutdown
@@ -11,9 +11,12 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use jiff::Timestamp;
+pub use veille_proto::v1::ShutdownAction;
 
 /// A boxed future so the trait stays object-safe (`Arc<dyn Enforcer>`).
 pub type EnforceFuture<'a> = Pin<Box<dyn Future<Output = Result<(), EnforceError>> + Send + 'a>>;
+/// [`Enforcer::can`]'s answer: `Err` carries why the action is impossible here.
+pub type CanFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnforceError {
@@ -21,7 +24,14 @@ pub enum EnforceError {
     Warn(String),
     #[error("cannot power off: {0}")]
     PowerOff(String),
+    #[error("cannot hibernate: {0}")]
+    Hibernate(String),
+    #[error("cannot suspend: {0}")]
+    Suspend(String),
 }
+
+/// Why an enforcer without its own [`Enforcer::can`] refuses hibernate and sleep.
+pub const NOT_SUPPORTED: &str = "not supported by this platform's enforcer";
 
 /// Carries a policy's decisions out.
 pub trait Enforcer: Send + Sync {
@@ -35,19 +45,53 @@ pub trait Enforcer: Send + Sync {
     ) -> EnforceFuture<'a>;
     /// Powers the machine off now (returns once the request was accepted).
     fn power_off(&self) -> EnforceFuture<'_>;
+    /// Hibernates (suspends to disk) now. The default refuses: see [`Enforcer::can`].
+    fn hibernate(&self) -> EnforceFuture<'_> {
+        Box::pin(async { Err(EnforceError::Hibernate(NOT_SUPPORTED.into())) })
+    }
+    /// Suspends to RAM now. The default refuses: see [`Enforcer::can`].
+    fn suspend(&self) -> EnforceFuture<'_> {
+        Box::pin(async { Err(EnforceError::Suspend(NOT_SUPPORTED.into())) })
+    }
+    /// Whether `action` can be carried out on this machine now, asked before the users
+    /// are warned and again before acting. `Err(reason)`: the agent skips and reports
+    /// the reason; it never falls back to another action (a laptop told to sleep is
+    /// not powered off instead). The default allows power-off only.
+    fn can(&self, action: ShutdownAction) -> CanFuture<'_> {
+        Box::pin(async move {
+            match action {
+                ShutdownAction::PowerOff | ShutdownAction::Unspecified => Ok(()),
+                _ => Err(NOT_SUPPORTED.to_owned()),
+            }
+        })
+    }
+}
+
+/// Carries `action` out through `enforcer` (unspecified is power-off).
+pub fn carry_out(enforcer: &dyn Enforcer, action: ShutdownAction) -> EnforceFuture<'_> {
+    match action {
+        ShutdownAction::PowerOff | ShutdownAction::Unspecified => enforcer.power_off(),
+        ShutdownAction::Hibernate => enforcer.hibernate(),
+        ShutdownAction::Sleep => enforcer.suspend(),
+    }
 }
 
 /// The real thing.
 ///
 /// # Platform-specific behaviour
-/// Linux: warnings go to every terminal through `wall`; power-off asks logind over the
-/// system D-Bus (`org.freedesktop.login1.Manager.PowerOff(false)`: no interactive
-/// authorisation, so it works for the root service and fails cleanly otherwise), then
-/// falls back to `systemctl poweroff`. Desktop notifications are not sent yet.
+/// Linux: warnings go to every terminal through `wall`; power-off, hibernate and sleep
+/// ask logind over the system D-Bus (`org.freedesktop.login1.Manager.PowerOff`,
+/// `Hibernate`, `Suspend`, each with `interactive = false`: no interactive
+/// authorisation, so it works for the root service or with the package's polkit rule,
+/// and fails cleanly otherwise), then fall back to `systemctl poweroff|hibernate|suspend`.
+/// Whether hibernate and sleep are possible is logind's `CanHibernate` / `CanSuspend`:
+/// anything but `yes` (`no`, `na`: no swap or no kernel support; `challenge`: would need
+/// a password) makes the action impossible. Desktop notifications are not sent yet.
 ///
 /// Windows: the warning is a message box in the console session (`WTSSendMessageW`,
 /// closing itself at the deadline); power-off is `InitiateSystemShutdownExW` with a
 /// 30 s notice and the reason "Other (Planned)" (see `crate::windows::enforcer`).
+/// Hibernate and sleep are not implemented there yet: refused and reported.
 #[derive(Debug, Default)]
 pub struct SystemEnforcer;
 
@@ -75,24 +119,74 @@ async fn run_command(program: &str, args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// logind's method and `systemctl` verb for an action.
 #[cfg(not(windows))]
-async fn logind_power_off() -> zbus::Result<()> {
-    logind_power_off_on(&zbus::Connection::system().await?).await
+fn logind_names(action: ShutdownAction) -> (&'static str, &'static str, &'static str) {
+    match action {
+        ShutdownAction::PowerOff | ShutdownAction::Unspecified => {
+            ("PowerOff", "CanPowerOff", "poweroff")
+        }
+        ShutdownAction::Hibernate => ("Hibernate", "CanHibernate", "hibernate"),
+        ShutdownAction::Sleep => ("Suspend", "CanSuspend", "suspend"),
+    }
 }
 
-/// `org.freedesktop.login1.Manager.PowerOff(false)` on `connection`'s bus.
+/// `org.freedesktop.login1.Manager.<PowerOff|Hibernate|Suspend>(false)` on
+/// `connection`'s bus.
 #[cfg(not(windows))]
-async fn logind_power_off_on(connection: &zbus::Connection) -> zbus::Result<()> {
+async fn logind_act_on(connection: &zbus::Connection, action: ShutdownAction) -> zbus::Result<()> {
     connection
         .call_method(
             Some("org.freedesktop.login1"),
             "/org/freedesktop/login1",
             Some("org.freedesktop.login1.Manager"),
-            "PowerOff",
+            logind_names(action).0,
             &(false,),
         )
         .await?;
     Ok(())
+}
+
+/// logind's `Can<Action>()` answer on `connection`'s bus: `Ok(())` for `yes`, else the
+/// reason (`CanHibernate = na`).
+#[cfg(not(windows))]
+async fn logind_can_on(
+    connection: &zbus::Connection,
+    action: ShutdownAction,
+) -> Result<(), String> {
+    let method = logind_names(action).1;
+    let reply = connection
+        .call_method(
+            Some("org.freedesktop.login1"),
+            "/org/freedesktop/login1",
+            Some("org.freedesktop.login1.Manager"),
+            method,
+            &(),
+        )
+        .await
+        .map_err(|e| format!("logind {method}: {e}"))?;
+    let answer: String = reply
+        .body()
+        .deserialize()
+        .map_err(|e| format!("logind {method}: {e}"))?;
+    if answer == "yes" {
+        Ok(())
+    } else {
+        Err(format!("logind {method} = {answer}"))
+    }
+}
+
+/// Asks logind for `action`, then falls back to `systemctl`.
+#[cfg(not(windows))]
+async fn system_act(action: ShutdownAction) -> Result<(), String> {
+    let (method, _, verb) = logind_names(action);
+    let logind = async { logind_act_on(&zbus::Connection::system().await?, action).await };
+    match tokio::time::timeout(COMMAND_TIMEOUT, logind).await {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(e)) => tracing::warn!(error = %e, "logind {method} failed; trying systemctl"),
+        Err(_) => tracing::warn!("logind {method} timed out; trying systemctl"),
+    }
+    run_command("systemctl", &[verb]).await
 }
 
 #[cfg(not(windows))]
@@ -112,16 +206,47 @@ impl Enforcer for SystemEnforcer {
 
     fn power_off(&self) -> EnforceFuture<'_> {
         Box::pin(async move {
-            match tokio::time::timeout(COMMAND_TIMEOUT, logind_power_off()).await {
-                Ok(Ok(())) => return Ok(()),
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "logind PowerOff failed; trying systemctl")
-                }
-                Err(_) => tracing::warn!("logind PowerOff timed out; trying systemctl"),
-            }
-            run_command("systemctl", &["poweroff"])
+            system_act(ShutdownAction::PowerOff)
                 .await
                 .map_err(EnforceError::PowerOff)
+        })
+    }
+
+    fn hibernate(&self) -> EnforceFuture<'_> {
+        Box::pin(async move {
+            system_act(ShutdownAction::Hibernate)
+                .await
+                .map_err(EnforceError::Hibernate)
+        })
+    }
+
+    fn suspend(&self) -> EnforceFuture<'_> {
+        Box::pin(async move {
+            system_act(ShutdownAction::Sleep)
+                .await
+                .map_err(EnforceError::Suspend)
+        })
+    }
+
+    /// Power-off is always attempted (with its systemctl fallback); hibernate and
+    /// sleep only when logind answers `yes`.
+    fn can(&self, action: ShutdownAction) -> CanFuture<'_> {
+        Box::pin(async move {
+            if matches!(
+                action,
+                ShutdownAction::PowerOff | ShutdownAction::Unspecified
+            ) {
+                return Ok(());
+            }
+            let ask = async {
+                let connection = zbus::Connection::system()
+                    .await
+                    .map_err(|e| format!("system bus: {e}"))?;
+                logind_can_on(&connection, action).await
+            };
+            tokio::time::timeout(COMMAND_TIMEOUT, ask)
+                .await
+                .unwrap_or_else(|_| Err(format!("logind: no answer within {COMMAND_TIMEOUT:?}")))
         })
     }
 }
@@ -153,9 +278,11 @@ impl Enforcer for SystemEnforcer {
 
 /// Runs a configured program instead of warning and powering off itself
 /// (`[enforcer] command`), directly, never through a shell:
-/// `PROGRAM warn <deadline-unix-s> <message>` for a warning and `PROGRAM poweroff` for
-/// the shutdown. A non-zero exit status, or no exit within 10 s, is a failure
-/// (logged, and for `poweroff` reported like a refused power-off).
+/// `PROGRAM warn <deadline-unix-s> <message>` for a warning, `PROGRAM poweroff`,
+/// `PROGRAM hibernate` or `PROGRAM suspend` for the action, and `PROGRAM can
+/// <hibernate|suspend>` before warning of those (exit 0: possible; otherwise its stderr
+/// is the reason). A non-zero exit status, or no exit within 10 s, is a failure
+/// (logged, and for an action reported like a refused power-off).
 #[derive(Debug, Clone)]
 pub struct CommandEnforcer {
     program: String,
@@ -191,6 +318,36 @@ impl Enforcer for CommandEnforcer {
                 .map_err(EnforceError::PowerOff)
         })
     }
+
+    fn hibernate(&self) -> EnforceFuture<'_> {
+        Box::pin(async move {
+            run_command(&self.program, &["hibernate"])
+                .await
+                .map_err(EnforceError::Hibernate)
+        })
+    }
+
+    fn suspend(&self) -> EnforceFuture<'_> {
+        Box::pin(async move {
+            run_command(&self.program, &["suspend"])
+                .await
+                .map_err(EnforceError::Suspend)
+        })
+    }
+
+    /// Power-off is always attempted (as with the platform enforcer, and as scripts
+    /// written before hibernate and sleep expect); `PROGRAM can hibernate|suspend`
+    /// answers for the others.
+    fn can(&self, action: ShutdownAction) -> CanFuture<'_> {
+        let verb = match action {
+            ShutdownAction::PowerOff | ShutdownAction::Unspecified => {
+                return Box::pin(async { Ok(()) });
+            }
+            ShutdownAction::Hibernate => "hibernate",
+            ShutdownAction::Sleep => "suspend",
+        };
+        Box::pin(async move { run_command(&self.program, &["can", verb]).await })
+    }
 }
 
 /// The enforcer `[enforcer] command` selects: empty is the real [`SystemEnforcer`].
@@ -215,6 +372,8 @@ pub enum Enforced {
         message: String,
     },
     PoweredOff,
+    Hibernated,
+    Suspended,
 }
 
 /// Records instead of acting; never fails unless told to.
@@ -223,9 +382,20 @@ pub struct RecordingEnforcer {
     done: Mutex<Vec<Enforced>>,
     /// Makes `power_off` fail (a machine that refuses to stop).
     pub fail_power_off: bool,
+    /// Actions [`Enforcer::can`] refuses, with the reason (a desktop without swap:
+    /// `(Hibernate, "logind CanHibernate = na")`). Everything else is possible.
+    pub cannot: Vec<(ShutdownAction, String)>,
 }
 
 impl RecordingEnforcer {
+    /// One whose [`Enforcer::can`] refuses these actions with these reasons.
+    pub fn refusing(cannot: Vec<(ShutdownAction, String)>) -> Self {
+        Self {
+            cannot,
+            ..Self::default()
+        }
+    }
+
     pub fn recorded(&self) -> Vec<Enforced> {
         self.done.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -261,25 +431,46 @@ impl Enforcer for RecordingEnforcer {
             }
         })
     }
+
+    fn hibernate(&self) -> EnforceFuture<'_> {
+        self.record(Enforced::Hibernated);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn suspend(&self) -> EnforceFuture<'_> {
+        self.record(Enforced::Suspended);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn can(&self, action: ShutdownAction) -> CanFuture<'_> {
+        let refused = self
+            .cannot
+            .iter()
+            .find(|(a, _)| *a == action)
+            .map(|(_, reason)| reason.clone());
+        Box::pin(async move { refused.map_or(Ok(()), Err) })
+    }
 }
 
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
-    /// A fake logind's manager: records each `PowerOff` call's `interactive` argument,
-    /// or refuses as logind does without authorisation.
+    /// A fake logind's manager: records each call (`PowerOff(false)` as
+    /// `"PowerOff false"`), refuses as logind does without authorisation when told to,
+    /// and answers `CanHibernate` / `CanSuspend` with what the test set.
     #[cfg(target_os = "linux")]
     struct FakeManager {
-        calls: std::sync::Arc<std::sync::Mutex<Vec<bool>>>,
+        calls: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
         refuse: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        can_hibernate: String,
+        can_suspend: String,
     }
 
     #[cfg(target_os = "linux")]
-    #[zbus::interface(name = "org.freedesktop.login1.Manager")]
     impl FakeManager {
-        fn power_off(&self, interactive: bool) -> zbus::fdo::Result<()> {
-            self.calls.lock().unwrap().push(interactive);
+        fn record(&self, call: String) -> zbus::fdo::Result<()> {
+            self.calls.lock().unwrap().push(call);
             if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(zbus::fdo::Error::AccessDenied(
                     "Interactive authentication required.".into(),
@@ -289,14 +480,37 @@ mod tests {
         }
     }
 
-    /// README "Auto-shutdown policy": power-off asks logind `PowerOff` over D-Bus,
-    /// never interactively. Against a fake logind on a private bus (the real one would
-    /// switch the machine off): the call reaches the right name, path, interface and
-    /// method with `interactive = false`, and logind's refusal is an error (the caller
-    /// then falls back to systemctl).
+    #[cfg(target_os = "linux")]
+    #[zbus::interface(name = "org.freedesktop.login1.Manager")]
+    impl FakeManager {
+        fn power_off(&self, interactive: bool) -> zbus::fdo::Result<()> {
+            self.record(format!("PowerOff {interactive}"))
+        }
+        fn hibernate(&self, interactive: bool) -> zbus::fdo::Result<()> {
+            self.record(format!("Hibernate {interactive}"))
+        }
+        fn suspend(&self, interactive: bool) -> zbus::fdo::Result<()> {
+            self.record(format!("Suspend {interactive}"))
+        }
+        fn can_hibernate(&self) -> String {
+            self.calls.lock().unwrap().push("CanHibernate".into());
+            self.can_hibernate.clone()
+        }
+        fn can_suspend(&self) -> String {
+            self.calls.lock().unwrap().push("CanSuspend".into());
+            self.can_suspend.clone()
+        }
+    }
+
+    /// README "Auto-shutdown policy": power-off, hibernate and sleep ask logind over
+    /// D-Bus, never interactively, and hibernate/sleep only when `CanHibernate` /
+    /// `CanSuspend` say `yes`. Against a fake logind on a private bus (the real one
+    /// would switch the machine off): each call reaches the right name, path, interface
+    /// and method with `interactive = false`, logind's refusal is an error (the caller
+    /// then falls back to systemctl), and an answer other than `yes` is the reason given.
     #[cfg(target_os = "linux")]
     #[tokio::test]
-    async fn logind_power_off_calls_power_off_without_interaction() {
+    async fn logind_actions_are_called_without_interaction_after_their_can_check() {
         let bus = crate::test_bus::start_bus().await;
         let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let refusing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -309,6 +523,8 @@ mod tests {
                 FakeManager {
                     calls: calls.clone(),
                     refuse: refusing.clone(),
+                    can_hibernate: "na".into(),
+                    can_suspend: "yes".into(),
                 },
             )
             .unwrap()
@@ -323,8 +539,12 @@ mod tests {
         for refuse in [false, true] {
             refusing.store(refuse, std::sync::atomic::Ordering::SeqCst);
             calls.lock().unwrap().clear();
-            let result = logind_power_off_on(&client).await;
-            assert_eq!(*calls.lock().unwrap(), [false], "refuse = {refuse}");
+            let result = logind_act_on(&client, ShutdownAction::PowerOff).await;
+            assert_eq!(
+                *calls.lock().unwrap(),
+                ["PowerOff false"],
+                "refuse = {refuse}"
+            );
             if refuse {
                 let e = result.unwrap_err().to_string();
                 assert!(e.contains("Interactive authentication required"), "{e}");
@@ -332,6 +552,26 @@ mod tests {
                 result.unwrap();
             }
         }
+        refusing.store(false, std::sync::atomic::Ordering::SeqCst);
+        calls.lock().unwrap().clear();
+        assert_eq!(
+            logind_can_on(&client, ShutdownAction::Hibernate).await,
+            Err("logind CanHibernate = na".to_owned())
+        );
+        assert_eq!(logind_can_on(&client, ShutdownAction::Sleep).await, Ok(()));
+        logind_act_on(&client, ShutdownAction::Sleep).await.unwrap();
+        logind_act_on(&client, ShutdownAction::Hibernate)
+            .await
+            .unwrap();
+        assert_eq!(
+            *calls.lock().unwrap(),
+            [
+                "CanHibernate",
+                "CanSuspend",
+                "Suspend false",
+                "Hibernate false"
+            ]
+        );
     }
 
     #[tokio::test]
@@ -362,9 +602,14 @@ mod tests {
         );
         enforcer.warn(&[], deadline, &message).await.unwrap();
         enforcer.power_off().await.unwrap();
+        enforcer.can(ShutdownAction::Hibernate).await.unwrap();
+        enforcer.hibernate().await.unwrap();
+        enforcer.suspend().await.unwrap();
         assert_eq!(
             std::fs::read_to_string(&log).unwrap(),
-            format!("[warn][1780000000][{message}]\n[poweroff]\n")
+            format!(
+                "[warn][1780000000][{message}]\n[poweroff]\n[can][hibernate]\n[hibernate]\n[suspend]\n"
+            )
         );
         assert!(!injected.exists());
 
@@ -379,6 +624,14 @@ mod tests {
         assert!(
             matches!(&e, EnforceError::PowerOff(m) if m.contains("refused")),
             "{e}"
+        );
+        let refusing = CommandEnforcer::new(failing.to_str().unwrap());
+        assert!(
+            refusing
+                .can(ShutdownAction::Sleep)
+                .await
+                .unwrap_err()
+                .contains("refused")
         );
         let missing = CommandEnforcer::new(dir.path().join("nope").to_str().unwrap());
         assert!(matches!(

@@ -19,7 +19,13 @@
 //!   hash changed.
 //! - [`policy`]: the auto-shutdown policy on the agent: verify against the pinned key,
 //!   keep the last valid one on disk, evaluate every tick, `postpone` requests.
-//! - [`enforcer`]: warnings and power-off behind a trait (real, and recording for tests).
+//! - [`enforcer`]: warnings and power-off, hibernate, sleep behind a trait (real, and
+//!   recording for tests).
+//! - [`wake`]: the RTC wake-up armed for the next maintenance window (real on a sysfs
+//!   root, and recording).
+//! - [`never_interrupt`]: work a policy must not interrupt (named processes from
+//!   `/proc`, OS updates: dpkg locks, unattended-upgrades).
+//! - [`wol`]: Wake-on-LAN magic packets (pure builder, UDP broadcast sender).
 //! - [`config`]: the TOML config (`deploy/agent.toml` is the annotated default).
 //! - [`run`]: wires it together for `veille-agent run` and `once`.
 //! - [`msi_properties`]: pure; the Windows installer's properties (written to the
@@ -36,6 +42,7 @@ pub mod enforcer;
 pub mod inventory_watch;
 pub mod measure;
 pub mod msi_properties;
+pub mod never_interrupt;
 pub mod policy;
 pub mod probes;
 pub mod run;
@@ -47,5 +54,7 @@ pub mod status;
 mod test_bus;
 pub mod tls;
 pub mod transport;
+pub mod wake;
 #[cfg(windows)]
 pub mod windows;
+pub mod wol;

@@ -17,10 +17,22 @@
 //! - `postpone.request`: written by `veille-agent postpone`, consumed by the running
 //!   agent at its next tick.
 //!
+//! # Actions, maintenance, work not to interrupt
+//! The open window says what to do (power off, hibernate, sleep: `span_action`). Before
+//! warning and again before acting, the agent asks the enforcer whether the machine
+//! can ([`Enforcer::can`]) and the [`WorkProbe`] whether work must not be interrupted
+//! (a `never_interrupt` process, an OS update); either skips, with the reason, and a
+//! warning given is withdrawn so the users are warned afresh once it clears. The same
+//! goes inside a maintenance window. Before acting, a wake-up is armed for the next
+//! maintenance window through the [`WakeAlarm`].
+//!
 //! # Events
-//! `POLICY_WARNED`, `POLICY_SHUTDOWN`, `POLICY_POSTPONED`, `POLICY_SKIPPED` (detail: the
-//! [`SkipReason::code`], or `dry_run: would …` in dry-run mode), each once per window
-//! occurrence and reason, and `POLICY_REJECTED` (detail: the rejection code).
+//! `POLICY_WARNED`, `POLICY_SHUTDOWN` (detail: `v<version> <action>`),
+//! `POLICY_POSTPONED`, `POLICY_SKIPPED` (detail: the [`SkipReason::code`],
+//! `action_unavailable: …`, `never_interrupt: …`, `os_update: …`, or `dry_run: would …`
+//! in dry-run mode), each once per window occurrence and reason, `POLICY_WAKE_ARMED`
+//! (detail: `<unix s> maintenance[<i>] via <how>`) and `POLICY_REJECTED` (detail: the
+//! rejection code).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -30,13 +42,16 @@ use prost::Message;
 use serde::{Deserialize, Serialize};
 use tracing::{error, info, warn};
 use veille_proto::policy::{
-    Action, Decision, DeviceFacts, can_postpone, evaluate, open_span, shutdown_deadline,
+    Action, Decision, DeviceFacts, SkipReason, action_name, can_postpone, evaluate,
+    next_maintenance, open_span, shutdown_deadline, span_action,
 };
 use veille_proto::signing::{self, PolicyRejected, VerifyingKey};
-use veille_proto::v1::{EventKind, Policy, PolicyMode, SignedPolicy};
+use veille_proto::v1::{EventKind, Policy, PolicyMode, ShutdownAction, SignedPolicy};
 
-use crate::enforcer::Enforcer;
+use crate::enforcer::{Enforcer, carry_out};
+use crate::never_interrupt::{NoWorkProbe, WorkProbe};
 use crate::spool::write_atomic;
+use crate::wake::{NoWakeAlarm, WakeAlarm};
 
 pub const POLICY_FILE: &str = "policy.pb";
 pub const POLICY_STATE_FILE: &str = "policy_state.json";
@@ -86,7 +101,41 @@ pub struct PolicyAgent {
     state_dir: PathBuf,
     facts: DeviceFacts,
     enforcer: Arc<dyn Enforcer>,
+    wake: Arc<dyn WakeAlarm>,
+    work: Arc<dyn WorkProbe>,
     inner: Mutex<Inner>,
+}
+
+/// What must hold before a warning or an action, found (with I/O, outside the lock)
+/// only while a window of an active policy is open.
+#[derive(Debug, Default)]
+struct Preconditions {
+    /// The open window's action.
+    action: ShutdownAction,
+    /// Why that action is impossible here.
+    unavailable: Option<String>,
+    /// Work not to interrupt (`Busy::detail`).
+    busy: Option<String>,
+}
+
+/// What a tick decided to do, carried out after the lock is released.
+#[derive(Debug, Default)]
+struct Steps {
+    /// Warn the users: deadline and message.
+    warn: Option<(Timestamp, String)>,
+    /// Carry this action out.
+    act: Option<ShutdownAction>,
+}
+
+impl Preconditions {
+    /// The `POLICY_SKIPPED` detail when something blocks, work first.
+    fn blocked(&self) -> Option<String> {
+        self.busy.clone().or_else(|| {
+            self.unavailable
+                .as_ref()
+                .map(|r| format!("action_unavailable: {} ({r})", action_name(self.action)))
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,7 +196,8 @@ pub fn status_text(state_dir: &Path, pinned: Option<&str>) -> String {
     let pinned_id = pinned
         .and_then(|k| parse_key(k).ok().flatten())
         .map(|k| signing::key_id(&k));
-    let mut out = match read_held(state_dir) {
+    let held = read_held(state_dir);
+    let mut out = match &held {
         None => "policy            none received\n".to_owned(),
         Some(h) => format!(
             "policy            org {} version {} mode {}, signed by key {}\n",
@@ -157,6 +207,9 @@ pub fn status_text(state_dir: &Path, pinned: Option<&str>) -> String {
             h.signed.key_id
         ),
     };
+    if let Some(p) = held.as_ref().map(|h| &h.policy) {
+        out.push_str(&policy_details(p));
+    }
     out.push_str(&format!(
         "policy key        {}\n",
         pinned_id.map_or_else(
@@ -169,6 +222,41 @@ pub fn status_text(state_dir: &Path, pinned: Option<&str>) -> String {
         out.push_str(&format!(
             "policy warning    given at {} (unix ms), {} postpones used\n",
             w, rt.postpones_used
+        ));
+    }
+    out
+}
+
+/// The issue-19 parts of a held policy, for `status`: closure days (their range, so
+/// an operator sees when the policy must be set again), maintenance windows and the
+/// processes never interrupted. Empty for a policy without them.
+fn policy_details(p: &Policy) -> String {
+    let mut out = String::new();
+    if let (Some(first), Some(last)) = (p.closure_days.first(), p.closure_days.last()) {
+        let holidays = p.closure_days.iter().filter(|d| d.public_holiday).count();
+        out.push_str(&format!(
+            "policy closures   {} days ({holidays} public holidays{}) from {} to {}, {}\n",
+            p.closure_days.len(),
+            if p.holidays.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", p.holidays)
+            },
+            first.date,
+            last.date,
+            action_name(p.closure_action())
+        ));
+    }
+    if !p.maintenance.is_empty() {
+        out.push_str(&format!(
+            "policy maintenance {} window(s): never shut down inside, woken up for the next\n",
+            p.maintenance.len()
+        ));
+    }
+    if !p.never_interrupt.is_empty() {
+        out.push_str(&format!(
+            "never interrupt   {} (and OS updates)\n",
+            p.never_interrupt.join(", ")
         ));
     }
     out
@@ -258,6 +346,8 @@ impl PolicyAgent {
             state_dir: state_dir.to_owned(),
             facts,
             enforcer,
+            wake: Arc::new(NoWakeAlarm),
+            work: Arc::new(NoWorkProbe),
             inner: Mutex::new(Inner {
                 pinned,
                 held,
@@ -267,6 +357,40 @@ impl PolicyAgent {
                 last_busy_ms: ms(now),
             }),
         })
+    }
+
+    /// Arms wake-ups for maintenance windows through `wake` (default: none).
+    pub fn with_wake_alarm(mut self, wake: Arc<dyn WakeAlarm>) -> Self {
+        self.wake = wake;
+        self
+    }
+
+    /// Looks for work not to interrupt through `work` (default: sees none).
+    pub fn with_work_probe(mut self, work: Arc<dyn WorkProbe>) -> Self {
+        self.work = work;
+        self
+    }
+
+    /// The preconditions of acting at `now`, asked only inside a window of a policy in
+    /// dry-run or enforce mode (a D-Bus call and a /proc scan per tick then, none
+    /// otherwise).
+    async fn preconditions(&self, now: Timestamp) -> Preconditions {
+        let Some(held) = self.held() else {
+            return Preconditions::default();
+        };
+        let policy = &held.policy;
+        if !matches!(policy.mode(), PolicyMode::Enforce | PolicyMode::DryRun) {
+            return Preconditions::default();
+        }
+        let Some(span) = open_span(policy, now) else {
+            return Preconditions::default();
+        };
+        let action = span_action(policy, span.window);
+        Preconditions {
+            action,
+            unavailable: self.enforcer.can(action).await.err(),
+            busy: self.work.busy(&policy.never_interrupt).map(|b| b.detail()),
+        }
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -384,9 +508,10 @@ impl PolicyAgent {
         idle_s: Option<u64>,
         cpu_busy: bool,
     ) -> Vec<PolicyEvent> {
-        let mut warn_at = None;
-        let mut power_off = false;
-        let events = {
+        let checks = self.preconditions(now).await;
+        let mut steps = Steps::default();
+        let mut policy = None;
+        let mut events = {
             let mut inner = self.inner();
             if cpu_busy {
                 inner.last_busy_ms = ms(now);
@@ -396,32 +521,54 @@ impl PolicyAgent {
             });
             let before = inner.runtime.clone();
             if let Some(held) = inner.held.clone() {
-                self.decide(
-                    &mut inner,
-                    &held.policy,
-                    now,
-                    idle_s,
-                    &mut warn_at,
-                    &mut power_off,
-                );
+                self.decide(&mut inner, &held.policy, now, idle_s, &checks, &mut steps);
+                policy = Some(held.policy);
             }
             if inner.runtime != before {
                 self.save_runtime(&inner.runtime);
             }
             std::mem::take(&mut inner.events)
         };
-        if let Some((deadline, message)) = warn_at
+        if let Some((deadline, message)) = steps.warn
             && let Err(e) = self.enforcer.warn(&[], deadline, &message).await
         {
             warn!(error = %e, "cannot warn the users");
         }
-        if power_off {
-            info!("policy: powering off");
-            if let Err(e) = self.enforcer.power_off().await {
-                error!(error = %e, "policy shutdown failed");
+        if let (Some(action), Some(policy)) = (steps.act, policy) {
+            if let Some(e) = self.arm_wake(&policy, now) {
+                events.push(e);
+            }
+            info!(action = action_name(action), "policy: carrying out");
+            if let Err(e) = carry_out(self.enforcer.as_ref(), action).await {
+                error!(error = %e, "policy action failed");
             }
         }
         events
+    }
+
+    /// Arms a wake-up for the next maintenance window, if the policy has one: the
+    /// `POLICY_WAKE_ARMED` event, or `None` (none to arm, or it failed: logged, and
+    /// the action goes on; an unpatched night beats a machine left on against policy).
+    fn arm_wake(&self, policy: &Policy, now: Timestamp) -> Option<PolicyEvent> {
+        let next = next_maintenance(policy, now)?;
+        match self.wake.arm(next.start) {
+            Ok(how) => {
+                info!(at = %next.start, maintenance = next.window, via = %how, "wake-up armed");
+                Some(PolicyEvent {
+                    kind: EventKind::PolicyWakeArmed,
+                    at_ms: ms(now),
+                    detail: format!(
+                        "{} maintenance[{}] via {how}",
+                        next.start.as_second(),
+                        next.window
+                    ),
+                })
+            }
+            Err(e) => {
+                warn!(error = %e, at = %next.start, "cannot arm the wake-up for the maintenance window");
+                None
+            }
+        }
     }
 
     fn decide(
@@ -430,8 +577,8 @@ impl PolicyAgent {
         policy: &Policy,
         now: Timestamp,
         idle_s: u64,
-        warn_at: &mut Option<(Timestamp, String)>,
-        power_off: &mut bool,
+        checks: &Preconditions,
+        steps: &mut Steps,
     ) {
         let at_ms = ms(now);
         let rt = &mut inner.runtime;
@@ -467,6 +614,13 @@ impl PolicyAgent {
             rt.postpones_used,
             warned_at,
         );
+        // Work not to interrupt, or an action this machine cannot do, blocks a warning
+        // or an action (never a countdown: nothing happens then anyway).
+        let blocked = match decision {
+            Decision::Enforce(Action::Warn { .. } | Action::ShutDown)
+            | Decision::DryRun(Action::Warn { .. } | Action::ShutDown) => checks.blocked(),
+            _ => None,
+        };
         let span_ms = open_span(policy, now).map_or(0, |s| ms(s.start));
         let once = |code: &str, rt: &mut PolicyRuntime| -> bool {
             let key = (span_ms, code.to_owned());
@@ -491,7 +645,22 @@ impl PolicyAgent {
                     *rt = PolicyRuntime::default();
                 }
             }
+            _ if blocked.is_some() => {
+                let detail = blocked.unwrap_or_default();
+                let code = detail.split(':').next().unwrap_or_default().to_owned();
+                // Withdrawn: once it clears, the users are warned afresh.
+                rt.warned_at_ms = None;
+                rt.postpones_used = 0;
+                if once(&code, rt) {
+                    info!(reason = %detail, "policy: skipped");
+                    event(EventKind::PolicySkipped, detail);
+                }
+            }
             Decision::Skip { reason } => {
+                if matches!(reason, SkipReason::InMaintenance(_)) {
+                    rt.warned_at_ms = None;
+                    rt.postpones_used = 0;
+                }
                 if once(reason.code(), rt) {
                     info!(reason = %reason, "policy: skipped");
                     event(EventKind::PolicySkipped, reason.code().to_owned());
@@ -510,7 +679,12 @@ impl PolicyAgent {
                 Action::ShutDown => {
                     if once("dry_run_shutdown", rt) {
                         info!("policy (dry run): would shut down now");
-                        event(EventKind::PolicySkipped, "dry_run: would shut down".into());
+                        let detail = match checks.action {
+                            ShutdownAction::Hibernate => "dry_run: would hibernate",
+                            ShutdownAction::Sleep => "dry_run: would sleep",
+                            _ => "dry_run: would shut down",
+                        };
+                        event(EventKind::PolicySkipped, detail.into());
                     }
                 }
             },
@@ -518,15 +692,20 @@ impl PolicyAgent {
                 Action::Warn { shutdown_at } => {
                     rt.warned_at_ms = Some(at_ms);
                     info!(%shutdown_at, "policy: warning the users");
+                    let what = match checks.action {
+                        ShutdownAction::Hibernate => "hibernate",
+                        ShutdownAction::Sleep => "go to sleep",
+                        _ => "shut down",
+                    };
                     let message = format!(
-                        "This computer will shut down at {} (energy saving policy of {}). \
+                        "This computer will {what} at {} (energy saving policy of {}). \
                          Save your work. To postpone: veille-agent postpone",
                         shutdown_at
                             .to_zoned(jiff::tz::TimeZone::system())
                             .strftime("%H:%M"),
                         policy.org
                     );
-                    *warn_at = Some((shutdown_at, message));
+                    steps.warn = Some((shutdown_at, message));
                     event(
                         EventKind::PolicyWarned,
                         format!("v{} shutdown at {shutdown_at}", policy.version),
@@ -535,8 +714,11 @@ impl PolicyAgent {
                 Action::Countdown { .. } => {}
                 Action::ShutDown => {
                     if once("shutdown", rt) {
-                        event(EventKind::PolicyShutdown, format!("v{}", policy.version));
-                        *power_off = true;
+                        event(
+                            EventKind::PolicyShutdown,
+                            format!("v{} {}", policy.version, action_name(checks.action)),
+                        );
+                        steps.act = Some(checks.action);
                     }
                 }
             },
@@ -558,11 +740,12 @@ impl PolicyAgent {
 mod tests {
     use super::*;
     use crate::enforcer::{Enforced, RecordingEnforcer};
+    use jiff::SignedDuration;
     use veille_proto::policy::ALL_DAYS;
     use veille_proto::signing::{SigningKey, encode_verifying_key, sign};
     use veille_proto::v1::{ChassisClass, ShutdownWindow};
 
-    const UTC_NOON: i64 = 1_790_000_000_000; // a Tuesday, 2026-09-22 ~14:13 UTC
+    const UTC_NOON: i64 = 1_790_000_000_000; // a Monday, 2026-09-21 14:13:20 UTC
 
     fn policy(version: u64, mode: PolicyMode) -> Policy {
         Policy {
@@ -574,6 +757,7 @@ mod tests {
                 start: "00:00".into(),
                 end: "23:59".into(),
                 time_zone: "UTC".into(),
+                ..ShutdownWindow::default()
             }],
             idle_threshold_s: 60,
             warning_s: 120,
@@ -714,5 +898,194 @@ mod tests {
             PolicyAgent::open(dir.path(), "", Some(&pub_b64), desktop(), rec, at(7)).unwrap();
         assert_eq!(again.held().unwrap().policy.version, 2);
         assert!(status_text(dir.path(), Some(&pub_b64)).contains("version 2"));
+    }
+
+    fn enforced_agent(dir: &Path, p: Policy, rec: Arc<RecordingEnforcer>) -> PolicyAgent {
+        let k = key(1);
+        let a = agent(dir, &encode_verifying_key(&k.verifying_key()), rec);
+        a.on_ack(&sign(&p, &k), "", false, at(0));
+        assert!(a.held().is_some());
+        a
+    }
+
+    fn with_action(action: ShutdownAction) -> Policy {
+        let mut p = policy(1, PolicyMode::Enforce);
+        p.windows[0].action = action as i32;
+        p
+    }
+
+    #[tokio::test]
+    async fn a_hibernate_window_hibernates_through_the_enforcer() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Arc::new(RecordingEnforcer::default());
+        let a = enforced_agent(
+            dir.path(),
+            with_action(ShutdownAction::Hibernate),
+            rec.clone(),
+        );
+        let e = a.tick(at(0), Some(600), false).await;
+        assert_eq!(e[0].kind, EventKind::PolicyWarned);
+        assert!(
+            matches!(&rec.recorded()[0], Enforced::Warned { message, .. } if message.contains("will hibernate")),
+            "{:?}",
+            rec.recorded()
+        );
+        let e = a.tick(at(121), Some(600), false).await;
+        assert_eq!(e[0].kind, EventKind::PolicyShutdown);
+        assert_eq!(e[0].detail, "v1 hibernate");
+        assert_eq!(rec.recorded().last(), Some(&Enforced::Hibernated));
+    }
+
+    /// Issue 19: an action the machine cannot do is reported, never downgraded.
+    #[tokio::test]
+    async fn an_impossible_action_is_skipped_with_the_reason_never_downgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Arc::new(RecordingEnforcer::refusing(vec![(
+            ShutdownAction::Sleep,
+            "logind CanSuspend = na".into(),
+        )]));
+        let a = enforced_agent(dir.path(), with_action(ShutdownAction::Sleep), rec.clone());
+        let e = a.tick(at(0), Some(600), false).await;
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].kind, EventKind::PolicySkipped);
+        assert_eq!(
+            e[0].detail,
+            "action_unavailable: sleep (logind CanSuspend = na)"
+        );
+        // Reported once per window; nothing warned, nothing powered off, ever.
+        for t in [10, 200, 400] {
+            assert!(a.tick(at(t), Some(600), false).await.is_empty());
+        }
+        assert!(rec.recorded().is_empty());
+    }
+
+    #[derive(Default)]
+    struct FakeWork(Mutex<Option<crate::never_interrupt::Busy>>);
+
+    impl WorkProbe for FakeWork {
+        fn busy(&self, names: &[String]) -> Option<crate::never_interrupt::Busy> {
+            assert_eq!(names, ["backup", "rsync"]);
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn never_interrupt_and_os_updates_hold_the_warning_and_the_shutdown() {
+        use crate::never_interrupt::Busy;
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Arc::new(RecordingEnforcer::default());
+        let mut p = policy(1, PolicyMode::Enforce);
+        p.never_interrupt = vec!["backup".into(), "rsync".into()];
+        let work = Arc::new(FakeWork::default());
+        let a = enforced_agent(dir.path(), p, rec.clone()).with_work_probe(work.clone());
+        *work.0.lock().unwrap() = Some(Busy::Named("rsync".into()));
+        let e = a.tick(at(0), Some(600), false).await;
+        assert_eq!(e[0].kind, EventKind::PolicySkipped);
+        assert_eq!(e[0].detail, "never_interrupt: rsync is running");
+        assert!(a.tick(at(10), Some(600), false).await.is_empty());
+        assert!(rec.recorded().is_empty());
+        // rsync done: warned; then an update starts before the deadline: held, and the
+        // warning withdrawn.
+        *work.0.lock().unwrap() = None;
+        assert_eq!(
+            a.tick(at(20), Some(600), false).await[0].kind,
+            EventKind::PolicyWarned
+        );
+        *work.0.lock().unwrap() = Some(Busy::OsUpdate("dpkg is running".into()));
+        let e = a.tick(at(200), Some(600), false).await;
+        assert_eq!(e[0].detail, "os_update: dpkg is running");
+        assert_eq!(read_runtime(dir.path()).warned_at_ms, None);
+        // Update done: warned afresh (not shut down on the old deadline).
+        *work.0.lock().unwrap() = None;
+        let e = a.tick(at(300), Some(600), false).await;
+        assert_eq!(e[0].kind, EventKind::PolicyWarned);
+        let e = a.tick(at(421), Some(600), false).await;
+        assert_eq!(e[0].kind, EventKind::PolicyShutdown);
+        assert_eq!(e[0].detail, "v1 power_off");
+        assert_eq!(rec.recorded().last(), Some(&Enforced::PoweredOff));
+        let status = status_text(dir.path(), None);
+        assert!(
+            status.contains("never interrupt   backup, rsync (and OS updates)"),
+            "{status}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_wake_up_is_armed_for_the_next_maintenance_window_and_it_is_never_shut_down() {
+        use crate::wake::RecordingWakeAlarm;
+        use veille_proto::v1::MaintenanceWindow;
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Arc::new(RecordingEnforcer::default());
+        let mut p = policy(1, PolicyMode::Enforce);
+        // Every night 03:00–03:30 UTC, and today 15:00–15:30 (at(0) is 14:13:20 UTC).
+        p.maintenance = vec![
+            MaintenanceWindow {
+                days: ALL_DAYS,
+                week_of_month: 0,
+                start: "03:00".into(),
+                end: "03:30".into(),
+                time_zone: "UTC".into(),
+            },
+            MaintenanceWindow {
+                days: ALL_DAYS,
+                week_of_month: 0,
+                start: "15:00".into(),
+                end: "15:30".into(),
+                time_zone: "UTC".into(),
+            },
+        ];
+        let wake = Arc::new(RecordingWakeAlarm::default());
+        let a = enforced_agent(dir.path(), p, rec.clone()).with_wake_alarm(wake.clone());
+        a.tick(at(0), Some(600), false).await;
+        let e = a.tick(at(121), Some(600), false).await;
+        let fifteen: Timestamp = "2026-09-21T15:00:00Z".parse().unwrap();
+        assert_eq!(wake.armed(), [fifteen]);
+        assert_eq!(e[0].kind, EventKind::PolicyShutdown);
+        assert_eq!(e[1].kind, EventKind::PolicyWakeArmed);
+        assert_eq!(
+            e[1].detail,
+            format!("{} maintenance[1] via recording", fifteen.as_second())
+        );
+        // Awake for maintenance at 15:10: not warned, not shut down.
+        let e = a
+            .tick(fifteen + SignedDuration::from_mins(10), Some(600), false)
+            .await;
+        assert_eq!(e[0].detail, "in_maintenance");
+        assert_eq!(rec.recorded().len(), 2);
+
+        // A wake alarm that fails does not stop the shutdown.
+        let dir = tempfile::tempdir().unwrap();
+        let failing = Arc::new(RecordingWakeAlarm::failing());
+        let mut p = policy(1, PolicyMode::Enforce);
+        p.maintenance = a.held().unwrap().policy.maintenance;
+        let b = enforced_agent(dir.path(), p, rec.clone()).with_wake_alarm(failing);
+        b.tick(at(0), Some(600), false).await;
+        let e = b.tick(at(121), Some(600), false).await;
+        assert_eq!(e.len(), 1);
+        assert_eq!(rec.recorded().last(), Some(&Enforced::PoweredOff));
+    }
+
+    #[test]
+    fn status_shows_closures_maintenance_and_never_interrupt() {
+        use veille_proto::v1::{ClosureDay, MaintenanceWindow};
+        let mut p = policy(1, PolicyMode::Enforce);
+        assert_eq!(policy_details(&p), "");
+        p.holidays = "FR".into();
+        p.closure_time_zone = "Europe/Paris".into();
+        p.closure_action = ShutdownAction::Sleep as i32;
+        p.closure_days = ["2026-12-24", "2026-12-25", "2028-12-25"]
+            .iter()
+            .map(|d| ClosureDay {
+                date: d.to_string(),
+                name: String::new(),
+                public_holiday: d.ends_with("25"),
+            })
+            .collect();
+        p.maintenance = vec![MaintenanceWindow::default()];
+        assert_eq!(
+            policy_details(&p),
+            "policy closures   3 days (2 public holidays, FR) from 2026-12-24 to 2028-12-25, sleep\n\
+             policy maintenance 1 window(s): never shut down inside, woken up for the next\n"
+        );
     }
 }

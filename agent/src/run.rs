@@ -282,7 +282,9 @@ pub async fn run(
             crate::enforcer::from_command(&config.enforcer.command),
             policy_now(clocks.as_ref()),
         )
-        .map_err(RunError::Policy)?,
+        .map_err(RunError::Policy)?
+        .with_wake_alarm(wake_alarm(&config.enforcer.command))
+        .with_work_probe(work_probe()),
     );
     let shared = Arc::new(Shared {
         policy,
@@ -751,4 +753,26 @@ pub async fn once(
         inventory: Some(basic_inventory(host, config)),
         agent_version: VERSION.to_owned(),
     })
+}
+
+/// The wake alarm for maintenance windows: the RTC on Linux, unless a configured
+/// `[enforcer] command` stands in for the platform (a site's script, or the end-to-end
+/// tests' recorder: the test machine's own RTC is never armed).
+fn wake_alarm(enforcer_command: &str) -> Arc<dyn crate::wake::WakeAlarm> {
+    #[cfg(target_os = "linux")]
+    if enforcer_command.trim().is_empty() {
+        return Arc::new(crate::wake::RtcWakeAlarm::new(std::path::Path::new("/")));
+    }
+    let _ = enforcer_command;
+    Arc::new(crate::wake::NoWakeAlarm)
+}
+
+/// Work not to interrupt: processes and dpkg locks of this machine (Linux).
+fn work_probe() -> Arc<dyn crate::never_interrupt::WorkProbe> {
+    #[cfg(target_os = "linux")]
+    return Arc::new(crate::never_interrupt::ProcWorkProbe::new(
+        std::path::Path::new("/"),
+    ));
+    #[cfg(not(target_os = "linux"))]
+    Arc::new(crate::never_interrupt::NoWorkProbe)
 }

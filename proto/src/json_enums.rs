@@ -8,7 +8,7 @@
 
 use serde::Serializer;
 
-use crate::v1::{ActivityRule, ChassisClass, EnergySource, EventKind, PolicyMode};
+use crate::v1::{ActivityRule, ChassisClass, EnergySource, EventKind, PolicyMode, ShutdownAction};
 
 /// A generated protobuf enum: its protobuf name for a wire number, if it has one.
 pub trait ProtoEnum {
@@ -33,7 +33,8 @@ proto_enum!(
     ChassisClass => "CHASSIS_CLASS_",
     EnergySource => "ENERGY_SOURCE_",
     EventKind => "EVENT_KIND_",
-    PolicyMode => "POLICY_MODE_"
+    PolicyMode => "POLICY_MODE_",
+    ShutdownAction => "SHUTDOWN_ACTION_"
 );
 
 /// `serialize_with` for an enum field.

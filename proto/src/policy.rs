@@ -15,6 +15,16 @@
 //! A window whose `end` is not after `start` ends the next day; it belongs to the day it
 //! starts on (Sunday 22:00–06:00 is open on Monday at 05:00, and not on Sunday at 05:00).
 //!
+//! # Closure days, actions and maintenance windows
+//! - A closure day (`Policy::closure_days`: a public holiday or a site's closing day) is
+//!   one more window, from local midnight to the next midnight of `closure_time_zone`;
+//!   its [`WindowSpan::window`] index is `windows.len() + i`.
+//! - Each window has an action ([`span_action`]): power off, hibernate or sleep. Where
+//!   windows overlap, the merged span takes the action of the one that started first.
+//! - Inside a maintenance window ([`maintenance_span`]) nothing is warned or shut down
+//!   ([`SkipReason::InMaintenance`]); [`next_maintenance`] is where the agent arms its
+//!   wake-up before it shuts down.
+//!
 //! # Time
 //! Nothing here reads a clock: callers pass `now`, so tests and the collector's replay
 //! drive evaluation with any instant they like.
@@ -24,7 +34,9 @@ use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::topics::valid_segment;
-use crate::v1::{ChassisClass, Policy, PolicyMode, ShutdownWindow};
+use crate::v1::{
+    ChassisClass, MaintenanceWindow, Policy, PolicyMode, ShutdownAction, ShutdownWindow,
+};
 use crate::validate::{ValidationError, check_count, check_id, check_text, quoted};
 
 /// Bounds [`validate_policy`] enforces. A warning shorter than this minimum does not
@@ -37,6 +49,23 @@ pub const MAX_WARNING_S: u32 = 3600;
 pub const MAX_POSTPONES: u32 = 10;
 pub const MIN_POSTPONE_S: u32 = 60;
 pub const MAX_POSTPONE_S: u32 = 4 * 3600;
+
+/// How many calendar years of public holidays the collector expands into a policy's
+/// `closure_days` when it signs it (the current one and the next two): a policy set in
+/// December still covers the whole next year. Re-sign (`policy set`) at least every
+/// two years, or holidays past the last one stop being windows.
+pub const CLOSURE_YEARS: i16 = 3;
+/// Most closure days a policy may carry: every day of [`CLOSURE_YEARS`] years.
+pub const MAX_CLOSURE_DAYS: usize = 366 * CLOSURE_YEARS as usize;
+/// Most maintenance windows and never-interrupt names a policy may carry.
+pub const MAX_MAINTENANCE_WINDOWS: usize = 16;
+/// Longest name compared from `never_interrupt`: Linux keeps at most 15 bytes of a
+/// process name in `/proc/PID/comm` (TASK_COMM_LEN − 1); a longer name is compared on
+/// its first 15 bytes.
+pub const PROCESS_NAME_LEN: usize = 15;
+/// How far ahead [`next_maintenance`] looks, in days: a "5th Tuesday" window can be
+/// three months away, nothing recurring is further than a year.
+pub const MAINTENANCE_LOOKAHEAD_DAYS: i64 = 366;
 
 /// `ShutdownWindow::days` for every day of the week.
 pub const ALL_DAYS: u32 = 0x7f;
@@ -113,6 +142,9 @@ pub enum SkipReason {
     /// A warning now would end after the window closes: no warning is started.
     #[error("too late in the window for a warning")]
     TooLateInWindow,
+    /// A maintenance (patch) window is open: the machine stays on for it.
+    #[error("maintenance window {0} is open")]
+    InMaintenance(usize),
 }
 
 impl SkipReason {
@@ -129,6 +161,7 @@ impl SkipReason {
             SkipReason::ServerNotAllowed => "server_not_allowed",
             SkipReason::UserActive => "user_active",
             SkipReason::TooLateInWindow => "too_late_in_window",
+            SkipReason::InMaintenance(_) => "in_maintenance",
         }
     }
 }
@@ -179,6 +212,11 @@ pub fn evaluate(
     if let Some(reason) = exclusion(policy, facts) {
         return Decision::Skip { reason };
     }
+    if let Some(m) = maintenance_span(policy, now) {
+        return Decision::Skip {
+            reason: SkipReason::InMaintenance(m.window),
+        };
+    }
     let action = match warned_at.filter(|w| *w >= span.start) {
         Some(warned) => {
             let shutdown_at = shutdown_deadline(policy, warned, postpones_used);
@@ -225,16 +263,16 @@ pub fn can_postpone(policy: &Policy, postpones_used: u32) -> bool {
 }
 
 /// The window occurrence open at `now`, if any (overlapping ones merged, see
-/// [`evaluate`]).
+/// [`evaluate`]); closure days included.
 pub fn open_span(policy: &Policy, now: Timestamp) -> Option<WindowSpan> {
     let mut open: Option<WindowSpan> = None;
-    for (i, window) in policy.windows.iter().enumerate() {
-        let Some(parsed) = ParsedWindow::parse(window) else {
-            continue;
-        };
+    for (i, parsed) in parsed_windows(policy) {
         let today = now.to_zoned(parsed.tz.clone()).date();
         // A window open now started today or, crossing midnight, yesterday.
         for date in [today.yesterday().ok(), Some(today)].into_iter().flatten() {
+            if !parsed.runs_on(date) {
+                continue;
+            }
             let Some((start, end)) = parsed.span_on(date) else {
                 continue;
             };
@@ -257,6 +295,79 @@ pub fn open_span(policy: &Policy, now: Timestamp) -> Option<WindowSpan> {
     open
 }
 
+/// What the machine does at the end of a warning in window `window` (a
+/// [`WindowSpan::window`]): the window's action, `closure_action` for a closure day;
+/// unspecified is power off.
+pub fn span_action(policy: &Policy, window: usize) -> ShutdownAction {
+    let action = match policy.windows.get(window) {
+        Some(w) => w.action(),
+        None => policy.closure_action(),
+    };
+    match action {
+        ShutdownAction::Unspecified => ShutdownAction::PowerOff,
+        a => a,
+    }
+}
+
+/// The file's and the events' name of an action.
+pub fn action_name(action: ShutdownAction) -> &'static str {
+    match action {
+        ShutdownAction::Unspecified | ShutdownAction::PowerOff => "power_off",
+        ShutdownAction::Hibernate => "hibernate",
+        ShutdownAction::Sleep => "sleep",
+    }
+}
+
+/// The maintenance window open at `now`, if any (`window` indexes
+/// `Policy::maintenance`).
+pub fn maintenance_span(policy: &Policy, now: Timestamp) -> Option<WindowSpan> {
+    for (i, parsed) in parsed_maintenance(policy) {
+        let today = now.to_zoned(parsed.tz.clone()).date();
+        for date in [today.yesterday().ok(), Some(today)].into_iter().flatten() {
+            if parsed.runs_on(date)
+                && let Some((start, end)) = parsed.span_on(date)
+                && start <= now
+                && now < end
+            {
+                return Some(WindowSpan {
+                    window: i,
+                    start,
+                    end,
+                });
+            }
+        }
+    }
+    None
+}
+
+/// The first maintenance window that starts after `now` (within
+/// [`MAINTENANCE_LOOKAHEAD_DAYS`]): when a machine shut down at `now` should wake.
+pub fn next_maintenance(policy: &Policy, now: Timestamp) -> Option<WindowSpan> {
+    let mut next: Option<WindowSpan> = None;
+    for (i, parsed) in parsed_maintenance(policy) {
+        let today = now.to_zoned(parsed.tz.clone()).date();
+        for date in today
+            .series(jiff::Span::new().days(1))
+            .take(MAINTENANCE_LOOKAHEAD_DAYS as usize)
+        {
+            if parsed.runs_on(date)
+                && let Some((start, end)) = parsed.span_on(date)
+                && start > now
+            {
+                if next.is_none_or(|n| start < n.start) {
+                    next = Some(WindowSpan {
+                        window: i,
+                        start,
+                        end,
+                    });
+                }
+                break;
+            }
+        }
+    }
+    next
+}
+
 /// Every window occurrence overlapping `[from, to)`, sorted by start (not merged): what
 /// the collector's compliance report and `policy replay` measure against.
 pub fn spans_between(policy: &Policy, from: Timestamp, to: Timestamp) -> Vec<WindowSpan> {
@@ -264,10 +375,57 @@ pub fn spans_between(policy: &Policy, from: Timestamp, to: Timestamp) -> Vec<Win
     if from >= to {
         return spans;
     }
-    for (i, window) in policy.windows.iter().enumerate() {
-        let Some(parsed) = ParsedWindow::parse(window) else {
+    for (i, parsed) in parsed_windows(policy) {
+        let Ok(first) = from.to_zoned(parsed.tz.clone()).date().yesterday() else {
             continue;
         };
+        let last = to.to_zoned(parsed.tz.clone()).date();
+        // A closure day: one date to check, not every date of the range (a year's
+        // report over three years of closure days).
+        if let Some(date) = parsed.only {
+            if (first..=last).contains(&date)
+                && let Some((start, end)) = parsed.span_on(date)
+                && start < to
+                && end > from
+            {
+                spans.push(WindowSpan {
+                    window: i,
+                    start,
+                    end,
+                });
+            }
+            continue;
+        }
+        for date in first.series(jiff::Span::new().days(1)) {
+            if date > last {
+                break;
+            }
+            if parsed.runs_on(date)
+                && let Some((start, end)) = parsed.span_on(date)
+                && start < to
+                && end > from
+            {
+                spans.push(WindowSpan {
+                    window: i,
+                    start,
+                    end,
+                });
+            }
+        }
+    }
+    spans.sort_by_key(|s| (s.start, s.window));
+    spans
+}
+
+/// Every maintenance window occurrence overlapping `[from, to)`, sorted by start
+/// (`window` indexes `Policy::maintenance`): time the compliance report and replay do
+/// not count against a device, since the policy wants it on.
+pub fn maintenance_between(policy: &Policy, from: Timestamp, to: Timestamp) -> Vec<WindowSpan> {
+    let mut spans = Vec::new();
+    if from >= to {
+        return spans;
+    }
+    for (i, parsed) in parsed_maintenance(policy) {
         let Ok(first) = from.to_zoned(parsed.tz.clone()).date().yesterday() else {
             continue;
         };
@@ -276,7 +434,8 @@ pub fn spans_between(policy: &Policy, from: Timestamp, to: Timestamp) -> Vec<Win
             if date > last {
                 break;
             }
-            if let Some((start, end)) = parsed.span_on(date)
+            if parsed.runs_on(date)
+                && let Some((start, end)) = parsed.span_on(date)
                 && start < to
                 && end > from
             {
@@ -339,16 +498,55 @@ pub fn validate_policy(p: &Policy) -> Result<(), ValidationError> {
             "must be off, dry-run or enforce",
         ));
     }
-    if p.windows.is_empty() && mode != Some(PolicyMode::Off) {
+    if p.windows.is_empty() && p.closure_days.is_empty() && mode != Some(PolicyMode::Off) {
         return Err(ValidationError::new(
             "windows",
             "0 windows",
-            "a dry-run or enforce policy needs at least one window",
+            "a dry-run or enforce policy needs at least one window or closure day",
         ));
     }
     check_count("windows", p.windows.len())?;
     for (i, w) in p.windows.iter().enumerate() {
         validate_window(&format!("windows[{i}]"), w)?;
+    }
+    validate_closures(p)?;
+    if p.maintenance.len() > MAX_MAINTENANCE_WINDOWS {
+        return Err(ValidationError::new(
+            "maintenance",
+            format!("{} windows", p.maintenance.len()),
+            format!("at most {MAX_MAINTENANCE_WINDOWS}"),
+        ));
+    }
+    for (i, m) in p.maintenance.iter().enumerate() {
+        let at = format!("maintenance[{i}]");
+        validate_window(
+            &at,
+            &ShutdownWindow {
+                days: m.days,
+                start: m.start.clone(),
+                end: m.end.clone(),
+                time_zone: m.time_zone.clone(),
+                action: 0,
+            },
+        )?;
+        if m.week_of_month > 5 {
+            return Err(ValidationError::new(
+                format!("{at}.week_of_month"),
+                m.week_of_month,
+                "0 (every week) or 1 to 5 (the Nth such day of the month)",
+            ));
+        }
+    }
+    check_count("never_interrupt", p.never_interrupt.len())?;
+    for (i, name) in p.never_interrupt.iter().enumerate() {
+        check_id(&format!("never_interrupt[{i}]"), name)?;
+        if name.contains('/') {
+            return Err(ValidationError::new(
+                format!("never_interrupt[{i}]"),
+                quoted(name),
+                "a process name, not a path",
+            ));
+        }
     }
     bounded(
         "idle_threshold_s",
@@ -384,7 +582,63 @@ pub fn validate_policy(p: &Policy) -> Result<(), ValidationError> {
     Ok(())
 }
 
+fn validate_closures(p: &Policy) -> Result<(), ValidationError> {
+    check_text("holidays", &p.holidays)?;
+    if ShutdownAction::try_from(p.closure_action).is_err() {
+        return Err(ValidationError::new(
+            "closure_action",
+            p.closure_action,
+            "unknown action",
+        ));
+    }
+    if p.closure_days.is_empty() {
+        return Ok(());
+    }
+    if p.closure_days.len() > MAX_CLOSURE_DAYS {
+        return Err(ValidationError::new(
+            "closure_days",
+            format!("{} days", p.closure_days.len()),
+            format!("at most {MAX_CLOSURE_DAYS} ({CLOSURE_YEARS} years)"),
+        ));
+    }
+    if jiff::tz::db().get(&p.closure_time_zone).is_err() || p.closure_time_zone.is_empty() {
+        return Err(ValidationError::new(
+            "closure_time_zone",
+            quoted(&p.closure_time_zone),
+            "unknown IANA time zone (required with closure days)",
+        ));
+    }
+    let mut previous: Option<Date> = None;
+    for (i, day) in p.closure_days.iter().enumerate() {
+        let at = format!("closure_days[{i}]");
+        let date = parse_date(&day.date).ok_or_else(|| {
+            ValidationError::new(
+                format!("{at}.date"),
+                quoted(&day.date),
+                "must be YYYY-MM-DD",
+            )
+        })?;
+        if previous.is_some_and(|p| p >= date) {
+            return Err(ValidationError::new(
+                format!("{at}.date"),
+                quoted(&day.date),
+                "closure days must be sorted, each date once",
+            ));
+        }
+        previous = Some(date);
+        check_text(&format!("{at}.name"), &day.name)?;
+    }
+    Ok(())
+}
+
 fn validate_window(at: &str, w: &ShutdownWindow) -> Result<(), ValidationError> {
+    if ShutdownAction::try_from(w.action).is_err() {
+        return Err(ValidationError::new(
+            format!("{at}.action"),
+            w.action,
+            "unknown action",
+        ));
+    }
     if w.days == 0 || w.days & !ALL_DAYS != 0 {
         return Err(ValidationError::new(
             format!("{at}.days"),
@@ -467,12 +721,64 @@ fn add_s(t: Timestamp, s: u64) -> Timestamp {
         .unwrap_or(Timestamp::MAX)
 }
 
-/// A window with its strings parsed.
+/// A window with its strings parsed: a shutdown window, a closure day or a maintenance
+/// window.
 struct ParsedWindow {
     days: u32,
+    /// 0: every week; N: only the Nth `days` weekday of the month.
+    week_of_month: u32,
+    /// A closure day: this date only.
+    only: Option<Date>,
     start: Time,
     end: Time,
     tz: TimeZone,
+}
+
+/// The shutdown windows then the closure days of `policy`, with their
+/// [`WindowSpan::window`] index; those that do not parse are left out.
+fn parsed_windows(policy: &Policy) -> impl Iterator<Item = (usize, ParsedWindow)> + '_ {
+    let windows = policy
+        .windows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, w)| Some((i, ParsedWindow::parse(w)?)));
+    let tz = jiff::tz::db().get(&policy.closure_time_zone).ok();
+    let closures = policy
+        .closure_days
+        .iter()
+        .enumerate()
+        .filter_map(move |(j, day)| {
+            Some((
+                policy.windows.len() + j,
+                ParsedWindow {
+                    days: ALL_DAYS,
+                    week_of_month: 0,
+                    only: Some(parse_date(&day.date)?),
+                    // start = end: from midnight to the next.
+                    start: Time::midnight(),
+                    end: Time::midnight(),
+                    tz: tz.clone()?,
+                },
+            ))
+        });
+    windows.chain(closures)
+}
+
+/// The maintenance windows of `policy` that parse, with their index.
+fn parsed_maintenance(policy: &Policy) -> impl Iterator<Item = (usize, ParsedWindow)> + '_ {
+    policy
+        .maintenance
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| Some((i, ParsedWindow::parse_maintenance(m)?)))
+}
+
+/// A closure day's date: exactly `YYYY-MM-DD`.
+pub fn parse_date(s: &str) -> Option<Date> {
+    if s.len() != 10 {
+        return None;
+    }
+    s.parse().ok()
 }
 
 #[derive(Clone, Copy)]
@@ -485,18 +791,37 @@ impl ParsedWindow {
     fn parse(w: &ShutdownWindow) -> Option<Self> {
         Some(Self {
             days: w.days,
+            week_of_month: 0,
+            only: None,
             start: parse_local_time(&w.start)?,
             end: parse_local_time(&w.end)?,
             tz: jiff::tz::db().get(&w.time_zone).ok()?,
         })
     }
 
-    /// The occurrence starting on local date `date`, if the window runs that day and
-    /// is not empty (02:10–02:50 on the day the clock skips 02:00–03:00 never opens).
+    fn parse_maintenance(m: &MaintenanceWindow) -> Option<Self> {
+        Some(Self {
+            days: m.days,
+            week_of_month: m.week_of_month,
+            only: None,
+            start: parse_local_time(&m.start)?,
+            end: parse_local_time(&m.end)?,
+            tz: jiff::tz::db().get(&m.time_zone).ok()?,
+        })
+    }
+
+    /// Whether an occurrence starts on local date `date`.
+    fn runs_on(&self, date: Date) -> bool {
+        let week = (date.day() as u32 - 1) / 7 + 1;
+        self.days & day_bit(date.weekday()) != 0
+            && (self.week_of_month == 0 || self.week_of_month == week)
+            && self.only.is_none_or(|d| d == date)
+    }
+
+    /// The occurrence starting on local date `date` (the caller checked
+    /// [`Self::runs_on`]), if it is not empty (02:10–02:50 on the day the clock skips
+    /// 02:00–03:00 never opens).
     fn span_on(&self, date: Date) -> Option<(Timestamp, Timestamp)> {
-        if self.days & day_bit(date.weekday()) == 0 {
-            return None;
-        }
         let start = self.resolve(date.to_datetime(self.start), Edge::Start)?;
         let end_date = if self.end > self.start {
             date
@@ -537,6 +862,7 @@ mod tests {
             start: start.into(),
             end: end.into(),
             time_zone: PARIS.into(),
+            ..ShutdownWindow::default()
         }
     }
 
@@ -1026,5 +1352,176 @@ mod tests {
         off.postpones_allowed = 0;
         off.postpone_s = 0;
         assert_eq!(validate_policy(&off), Ok(()));
+    }
+
+    fn closure_policy() -> Policy {
+        let mut p = policy(vec![window(WORKING_DAYS, "20:00", "07:00")]);
+        p.closure_time_zone = PARIS.into();
+        p.closure_days = vec![
+            crate::v1::ClosureDay {
+                date: "2026-07-14".into(),
+                name: "Fête nationale".into(),
+                public_holiday: true,
+            },
+            crate::v1::ClosureDay {
+                date: "2026-07-15".into(),
+                name: "Pont".into(),
+                public_holiday: false,
+            },
+        ];
+        p.closure_action = ShutdownAction::Hibernate as i32;
+        p
+    }
+
+    #[test]
+    fn a_closure_day_is_a_whole_day_window_with_its_own_action() {
+        let p = closure_policy();
+        assert_eq!(validate_policy(&p), Ok(()));
+        // 2026-07-14 is a Tuesday: open at noon, from midnight to midnight.
+        let span = open_span(&p, at("2026-07-14T12:00:00+02:00")).unwrap();
+        assert_eq!(span.start, at("2026-07-14T00:00:00+02:00"));
+        assert_eq!(span.end, at("2026-07-15T00:00:00+02:00"));
+        assert_eq!(span.window, 1);
+        // At 06:00 Monday night's window (20:00–07:00) is open too: merged, and the
+        // action is that of the window that opened first.
+        let span = open_span(&p, at("2026-07-14T06:00:00+02:00")).unwrap();
+        assert_eq!(span.start, at("2026-07-13T20:00:00+02:00"));
+        assert_eq!(span.end, at("2026-07-15T00:00:00+02:00"));
+        assert_eq!(span.window, 0);
+        assert_eq!(span_action(&p, 0), ShutdownAction::PowerOff);
+        assert_eq!(span_action(&p, 1), ShutdownAction::Hibernate);
+        assert_eq!(span_action(&p, 2), ShutdownAction::Hibernate);
+        // The 16th is a working day: closed at noon.
+        assert_eq!(open_span(&p, at("2026-07-16T12:00:00+02:00")), None);
+        let spans = spans_between(
+            &p,
+            at("2026-07-14T08:00:00+02:00"),
+            at("2026-07-14T09:00:00+02:00"),
+        );
+        assert_eq!(spans.len(), 1);
+        assert_eq!(spans[0].window, 1);
+        assert_eq!(spans[0].start, at("2026-07-14T00:00:00+02:00"));
+        assert_eq!(spans[0].end, at("2026-07-15T00:00:00+02:00"));
+        // A policy of closure days only is enough for enforce.
+        let mut only = p.clone();
+        only.windows.clear();
+        assert_eq!(validate_policy(&only), Ok(()));
+        assert!(matches!(
+            evaluate(
+                &only,
+                at("2026-07-15T10:00:00+02:00"),
+                &desktop(),
+                IDLE,
+                0,
+                None
+            ),
+            Decision::Enforce(Action::Warn { .. })
+        ));
+    }
+
+    #[test]
+    fn closure_days_and_actions_are_validated() {
+        let good = closure_policy();
+        let err = |edit: &dyn Fn(&mut Policy)| {
+            let mut p = good.clone();
+            edit(&mut p);
+            let e = validate_policy(&p).unwrap_err();
+            (e.field, e.value)
+        };
+        let s = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(
+            err(&|p| p.closure_days[1].date = "2026-07-14".into()),
+            s("closure_days[1].date", "\"2026-07-14\"")
+        );
+        assert_eq!(
+            err(&|p| p.closure_days[0].date = "14/07/2026".into()),
+            s("closure_days[0].date", "\"14/07/2026\"")
+        );
+        assert_eq!(
+            err(&|p| p.closure_time_zone.clear()),
+            s("closure_time_zone", "\"\"")
+        );
+        assert_eq!(err(&|p| p.closure_action = 9), s("closure_action", "9"));
+        assert_eq!(
+            err(&|p| p.windows[0].action = 7),
+            s("windows[0].action", "7")
+        );
+        assert_eq!(
+            err(&|p| p.never_interrupt = vec!["/usr/bin/rsync".into()]),
+            s("never_interrupt[0]", "\"/usr/bin/rsync\"")
+        );
+    }
+
+    fn maintenance(days: u32, week: u32, start: &str, end: &str) -> MaintenanceWindow {
+        MaintenanceWindow {
+            days,
+            week_of_month: week,
+            start: start.into(),
+            end: end.into(),
+            time_zone: PARIS.into(),
+        }
+    }
+
+    #[test]
+    fn second_tuesday_maintenance_blocks_shutdown_and_is_the_next_wake() {
+        let mut p = policy(vec![window(ALL_DAYS, "20:00", "07:00")]);
+        p.maintenance = vec![maintenance(day_bit(Weekday::Tuesday), 2, "02:00", "04:00")];
+        assert_eq!(validate_policy(&p), Ok(()));
+        // December 2026: Tuesdays 1, 8, 15 … the second is the 8th.
+        let in_it = at("2026-12-08T03:00:00+01:00");
+        assert_eq!(
+            evaluate(&p, in_it, &desktop(), IDLE, 0, None),
+            Decision::Skip {
+                reason: SkipReason::InMaintenance(0)
+            }
+        );
+        assert_eq!(maintenance_span(&p, at("2026-12-01T03:00:00+01:00")), None);
+        assert_eq!(maintenance_span(&p, at("2026-12-15T03:00:00+01:00")), None);
+        // After it: shut down as usual; the next wake is January's second Tuesday (12th).
+        let after = at("2026-12-08T04:00:00+01:00");
+        assert!(matches!(
+            evaluate(&p, after, &desktop(), IDLE, 0, None),
+            Decision::Enforce(Action::Warn { .. })
+        ));
+        let next = next_maintenance(&p, after).unwrap();
+        assert_eq!(next.start, at("2027-01-12T02:00:00+01:00"));
+        assert_eq!(next.end, at("2027-01-12T04:00:00+01:00"));
+        let before = next_maintenance(&p, at("2026-12-07T21:00:00+01:00")).unwrap();
+        assert_eq!(before.start, at("2026-12-08T02:00:00+01:00"));
+        // Several windows: the earliest wins; every night 03:00–03:30.
+        p.maintenance
+            .push(maintenance(ALL_DAYS, 0, "03:00", "03:30"));
+        let next = next_maintenance(&p, after).unwrap();
+        assert_eq!(next.window, 1);
+        assert_eq!(next.start, at("2026-12-09T03:00:00+01:00"));
+        let e = |edit: &dyn Fn(&mut Policy)| {
+            let mut q = p.clone();
+            edit(&mut q);
+            validate_policy(&q).unwrap_err().field
+        };
+        assert_eq!(
+            e(&|q| q.maintenance[0].week_of_month = 6),
+            "maintenance[0].week_of_month"
+        );
+        assert_eq!(
+            e(&|q| q.maintenance[1].start = "3:00".into()),
+            "maintenance[1].start"
+        );
+        assert_eq!(e(&|q| q.maintenance[1].days = 0), "maintenance[1].days");
+        let dec = maintenance_between(
+            &p,
+            at("2026-12-01T00:00:00+01:00"),
+            at("2027-01-01T00:00:00+01:00"),
+        );
+        // The 31 nights of December and the second Tuesday.
+        assert_eq!(dec.len(), 32);
+        assert_eq!(dec[0].start, at("2026-12-01T03:00:00+01:00"));
+        assert!(
+            dec.iter()
+                .any(|s| s.window == 0 && s.start == at("2026-12-08T02:00:00+01:00"))
+        );
+        // No maintenance window: nothing to wake for.
+        p.maintenance.clear();
+        assert_eq!(next_maintenance(&p, after), None);
     }
 }

@@ -223,6 +223,7 @@ mod tests {
                 start: "20:00".into(),
                 end: "07:00".into(),
                 time_zone: "Europe/Paris".into(),
+                ..ShutdownWindow::default()
             }],
             idle_threshold_s: 900,
             warning_s: 300,

@@ -237,6 +237,21 @@ fn validate_inventory(inv: &Inventory) -> Result<(), ValidationError> {
     for (i, d) in inv.disks.iter().enumerate() {
         check_text(&format!("inventory.disks[{i}].name"), &d.name)?;
     }
+    check_count("inventory.interfaces", inv.interfaces.len())?;
+    for (i, n) in inv.interfaces.iter().enumerate() {
+        check_text(&format!("inventory.interfaces[{i}].name"), &n.name)?;
+        check_text(&format!("inventory.interfaces[{i}].mac"), &n.mac)?;
+        check_count(
+            &format!("inventory.interfaces[{i}].ipv4_subnets"),
+            n.ipv4_subnets.len(),
+        )?;
+        for (j, subnet) in n.ipv4_subnets.iter().enumerate() {
+            check_text(
+                &format!("inventory.interfaces[{i}].ipv4_subnets[{j}]"),
+                subnet,
+            )?;
+        }
+    }
     Ok(())
 }
 

@@ -230,6 +230,8 @@ impl SimDevice {
             agent_version: agent_version.into(),
             site: self.site.clone(),
             tags: vec![self.group.clone()],
+            // Simulated devices have no network to wake them on.
+            interfaces: Vec::new(),
         }
     }
 }

@@ -46,6 +46,7 @@ pub fn probe_inventory(host: &Host) -> InventoryReport {
         agent_version: String::new(),
         site: String::new(),
         tags: Vec::new(),
+        interfaces: super::network::interfaces(host, &mut notes),
     };
     InventoryReport {
         inventory,
@@ -262,6 +263,24 @@ mod tests {
         let mut bad = samsung();
         bad[20] ^= 1;
         write(root, &format!("{drm}/card0-DP-1/edid"), bad);
+        write(
+            root,
+            "sys/class/net/lo/address",
+            "00:00:00:00:00:00
+",
+        );
+        write(
+            root,
+            "sys/class/net/enp0s31f6/address",
+            "54:e1:ad:12:34:56
+",
+        );
+        write(
+            root,
+            "proc/net/route",
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\n\
+             enp0s31f6\t0000A8C0\t00000000\t0001\t0\t0\t100\t0000FFFF\n",
+        );
     }
 
     /// Source: linuxhw/EDID, `Digital/Samsung/SAM00E5/23C6C1DE4956`.
@@ -325,6 +344,9 @@ mod tests {
         assert_eq!(monitor.year_of_manufacture, 2004);
         assert_eq!(monitor.name, "SyncMaster");
         assert!((inv.agent_version.is_empty() && inv.site.is_empty() && inv.tags.is_empty()));
+        assert_eq!(inv.interfaces.len(), 1, "loopback left out");
+        assert_eq!(inv.interfaces[0].mac, "54:e1:ad:12:34:56");
+        assert_eq!(inv.interfaces[0].ipv4_subnets, ["192.168.0.0/16"]);
         // The only note is the DP-1 monitor with a corrupted EDID.
         assert_eq!(report.unavailable.len(), 1, "{:?}", report.unavailable);
         assert!(
@@ -387,6 +409,7 @@ mod tests {
             "ram_bytes:",
             "disks:",
             "monitors:",
+            "interfaces:",
         ] {
             assert!(
                 notes.contains(expected),

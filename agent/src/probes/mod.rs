@@ -6,7 +6,8 @@
 //! uptime), [`cpu`] (CPU time counters), [`clock`] (wall, boot-time and monotonic
 //! clocks), [`activity`] (is a user present), [`rapl`] (CPU+DRAM energy, never
 //! whole-system), [`battery_power`] (whole-system power while on battery) and [`hwmon`]
-//! (temperatures: CPU package, inlet, others).
+//! (temperatures: CPU package, inlet, others), [`network`] (interfaces, MACs and IPv4
+//! subnets, for Wake-on-LAN).
 //!
 //! Windows: `console_activity` is the activity probe (the console session through the
 //! WTS API); `win32` provides `boot_id`, `boot_time_unix_s`, `uptime_s`, `cpu_times`,
@@ -40,6 +41,8 @@ pub mod hardware;
 pub mod hwmon;
 #[cfg(target_os = "linux")]
 pub mod inventory;
+#[cfg(target_os = "linux")]
+pub mod network;
 pub mod rapl;
 #[cfg(windows)]
 pub mod registry;

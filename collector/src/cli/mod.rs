@@ -482,6 +482,7 @@ mod tests {
             &["veille-collector", "policy", "set", "--help"],
             &["veille-collector", "policy", "show", "--help"],
             &["veille-collector", "policy", "replay", "--help"],
+            &["veille-collector", "policy", "holidays", "--help"],
             &["veille-collector", "report", "compliance", "--help"],
         ] {
             let e = Cli::try_parse_from(args).unwrap_err();

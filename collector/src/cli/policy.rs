@@ -1,5 +1,6 @@
 //! `policy set|show|replay` and `report compliance`: through the running server's API
 //! (so its cache and the agents see a new version at once), else on the store.
+//! `policy holidays` lists computed public holidays and needs neither.
 
 use std::path::{Path, PathBuf};
 
@@ -84,6 +85,56 @@ pub enum PolicyCommand {
     /// kWh, €, kgCO2e saved and the active sessions it would have interrupted, per site.
     /// Reads the store, or the running server's API (/api/v1/policy/replay).
     Replay(PolicyReplayArgs),
+    /// List the public holidays a policy with `holidays = "FR"` turns into whole-day
+    /// shutdown windows, computed for one year (Easter-based ones included). Needs no
+    /// store and no server.
+    Holidays(PolicyHolidaysArgs),
+}
+
+/// `policy holidays` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PolicyHolidaysArgs {
+    /// Calendar year, e.g. 2027.
+    #[arg(long, value_name = "YEAR")]
+    pub year: i64,
+    /// Holiday calendar (ISO 3166-1 alpha-2): the policy file's `holidays` key.
+    #[arg(long, default_value = "FR", value_parser = ["FR", "fr"])]
+    pub country: String,
+    /// Add Alsace-Moselle's local holidays: Good Friday and 26 December (the policy
+    /// file's `alsace_moselle = true`).
+    #[arg(long)]
+    pub alsace_moselle: bool,
+    /// Output format: `table` (date, weekday, name) or `json` (a list of
+    /// {"date", "weekday", "name"}).
+    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    pub format: String,
+}
+
+/// `policy holidays`: what to print.
+pub fn holidays_output(args: &PolicyHolidaysArgs) -> Result<String, PolicyError> {
+    let days =
+        veille_domain::policy::holidays::holidays(&args.country, args.year, args.alsace_moselle)
+            // A usage error (exit 2) that names the year: no policy file is involved.
+            .map_err(|e| PolicyError::Period(e.to_string()))?;
+    let weekday = |d: jiff::civil::Date| d.strftime("%a").to_string().to_ascii_lowercase();
+    if args.format == "json" {
+        let rows: Vec<serde_json::Value> = days
+            .iter()
+            .map(|h| {
+                serde_json::json!({
+                    "date": h.date.to_string(),
+                    "weekday": weekday(h.date),
+                    "name": h.name,
+                })
+            })
+            .collect();
+        return Ok(serde_json::to_string_pretty(&rows).unwrap_or_default() + "\n");
+    }
+    let mut out = String::from("date        day  name\n");
+    for h in &days {
+        out.push_str(&format!("{}  {}  {}\n", h.date, weekday(h.date), h.name));
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -155,13 +206,23 @@ pub struct PolicyShowArgs {
     pub format: String,
 }
 
-/// Reads a policy file.
+/// Reads a policy file and the closure calendars it names (relative paths from the
+/// file's folder), folded into its `closure_days`: what the server receives never names
+/// a file.
 pub fn read_file(path: &Path) -> Result<PolicyFile, PolicyError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PolicyError::FileRead {
-        path: path.to_owned(),
-        source,
-    })?;
-    Ok(PolicyFile::parse(&text)?)
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|source| PolicyError::FileRead {
+            path: p.to_owned(),
+            source,
+        })
+    };
+    let file = PolicyFile::parse(&read(path)?)?;
+    let folder = path.parent().unwrap_or(Path::new("."));
+    let mut calendars = Vec::new();
+    for name in &file.closure_calendars {
+        calendars.push((name.clone(), read(&folder.join(name))?));
+    }
+    Ok(file.with_calendars(&calendars)?)
 }
 
 /// Runs a `policy` subcommand and returns what to print.
@@ -194,6 +255,7 @@ pub async fn command(cmd: PolicyCommand) -> Result<String, CliError> {
             })
             .await
         }
+        PolicyCommand::Holidays(args) => Ok(holidays_output(&args)?),
         PolicyCommand::Show(args) => {
             let config = args.config.load_config()?;
             let shown = show_via_server_or_store(&config).await?;
@@ -203,5 +265,59 @@ pub async fn command(cmd: PolicyCommand) -> Result<String, CliError> {
                 shown.to_table()
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(year: i64, alsace_moselle: bool, format: &str) -> PolicyHolidaysArgs {
+        PolicyHolidaysArgs {
+            year,
+            country: "FR".into(),
+            alsace_moselle,
+            format: format.into(),
+        }
+    }
+
+    #[test]
+    fn holidays_list_as_table_and_json() {
+        let table = holidays_output(&args(2027, false, "table")).unwrap();
+        assert_eq!(table.lines().count(), 1 + 11);
+        assert!(
+            table.contains("2027-03-29  mon  Lundi de Pâques"),
+            "{table}"
+        );
+        assert!(table.contains("2027-05-06  thu  Ascension"), "{table}");
+        let json: serde_json::Value =
+            serde_json::from_str(&holidays_output(&args(2026, true, "json")).unwrap()).unwrap();
+        let rows = json.as_array().unwrap();
+        assert_eq!(rows.len(), 13);
+        assert_eq!(rows[1]["date"], "2026-04-03");
+        assert_eq!(rows[1]["name"], "Vendredi saint");
+        assert!(holidays_output(&args(99_999, false, "table")).is_err());
+    }
+
+    #[test]
+    fn read_file_folds_the_closure_calendars_next_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("p.toml"),
+            "org = \"acme\"\nmode = \"dry-run\"\nidle_threshold_s = 600\nwarning_s = 300\n\
+             closure_calendars = [\"closed.ics\"]\nclosure_time_zone = \"Europe/Paris\"\n",
+        )
+        .unwrap();
+        let e = read_file(&dir.path().join("p.toml")).unwrap_err();
+        assert!(e.to_string().contains("closed.ics"), "{e}");
+        std::fs::write(
+            dir.path().join("closed.ics"),
+            "BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART;VALUE=DATE:20271224\nSUMMARY:Mairie\nEND:VEVENT\nEND:VCALENDAR\n",
+        )
+        .unwrap();
+        let f = read_file(&dir.path().join("p.toml")).unwrap();
+        assert!(f.closure_calendars.is_empty());
+        assert_eq!(f.closure_days[0].date, "2027-12-24");
+        validate_file(&f).unwrap();
     }
 }

@@ -94,8 +94,19 @@ impl From<PolicyFileError> for PolicyError {
         match e {
             PolicyFileError::Parse(m) => PolicyError::Parse(m),
             PolicyFileError::Invalid(v) => PolicyError::Invalid(v),
+            other => PolicyError::Parse(other.to_string()),
         }
     }
+}
+
+/// The UTC calendar year of `ms`: the first year of holidays a policy signed (or a
+/// period replayed) then carries (`veille_proto::policy::CLOSURE_YEARS` of them, so a
+/// few hours' difference with local time at New Year does not matter).
+pub fn year_of_ms(ms: i64) -> i16 {
+    jiff::Timestamp::from_millisecond(ms)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .year()
 }
 
 /// The signing key of `data_dir`, created (mode 0600) at the first call.
@@ -170,7 +181,7 @@ pub fn set(
     key: &SigningKey,
     file: &PolicyFile,
 ) -> Result<(Policy, SignedPolicy), PolicyError> {
-    let mut policy = file.to_policy()?;
+    let mut policy = file.to_policy(year_of_ms(crate::clock::now_ms()))?;
     // Validated with a placeholder version first (the real one is only known inside
     // the transaction), so a bad file is refused before the store is touched.
     validate_policy(&Policy {
@@ -313,7 +324,7 @@ impl SetOutcome {
 
 /// Checks a policy file as `set` would, before any I/O.
 pub fn validate_file(file: &PolicyFile) -> Result<(), PolicyError> {
-    let mut p = file.to_policy()?;
+    let mut p = file.to_policy(year_of_ms(crate::clock::now_ms()))?;
     p.version = p.version.max(1);
     validate_policy(&p)?;
     Ok(())
@@ -361,18 +372,18 @@ time_zone = "Europe/Paris"
     #[test]
     fn file_round_trips_and_errors_name_the_field() {
         let f = PolicyFile::parse(DRAFT).unwrap();
-        let p = f.to_policy().unwrap();
+        let p = f.to_policy(2026).unwrap();
         assert_eq!(p.windows[0].days, WORKING_DAYS);
         assert_eq!(p.excluded_chassis, vec![ChassisClass::Server as i32]);
         assert_eq!(p.mode(), PolicyMode::DryRun);
         let back = PolicyFile::from_policy(&p);
-        assert_eq!(back.to_policy().unwrap(), p);
+        assert_eq!(back.to_policy(2026).unwrap(), p);
         let json = serde_json::to_string(&f).unwrap();
         assert_eq!(PolicyFile::parse(&json).unwrap(), f);
 
         let e = PolicyFile::parse(&DRAFT.replace("Europe/Paris", "Mars/Olympus"))
             .unwrap()
-            .to_policy()
+            .to_policy(2026)
             .map(|mut p| {
                 p.version = 1;
                 validate_policy(&p)
@@ -382,7 +393,7 @@ time_zone = "Europe/Paris"
         assert!(e.to_string().contains("windows[0].time_zone"), "{e}");
         let e = PolicyFile::parse(&DRAFT.replace("\"weekdays\"", "\"someday\""))
             .unwrap()
-            .to_policy()
+            .to_policy(2026)
             .unwrap_err();
         assert!(e.to_string().contains("windows[0].days[0]"), "{e}");
         assert!(PolicyFile::parse(&format!("{DRAFT}\nbogus = 1")).is_err());

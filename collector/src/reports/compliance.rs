@@ -54,6 +54,7 @@ pub fn load_inputs(
                         | EventKind::PolicyShutdown
                         | EventKind::PolicySkipped
                         | EventKind::PolicyRejected
+                        | EventKind::PolicyWakeArmed
                 );
                 if policy_event && (from_ms..to_ms).contains(&e.at_unix_ms) {
                     events.push((kind, e.detail));
@@ -134,10 +135,11 @@ pub fn replay_output(
     to: &str,
     format: &str,
 ) -> Result<String, PolicyError> {
-    let mut policy = draft.to_policy()?;
+    let (from_ms, to_ms) = period_ms(ctx, from, to)?;
+    // Holidays of the replayed years, not of today's.
+    let mut policy = draft.to_policy(crate::policy::year_of_ms(from_ms))?;
     policy.version = policy.version.max(1);
     validate_policy(&policy)?;
-    let (from_ms, to_ms) = period_ms(ctx, from, to)?;
     let inputs = load_inputs(store, ctx, Some(&policy.org), from_ms, to_ms)?;
     let rows = veille_domain::policy::compliance::replay(ctx, &policy, &inputs, from_ms, to_ms);
     Ok(render(

@@ -19,13 +19,18 @@
 //! count for neither. Replay ignores the idle threshold and warnings: it is the upper
 //! bound of what the windows can save, and "interrupted" counts the active hours in
 //! the windows, the sessions a warning would have reached.
+//!
+//! Maintenance windows are cut out of the windows for both measures: a device awake for
+//! its patch night is doing what the policy asks. The compliance report counts the
+//! devices awake during some maintenance window (`awake_for_maintenance`) and the
+//! wake-ups the agents armed for them (`wakes_armed`).
 
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use serde::Serialize;
 use veille_proto::policy::{
-    Decision, DeviceFacts, SkipReason, WindowSpan, evaluate, spans_between,
+    Decision, DeviceFacts, SkipReason, WindowSpan, evaluate, maintenance_between, spans_between,
 };
 use veille_proto::v1::{ChassisClass, EventKind, Policy, PolicyMode};
 
@@ -181,6 +186,41 @@ pub struct ComplianceRow {
     /// Devices still running at the end of the period without a restart for at least
     /// [`PATCH_RISK_DAYS`] days.
     pub not_restarted_7_days: u32,
+    /// Wake-ups armed for maintenance windows (`POLICY_WAKE_ARMED` events).
+    pub wakes_armed: u32,
+    /// Devices awake for some time inside a maintenance window of the period.
+    pub awake_for_maintenance: u32,
+}
+
+/// The window spans minus the maintenance spans: the time a device should be off.
+/// Both lists sorted by start (as [`spans_between`] and [`maintenance_between`] give
+/// them); each piece keeps its window's index.
+pub fn without_maintenance(spans: &[WindowSpan], maintenance: &[WindowSpan]) -> Vec<WindowSpan> {
+    let mut out = Vec::new();
+    for s in spans {
+        let mut start = s.start;
+        for m in maintenance {
+            if m.end <= start || m.start >= s.end {
+                continue;
+            }
+            if m.start > start {
+                out.push(WindowSpan {
+                    window: s.window,
+                    start,
+                    end: m.start,
+                });
+            }
+            start = start.max(m.end);
+        }
+        if start < s.end {
+            out.push(WindowSpan {
+                window: s.window,
+                start,
+                end: s.end,
+            });
+        }
+    }
+    out
 }
 
 /// The compliance report: `policies` holds each org's current policy.
@@ -193,6 +233,8 @@ pub fn compliance(
 ) -> Vec<ComplianceRow> {
     let (from, to) = (ts(from_ms), ts(to_ms));
     let mut rows: BTreeMap<(String, String), ComplianceRow> = BTreeMap::new();
+    type Spans = (Vec<WindowSpan>, Vec<WindowSpan>, Vec<WindowSpan>);
+    let mut spans_of: BTreeMap<String, Spans> = BTreeMap::new();
     for d in devices {
         let row = rows
             .entry((d.org.clone(), d.site.clone()))
@@ -214,6 +256,7 @@ pub fn compliance(
                 EventKind::PolicyShutdown => row.shutdowns += 1,
                 EventKind::PolicyPostponed => row.postponed += 1,
                 EventKind::PolicyRejected => row.rejected += 1,
+                EventKind::PolicyWakeArmed => row.wakes_armed += 1,
                 EventKind::PolicySkipped => {
                     row.skipped += 1;
                     let code = detail.split(':').next().unwrap_or_default().trim();
@@ -227,12 +270,22 @@ pub fn compliance(
         };
         row.policy_version = policy.version;
         row.policy_mode = mode_name(policy.mode()).into();
-        let spans = spans_between(policy, from, to);
-        if excluded(policy, &d.facts, &spans).is_some() {
+        // Per org, not per device: closure days make these lists long.
+        let (spans, maintenance, off) = spans_of.entry(d.org.clone()).or_insert_with(|| {
+            let spans = spans_between(policy, from, to);
+            let maintenance = maintenance_between(policy, from, to);
+            let off = without_maintenance(&spans, &maintenance);
+            (spans, maintenance, off)
+        });
+        let (spans, maintenance, off) = (&*spans, &*maintenance, &*off);
+        if window_figures(ctx, d, maintenance).awake_h > 0.0 {
+            row.awake_for_maintenance += 1;
+        }
+        if excluded(policy, &d.facts, spans).is_some() {
             row.excluded += 1;
             continue;
         }
-        let f = window_figures(ctx, d, &spans);
+        let f = window_figures(ctx, d, off);
         if f.awake_h > 0.0 {
             row.left_on += 1;
         }
@@ -270,7 +323,10 @@ pub fn replay(
     from_ms: i64,
     to_ms: i64,
 ) -> Vec<ReplayRow> {
-    let spans = spans_between(draft, ts(from_ms), ts(to_ms));
+    let spans = without_maintenance(
+        &spans_between(draft, ts(from_ms), ts(to_ms)),
+        &maintenance_between(draft, ts(from_ms), ts(to_ms)),
+    );
     let mut rows: BTreeMap<String, ReplayRow> = BTreeMap::new();
     for d in devices.iter().filter(|d| d.org == draft.org) {
         let row = rows.entry(d.site.clone()).or_insert_with(|| ReplayRow {
@@ -323,7 +379,7 @@ pub fn facts(chassis: i32, hostname: &str, tags: &[String]) -> DeviceFacts {
 /// Compliance rows as an aligned table.
 pub fn compliance_table(rows: &[ComplianceRow]) -> String {
     let mut out = format!(
-        "{:<14} {:<16} {:>7} {:<8} {:>7} {:>8} {:>7} {:>9} {:>9} {:>8} {:>6} {:>9} {:>9} {:>8} {:>8} {:>9}  skipped by reason\n",
+        "{:<14} {:<16} {:>7} {:<8} {:>7} {:>8} {:>7} {:>9} {:>9} {:>8} {:>6} {:>9} {:>9} {:>8} {:>8} {:>9} {:>6} {:>8}  skipped by reason\n",
         "org",
         "site",
         "policy",
@@ -339,7 +395,9 @@ pub fn compliance_table(rows: &[ComplianceRow]) -> String {
         "shutdowns",
         "postponed",
         "rejected",
-        "up_7d+"
+        "up_7d+",
+        "wakes",
+        "maint_on"
     );
     for r in rows {
         let reasons: Vec<String> = r
@@ -348,10 +406,11 @@ pub fn compliance_table(rows: &[ComplianceRow]) -> String {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         out.push_str(&format!(
-            "{:<14} {:<16} {:>7} {:<8} {:>7} {:>8} {:>7} {:>9.1} {:>9.2} {:>8.2} {:>6.1} {:>9} {:>9} {:>8} {:>8} {:>9}  {}\n",
+            "{:<14} {:<16} {:>7} {:<8} {:>7} {:>8} {:>7} {:>9.1} {:>9.2} {:>8.2} {:>6.1} {:>9} {:>9} {:>8} {:>8} {:>9} {:>6} {:>8}  {}\n",
             r.org, r.site, r.policy_version, r.policy_mode, r.devices, r.excluded, r.left_on,
             r.left_on_hours, r.wasted_kwh, r.wasted_eur, r.wasted_kg_co2e, r.warned, r.shutdowns,
-            r.postponed, r.rejected, r.not_restarted_7_days, reasons.join(" ")
+            r.postponed, r.rejected, r.not_restarted_7_days, r.wakes_armed,
+            r.awake_for_maintenance, reasons.join(" ")
         ));
     }
     out
@@ -360,7 +419,7 @@ pub fn compliance_table(rows: &[ComplianceRow]) -> String {
 /// Compliance rows as CSV with a header line.
 pub fn compliance_csv(rows: &[ComplianceRow]) -> String {
     let mut out = String::from(
-        "org,site,policy_version,policy_mode,devices,excluded,left_on,left_on_hours,wasted_kwh,wasted_eur,wasted_kg_co2e,warned,shutdowns,postponed,skipped,rejected,skipped_by_reason,not_restarted_7_days\n",
+        "org,site,policy_version,policy_mode,devices,excluded,left_on,left_on_hours,wasted_kwh,wasted_eur,wasted_kg_co2e,warned,shutdowns,postponed,skipped,rejected,skipped_by_reason,not_restarted_7_days,wakes_armed,awake_for_maintenance\n",
     );
     for r in rows {
         let reasons: Vec<String> = r
@@ -369,7 +428,7 @@ pub fn compliance_csv(rows: &[ComplianceRow]) -> String {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{},{},{},{},{},{},{},{},{}\n",
             csv(&r.org),
             csv(&r.site),
             r.policy_version,
@@ -387,7 +446,9 @@ pub fn compliance_csv(rows: &[ComplianceRow]) -> String {
             r.skipped,
             r.rejected,
             csv(&reasons.join(" ")),
-            r.not_restarted_7_days
+            r.not_restarted_7_days,
+            r.wakes_armed,
+            r.awake_for_maintenance
         ));
     }
     out
@@ -486,6 +547,7 @@ mod tests {
                 start: "20:00".into(),
                 end: "06:00".into(),
                 time_zone: "UTC".into(),
+                ..ShutdownWindow::default()
             }],
             idle_threshold_s: 600,
             warning_s: 300,
@@ -538,6 +600,7 @@ mod tests {
             start: start.into(),
             end: end.into(),
             time_zone: tz.into(),
+            ..ShutdownWindow::default()
         }
     }
 
@@ -800,8 +863,74 @@ mod tests {
             csv.lines()
                 .next()
                 .unwrap()
-                .ends_with(",not_restarted_7_days")
+                .ends_with(",not_restarted_7_days,wakes_armed,awake_for_maintenance")
         );
-        assert!(csv.lines().nth(1).unwrap().ends_with(",1"));
+        assert!(csv.lines().nth(1).unwrap().ends_with(",1,0,0"));
+    }
+
+    #[test]
+    fn maintenance_time_is_cut_out_of_the_windows() {
+        let h = MON;
+        let spans = [span(h, h + 10 * HOUR_MS)];
+        let holes = [
+            span(h - HOUR_MS, h + HOUR_MS),
+            span(h + 3 * HOUR_MS, h + 4 * HOUR_MS),
+            span(h + 9 * HOUR_MS, h + 12 * HOUR_MS),
+        ];
+        assert_eq!(
+            without_maintenance(&spans, &holes),
+            vec![
+                span(h + HOUR_MS, h + 3 * HOUR_MS),
+                span(h + 4 * HOUR_MS, h + 9 * HOUR_MS)
+            ]
+        );
+        assert_eq!(without_maintenance(&spans, &[]), spans.to_vec());
+    }
+
+    /// Issue 19: a device awake for its patch night is not "left on"; the report says
+    /// how many were awake for maintenance and how many wake-ups were armed.
+    #[test]
+    fn compliance_counts_maintenance_apart() {
+        let ctx = ctx();
+        let mut p = policy();
+        p.maintenance = vec![veille_proto::v1::MaintenanceWindow {
+            days: ALL_DAYS,
+            week_of_month: 0,
+            start: "02:00".into(),
+            end: "03:00".into(),
+            time_zone: "UTC".into(),
+        }];
+        // Awake from Monday 20:00 to Tuesday 06:00 UTC (the whole window).
+        let hours: Vec<(i64, HourRollup)> = (20..30)
+            .map(|i| (MON + i * HOUR_MS, hour(1.0, 0.0)))
+            .collect();
+        let mut d = device(ChassisClass::Desktop, hours);
+        d.events.push((
+            EventKind::PolicyWakeArmed,
+            "1767664800 maintenance[0] via rtc0".into(),
+        ));
+        let policies = BTreeMap::from([("acme".to_owned(), p.clone())]);
+        let rows = compliance(&ctx, &policies, &[d.clone()], MON, MON + 2 * 24 * HOUR_MS);
+        assert_eq!(rows[0].left_on, 1);
+        assert!(
+            (rows[0].left_on_hours - 9.0).abs() < 1e-9,
+            "{}",
+            rows[0].left_on_hours
+        );
+        assert_eq!(rows[0].awake_for_maintenance, 1);
+        assert_eq!(rows[0].wakes_armed, 1);
+        assert!(
+            compliance_csv(&rows)
+                .lines()
+                .next()
+                .unwrap()
+                .ends_with(",wakes_armed,awake_for_maintenance")
+        );
+        // Without the maintenance window, all ten hours count.
+        p.maintenance.clear();
+        let policies = BTreeMap::from([("acme".to_owned(), p)]);
+        let rows = compliance(&ctx, &policies, &[d], MON, MON + 2 * 24 * HOUR_MS);
+        assert!((rows[0].left_on_hours - 10.0).abs() < 1e-9);
+        assert_eq!(rows[0].awake_for_maintenance, 0);
     }
 }
