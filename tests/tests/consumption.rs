@@ -111,18 +111,27 @@ fn a_killed_agent_leaves_unknown_time_never_off() {
     // no SHUTDOWN means nothing measured or inferred off, so everything else, the kill
     // gap included, is unknown: 100 × (period − covered) / period.
     let reports = stored_reports(data.path(), "cons-dev");
-    let covered_ms: i64 = reports.iter().map(|r| r.end_unix_ms - r.start_unix_ms).sum();
+    let covered_ms: i64 = reports
+        .iter()
+        .map(|r| r.end_unix_ms - r.start_unix_ms)
+        .sum();
     let gaps_ms: Vec<i64> = reports
         .windows(2)
         .map(|w| w[1].start_unix_ms - w[0].end_unix_ms)
         .collect();
-    assert!(gaps_ms.iter().all(|g| *g >= 0), "reports overlap: {gaps_ms:?}");
+    assert!(
+        gaps_ms.iter().all(|g| *g >= 0),
+        "reports overlap: {gaps_ms:?}"
+    );
     let kill_gap_ms = gaps_ms.iter().copied().max().unwrap_or(0);
     assert!(
         kill_gap_ms >= KILL_PAUSE.as_millis() as i64,
         "the kill leaves a gap of at least the pause between the agents: {gaps_ms:?}"
     );
-    let tz = veille_collector::Config::defaults().unwrap().energy.timezone;
+    let tz = veille_collector::Config::defaults()
+        .unwrap()
+        .energy
+        .timezone;
     let from_ms = jiff::civil::Date::from_str(&day(-1))
         .unwrap()
         .to_zoned(jiff::tz::TimeZone::get(&tz).unwrap())
@@ -143,8 +152,8 @@ fn a_killed_agent_leaves_unknown_time_never_off() {
             low - 1e-9 <= unknown && unknown <= high + 1e-9,
             "unknown_pct {unknown}, expected {low}..={high} ({covered_ms} ms covered, a \
              kill gap of {kill_gap_ms} ms counted as covered would give {}): {figures}",
-            expected_unknown_pct(answered) - 100.0 * kill_gap_ms as f64
-                / (answered - from_ms) as f64
+            expected_unknown_pct(answered)
+                - 100.0 * kill_gap_ms as f64 / (answered - from_ms) as f64
         );
     }
 

@@ -314,11 +314,18 @@ fn import_meters_takes_header_variants_and_named_columns() {
 
     let store = Store::open(&d.join(veille_collector::store::STORE_DIR)).unwrap();
     let values = |meter: &str| -> Vec<f64> {
-        meter_store::readings(&store, veille_collector::tokens::DEFAULT_ORG_ID, meter, Quantity::Power, 0, i64::MAX)
-            .unwrap()
-            .iter()
-            .map(|r| r.1)
-            .collect()
+        meter_store::readings(
+            &store,
+            veille_collector::tokens::DEFAULT_ORG_ID,
+            meter,
+            Quantity::Power,
+            0,
+            i64::MAX,
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.1)
+        .collect()
     };
     assert_eq!(values("clim-h"), [812.5, 790.0]);
     assert_eq!(values("tgbt"), [1_234_500.0, 1_240_250.0]);

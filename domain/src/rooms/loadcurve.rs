@@ -218,7 +218,9 @@ pub enum LoadCurveError {
         "no header line was found: none has a time column (Horodate, Horodatage, timestamp, date, time, heure) and a value column (Valeur, value, puissance, power){hint}"
     )]
     NoHeader { hint: String },
-    #[error("line {line}: columns {first:?} and {second:?} could both be the {role} column: name it (--{role}-column)")]
+    #[error(
+        "line {line}: columns {first:?} and {second:?} could both be the {role} column: name it (--{role}-column)"
+    )]
     AmbiguousColumn {
         line: usize,
         role: &'static str,
@@ -827,7 +829,8 @@ mod tests {
     }
 
     const HORODATAGE: &[u8] = include_bytes!("../../tests/data/meters/loadcurve-horodatage.csv");
-    const DEBUT_FIN: &[u8] = include_bytes!("../../tests/data/meters/loadcurve-debut-fin-10min.csv");
+    const DEBUT_FIN: &[u8] =
+        include_bytes!("../../tests/data/meters/loadcurve-debut-fin-10min.csv");
     const EXCEL_FR: &[u8] =
         include_bytes!("../../tests/data/meters/loadcurve-excel-fr-thousands.csv");
     const TAB: &[u8] = include_bytes!("../../tests/data/meters/loadcurve-tab.csv");
