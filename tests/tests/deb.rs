@@ -4,7 +4,7 @@
 //! then `dpkg-deb -c/-I` show what an operator would install: files and their modes,
 //! conffiles, Depends, maintainer scripts; `systemd-analyze verify` checks the units.
 //!
-//! cargo-deb comes from `.ci/run` (`cargo install cargo-deb --locked --root .ci/tools`),
+//! cargo-deb comes from `scripts/test.sh` (`cargo install cargo-deb --locked --root .ci/tools`),
 //! or `$CARGO_DEB`, or the PATH.
 
 use std::path::{Path, PathBuf};
@@ -32,7 +32,7 @@ fn cargo_deb() -> PathBuf {
     });
     on_path.unwrap_or_else(|| {
         panic!(
-            "cargo-deb not found: run .ci/run, or `cargo install cargo-deb --locked --root \
+            "cargo-deb not found: run scripts/test.sh, or `cargo install cargo-deb --locked --root \
              .ci/tools`, or set CARGO_DEB"
         )
     })
@@ -206,7 +206,7 @@ fn agent_and_collector_packages_hold_hardened_units_conffiles_and_safe_scripts()
     assert!(!postrm.contains("rm -rf"), "purge keeps the fleet's data");
 
     // systemd's own checker: every directive known and valid. The binaries are not
-    // installed here, so only that complaint is expected. `.ci/run` installs it
+    // installed here, so only that complaint is expected. `scripts/test.sh` installs it
     // (package `systemd`): a machine without it fails here rather than skipping the
     // check in silence (issue 23).
     let version = Command::new("systemd-analyze").arg("--version").output();

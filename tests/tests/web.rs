@@ -135,7 +135,7 @@ async fn chromium_logs_in_and_sees_the_cli_figures() {
     for p in [CHROMEDRIVER, CHROMIUM] {
         assert!(
             Path::new(p).exists(),
-            "{p} missing: apt-get install chromium chromium-driver (.ci/run installs them)"
+            "{p} missing: apt-get install chromium chromium-driver (scripts/test.sh installs them)"
         );
     }
     let data = tempfile::tempdir().unwrap();
