@@ -443,3 +443,25 @@ pub fn setpoint_command(a: SetpointArgs) -> Result<String, CliError> {
         o => o,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delimiters_and_columns_from_the_command_line() {
+        assert_eq!(parse_delimiter("tab"), Ok('\t'));
+        assert_eq!(parse_delimiter("\\t"), Ok('\t'));
+        assert_eq!(parse_delimiter("|"), Ok('|'));
+        assert_eq!(parse_delimiter(";"), Ok(';'));
+        for bad in ["", "ab", "x", "7", "\""] {
+            assert!(parse_delimiter(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_column("4"), Ok(Column::Position(4)));
+        assert_eq!(
+            parse_column(" Date de fin "),
+            Ok(Column::Name("Date de fin".into()))
+        );
+        assert!(parse_column("0").is_err());
+    }
+}
