@@ -261,7 +261,7 @@ impl Server {
             report_context.clone(),
             metrics.clone(),
         );
-        let app = app.merge(web).merge(metrics_api);
+        let app = crate::api::security::harden(app.merge(web).merge(metrics_api));
         let http_task = serve_http(app, listeners.http, http_addr, tls.as_ref(), stop_rx);
 
         let server = Self {
@@ -676,9 +676,12 @@ fn serve_http(
 ) -> JoinHandle<std::io::Result<()>> {
     match tls {
         None => tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stopped(stop_rx))
-                .await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<crate::api::security::ClientAddr>(),
+            )
+            .with_graceful_shutdown(stopped(stop_rx))
+            .await
         }),
         Some(t) => {
             let https = crate::tls::HttpsListener {
@@ -692,9 +695,12 @@ fn serve_http(
                 local: http_addr,
             };
             tokio::spawn(async move {
-                axum::serve(https, app)
-                    .with_graceful_shutdown(stopped(stop_rx))
-                    .await
+                axum::serve(
+                    https,
+                    app.into_make_service_with_connect_info::<crate::api::security::ClientAddr>(),
+                )
+                .with_graceful_shutdown(stopped(stop_rx))
+                .await
             })
         }
     }

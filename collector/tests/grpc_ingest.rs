@@ -325,6 +325,9 @@ async fn concurrent_clients_are_all_acked_and_all_stored() {
     }
     let m = server.metrics().snapshot();
     assert_eq!(m.batches, clients * batches);
+    // Only a sanity bound: with a fast disk the groups may well be of one batch each.
+    // That flushes are shared is checked where the flush can be slowed (issue 23:
+    // `ingest::tests::concurrent_submissions_share_flushes_and_all_land`).
     assert!(m.flushes >= 1 && m.flushes <= m.batches, "{m:?}");
     server.shutdown().await.unwrap();
 

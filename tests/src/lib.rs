@@ -41,6 +41,8 @@ pub fn bin(name: &str) -> PathBuf {
 pub struct Proc {
     pub child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    /// Set by the reader thread once stderr is closed: every line is in `lines`.
+    stderr_closed: Arc<std::sync::atomic::AtomicBool>,
     name: String,
 }
 
@@ -59,17 +61,21 @@ impl Proc {
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         let stderr = child.stderr.take().expect("piped stderr");
         let lines = Arc::new(Mutex::new(Vec::new()));
+        let stderr_closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let sink = lines.clone();
+        let closed = stderr_closed.clone();
         let tag = name.to_owned();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[{tag}] {line}");
                 sink.lock().unwrap().push(line);
             }
+            closed.store(true, std::sync::atomic::Ordering::Release);
         });
         Proc {
             child,
             lines,
+            stderr_closed,
             name: name.to_owned(),
         }
     }
@@ -86,8 +92,19 @@ impl Proc {
                 return l;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                // Give the reader thread a moment to collect the last lines.
-                std::thread::sleep(Duration::from_millis(200));
+                // The process is gone; its last lines may still be in the pipe. Wait
+                // until the reader has read to the end (not a guessed delay: issue 23).
+                while !self
+                    .stderr_closed
+                    .load(std::sync::atomic::Ordering::Acquire)
+                {
+                    assert!(
+                        start.elapsed() < DEADLINE,
+                        "{}'s stderr stayed open after it exited (a child holding it?)",
+                        self.name
+                    );
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 if let Some(l) = self.log().into_iter().find(|l| l.contains(needle)) {
                     return l;
                 }

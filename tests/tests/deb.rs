@@ -4,7 +4,7 @@
 //! then `dpkg-deb -c/-I` show what an operator would install: files and their modes,
 //! conffiles, Depends, maintainer scripts; `systemd-analyze verify` checks the units.
 //!
-//! cargo-deb comes from `.ci/run` (`cargo install cargo-deb --locked --root .ci/tools`),
+//! cargo-deb comes from `scripts/test.sh` (`cargo install cargo-deb --locked --root .ci/tools`),
 //! or `$CARGO_DEB`, or the PATH.
 
 use std::path::{Path, PathBuf};
@@ -32,7 +32,7 @@ fn cargo_deb() -> PathBuf {
     });
     on_path.unwrap_or_else(|| {
         panic!(
-            "cargo-deb not found: run .ci/run, or `cargo install cargo-deb --locked --root \
+            "cargo-deb not found: run scripts/test.sh, or `cargo install cargo-deb --locked --root \
              .ci/tools`, or set CARGO_DEB"
         )
     })
@@ -205,33 +205,34 @@ fn agent_and_collector_packages_hold_hardened_units_conffiles_and_safe_scripts()
     let postrm = control_file(&collector, "postrm");
     assert!(!postrm.contains("rm -rf"), "purge keeps the fleet's data");
 
-    // systemd's own checker, when this machine has it: every directive known and
-    // valid. The binaries are not installed here, so only that complaint is expected.
-    if Command::new("systemd-analyze")
-        .arg("--version")
-        .output()
-        .is_ok()
-    {
-        for unit in [
-            work.path()
-                .join("agent-root/lib/systemd/system/veille-agent.service"),
-            work.path()
-                .join("collector-root/lib/systemd/system/veille-collector.service"),
-        ] {
-            let out = Command::new("systemd-analyze")
-                .args(["verify", "--man=no"])
-                .arg(&unit)
-                .output()
-                .unwrap();
-            let text = String::from_utf8_lossy(&out.stderr).into_owned();
-            let complaints: Vec<&str> = text
-                .lines()
-                .filter(|l| {
-                    !(l.contains("Command /usr/bin/veille-") && l.contains("is not executable"))
-                })
-                .filter(|l| !l.trim().is_empty())
-                .collect();
-            assert!(complaints.is_empty(), "{}: {text}", unit.display());
-        }
+    // systemd's own checker: every directive known and valid. The binaries are not
+    // installed here, so only that complaint is expected. `scripts/test.sh` installs it
+    // (package `systemd`): a machine without it fails here rather than skipping the
+    // check in silence (issue 23).
+    let version = Command::new("systemd-analyze").arg("--version").output();
+    assert!(
+        version.as_ref().is_ok_and(|o| o.status.success()),
+        "systemd-analyze is missing (apt-get install systemd, or run scripts/test.sh): {version:?}"
+    );
+    for unit in [
+        work.path()
+            .join("agent-root/lib/systemd/system/veille-agent.service"),
+        work.path()
+            .join("collector-root/lib/systemd/system/veille-collector.service"),
+    ] {
+        let out = Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(&unit)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).into_owned();
+        let complaints: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                !(l.contains("Command /usr/bin/veille-") && l.contains("is not executable"))
+            })
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        assert!(complaints.is_empty(), "{}: {text}", unit.display());
     }
 }

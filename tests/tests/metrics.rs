@@ -30,7 +30,7 @@ fn sum(text: &str, name: &str) -> f64 {
 fn promtool_check(text: &str) {
     assert!(
         std::path::Path::new(PROMTOOL).exists(),
-        "{PROMTOOL} missing: apt-get install prometheus (.ci/run installs it)"
+        "{PROMTOOL} missing: apt-get install prometheus (scripts/test.sh installs it)"
     );
     let mut child = Command::new(PROMTOOL)
         .args(["check", "metrics"])

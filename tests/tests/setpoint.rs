@@ -247,6 +247,93 @@ fn imported_load_curves_and_a_setpoint_change_give_the_effect_or_insufficient_da
 /// Issue 4 test 5: a real Tasmota SENSOR payload and a Veille meter JSON published with
 /// `mosquitto_pub` through a real Mosquitto are stored with the right units; a counter
 /// reset is detected and stored flagged.
+/// Issue 21: load curves other tools write, through the real CLI: `horodatage;valeur`
+/// found by its names, and a pipe-delimited file with a start and an end column and
+/// French grouped numbers, read with `--time-column`, `--value-column`, `--delimiter`
+/// and `--decimal-comma`. The stored values are the file's, in W.
+#[test]
+fn import_meters_takes_header_variants_and_named_columns() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    let mut c = Collector::start(d, "127.0.0.1:0");
+    assert_eq!(c.proc.stop(), Some(0));
+    let files = tempfile::tempdir().unwrap();
+    let horodatage = files.path().join("horodatage.csv");
+    std::fs::write(
+        &horodatage,
+        "horodatage;valeur\r\n2024-02-05T00:30:00+01:00;812,5\r\n2024-02-05T01:00:00+01:00;790\r\n",
+    )
+    .unwrap();
+    let out = ok(
+        d,
+        &[
+            "import",
+            "meters",
+            &horodatage.to_string_lossy(),
+            "--meter",
+            "clim-h",
+            "--unit",
+            "W",
+        ],
+    );
+    assert!(out.contains("2 points") && out.contains("2 new"), "{out}");
+
+    let piped = files.path().join("gtb-export.txt");
+    std::fs::write(
+        &piped,
+        "Point|Début|Fin|P moy. (kW)\n\
+         TGBT|2024-02-05T00:00:00+01:00|2024-02-05T00:30:00+01:00|1 234,5\n\
+         TGBT|2024-02-05T00:30:00+01:00|2024-02-05T01:00:00+01:00|1.240,25\n",
+    )
+    .unwrap();
+    let piped = piped.to_string_lossy().into_owned();
+    let base = ["import", "meters", piped.as_str(), "--meter", "tgbt"];
+    // Without the names, the error says which flags to pass; nothing is stored.
+    let refused = run(d, &base);
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("--time-column"), "{err}");
+    let bad_delimiter = run(d, &[&base[..], &["--delimiter", "ab"]].concat());
+    assert_eq!(bad_delimiter.status.code(), Some(2));
+    let out = ok(
+        d,
+        &[
+            &base[..],
+            &[
+                "--delimiter",
+                "|",
+                "--time-column",
+                "fin",
+                "--value-column",
+                "4",
+                "--decimal-comma",
+                "--unit",
+                "kW",
+            ],
+        ]
+        .concat(),
+    );
+    assert!(out.contains("2 new"), "{out}");
+
+    let store = Store::open(&d.join(veille_collector::store::STORE_DIR)).unwrap();
+    let values = |meter: &str| -> Vec<f64> {
+        meter_store::readings(
+            &store,
+            veille_collector::tokens::DEFAULT_ORG_ID,
+            meter,
+            Quantity::Power,
+            0,
+            i64::MAX,
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.1)
+        .collect()
+    };
+    assert_eq!(values("clim-h"), [812.5, 790.0]);
+    assert_eq!(values("tgbt"), [1_234_500.0, 1_240_250.0]);
+}
+
 #[test]
 fn tasmota_and_meter_json_through_mosquitto_are_stored_and_a_reset_is_handled() {
     let token = "acme-token-0123456789abcdef";

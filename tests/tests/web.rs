@@ -135,7 +135,7 @@ async fn chromium_logs_in_and_sees_the_cli_figures() {
     for p in [CHROMEDRIVER, CHROMIUM] {
         assert!(
             Path::new(p).exists(),
-            "{p} missing: apt-get install chromium chromium-driver (.ci/run installs them)"
+            "{p} missing: apt-get install chromium chromium-driver (scripts/test.sh installs them)"
         );
     }
     let data = tempfile::tempdir().unwrap();
@@ -197,6 +197,14 @@ async fn chromium_logs_in_and_sees_the_cli_figures() {
         c.find(Locator::Id("sign-in")).await?.click().await?;
         let kwh = c.wait().for_element(Locator::Id("kwh")).await?;
         assert_eq!(c.current_url().await?.path(), "/");
+        // The stylesheet is a file the CSP allows (`style-src 'self'`, no inline
+        // style): Chromium applied it, so the header has its colour, not the default.
+        let header_bg = c
+            .find(Locator::Css("header"))
+            .await?
+            .css_value("background-color")
+            .await?;
+        assert_eq!(header_bg, "rgba(18, 58, 99, 1)", "the stylesheet is applied");
         let page_kwh: f64 = kwh.attr("data-value").await?.unwrap().parse().unwrap();
         let page_eur: f64 = c
             .find(Locator::Id("eur"))

@@ -9,7 +9,9 @@ use clap::{Args, Subcommand};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use veille_domain::energy::consumption::Context;
-use veille_domain::rooms::loadcurve::{LoadCurveOptions, PowerUnit, parse_load_curve};
+use veille_domain::rooms::loadcurve::{
+    Column, LoadCurveError, LoadCurveOptions, PowerUnit, parse_load_curve,
+};
 use veille_domain::rooms::setpoint::SetpointOptions;
 
 use crate::cli::remote::RouteError;
@@ -109,8 +111,43 @@ pub struct ImportMetersArgs {
     #[arg(long, value_parser = ["W", "kW"])]
     pub unit: Option<String>,
     /// Step of the curve, minutes.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = LoadCurveOptions::DEFAULT_STEP_MINUTES)]
     pub step_minutes: u32,
+    /// The timestamp column, by header name (case and accents ignored) or 1-based
+    /// position, when the file's is not one of the known names (Horodate, Horodatage,
+    /// timestamp, date, time, heure) or there are two.
+    #[arg(long, value_name = "NAME|N", value_parser = parse_column)]
+    pub time_column: Option<Column>,
+    /// The value column, by header name or 1-based position, when the file's is not
+    /// one of the known names (Valeur, value, puissance, power, load, mesure).
+    #[arg(long, value_name = "NAME|N", value_parser = parse_column)]
+    pub value_column: Option<Column>,
+    /// Field delimiter (one character; `tab` for a tab); default: `;`, tab or `,`,
+    /// whichever the line has.
+    #[arg(long, value_name = "CHAR", value_parser = parse_delimiter)]
+    pub delimiter: Option<char>,
+    /// Values use a decimal comma and may group thousands with dots or spaces
+    /// (`1 234,5`, as French Excel writes them).
+    #[arg(long)]
+    pub decimal_comma: bool,
+}
+
+fn parse_column(s: &str) -> Result<Column, String> {
+    s.parse().map_err(|e: LoadCurveError| e.to_string())
+}
+
+/// One character, or `tab`: a tab is hard to pass on a command line.
+fn parse_delimiter(s: &str) -> Result<char, String> {
+    if s.eq_ignore_ascii_case("tab") || s == "\\t" {
+        return Ok('\t');
+    }
+    let mut chars = s.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) if c != '"' && !c.is_alphanumeric() => Ok(c),
+        _ => Err(format!(
+            "{s:?}: one character that is not a letter, a digit or a quote (or `tab`)"
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -315,6 +352,10 @@ pub fn import_meters(a: ImportMetersArgs) -> Result<String, CliError> {
             _ => PowerUnit::W,
         }),
         step_minutes: a.step_minutes,
+        time_column: a.time_column.clone(),
+        value_column: a.value_column.clone(),
+        delimiter: a.delimiter,
+        decimal_comma: a.decimal_comma,
     };
     let curve = parse_load_curve(&bytes, &opts).map_err(|source| RoomError::LoadCurve {
         path: a.file.clone(),
@@ -398,5 +439,27 @@ pub fn setpoint_command(a: SetpointArgs) -> Result<String, CliError> {
             status: 400, body, ..
         })) => Err(RoomError::Usage(body).into()),
         o => o,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delimiters_and_columns_from_the_command_line() {
+        assert_eq!(parse_delimiter("tab"), Ok('\t'));
+        assert_eq!(parse_delimiter("\\t"), Ok('\t'));
+        assert_eq!(parse_delimiter("|"), Ok('|'));
+        assert_eq!(parse_delimiter(";"), Ok(';'));
+        for bad in ["", "ab", "x", "7", "\""] {
+            assert!(parse_delimiter(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_column("4"), Ok(Column::Position(4)));
+        assert_eq!(
+            parse_column(" Date de fin "),
+            Ok(Column::Name("Date de fin".into()))
+        );
+        assert!(parse_column("0").is_err());
     }
 }

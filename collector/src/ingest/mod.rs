@@ -24,7 +24,13 @@ use veille_proto::v1::ReportBatch;
 use veille_proto::{ValidationError, validate_batch};
 
 use crate::metrics::IngestMetrics;
-use crate::store::{BatchOutcome, Store};
+use crate::store::{BatchOutcome, Store, StoreError};
+
+/// How the writer makes a group durable: [`Store::flush`] in production. Tests put a
+/// slower one in its place ([`Ingest::start_with_flush`]) to stand for a real disk's
+/// fsync, so that batches queue behind it the way they do under load and the count of
+/// flushes shows whether groups really share one.
+pub type FlushFn = dyn Fn(&Store) -> Result<(), StoreError> + Send + Sync;
 
 /// Tuning of the writer; see `ingest_queue_batches` and `group_commit_max_batches` in
 /// `deploy/collector.toml`.
@@ -81,11 +87,22 @@ impl Ingest {
         config: IngestConfig,
         metrics: Arc<IngestMetrics>,
     ) -> (Self, JoinHandle<()>) {
+        Self::start_with_flush(store, config, metrics, Box::new(Store::flush))
+    }
+
+    /// [`Ingest::start`] with `flush` in place of [`Store::flush`] (see [`FlushFn`]).
+    pub fn start_with_flush(
+        store: Arc<Store>,
+        config: IngestConfig,
+        metrics: Arc<IngestMetrics>,
+        flush: Box<FlushFn>,
+    ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(config.queue_batches.max(1));
         let writer_metrics = metrics.clone();
         let max = config.group_max_batches.max(1);
-        let task =
-            tokio::task::spawn_blocking(move || writer_loop(&store, rx, max, &writer_metrics));
+        let task = tokio::task::spawn_blocking(move || {
+            writer_loop(&store, &*flush, rx, max, &writer_metrics)
+        });
         (Self { tx, metrics }, task)
     }
 
@@ -161,6 +178,7 @@ impl StoreHealth {
 
 fn writer_loop(
     store: &Store,
+    flush: &FlushFn,
     mut rx: mpsc::Receiver<Job>,
     max_group: usize,
     metrics: &IngestMetrics,
@@ -202,7 +220,7 @@ fn writer_loop(
         }
         if results.iter().any(Result::is_ok) {
             IngestMetrics::add(&metrics.flushes, 1);
-            if let Err(e) = store.flush() {
+            if let Err(e) = flush(store) {
                 IngestMetrics::add(&metrics.flush_errors, 1);
                 tracing::error!(error = %e, batches = group.len(),
                     "flush failed; answering the group as unavailable");
@@ -259,18 +277,36 @@ mod tests {
         }
     }
 
+    /// How long the test's flush takes: a slow disk's fsync, long enough that every
+    /// submitter has queued its next batch before the flush returns.
+    const SLOW_FLUSH: std::time::Duration = std::time::Duration::from_millis(25);
+
+    /// Issue 23: the old version asserted only `flushes <= batches`, which a
+    /// flush-per-batch writer passes. Here the flush is slow, so while one group is
+    /// being flushed the other submitters queue, and the next flush covers them all:
+    /// 16 submitters × 5 batches take about 2 flushes per round (≈ 10 in all), where a
+    /// flush per batch takes 80. The bound (a quarter of the batches) sits far from both.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_submissions_share_flushes_and_all_land() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path()).unwrap());
         let metrics = Arc::new(IngestMetrics::default());
-        let (ingest, writer) =
-            Ingest::start(store.clone(), IngestConfig::default(), metrics.clone());
+        let slow_flush = Box::new(|s: &Store| {
+            std::thread::sleep(SLOW_FLUSH);
+            s.flush()
+        });
+        let (ingest, writer) = Ingest::start_with_flush(
+            store.clone(),
+            IngestConfig::default(),
+            metrics.clone(),
+            slow_flush,
+        );
+        let (submitters, rounds) = (16u64, 5u64);
         let mut tasks = Vec::new();
-        for d in 0..16 {
+        for d in 0..submitters {
             let ingest = ingest.clone();
             tasks.push(tokio::spawn(async move {
-                for b in 0..5u64 {
+                for b in 0..rounds {
                     let o = ingest
                         .submit_at(
                             "acme",
@@ -289,10 +325,15 @@ mod tests {
         drop(ingest);
         writer.await.unwrap();
         let m = metrics.snapshot();
-        assert_eq!(m.batches, 80);
-        assert_eq!(m.reports_stored, 800);
-        assert!(m.flushes <= m.batches && m.flushes > 0);
-        assert_eq!(store.report_count(), 800);
+        assert_eq!(m.batches, submitters * rounds);
+        assert_eq!(m.reports_stored, submitters * rounds * 10);
+        assert!(
+            m.flushes >= rounds && m.flushes * 4 <= m.batches,
+            "{} flushes for {} batches: groups do not share flushes",
+            m.flushes,
+            m.batches
+        );
+        assert_eq!(store.report_count() as u64, submitters * rounds * 10);
     }
 
     #[tokio::test]

@@ -34,8 +34,26 @@ pub fn url_component(s: &str) -> String {
     out
 }
 
-/// The stylesheet: system fonts, contrast of at least 4.5:1 for text, a visible focus
-/// ring for keyboard users. Inline: one request per page, nothing fetched elsewhere.
+/// Where the page's stylesheet is served. A file, not a `<style>` block: the
+/// Content-Security-Policy (`crate::api::security::CSP`) allows no inline style.
+pub const STYLESHEET_PATH: &str = "/static/veille.css";
+
+/// The stylesheet: [`STYLE`] and the legend's colour swatches, one class per state
+/// whose colour comes from [`crate::web::svg::State::colour`] (the chart's own).
+pub fn stylesheet() -> String {
+    let mut css = STYLE.trim_start().to_owned();
+    for st in crate::web::svg::State::ALL {
+        css.push_str(&format!(
+            ".legend .state-{}{{background:{}}}\n",
+            st.code(),
+            st.colour()
+        ));
+    }
+    css
+}
+
+/// System fonts, contrast of at least 4.5:1 for text, a visible focus ring for
+/// keyboard users.
 const STYLE: &str = r#"
 *{box-sizing:border-box}
 body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans",sans-serif;color:#1a1a1a;background:#fafafa}
@@ -101,7 +119,9 @@ pub fn page(
         esc(title),
         t(Key::AppTitle)
     ));
-    h.push_str(&format!("<style>{STYLE}</style>\n</head>\n<body>\n"));
+    h.push_str(&format!(
+        "<link rel=\"stylesheet\" href=\"{STYLESHEET_PATH}\">\n</head>\n<body>\n"
+    ));
     h.push_str(&format!(
         "<a class=\"skip\" href=\"#main\">{}</a>\n",
         t(Key::SkipToContent)

@@ -142,6 +142,7 @@ pub enum Key {
     SignIn,
     SignOut,
     WrongToken,
+    TooManyLogins,
     Overview,
     Consumption,
     Devices,
@@ -227,6 +228,10 @@ fn text(key: Key) -> (&'static str, &'static str) {
         WrongToken => (
             "Jeton inconnu : accès refusé.",
             "Unknown token: access refused.",
+        ),
+        TooManyLogins => (
+            "Trop d’essais depuis cette adresse : réessayez dans quelques minutes.",
+            "Too many attempts from this address: try again in a few minutes.",
         ),
         Overview => ("Vue d’ensemble", "Overview"),
         Consumption => ("Consommation", "Consumption"),
@@ -369,6 +374,7 @@ mod tests {
             Key::Token,
             Key::SignIn,
             Key::WrongToken,
+            Key::TooManyLogins,
             Key::Timeline,
             Key::Period,
         ] {

@@ -4,7 +4,10 @@
 //!
 //! - `GET /login`, `POST /login` (form field `token`: an org token or the operator
 //!   token), `POST /logout`. A good token opens a session cookie
-//!   ([`session`]); a wrong one gets `401` and the form again with a message.
+//!   ([`session`]); a wrong one gets `401` and the form again with a message; too many
+//!   wrong ones from one address get `429` for a while ([`throttle`]).
+//! - `GET /static/veille.css`: the stylesheet, a file so that the Content-Security-Policy
+//!   (`crate::api::security`, on every response) allows no inline style.
 //! - `GET /[?month=YYYY-MM][&org=]`: the overview (kWh, €, kgCO2e and their coverage
 //!   this month, the 12-month trend, devices left on at night and at weekends, devices
 //!   past renewal, the latest setpoint verdicts).
@@ -23,6 +26,7 @@ pub mod html;
 pub mod i18n;
 pub mod session;
 pub mod svg;
+pub mod throttle;
 pub mod views;
 
 use crate::config::web::WebConfig;
@@ -30,12 +34,14 @@ use std::sync::Arc;
 
 use axum::Form;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::Extensions;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
+use crate::api::security::ClientAddr;
 use crate::auth::{Auth, Principal};
 use crate::reports::{self, ConsumptionQuery, OutputFormat, ReportError};
 use crate::store::Store;
@@ -44,6 +50,7 @@ use veille_domain::renewal::report::RenewalContext;
 
 use i18n::{Key, Lang};
 use session::Sessions;
+use throttle::LoginThrottle;
 use views::OrgPicker;
 
 #[derive(Clone)]
@@ -53,6 +60,8 @@ struct WebState {
     ctx: Arc<Context>,
     renewal: Arc<RenewalContext>,
     sessions: Arc<Sessions>,
+    /// Refused logins per client address.
+    throttle: Arc<LoginThrottle>,
     /// The collector serves TLS: session cookies get `Secure`.
     tls: bool,
 }
@@ -81,12 +90,14 @@ pub fn router(
         .route("/consumption.csv", get(consumption_csv))
         .route("/devices", get(devices))
         .route("/device/{org}/{device_id}", get(device))
+        .route(html::STYLESHEET_PATH, get(stylesheet))
         .with_state(WebState {
             store,
             auth,
             ctx,
             renewal,
             sessions,
+            throttle: Arc::new(LoginThrottle::default()),
             tls,
         })
 }
@@ -125,8 +136,8 @@ fn principal(state: &WebState, headers: &HeaderMap) -> Option<Principal> {
     state.sessions.get(id, crate::clock::now_ms())
 }
 
-/// Headers every page carries: nothing loads from elsewhere, nothing is cached, the
-/// page cannot be framed.
+/// Headers every page carries besides those of every response
+/// (`crate::api::security`): a page holds an org's figures, so it is never cached.
 fn html_response(status: StatusCode, body: String, set_cookies: &[String]) -> Response {
     let mut resp = (status, body).into_response();
     let h = resp.headers_mut();
@@ -134,21 +145,7 @@ fn html_response(status: StatusCode, body: String, set_cookies: &[String]) -> Re
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
     for c in set_cookies {
         if let Ok(v) = HeaderValue::from_str(c) {
             h.append(header::SET_COOKIE, v);
@@ -190,7 +187,7 @@ async fn login_form(
     }
     html_response(
         StatusCode::OK,
-        views::login(lang, false),
+        views::login(lang, None),
         &set.into_iter().collect::<Vec<_>>(),
     )
 }
@@ -204,11 +201,28 @@ struct LoginForm {
 async fn login(
     State(state): State<WebState>,
     headers: HeaderMap,
+    extensions: Extensions,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let (lang, _) = lang_of(&headers, form.lang.as_deref());
+    let addr = extensions
+        .get::<ConnectInfo<ClientAddr>>()
+        .map(|c| c.0.0.ip());
+    let now = crate::clock::now_ms();
+    if let Some(wait_s) = state.throttle.blocked_for_s(addr, now) {
+        tracing::warn!(client = ?addr, wait_s, "web login refused: too many attempts");
+        let mut resp = html_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            views::login(lang, Some(Key::TooManyLogins)),
+            &[],
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait_s));
+        return resp;
+    }
     match state.auth.principal(form.token.trim()) {
         Some(p) => {
+            state.throttle.succeeded(addr);
             let who = match &p {
                 Principal::Operator => "operator".to_owned(),
                 Principal::Org(o) => format!("org {o}"),
@@ -225,10 +239,28 @@ async fn login(
             )
         }
         None => {
-            tracing::warn!("web login refused: unknown token");
-            html_response(StatusCode::UNAUTHORIZED, views::login(lang, true), &[])
+            state.throttle.failed(addr, now);
+            tracing::warn!(client = ?addr, "web login refused: unknown token");
+            html_response(
+                StatusCode::UNAUTHORIZED,
+                views::login(lang, Some(Key::WrongToken)),
+                &[],
+            )
         }
     }
+}
+
+/// The page's stylesheet; no session needed (the login page uses it, and it holds
+/// nothing but styles). `no-cache`: revalidated, so an upgrade's new styles show.
+async fn stylesheet() -> Response {
+    let mut resp = html::stylesheet().into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
 }
 
 async fn logout(State(state): State<WebState>, headers: HeaderMap) -> Response {

@@ -230,8 +230,8 @@ pub fn legend(lang: Lang) -> String {
     let mut s = String::from("<ul class=\"legend\">");
     for st in State::ALL {
         s.push_str(&format!(
-            "<li><span style=\"background:{}\"></span>{}</li>",
-            st.colour(),
+            "<li><span class=\"state-{}\"></span>{}</li>",
+            st.code(),
             lang.t(st.key())
         ));
     }

@@ -495,13 +495,15 @@ pub fn device(lang: Lang, d: &DevicePage) -> String {
 }
 
 /// The login form; `error` shows the refusal message (wrong token).
-pub fn login(lang: Lang, error: bool) -> String {
+/// The login form; `error`: the message of the last try ([`Key::WrongToken`],
+/// [`Key::TooManyLogins`]).
+pub fn login(lang: Lang, error: Option<Key>) -> String {
     let t = |k| lang.t(k);
     let mut b = format!("<h1>{}</h1>", t(Key::Login));
-    if error {
+    if let Some(e) = error {
         b.push_str(&format!(
             "<p class=\"error\" role=\"alert\" id=\"login-error\">{}</p>",
-            t(Key::WrongToken)
+            t(e)
         ));
     }
     b.push_str(&format!(
@@ -571,11 +573,11 @@ mod tests {
 
     #[test]
     fn the_login_page_posts_and_shows_a_refusal() {
-        let p = login(Lang::En, true);
+        let p = login(Lang::En, Some(Key::WrongToken));
         assert!(p.contains("method=\"post\" action=\"/login\""));
         assert!(p.contains("<label for=\"token\">Token</label>"));
         assert!(p.contains("role=\"alert\""));
-        assert!(!login(Lang::En, false).contains("role=\"alert\""));
+        assert!(!login(Lang::En, None).contains("role=\"alert\""));
     }
 
     #[test]

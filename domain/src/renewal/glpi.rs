@@ -34,9 +34,21 @@
 //! *Fields* plugin). Infocom's "Durée d'amortissement" / "Amortization duration" is
 //! deliberately not read as a lifespan: accounting depreciation (3–5 years) is exactly
 //! the short cycle the renewal horizon exists to question. Other columns (ID, Entité,
-//! Statut, …) are ignored and listed in [`GlpiExport::ignored_columns`]. Columns of
-//! linked items ("Moniteur - Numéro de série") are ignored too, never taken for the
-//! computer's own. At least one of name, serial and UUID is required.
+//! Statut, …) are ignored and listed in [`GlpiExport::ignored_columns`]. At least one
+//! of name, serial and UUID is required.
+//!
+//! # Prefixed columns
+//! GLPI names a column of a linked tab or item "group - field": "Informations
+//! financières et administratives - Date d'achat" (the Infocom tab), "Moniteur -
+//! Numéro de série", "Système d'exploitation - Nom", a *Fields* plugin container's
+//! "Cycle de vie - Durée de vie (années)". A prefixed column whose last part (after the
+//! last " - ") is a purchase, delivery or startup date or a lifespan is read as that
+//! field, whatever the prefix: these only ever describe the computer's own acquisition,
+//! and the prefixes vary by language, GLPI version and plugin. The other fields (name,
+//! serial, inventory number, location, UUID, manufacturer, model) are never taken from
+//! a prefixed column: there they belong to the linked item (the monitor's serial, the
+//! operating system's name), not to the computer. An unprefixed column wins over a
+//! prefixed one for the same field; two prefixed ones for one field are refused.
 //!
 //! # Accepted values
 //! - Dates: `YYYY-MM-DD`, `DD/MM/YYYY`, `DD-MM-YYYY`, each optionally followed by a time
@@ -195,6 +207,21 @@ impl Field {
     }
 }
 
+impl Field {
+    /// The field of a "group - field" column, for the fields that may come prefixed
+    /// (see "Prefixed columns" in the module documentation).
+    fn from_prefixed_header(header: &str) -> Option<Field> {
+        let normalised = header.replace(['–', '—'], "-");
+        let (_, last) = normalised.rsplit_once(" - ")?;
+        Field::from_header(last).filter(|f| {
+            matches!(
+                f,
+                Field::PurchaseDate | Field::DeliveryDate | Field::StartupDate | Field::Lifespan
+            )
+        })
+    }
+}
+
 /// Parses an export from a reader (the whole file is read first: nothing is returned
 /// unless every line is good).
 pub fn parse_reader(mut reader: impl Read) -> Result<GlpiExport, GlpiError> {
@@ -230,23 +257,43 @@ pub fn parse(bytes: &[u8]) -> Result<GlpiExport, GlpiError> {
 
     let mut columns: BTreeMap<usize, Field> = BTreeMap::new();
     let mut seen: HashMap<Field, usize> = HashMap::new();
-    let mut ignored_columns = Vec::new();
+    let mut ignored: BTreeMap<usize, String> = BTreeMap::new();
+    let mut prefixed = Vec::new();
+    let duplicate = |field: Field, first: usize, second: usize| GlpiError::DuplicateColumn {
+        field: field.describe(),
+        first: header[first].trim().to_owned(),
+        second: header[second].trim().to_owned(),
+    };
     for (i, h) in header.iter().enumerate().take(width) {
         match Field::from_header(h) {
             Some(field) => {
                 if let Some(&first) = seen.get(&field) {
-                    return Err(GlpiError::DuplicateColumn {
-                        field: field.describe(),
-                        first: header[first].trim().to_owned(),
-                        second: h.trim().to_owned(),
-                    });
+                    return Err(duplicate(field, first, i));
                 }
                 seen.insert(field, i);
                 columns.insert(i, field);
             }
-            None => ignored_columns.push(h.trim().to_owned()),
+            None => match Field::from_prefixed_header(h) {
+                Some(field) => prefixed.push((i, field)),
+                None => {
+                    ignored.insert(i, h.trim().to_owned());
+                }
+            },
         }
     }
+    // Unprefixed columns first: a prefixed one only fills a field they left empty.
+    let exact: Vec<Field> = seen.keys().copied().collect();
+    for (i, field) in prefixed {
+        if exact.contains(&field) {
+            ignored.insert(i, header[i].trim().to_owned());
+        } else if let Some(&first) = seen.get(&field) {
+            return Err(duplicate(field, first, i));
+        } else {
+            seen.insert(field, i);
+            columns.insert(i, field);
+        }
+    }
+    let ignored_columns: Vec<String> = ignored.into_values().collect();
     if ![Field::Name, Field::Serial, Field::Uuid]
         .iter()
         .any(|f| seen.contains_key(f))
@@ -1145,5 +1192,84 @@ mod tests {
             "{}",
             s.ambiguous[0].reason
         );
+    }
+
+    const FR_PREFIXED: &[u8] =
+        include_bytes!("../../tests/data/glpi/computers-fr-glpi10-prefixed.csv");
+
+    /// Issue 21: GLPI 10 names the Infocom tab's columns "Informations financières et
+    /// administratives - Date d'achat"; they are read on their last part, while the
+    /// OS's name and a disk's or monitor's serial stay the linked item's.
+    #[test]
+    fn prefixed_columns_are_read_on_their_last_part() {
+        let export = parse(FR_PREFIXED).unwrap();
+        assert_eq!(
+            export.ignored_columns,
+            [
+                "Entité",
+                "Système d'exploitation - Nom",
+                "Composants - Disque dur - Numéro de série",
+                "Moniteur - Numéro de série",
+                "Informations financières et administratives - Durée d'amortissement",
+            ]
+        );
+        let got: Vec<_> = export
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.line,
+                    r.name.as_deref(),
+                    r.serial.as_deref(),
+                    r.purchase_date,
+                    r.delivery_date,
+                    r.lifespan_months,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    2,
+                    Some("PC-ACCUEIL-01"),
+                    Some("5CG1234XYZ"),
+                    d(2021, 3, 15),
+                    d(2021, 3, 29),
+                    Some(72)
+                ),
+                (
+                    3,
+                    Some("PC-URBA-03"),
+                    Some("PF2ABCDE"),
+                    d(2019, 6, 15),
+                    None,
+                    None
+                ),
+            ]
+        );
+        // English labels and an en dash, as a spreadsheet may rewrite the hyphen.
+        let en = parse(
+            "Name,Financial and administrative information – Date of purchase\nPC-1,2020-01-02\n"
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(en.rows[0].purchase_date, d(2020, 1, 2));
+    }
+
+    #[test]
+    fn an_unprefixed_column_wins_and_two_prefixed_ones_are_refused() {
+        let both = "Nom;Infocom - Date d'achat;Date d'achat\nPC-1;2001-01-01;2021-05-06\n";
+        let export = parse(both.as_bytes()).unwrap();
+        assert_eq!(export.rows[0].purchase_date, d(2021, 5, 6));
+        assert_eq!(export.ignored_columns, ["Infocom - Date d'achat"]);
+        let two = "Nom;Infocom - Date d'achat;Achats - Date d'achat\nPC-1;2001-01-01;2021-05-06\n";
+        assert_eq!(
+            parse(two.as_bytes()).unwrap_err().to_string(),
+            "columns \"Infocom - Date d'achat\" and \"Achats - Date d'achat\" both give the purchase date"
+        );
+        // Identity never comes prefixed: the OS's name does not name the computer.
+        let err = parse("Système d'exploitation - Nom;Lieu\nDebian;Y\n".as_bytes()).unwrap_err();
+        assert!(matches!(err, GlpiError::NoIdentifyingColumn { .. }));
     }
 }

@@ -12,24 +12,40 @@
 //! 2024-01-15T00:30:00+01:00;1200
 //! 2024-01-15T01:00:00+01:00;
 //! ```
-//! and simpler two-column files: `Horodate;Valeur (kW)`, `timestamp,power (W)`,
-//! `horodate ISO fin de pas;puissance moyenne (W)`.
+//! and simpler files from other meter tools: `Horodate;Valeur (kW)`,
+//! `timestamp,power (W)`, `horodate ISO fin de pas;puissance moyenne (W)`,
+//! `horodatage;valeur`, `Date et heure;Puissance (kW)`, `valeur;horodate`, tab-separated.
 //! - Encoding: UTF-8 with or without BOM; a file that is not UTF-8 is read as Latin-1
 //!   (Excel's French re-saves). Line ends `\n` or `\r\n`; blank lines are skipped.
-//! - The header is the first line whose first field starts with `horodate`,
-//!   `timestamp`, `date` or `time`; its delimiter (`;` if it has one, else `,`) is the
-//!   file's. Lines before it are metadata; a metadata line with a `Unite`/`Unité`
-//!   column gives the unit in the same column of the next line.
+//! - Columns: the **time column** is one whose name starts with `horodat` (horodate,
+//!   horodatage), `timestamp`, `date`, `time` or `heure`; the **value column** one
+//!   whose name starts with `valeur`, `value`, `puissance`, `power`, `load` or `mesure`.
+//!   The header is the first line holding a time column and either a value column or,
+//!   when the time column comes first, any second column (the value, as Enedis files
+//!   have it). Lines before it are metadata; a metadata line with a `Unite`/`Unité`
+//!   column gives the unit in the same column of the next line. Two time (or value)
+//!   columns on the header are refused as ambiguous (`Date de début;Date de fin`: the
+//!   end is meant but cannot be told): name the column.
+//! - The caller may name either column ([`LoadCurveOptions::time_column`],
+//!   [`LoadCurveOptions::value_column`]; `--time-column`, `--value-column`) by its
+//!   header text (case and accents ignored) or its 1-based position; the header is
+//!   then the first line where the named columns are found (a position alone matches
+//!   any line that has a field there and the other column).
+//! - Delimiter: given ([`LoadCurveOptions::delimiter`], `--delimiter`), else per line
+//!   `;` if it has one, else a tab if it has one, else `,`.
 //! - Unit: `W` or `kW`, from the value column's header (`Valeur (kW)`, `power W`) or
 //!   the metadata; if the file does not say, the caller must pass it
 //!   ([`LoadCurveOptions::unit`]); if both say and disagree, it is an error. Energy
 //!   units (Wh, kWh) are refused: this module reads average power.
-//! - Data: `timestamp<delim>value[<delim>ignored…]`. The timestamp is ISO 8601 with its
-//!   UTC offset (`2024-01-15T00:30:00+01:00`; `Z` too), and marks the **end** of the
-//!   step (Enedis's convention: the first point of a day, 00:30, covers 00:00–00:30).
-//!   A local time without offset is refused: around DST it is ambiguous. The value is
-//!   a number (a decimal comma is accepted with `;`); an empty value is a missing step
-//!   (Enedis writes those), reported in the gaps.
+//! - Data: the timestamp is ISO 8601 with its UTC offset (`2024-01-15T00:30:00+01:00`;
+//!   `Z` too), and marks the **end** of the step (Enedis's convention: the first point
+//!   of a day, 00:30, covers 00:00–00:30). A local time without offset is refused:
+//!   around DST it is ambiguous. The value is a number; an empty value is a missing
+//!   step (Enedis writes those), reported in the gaps. A comma is read as the decimal
+//!   mark when the delimiter is not a comma (`1,5`). With
+//!   [`LoadCurveOptions::decimal_comma`] (`--decimal-comma`, French Excel) the comma is
+//!   the decimal mark and dots and spaces group thousands (`1 234,5`, `1.234,5`);
+//!   without it a value with both marks is refused rather than guessed.
 //!
 //! Duplicate lines (same timestamp, same value: overlapping exports) are ignored and
 //! listed; the same timestamp with another value is an error naming both lines. Any
@@ -77,19 +93,76 @@ pub enum UnitSource {
     Caller,
 }
 
+/// A column named by the caller: its header text or its 1-based position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Column {
+    /// Matched against header fields with case, accents and surrounding spaces ignored.
+    Name(String),
+    /// 1-based, as a spreadsheet user counts.
+    Position(usize),
+}
+
+impl std::str::FromStr for Column {
+    type Err = LoadCurveError;
+    /// Digits only: a position (from 1); anything else: a header name.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        if t.is_empty() {
+            return Err(LoadCurveError::BadOption {
+                reason: "a column name or position cannot be empty".into(),
+            });
+        }
+        if t.bytes().all(|b| b.is_ascii_digit()) {
+            return match t.parse::<usize>() {
+                Ok(n) if n >= 1 => Ok(Column::Position(n)),
+                _ => Err(LoadCurveError::BadOption {
+                    reason: format!("column position {t:?}: positions count from 1"),
+                }),
+            };
+        }
+        Ok(Column::Name(t.to_owned()))
+    }
+}
+
+impl std::fmt::Display for Column {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Column::Name(n) => write!(f, "{n:?}"),
+            Column::Position(p) => write!(f, "position {p}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadCurveOptions {
     /// The unit when the file does not say; checked against the file when it does.
     pub unit: Option<PowerUnit>,
     /// The step, in minutes (Enedis: 30 by default; 10 or 60 on some meters).
     pub step_minutes: u32,
+    /// The timestamp column, when its name is not one this module knows.
+    pub time_column: Option<Column>,
+    /// The value column, when its name is not one this module knows.
+    pub value_column: Option<Column>,
+    /// The field delimiter; `None`: detected per line (`;`, tab, `,`).
+    pub delimiter: Option<char>,
+    /// Values use a decimal comma and may group thousands with dots or spaces.
+    pub decimal_comma: bool,
+}
+
+impl LoadCurveOptions {
+    /// Enedis's step; what `import meters` takes without `--step-minutes`.
+    pub const DEFAULT_STEP_MINUTES: u32 = 30;
 }
 
 impl Default for LoadCurveOptions {
     fn default() -> Self {
         LoadCurveOptions {
             unit: None,
-            step_minutes: 30,
+            step_minutes: Self::DEFAULT_STEP_MINUTES,
+            time_column: None,
+            value_column: None,
+            delimiter: None,
+            decimal_comma: false,
         }
     }
 }
@@ -142,9 +215,20 @@ impl LoadCurve {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LoadCurveError {
     #[error(
-        "no header line (a first field starting with Horodate, timestamp, date or time) was found"
+        "no header line was found: none has a time column (Horodate, Horodatage, timestamp, date, time, heure) and a value column (Valeur, value, puissance, power){hint}"
     )]
-    NoHeader,
+    NoHeader { hint: String },
+    #[error(
+        "line {line}: columns {first:?} and {second:?} could both be the {role} column: name it (--{role}-column)"
+    )]
+    AmbiguousColumn {
+        line: usize,
+        role: &'static str,
+        first: String,
+        second: String,
+    },
+    #[error("{reason}")]
+    BadOption { reason: String },
     #[error("no data lines after the header (line {header_line})")]
     Empty { header_line: usize },
     #[error("the file does not say whether values are W or kW: pass the unit")]
@@ -202,11 +286,115 @@ fn fold(s: &str) -> String {
         .replace('\u{a0}', " ")
 }
 
-fn is_header(first_field: &str) -> bool {
-    let f = fold(first_field);
-    ["horodate", "timestamp", "date", "time"]
-        .iter()
-        .any(|p| f.starts_with(p))
+/// Names a time column starts with (folded: lower case, no accents).
+const TIME_NAMES: [&str; 5] = ["horodat", "timestamp", "date", "time", "heure"];
+/// Names a value column starts with (folded).
+const VALUE_NAMES: [&str; 6] = ["valeur", "value", "puissance", "power", "load", "mesure"];
+
+fn named(field: &str, names: &[&str]) -> bool {
+    let f = fold(field);
+    names.iter().any(|p| f.starts_with(p))
+}
+
+/// The delimiter of `line`: the caller's, else `;`, tab or `,` by presence.
+fn delimiter_of(line: &str, given: Option<char>) -> char {
+    given.unwrap_or(if line.contains(';') {
+        ';'
+    } else if line.contains('\t') {
+        '\t'
+    } else {
+        ','
+    })
+}
+
+/// The header's time and value column indexes, if `fields` (line `line`) is the
+/// header; `next` is the next non-blank line's fields, which a time column given by
+/// position needs (the header is then the line just before the first timestamp).
+fn header_columns(
+    fields: &[&str],
+    next: Option<&[&str]>,
+    line: usize,
+    opts: &LoadCurveOptions,
+) -> Result<Option<(usize, usize)>, LoadCurveError> {
+    let by_name = |name: &str| fields.iter().position(|f| fold(f) == fold(name));
+    let candidates = |names: &[&str], except: Option<usize>| -> Vec<usize> {
+        (0..fields.len())
+            .filter(|&i| Some(i) != except && named(fields[i], names))
+            .collect()
+    };
+    let time = match &opts.time_column {
+        Some(Column::Name(n)) => by_name(n).into_iter().collect(),
+        Some(Column::Position(p)) => {
+            let i = p - 1;
+            let data_next = next
+                .and_then(|f| f.get(i))
+                .is_some_and(|v| v.trim().parse::<Timestamp>().is_ok());
+            let not_data_here = fields
+                .get(i)
+                .is_some_and(|v| v.trim().parse::<Timestamp>().is_err());
+            if data_next && not_data_here {
+                vec![i]
+            } else {
+                vec![]
+            }
+        }
+        None => candidates(&TIME_NAMES, None),
+    };
+    let Some(&t) = time.first() else {
+        return Ok(None);
+    };
+    let value = match &opts.value_column {
+        Some(Column::Name(n)) => by_name(n).into_iter().collect(),
+        Some(Column::Position(p)) => (p - 1 < fields.len())
+            .then_some(p - 1)
+            .into_iter()
+            .collect(),
+        None => {
+            let named_values = candidates(&VALUE_NAMES, Some(t));
+            if named_values.is_empty() && t == 0 && fields.len() >= 2 {
+                vec![1]
+            } else {
+                named_values
+            }
+        }
+    };
+    let Some(&v) = value.first() else {
+        return Ok(None);
+    };
+    for (role, found) in [("time", &time), ("value", &value)] {
+        if let [first, second, ..] = found[..] {
+            return Err(LoadCurveError::AmbiguousColumn {
+                line,
+                role,
+                first: fields[first].trim().to_owned(),
+                second: fields[second].trim().to_owned(),
+            });
+        }
+    }
+    if t == v {
+        return Err(LoadCurveError::BadOption {
+            reason: format!(
+                "line {line}: the time and value columns are the same column ({})",
+                fields[t].trim()
+            ),
+        });
+    }
+    Ok(Some((t, v)))
+}
+
+/// A value as written: see the module documentation for the decimal marks accepted.
+fn parse_value(raw: &str, delim: char, decimal_comma: bool) -> Option<f64> {
+    let text: String = if decimal_comma {
+        raw.chars()
+            .filter(|c| !matches!(c, '.' | ' ' | '\u{a0}' | '\u{202f}'))
+            .map(|c| if c == ',' { '.' } else { c })
+            .collect()
+    } else if delim != ',' && !raw.contains('.') {
+        raw.replace(',', ".")
+    } else {
+        raw.to_owned()
+    };
+    text.parse().ok().filter(|v: &f64| v.is_finite())
 }
 
 /// The unit a header or metadata field names, if any: `Ok(None)` when it names none.
@@ -260,19 +448,31 @@ pub fn parse_load_curve(
         .map(|(i, l)| (i + 1, l.trim_end_matches('\r')))
         .collect();
 
+    if opts.decimal_comma && opts.delimiter == Some(',') {
+        return Err(LoadCurveError::BadOption {
+            reason: "a comma cannot be both the delimiter and the decimal mark".into(),
+        });
+    }
+
     // Metadata and header.
     let mut file_unit: Option<(PowerUnit, usize)> = None;
-    let mut header: Option<(usize, char)> = None;
+    let mut header: Option<(usize, char, usize, usize)> = None;
     let mut idx = 0;
     while idx < lines.len() {
         let (n, l) = lines[idx];
-        let delim = if l.contains(';') { ';' } else { ',' };
+        let delim = delimiter_of(l, opts.delimiter);
         let fields: Vec<&str> = l.split(delim).collect();
-        if fields.len() >= 2 && is_header(fields[0]) {
-            if let Some(u) = unit_in(fields[1], n)? {
+        let next: Option<Vec<&str>> = lines[idx + 1..]
+            .iter()
+            .find(|(_, l)| !l.trim().is_empty())
+            .map(|(_, l)| l.split(delim).collect());
+        if fields.len() >= 2
+            && let Some((t, v)) = header_columns(&fields, next.as_deref(), n, opts)?
+        {
+            if let Some(u) = unit_in(fields[v], n)? {
                 merge_unit(&mut file_unit, u, n)?;
             }
-            header = Some((idx, delim));
+            header = Some((idx, delim, t, v));
             break;
         }
         if let Some(col) = fields
@@ -296,7 +496,27 @@ pub fn parse_load_curve(
         }
         idx += 1;
     }
-    let (header_idx, delim) = header.ok_or(LoadCurveError::NoHeader)?;
+    let (header_idx, delim, time_col, value_col) = header.ok_or_else(|| {
+        let given: Vec<String> = [("time", &opts.time_column), ("value", &opts.value_column)]
+            .into_iter()
+            .filter_map(|(role, c)| c.as_ref().map(|c| format!("{role} column {c}")))
+            .collect();
+        LoadCurveError::NoHeader {
+            hint: if given.is_empty() {
+                " (name them: --time-column, --value-column)".into()
+            } else {
+                format!(" (with {})", given.join(" and "))
+            },
+        }
+    })?;
+    if opts.decimal_comma && delim == ',' {
+        return Err(LoadCurveError::BadOption {
+            reason: format!(
+                "line {}: the file is comma-delimited, so a comma cannot also be the decimal mark (--decimal-comma)",
+                lines[header_idx].0
+            ),
+        });
+    }
     let (unit, unit_source) = match (file_unit, opts.unit) {
         (Some((f, _)), Some(c)) if f != c => {
             return Err(LoadCurveError::UnitMismatch { file: f, caller: c });
@@ -322,33 +542,48 @@ pub fn parse_load_curve(
             column: column_of(l, delim, index),
             reason,
         };
-        let ts_raw = fields[0].trim();
+        let Some(ts_raw) = fields.get(time_col).map(|v| v.trim()) else {
+            return Err(parse_err(
+                fields.len().saturating_sub(1),
+                format!(
+                    "{} fields, the time column is field {}",
+                    fields.len(),
+                    time_col + 1
+                ),
+            ));
+        };
         let ts: Timestamp = ts_raw.parse().map_err(|e: jiff::Error| {
             parse_err(
-                0,
+                time_col,
                 format!("timestamp {ts_raw:?}: expected ISO 8601 with a UTC offset ({e})"),
             )
         })?;
-        let Some(raw_value) = fields.get(1).map(|v| v.trim()) else {
+        let Some(raw_value) = fields.get(value_col).map(|v| v.trim()) else {
             return Err(parse_err(
-                1,
-                format!("expected timestamp{delim}value, found one field"),
+                fields.len().saturating_sub(1),
+                format!(
+                    "{} fields, the value column is field {}",
+                    fields.len(),
+                    value_col + 1
+                ),
             ));
         };
         if raw_value.is_empty() {
             empty_lines.push(n);
             continue;
         }
-        let normalised = if delim == ';' {
-            raw_value.replace(',', ".")
-        } else {
-            raw_value.to_owned()
-        };
-        let value: f64 = normalised
-            .parse()
-            .ok()
-            .filter(|v: &f64| v.is_finite())
-            .ok_or_else(|| parse_err(1, format!("value {raw_value:?} is not a number")))?;
+        let value = parse_value(raw_value, delim, opts.decimal_comma).ok_or_else(|| {
+            let hint = if !opts.decimal_comma && raw_value.contains(',') && raw_value.contains('.')
+            {
+                " (thousands separators with a decimal comma? pass --decimal-comma)"
+            } else {
+                ""
+            };
+            parse_err(
+                value_col,
+                format!("value {raw_value:?} is not a number{hint}"),
+            )
+        })?;
         let end_ms = ts.as_millisecond();
         match by_end.get(&end_ms) {
             Some((first_line, first_value, first_raw)) => {
@@ -578,10 +813,10 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(parse_load_curve(ten_min, &opts).unwrap().points.len(), 2);
-        assert_eq!(
+        assert!(matches!(
             parse_load_curve(b"just;text\n", &opts),
-            Err(LoadCurveError::NoHeader)
-        );
+            Err(LoadCurveError::NoHeader { .. })
+        ));
         assert!(matches!(
             parse_load_curve(b"Horodate;Valeur (W)\n\n", &opts),
             Err(LoadCurveError::Empty { header_line: 1 })
@@ -591,5 +826,192 @@ mod tests {
             b"Identifiant PRM;Unit\xe9\n123;kW\nHorodate;Valeur\n2024-01-15T00:30:00+01:00;1,5\n";
         let c = parse_load_curve(latin1, &LoadCurveOptions::default()).unwrap();
         assert_eq!(c.points[0].power_w, 1500.0);
+    }
+
+    const HORODATAGE: &[u8] = include_bytes!("../../tests/data/meters/loadcurve-horodatage.csv");
+    const DEBUT_FIN: &[u8] =
+        include_bytes!("../../tests/data/meters/loadcurve-debut-fin-10min.csv");
+    const EXCEL_FR: &[u8] =
+        include_bytes!("../../tests/data/meters/loadcurve-excel-fr-thousands.csv");
+    const TAB: &[u8] = include_bytes!("../../tests/data/meters/loadcurve-tab.csv");
+    const VALUE_FIRST: &[u8] = include_bytes!("../../tests/data/meters/loadcurve-value-first.csv");
+    const START_END: &[u8] = include_bytes!("../../tests/data/meters/loadcurve-start-end.csv");
+
+    fn powers(c: &LoadCurve) -> Vec<(i64, f64)> {
+        c.points.iter().map(|p| (p.end_ms, p.power_w)).collect()
+    }
+
+    /// Issue 21: `horodatage;valeur` (no unit: the caller's), decimal commas, an
+    /// empty step.
+    #[test]
+    fn horodatage_valeur_is_a_header() {
+        let kw = LoadCurveOptions {
+            unit: Some(PowerUnit::KW),
+            ..Default::default()
+        };
+        let c = parse_load_curve(HORODATAGE, &kw).unwrap();
+        assert_eq!(
+            powers(&c),
+            [
+                (ms("2024-02-05T00:30:00+01:00"), 3250.0),
+                (ms("2024-02-05T01:00:00+01:00"), 3500.0),
+                (ms("2024-02-05T02:00:00+01:00"), 3125.0),
+            ]
+        );
+        assert_eq!(c.empty_lines, [4]);
+        assert_eq!(c.gaps.len(), 1);
+    }
+
+    #[test]
+    fn value_first_and_tab_separated_files() {
+        let c = parse_load_curve(VALUE_FIRST, &LoadCurveOptions::default()).unwrap();
+        assert_eq!(c.unit, PowerUnit::W);
+        assert_eq!(
+            powers(&c),
+            [
+                (ms("2024-02-05T00:30:00+01:00"), 410.0),
+                (ms("2024-02-05T01:00:00+01:00"), 420.0)
+            ]
+        );
+        let c = parse_load_curve(TAB, &LoadCurveOptions::default()).unwrap();
+        assert_eq!((c.unit, c.unit_source), (PowerUnit::W, UnitSource::File));
+        assert_eq!(
+            powers(&c),
+            [
+                (ms("2024-02-05T00:30:00Z"), 1500.5),
+                (ms("2024-02-05T01:00:00Z"), 1499.0)
+            ]
+        );
+        // Named explicitly, the same delimiter gives the same curve.
+        let tab = LoadCurveOptions {
+            delimiter: Some('\t'),
+            ..Default::default()
+        };
+        assert_eq!(parse_load_curve(TAB, &tab).unwrap(), c);
+    }
+
+    /// Columns the module does not know by name, found by the caller's names or
+    /// positions: a 10-minute export with start and end columns (the end is the
+    /// step's timestamp), comma-delimited with decimal dots.
+    #[test]
+    fn named_or_numbered_columns() {
+        assert!(matches!(
+            parse_load_curve(DEBUT_FIN, &LoadCurveOptions::default()),
+            Err(LoadCurveError::NoHeader { .. })
+        ));
+        let by_name = LoadCurveOptions {
+            unit: Some(PowerUnit::W),
+            step_minutes: 10,
+            time_column: Some("fin".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = parse_load_curve(DEBUT_FIN, &by_name).unwrap();
+        let want = [
+            (ms("2024-02-05T00:10:00Z"), 812.5),
+            (ms("2024-02-05T00:20:00Z"), 790.0),
+            (ms("2024-02-05T00:30:00Z"), 805.25),
+        ];
+        assert_eq!(powers(&c), want);
+        assert_eq!(c.points[0].start_ms, ms("2024-02-05T00:00:00Z"));
+        let by_position = LoadCurveOptions {
+            time_column: Some("3".parse().unwrap()),
+            value_column: Some("4".parse().unwrap()),
+            ..by_name.clone()
+        };
+        assert_eq!(parse_load_curve(DEBUT_FIN, &by_position).unwrap(), c);
+        // A wrong name says which column was looked for.
+        let wrong = LoadCurveOptions {
+            time_column: Some(Column::Name("Horodate de fin".into())),
+            ..by_name
+        };
+        let e = parse_load_curve(DEBUT_FIN, &wrong).unwrap_err();
+        assert!(
+            e.to_string().contains("time column \"Horodate de fin\""),
+            "{e}"
+        );
+        assert_eq!(
+            "0".parse::<Column>().map_err(|e| e.to_string()),
+            Err("column position \"0\": positions count from 1".into())
+        );
+    }
+
+    /// Start and end columns both look like time: refused rather than guessed (the
+    /// start taken for the end would shift every step by one), accepted once named.
+    #[test]
+    fn two_time_columns_must_be_named() {
+        let e = parse_load_curve(START_END, &LoadCurveOptions::default()).unwrap_err();
+        assert_eq!(
+            e,
+            LoadCurveError::AmbiguousColumn {
+                line: 1,
+                role: "time",
+                first: "Date de début".into(),
+                second: "Date de fin".into(),
+            }
+        );
+        let end = LoadCurveOptions {
+            time_column: Some("DATE DE FIN".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = parse_load_curve(START_END, &end).unwrap();
+        assert_eq!(
+            powers(&c),
+            [
+                (ms("2024-02-05T00:30:00+01:00"), 600.0),
+                (ms("2024-02-05T01:00:00+01:00"), 640.0)
+            ]
+        );
+    }
+
+    /// French Excel: metadata lines, a BOM, "1 234,5" and "1.240,25". Without
+    /// `--decimal-comma` the grouped values are refused, naming the flag.
+    #[test]
+    fn decimal_comma_with_thousands_separators() {
+        let e = parse_load_curve(EXCEL_FR, &LoadCurveOptions::default()).unwrap_err();
+        assert_eq!(
+            e,
+            LoadCurveError::Parse {
+                line: 5,
+                column: 27,
+                reason: "value \"1 234,5\" is not a number".into()
+            }
+        );
+        let fr = LoadCurveOptions {
+            decimal_comma: true,
+            ..Default::default()
+        };
+        let c = parse_load_curve(EXCEL_FR, &fr).unwrap();
+        assert_eq!((c.unit, c.unit_source), (PowerUnit::KW, UnitSource::File));
+        assert_eq!(
+            powers(&c),
+            [
+                (ms("2024-07-01T00:30:00+02:00"), 1_234_500.0),
+                (ms("2024-07-01T01:00:00+02:00"), 1_240_250.0),
+                (ms("2024-07-01T01:30:00+02:00"), 1_198_000.0),
+            ]
+        );
+        let dotted = b"Horodate;Valeur (W)\n2024-01-15T00:30:00+01:00;1.240,25\n";
+        let e = parse_load_curve(dotted, &LoadCurveOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("pass --decimal-comma"), "{e}");
+        let comma_twice = LoadCurveOptions {
+            decimal_comma: true,
+            delimiter: Some(','),
+            ..Default::default()
+        };
+        assert!(matches!(
+            parse_load_curve(TAB, &comma_twice),
+            Err(LoadCurveError::BadOption { .. })
+        ));
+        // A comma-delimited file found as such is refused the same way.
+        let csv_fr = LoadCurveOptions {
+            time_column: Some("fin".parse().unwrap()),
+            unit: Some(PowerUnit::W),
+            step_minutes: 10,
+            ..fr
+        };
+        assert!(matches!(
+            parse_load_curve(DEBUT_FIN, &csv_fr),
+            Err(LoadCurveError::BadOption { .. })
+        ));
     }
 }

@@ -252,4 +252,61 @@ mod tests {
         );
         assert_eq!(store.report_count(), 1);
     }
+
+    /// README, "Bad input": a payload over `MAX_BATCH_BYTES` is dropped and counted as
+    /// `mqtt_too_large`, before any decoding. The payload is a valid batch padded past
+    /// the limit, so only the size check can refuse it (without it, it would be stored),
+    /// and the largest payload the limit allows still goes through.
+    #[tokio::test]
+    async fn an_oversized_payload_is_refused_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let metrics = Arc::new(IngestMetrics::default());
+        let (ingest, _w) = Ingest::start(store.clone(), IngestConfig::default(), metrics.clone());
+        let h = ReportHandler::new(ingest, ["acme".to_owned()], metrics.clone());
+        let topic = topics::reports("acme", "dev-1");
+
+        let good = batch("dev-1", 1).encode_to_vec();
+        // `good` plus one field unknown to `ReportBatch` (number 15, bytes) sized so the
+        // payload is exactly `len` bytes: prost skips unknown fields, so it decodes.
+        let padded = |len: usize| {
+            let varint = |mut v: usize| {
+                let mut out = Vec::new();
+                while v >= 0x80 {
+                    out.push((v as u8 & 0x7f) | 0x80);
+                    v >>= 7;
+                }
+                out.push(v as u8);
+                out
+            };
+            let room = len - good.len() - 1;
+            let body = (1..=5)
+                .map(|n| room - n)
+                .find(|&body| varint(body).len() == room - body)
+                .expect("a length whose varint fits");
+            let mut p = good.clone();
+            p.push(15 << 3 | 2);
+            p.extend(varint(body));
+            p.resize(len, 0);
+            p
+        };
+        let too_large = padded(MAX_BATCH_BYTES + 1);
+        assert_eq!(too_large.len(), MAX_BATCH_BYTES + 1);
+        assert_eq!(
+            ReportBatch::decode(&too_large[..]).map(|b| b.device_id),
+            Ok("dev-1".to_owned()),
+            "the padding keeps the payload a valid batch"
+        );
+        assert_eq!(h.handle(&topic, &too_large).await, Handled::Done);
+        let m = metrics.snapshot();
+        assert_eq!(m.mqtt_too_large, 1);
+        assert_eq!((m.mqtt_bad_protobuf, m.batches), (0, 0));
+        assert_eq!(store.report_count(), 0);
+
+        let at_limit = padded(MAX_BATCH_BYTES);
+        let (_, ack) = ack_of(h.handle(&topic, &at_limit).await);
+        assert_eq!((ack.stored, ack.highest_durable_seq), (1, 1));
+        assert_eq!(metrics.snapshot().mqtt_too_large, 1);
+        assert_eq!(store.report_count(), 1);
+    }
 }
