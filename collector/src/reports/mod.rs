@@ -73,8 +73,13 @@ pub fn load_devices(
     device_stream(store, org, from_ms, to_ms)?.collect()
 }
 
+/// Devices loaded ahead of the report's computation: enough to keep the computing
+/// core busy while the loader reads, few enough to bound memory.
+const STREAM_AHEAD: usize = 64;
+
 /// The same devices, loaded one at a time as the caller iterates: a fleet-wide
-/// report then holds one device's rollups in memory, not all of them.
+/// report then holds a few devices' rollups in memory, not all of them. A loader
+/// thread reads the store while the caller computes, so a report uses two cores.
 pub fn device_stream<'a>(
     store: &'a Store,
     org: Option<&str>,
@@ -84,44 +89,65 @@ pub fn device_stream<'a>(
     let from_hour = from_ms.div_euclid(veille_domain::energy::rollup::HOUR_MS)
         * veille_domain::energy::rollup::HOUR_MS;
     let records = store.devices(org)?;
-    Ok(records.into_iter().map(move |record| {
-        let inv = store
-            .inventory(&record.org, &record.device_id)?
-            .unwrap_or_default();
-        let class =
-            DeviceClass::from(ChassisClass::try_from(inv.chassis).unwrap_or(ChassisClass::Unknown));
-        let sessions = store
-            .boot_sessions(&record.org, &record.device_id)?
-            .into_iter()
-            .map(|(_, s)| SessionEdge {
-                boot_ms: s.boot_time_unix_s.saturating_mul(1000),
-                first_start_ms: s.first_start_unix_ms,
-                last_end_ms: s.last_end_unix_ms,
-                last_shutdown: s.last_report_shutdown,
-                last_agent_stop: s.last_report_agent_stop,
-            })
-            .collect();
-        Ok(DeviceData {
-            hours: store.rollups(&record.org, &record.device_id, from_hour, to_ms)?,
-            org: record.org,
-            device_id: record.device_id,
-            hostname: inv.hostname,
-            site: inv.site,
-            groups: inv.tags,
-            class,
-            manufacturer: inv.manufacturer,
-            model: inv.model,
-            monitors: inv.monitors.len() as u32,
-            monitor_diagonals_in: inv
-                .monitors
-                .iter()
-                .map_while(|m| {
-                    veille_domain::energy::classify::diagonal_in(m.width_cm, m.height_cm)
-                })
-                .collect(),
-            sessions,
+    let (send, receive) = std::sync::mpsc::sync_channel(STREAM_AHEAD);
+    let loader = store.clone();
+    std::thread::Builder::new()
+        .name("report-loader".into())
+        .spawn(move || {
+            for record in records {
+                let device = load_device(&loader, record, from_hour, to_ms);
+                let failed = device.is_err();
+                // A closed channel: the caller stopped reading (an error, a client gone).
+                if send.send(device).is_err() || failed {
+                    return;
+                }
+            }
         })
-    }))
+        .map_err(|e| StoreError::Engine(format!("cannot start the report loader: {e}")))?;
+    Ok(receive.into_iter())
+}
+
+/// One device's rollups in `[from_hour, to_ms)`, boot sessions and inventory facts.
+fn load_device(
+    store: &Store,
+    record: veille_domain::devices::DeviceRecord,
+    from_hour: i64,
+    to_ms: i64,
+) -> Result<DeviceData, StoreError> {
+    let inv = store
+        .inventory(&record.org, &record.device_id)?
+        .unwrap_or_default();
+    let class =
+        DeviceClass::from(ChassisClass::try_from(inv.chassis).unwrap_or(ChassisClass::Unknown));
+    let sessions = store
+        .boot_sessions(&record.org, &record.device_id)?
+        .into_iter()
+        .map(|(_, s)| SessionEdge {
+            boot_ms: s.boot_time_unix_s.saturating_mul(1000),
+            first_start_ms: s.first_start_unix_ms,
+            last_end_ms: s.last_end_unix_ms,
+            last_shutdown: s.last_report_shutdown,
+            last_agent_stop: s.last_report_agent_stop,
+        })
+        .collect();
+    Ok(DeviceData {
+        hours: store.rollups(&record.org, &record.device_id, from_hour, to_ms)?,
+        org: record.org,
+        device_id: record.device_id,
+        hostname: inv.hostname,
+        site: inv.site,
+        groups: inv.tags,
+        class,
+        manufacturer: inv.manufacturer,
+        model: inv.model,
+        monitors: inv.monitors.len() as u32,
+        monitor_diagonals_in: inv
+            .monitors
+            .iter()
+            .map_while(|m| veille_domain::energy::classify::diagonal_in(m.width_cm, m.height_cm))
+            .collect(),
+        sessions,
+    })
 }
 
 /// What `report consumption` and `GET /api/v1/reports/consumption` take.
