@@ -1,0 +1,426 @@
+//! The PostgreSQL engine, for several collectors on one database
+//! (`[store] backend = "postgres"`).
+//!
+//! The tables are the embedded engine's ([`schema`]), with the bulk ones partitioned by
+//! time; the schema is migrated at connect. Every collector is stateless beside the
+//! database: its caches (device ids, known partitions) only ever hold facts that never
+//! change once true, so any of them may serve any agent.
+//!
+//! # Writers
+//! Each [`Engine::write`] is one READ COMMITTED transaction on this process's writer
+//! connection. Two collectors writing the same device serialise on
+//! [`Tx::lock_device`], a transaction-scoped advisory lock on the database's hash of
+//! (org, device): READ COMMITTED takes a new snapshot per statement, so what the
+//! second writer reads after the lock includes the first one's commit (REPEATABLE READ
+//! would read from a snapshot taken before it waited). Read-modify-write of the small
+//! registries that no device lock covers (policies, meters, rooms, assets, the store's
+//! meta) takes a per-registry advisory lock at its first read in the transaction, which
+//! gives them the one-writer-at-a-time semantics of the embedded engine.
+//!
+//! # Durability and group commit
+//! Write transactions commit with `synchronous_commit = off`: the commit returns once
+//! its WAL record is in the server's buffers, without waiting for an fsync, so a group
+//! of batches costs one fsync rather than one each. [`Engine::flush`] then commits a
+//! tiny transaction *with* synchronous commit that writes a WAL record (a transactional
+//! `pg_logical_emit_message`), and PostgreSQL returns from that commit only once the
+//! WAL is flushed up to its record — which lies after the commit record of every
+//! transaction committed before the flush began, by this collector or any other. So
+//! when `flush` returns, everything committed before it is durable, which is what an
+//! Ack promises. This also covers what this collector *read*: a resend answered as a
+//! duplicate because another collector stored it (not yet flushed) is acknowledged
+//! after a flush whose record lies after that commit too. A server crash loses only
+//! commits never flushed, hence never acknowledged: the agents resend them.
+//!
+//! # Partitions
+//! `raw_hours` has one partition per UTC day and `rollup_days` one per UTC month,
+//! created on demand: a write to a partition this engine does not know checks the
+//! catalog; if it is missing, the transaction is rolled back, the partition created in
+//! a transaction of its own ([`schema::create_partition`]), and the body run again. So
+//! bodies must be re-runnable (every store body is: all their effects go through the
+//! transaction). The current day's and month's partitions and the next ones are made
+//! at connect, so live ingest seldom takes that path.
+//!
+//! # Failures
+//! A refused or lost connection is [`StoreError::Unavailable`] (the ingest answers
+//! UNAVAILABLE and agents keep their spool); the broken connection is dropped and the
+//! next call connects again, so the collector resumes by itself when the database
+//! returns. Lock timeouts, deadlocks and serialisation failures are
+//! [`StoreError::Busy`]. The URL is never shown with its password.
+
+pub mod schema;
+mod tx;
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use postgres::error::SqlState;
+use postgres::{Client, IsolationLevel, NoTls};
+
+use crate::store::StoreError;
+use crate::store::engine::{Body, Engine};
+use schema::{Created, Partition, Table};
+
+/// Idle read connections kept per engine: readers beyond it connect and disconnect.
+const READ_POOL: usize = 4;
+
+/// How long connecting may take before the database counts as unavailable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Partition creations one write may need before it gives up (a batch spans at most a
+/// few days; each round creates every partition the body found missing).
+const PARTITION_ROUNDS: usize = 8;
+
+/// Connects to the database at `url`, migrating its schema.
+pub fn connect(url: &str) -> Result<Arc<dyn Engine>, StoreError> {
+    Ok(Arc::new(Postgres::connect(url)?))
+}
+
+/// `url` without its password, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            match userinfo.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &userinfo[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// A PostgreSQL error as a store error: the connection's failures are `Unavailable`
+/// (transient), contention `Busy`, anything else an engine error.
+pub(crate) fn db_err(e: postgres::Error) -> StoreError {
+    let text = match std::error::Error::source(&e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    };
+    match e.code() {
+        Some(code) => {
+            let c = code.code();
+            if c.starts_with("08") || c.starts_with("57P") || c.starts_with("53") {
+                // Connection exceptions, server shutting down, out of disk or memory.
+                StoreError::Unavailable(text)
+            } else if *code == SqlState::T_R_SERIALIZATION_FAILURE
+                || *code == SqlState::T_R_DEADLOCK_DETECTED
+                || *code == SqlState::LOCK_NOT_AVAILABLE
+            {
+                StoreError::Busy(text)
+            } else {
+                StoreError::Engine(text)
+            }
+        }
+        // No SQLSTATE: the connection failed (closed, I/O, timeout, refused).
+        None if e.is_closed()
+            || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>())
+            || text.contains("timeout")
+            || text.contains("connecting") =>
+        {
+            StoreError::Unavailable(text)
+        }
+        None => StoreError::Engine(text),
+    }
+}
+
+/// The PostgreSQL engine.
+pub struct Postgres {
+    config: postgres::Config,
+    /// The URL without its password, for messages.
+    location: String,
+    /// One writer connection: this process's writes go one at a time, like the
+    /// embedded engine's (the ingest has one writer task; several collectors are what
+    /// gives parallel writes). `None` after a failure: the next write reconnects.
+    writer: Mutex<Option<tx::Conn>>,
+    readers: Mutex<Vec<tx::Conn>>,
+    /// (org, device) → dev id: ids never change once committed.
+    ids: Mutex<HashMap<(String, String), i64>>,
+    /// Partitions known to exist (or whose range the default partition keeps).
+    partitions: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for Postgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Postgres")
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Postgres {
+    /// Connects, migrates the schema, and makes the partitions of today and tomorrow
+    /// (raw) and of this month and the next (rollups).
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        let location = redact(url);
+        let mut config = postgres::Config::from_str(url).map_err(|e| StoreError::Open {
+            path: location.clone().into(),
+            reason: format!("not a PostgreSQL URL: {e}"),
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("veille-collector");
+        }
+        let engine = Self {
+            config,
+            location,
+            writer: Mutex::new(None),
+            readers: Mutex::new(Vec::new()),
+            ids: Mutex::new(HashMap::new()),
+            partitions: Mutex::new(HashSet::new()),
+        };
+        let mut client = engine.open_connection()?;
+        schema::migrate(&mut client, &engine.location)?;
+        engine
+            .partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(schema::existing_partitions(&mut client)?);
+        let now = crate::clock::now_ms();
+        let day = veille_proto::units::MS_PER_DAY;
+        let wanted = [
+            Table::RawHours.partition_of(now),
+            Table::RawHours.partition_of(now + day),
+            Table::RollupDays.partition_of(now),
+            Table::RollupDays.partition_of(now + 32 * day),
+        ];
+        engine.create_partitions(&mut client, wanted.into_iter().flatten().collect())?;
+        engine.writer_setup(&mut client)?;
+        *engine.writer.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx::Conn::new(client));
+        Ok(engine)
+    }
+
+    fn open_connection(&self) -> Result<Client, StoreError> {
+        self.config.connect(NoTls).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot connect to PostgreSQL at {}: {}",
+                self.location,
+                match db_err(e) {
+                    StoreError::Unavailable(m) | StoreError::Engine(m) | StoreError::Busy(m) => m,
+                    other => other.to_string(),
+                }
+            ))
+        })
+    }
+
+    /// A writer session commits without waiting for the WAL fsync: [`Engine::flush`]
+    /// is the durability point (see the module's documentation).
+    fn writer_setup(&self, client: &mut Client) -> Result<(), StoreError> {
+        client
+            .batch_execute("SET synchronous_commit = off")
+            .map_err(db_err)
+    }
+
+    fn reader(&self) -> Result<tx::Conn, StoreError> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match pooled {
+            Some(c) if !c.client.is_closed() => Ok(c),
+            _ => self.open_connection().map(tx::Conn::new),
+        }
+    }
+
+    fn give_back(&self, client: tx::Conn) {
+        if client.client.is_closed() {
+            return;
+        }
+        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < READ_POOL {
+            pool.push(client);
+        }
+    }
+
+    /// Creates the partitions of `wanted` not known yet, each in its own transaction.
+    fn create_partitions(
+        &self,
+        client: &mut Client,
+        wanted: Vec<Partition>,
+    ) -> Result<(), StoreError> {
+        for p in wanted {
+            if self.knows(&p.name) {
+                continue;
+            }
+            match schema::create_partition(client, &p)? {
+                Created::Exists | Created::UseDefault => self.learn(&p.name),
+            }
+        }
+        Ok(())
+    }
+
+    fn knows(&self, partition: &str) -> bool {
+        self.partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(partition)
+    }
+
+    fn learn(&self, partition: &str) {
+        self.partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(partition.to_owned());
+    }
+
+    /// One attempt at a write transaction. `Err(Ok(parts))`: roll back and create
+    /// `parts` first.
+    fn try_write(
+        &self,
+        conn: &mut tx::Conn,
+        body: &mut Body<'_>,
+    ) -> Result<(), Result<Vec<Partition>, StoreError>> {
+        let tx::Conn { client, stmts } = conn;
+        let tx = client.transaction().map_err(|e| Err(db_err(e)))?;
+        let mut t = tx::PgTx::new(tx, stmts, self, true);
+        let result = body(&mut t);
+        let (tx, missing) = t.finish();
+        if !missing.is_empty() {
+            // Rolled back before any DDL: this session holds no lock on the parent.
+            tx.rollback().map_err(|e| Err(db_err(e)))?;
+            return Err(Ok(missing));
+        }
+        match result {
+            Ok(()) => tx.commit().map_err(|e| Err(db_err(e))),
+            Err(e) => {
+                let _ = tx.rollback();
+                Err(Err(e))
+            }
+        }
+    }
+}
+
+impl Engine for Postgres {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn write(&self, body: &mut Body<'_>) -> Result<(), StoreError> {
+        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rounds = 0;
+        loop {
+            let conn = match writer.as_mut() {
+                Some(c) if !c.client.is_closed() => c,
+                _ => {
+                    let mut c = self.open_connection()?;
+                    self.writer_setup(&mut c)?;
+                    writer.insert(tx::Conn::new(c))
+                }
+            };
+            match self.try_write(conn, body) {
+                Ok(()) => return Ok(()),
+                Err(Ok(missing)) if rounds < PARTITION_ROUNDS => {
+                    rounds += 1;
+                    if let Err(e) = self.create_partitions(&mut conn.client, missing) {
+                        if conn.client.is_closed() {
+                            *writer = None;
+                        }
+                        return Err(e);
+                    }
+                }
+                Err(Ok(missing)) => {
+                    return Err(StoreError::Engine(format!(
+                        "partitions still missing after {PARTITION_ROUNDS} rounds: {:?}",
+                        missing.iter().map(|p| &p.name).collect::<Vec<_>>()
+                    )));
+                }
+                Err(Err(e)) => {
+                    if conn.client.is_closed() {
+                        *writer = None;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn read(&self, body: &mut Body<'_>) -> Result<(), StoreError> {
+        let mut conn = self.reader()?;
+        let result = (|| {
+            let tx::Conn { client, stmts } = &mut conn;
+            let tx = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .map_err(db_err)?;
+            let mut t = tx::PgTx::new(tx, stmts, self, false);
+            let r = body(&mut t);
+            let (tx, _) = t.finish();
+            // A reader's transaction ends in a rollback: it wrote nothing.
+            let _ = tx.rollback();
+            r
+        })();
+        self.give_back(conn);
+        result
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        let mut conn = self.reader()?;
+        // A session whose default is `off` would not wait: ask for the local flush.
+        let r = conn
+            .client
+            .batch_execute(
+                "BEGIN;
+                 SELECT set_config('synchronous_commit', 'on', true)
+                   WHERE current_setting('synchronous_commit') = 'off';
+                 SELECT pg_logical_emit_message(true, 'veille.flush', '');
+                 COMMIT;",
+            )
+            .map_err(db_err);
+        // After an error the session may sit in an aborted transaction: not reused.
+        if r.is_ok() {
+            self.give_back(conn);
+        }
+        r
+    }
+
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        let mut conn = self.reader()?;
+        let r = conn
+            .client
+            .query_one("SELECT pg_database_size(current_database())", &[])
+            .map(|row| row.get::<_, i64>(0).max(0) as u64)
+            .map_err(db_err);
+        self.give_back(conn);
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_without_their_password() {
+        assert_eq!(
+            redact("postgres://veille:s3cret@db:5432/veille"),
+            "postgres://veille:***@db:5432/veille"
+        );
+        assert_eq!(redact("postgres://veille@db/v"), "postgres://veille@db/v");
+        assert_eq!(redact("postgres://db/v"), "postgres://db/v");
+    }
+
+    #[test]
+    fn a_refused_connection_is_unavailable_and_names_the_url_without_its_password() {
+        // A port nothing listens on: bound, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e =
+            Postgres::connect(&format!("postgres://veille:s3cret@127.0.0.1:{port}/v")).unwrap_err();
+        assert!(e.is_transient(), "{e}");
+        let text = e.to_string();
+        assert!(text.contains("veille:***@127.0.0.1"), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
+    }
+
+    #[test]
+    fn a_malformed_url_is_refused_as_such() {
+        let e = Postgres::connect("postgres://u:pw@host:notaport/db").unwrap_err();
+        assert!(matches!(e, StoreError::Open { .. }), "{e}");
+        assert!(!e.to_string().contains("pw@"), "{e}");
+    }
+}
