@@ -388,39 +388,4 @@ impl Engine for Postgres {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_are_shown_without_their_password() {
-        assert_eq!(
-            redact("postgres://veille:s3cret@db:5432/veille"),
-            "postgres://veille:***@db:5432/veille"
-        );
-        assert_eq!(redact("postgres://veille@db/v"), "postgres://veille@db/v");
-        assert_eq!(redact("postgres://db/v"), "postgres://db/v");
-    }
-
-    #[test]
-    fn a_refused_connection_is_unavailable_and_names_the_url_without_its_password() {
-        // A port nothing listens on: bound, then released.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let e =
-            Postgres::connect(&format!("postgres://veille:s3cret@127.0.0.1:{port}/v")).unwrap_err();
-        assert!(e.is_transient(), "{e}");
-        let text = e.to_string();
-        assert!(text.contains("veille:***@127.0.0.1"), "{text}");
-        assert!(!text.contains("s3cret"), "{text}");
-    }
-
-    #[test]
-    fn a_malformed_url_is_refused_as_such() {
-        let e = Postgres::connect("postgres://u:pw@host:notaport/db").unwrap_err();
-        assert!(matches!(e, StoreError::Open { .. }), "{e}");
-        assert!(!e.to_string().contains("pw@"), "{e}");
-    }
-}
+mod tests;
