@@ -74,7 +74,7 @@ const PARTITION_ROUNDS: usize = 8;
 
 /// Connects to the database at `url`, migrating its schema.
 pub fn connect(url: &str) -> Result<Arc<dyn Engine>, StoreError> {
-    Ok(Arc::new(Postgres::connect(url)?))
+    Ok(Arc::new(off_runtime(|| Postgres::connect(url))?))
 }
 
 /// `url` without its password, for messages and logs.
@@ -122,6 +122,21 @@ pub(crate) fn db_err(e: postgres::Error) -> StoreError {
             StoreError::Unavailable(text)
         }
         None => StoreError::Engine(text),
+    }
+}
+
+/// Runs `f`, which blocks on the database, where blocking is allowed. The sync client
+/// drives each connection with a runtime of its own and panics if called on a worker
+/// thread of the collector's runtime (a store call from an async task, such as the
+/// MQTT meter sink's): on the multi-threaded runtime, [`tokio::task::block_in_place`]
+/// hands the worker's tasks to another thread first, and is a plain call elsewhere
+/// (outside any runtime, in `spawn_blocking`).
+fn off_runtime<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 
@@ -296,6 +311,24 @@ impl Engine for Postgres {
     }
 
     fn write(&self, body: &mut Body<'_>) -> Result<(), StoreError> {
+        off_runtime(|| self.write_now(body))
+    }
+
+    fn read(&self, body: &mut Body<'_>) -> Result<(), StoreError> {
+        off_runtime(|| self.read_now(body))
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        off_runtime(|| self.flush_now())
+    }
+
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        off_runtime(|| self.size_on_disk_now())
+    }
+}
+
+impl Postgres {
+    fn write_now(&self, body: &mut Body<'_>) -> Result<(), StoreError> {
         let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut rounds = 0;
         loop {
@@ -334,7 +367,7 @@ impl Engine for Postgres {
         }
     }
 
-    fn read(&self, body: &mut Body<'_>) -> Result<(), StoreError> {
+    fn read_now(&self, body: &mut Body<'_>) -> Result<(), StoreError> {
         let mut conn = self.reader()?;
         let result = (|| {
             let tx::Conn { client, stmts } = &mut conn;
@@ -355,7 +388,7 @@ impl Engine for Postgres {
         result
     }
 
-    fn flush(&self) -> Result<(), StoreError> {
+    fn flush_now(&self) -> Result<(), StoreError> {
         let mut conn = self.reader()?;
         // A session whose default is `off` would not wait: ask for the local flush.
         let r = conn
@@ -375,7 +408,7 @@ impl Engine for Postgres {
         r
     }
 
-    fn size_on_disk(&self) -> Result<u64, StoreError> {
+    fn size_on_disk_now(&self) -> Result<u64, StoreError> {
         let mut conn = self.reader()?;
         let r = conn
             .client
