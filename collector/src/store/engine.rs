@@ -189,4 +189,10 @@ pub trait Engine: Send + Sync {
     fn flush(&self) -> Result<(), StoreError>;
     /// Bytes the store takes (files, or the database's relations).
     fn size_on_disk(&self) -> Result<u64, StoreError>;
+    /// After a purge: gives back whole periods that end by `cutoff_ms` and hold no raw
+    /// report any more (PostgreSQL drops such day partitions). Returns how many. An
+    /// engine without time partitions has nothing to do.
+    fn release_raw_before(&self, _cutoff_ms: i64) -> Result<u64, StoreError> {
+        Ok(0)
+    }
 }

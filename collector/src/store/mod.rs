@@ -593,6 +593,8 @@ impl Store {
         if outcome.reports > 0 {
             self.flush()?;
         }
+        // Partitioned engines drop the periods this (or an earlier) purge emptied.
+        self.engine.release_raw_before(cutoff)?;
         Ok(outcome)
     }
 

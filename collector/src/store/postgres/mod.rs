@@ -325,6 +325,10 @@ impl Engine for Postgres {
     fn size_on_disk(&self) -> Result<u64, StoreError> {
         off_runtime(|| self.size_on_disk_now())
     }
+
+    fn release_raw_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        off_runtime(|| self.release_raw_before_now(cutoff_ms))
+    }
 }
 
 impl Postgres {
@@ -406,6 +410,44 @@ impl Postgres {
             self.give_back(conn);
         }
         r
+    }
+
+    /// Drops the day partitions of raw reports that end by `cutoff_ms` and that the
+    /// purges emptied: retention by whole partitions, so the space goes back to the
+    /// system without waiting for VACUUM. A lock wait past its timeout (a long report
+    /// holding the table) is not an error: the next purge tries again.
+    fn release_raw_before_now(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let conn = match writer.as_mut() {
+            Some(c) if !c.client.is_closed() => c,
+            _ => {
+                let mut c = self.open_connection()?;
+                self.writer_setup(&mut c)?;
+                writer.insert(tx::Conn::new(c))
+            }
+        };
+        let names = schema::existing_partitions(&mut conn.client)?;
+        let candidates = schema::raw_partitions_before(&names, cutoff_ms);
+        match schema::drop_empty(&mut conn.client, &candidates) {
+            Ok(dropped) => {
+                let mut known = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
+                for name in &dropped {
+                    known.remove(name);
+                    tracing::info!(partition = %name, "emptied raw partition dropped");
+                }
+                Ok(dropped.len() as u64)
+            }
+            Err(StoreError::Busy(e)) => {
+                tracing::warn!(error = %e, "raw partitions not dropped now; next purge retries");
+                Ok(0)
+            }
+            Err(e) => {
+                if conn.client.is_closed() {
+                    *writer = None;
+                }
+                Err(e)
+            }
+        }
     }
 
     fn size_on_disk_now(&self) -> Result<u64, StoreError> {

@@ -259,6 +259,63 @@ pub fn create_partition(client: &mut Client, p: &Partition) -> Result<Created, S
     }
 }
 
+/// The day partitions of `raw_hours` that end by `cutoff_ms`, among `names`.
+pub fn raw_partitions_before(names: &[String], cutoff_ms: i64) -> Vec<Partition> {
+    names
+        .iter()
+        .filter_map(|n| {
+            let date = n.strip_prefix("raw_hours_")?;
+            if date.len() != 8 || !date.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let day = jiff::civil::Date::strptime("%Y%m%d", date).ok()?;
+            let ms = day
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .ok()?
+                .timestamp()
+                .as_millisecond();
+            Table::RawHours
+                .partition_of(ms)
+                .filter(|p| p.name == *n && p.to <= cutoff_ms)
+        })
+        .collect()
+}
+
+/// Drops the partitions of `candidates` that hold no row, in one transaction; returns
+/// their names. The parent is locked first (briefly: the check reads empty tables), so
+/// no writer can put a row into a partition between the check and the drop; a writer
+/// whose cache still names a dropped partition lands its row in the default one.
+pub fn drop_empty(
+    client: &mut Client,
+    candidates: &[Partition],
+) -> Result<Vec<String>, StoreError> {
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut tx = client.transaction().map_err(super::db_err)?;
+    tx.batch_execute(
+        "SET LOCAL lock_timeout = '10s'; LOCK TABLE raw_hours IN ACCESS EXCLUSIVE MODE",
+    )
+    .map_err(super::db_err)?;
+    let mut dropped = Vec::new();
+    for p in candidates {
+        let empty: bool = tx
+            .query_one(
+                &format!("SELECT NOT EXISTS (SELECT 1 FROM {})", p.name),
+                &[],
+            )
+            .map_err(super::db_err)?
+            .get(0);
+        if empty {
+            tx.batch_execute(&format!("DROP TABLE {}", p.name))
+                .map_err(super::db_err)?;
+            dropped.push(p.name.clone());
+        }
+    }
+    tx.commit().map_err(super::db_err)?;
+    Ok(dropped)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,5 +339,20 @@ mod tests {
         assert_eq!(Table::RawHours.partition_of(0), None);
         assert_eq!(Table::RollupDays.partition_of(i64::MAX), None);
         assert_eq!(Table::RollupDays.partition_of(i64::MIN), None);
+
+        let names = [
+            "raw_hours_20261206",
+            "raw_hours_20261207",
+            "raw_hours_default",
+            "rollup_days_202611",
+            "raw_hours_2026120",
+        ]
+        .map(String::from);
+        let before: Vec<String> = raw_partitions_before(&names, raw.to)
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(before, ["raw_hours_20261206", "raw_hours_20261207"]);
+        assert_eq!(raw_partitions_before(&names, raw.to - 1).len(), 1);
     }
 }

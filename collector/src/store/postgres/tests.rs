@@ -165,6 +165,7 @@ fn partitions_are_made_on_demand_and_a_purge_empties_the_old_ones() {
     assert_eq!(o.stored, 5);
     assert_eq!(count(&url, &raw.name), 2);
 
+    // A purge inside the day empties rows but keeps the day's partition.
     let out = store.purge_raw_reports(t0 + 2 * HOUR_MS).unwrap();
     assert_eq!(out.reports, 36);
     assert_eq!(
@@ -175,6 +176,31 @@ fn partitions_are_made_on_demand_and_a_purge_empties_the_old_ones() {
     assert_eq!(count(&url, "raw_hours_default"), 0);
     assert!(count(&url, &month.name) >= 2, "rollups stay");
     assert_eq!(store.report_count(), 0);
+    let exists = |name: &str| count(&url, &format!("pg_class WHERE relname = '{name}'")) == 1;
+    let today = schema::Table::RawHours
+        .partition_of(crate::clock::now_ms())
+        .unwrap();
+    assert!(exists(&raw.name) && exists(&today.name));
+
+    // Once the cutoff passes the day's end, the emptied partition is dropped; today's,
+    // the default and the rollups' stay.
+    store.purge_raw_reports(raw.to + HOUR_MS).unwrap();
+    assert!(!exists(&raw.name), "{} dropped", raw.name);
+    assert!(exists(&today.name) && exists("raw_hours_default") && exists(&month.name));
+    // A late report of that day (clock set back, seq above the purged ones) is still
+    // stored. A collector whose cache still names the dropped partition lands it in
+    // the default partition, which then keeps that day's range.
+    let o = other
+        .apply_batch("acme", &batch("dev-3", t0, 1..=2), t0)
+        .unwrap();
+    assert_eq!(o.stored, 2);
+    assert_eq!(count(&url, "raw_hours_default"), 1);
+    let o = store
+        .apply_batch("acme", &batch("dev-4", t0, 1..=2), t0)
+        .unwrap();
+    assert_eq!(o.stored, 2);
+    assert_eq!(count(&url, "raw_hours_default"), 2);
+    assert_eq!(store.report_count(), 4);
 }
 
 #[test]
