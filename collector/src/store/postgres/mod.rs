@@ -68,6 +68,12 @@ const READ_POOL: usize = 4;
 /// How long connecting may take before the database counts as unavailable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A database that stops answering without closing the connection (a network cut)
+/// fails the call after this long instead of holding the ingest writer for the
+/// kernel's default of many minutes; agents resend meanwhile. Also the keepalive idle
+/// time, so an idle pooled connection to a vanished server is noticed.
+const SILENT_PEER: Duration = Duration::from_secs(30);
+
 /// Partition creations one write may need before it gives up (a batch spans at most a
 /// few days; each round creates every partition the body found missing).
 const PARTITION_ROUNDS: usize = 8;
@@ -175,6 +181,13 @@ impl Postgres {
         })?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(SILENT_PEER);
+        }
+        // At most SILENT_PEER (the default is two hours); a URL may ask for less.
+        if config.get_keepalives_idle() > SILENT_PEER {
+            config.keepalives_idle(SILENT_PEER);
         }
         if config.get_application_name().is_none() {
             config.application_name("veille-collector");
