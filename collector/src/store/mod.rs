@@ -1249,7 +1249,64 @@ mod tests {
         assets_are_written_together_and_a_reimport_changes_nothing,
         two_processes_share_one_store_and_see_each_others_commits,
         a_store_records_its_format_and_refuses_another_one,
+        readings_kv_scans_and_fleet_order_are_the_same_on_every_engine,
     );
+
+    /// What the meters, rooms and policies modules and the fleet reports rely on from
+    /// an engine: readings by series and time, replaced in place; kv prefix scans in
+    /// byte order (high bytes included); devices in byte order of their ids.
+    fn readings_kv_scans_and_fleet_order_are_the_same_on_every_engine(at: &Location) {
+        let store = Store::open_location(at).unwrap();
+        let keys: [&[u8]; 5] = [b"a\0\xff\x01", b"a\0x", b"a\0\x7f", b"a\x01", b"b"];
+        store
+            .write(|tx| {
+                for ts in [3_000, 1_000, 2_000] {
+                    tx.reading_put("acme", "m1", "energy", (ts, ts as f64 / 1e3, 0))?;
+                }
+                tx.reading_put("acme", "m1", "energy", (2_000, 2.5, 4))?;
+                tx.reading_put("acme", "m2", "energy", (1_000, 9.0, 0))?;
+                tx.reading_put("acme", "m1", "power", (1_000, 100.0, 0))?;
+                for k in keys {
+                    tx.kv_put(Tree::Rooms, k, k)?;
+                }
+                tx.kv_delete(Tree::Rooms, b"b")
+            })
+            .unwrap();
+        let (series, there, absent, scan, all) = store
+            .read(|tx| {
+                Ok((
+                    tx.readings("acme", "m1", "energy", 1_000, 3_000)?,
+                    tx.reading_exists("acme", "m1", "energy", 3_000)?,
+                    tx.reading_exists("acme", "m1", "energy", 4_000)?,
+                    tx.kv_scan(Tree::Rooms, b"a\0")?,
+                    tx.kv_scan(Tree::Rooms, b"")?,
+                ))
+            })
+            .unwrap();
+        assert_eq!(series, vec![(1_000, 1.0, 0), (2_000, 2.5, 4)]);
+        assert!(there && !absent);
+        let scanned: Vec<&[u8]> = scan.iter().map(|(k, _)| k.as_slice()).collect();
+        assert_eq!(scanned, [&b"a\0x"[..], b"a\0\x7f", b"a\0\xff\x01"]);
+        assert_eq!(all.len(), 4);
+
+        let hour = rollup::hour_of(NOW);
+        let r = HourRollup {
+            covered_ms: 1_000.0,
+            ..Default::default()
+        };
+        for device in ["b-dev", "B-dev", "a-dev"] {
+            store.put_rollups("acme", device, &[(hour, r)]).unwrap();
+        }
+        let mut order = Vec::new();
+        store
+            .rollups_of_fleet(Some("acme"), hour, hour + HOUR_MS, |_, d, hours| {
+                assert_eq!(hours, vec![(hour, r)]);
+                order.push(d.to_owned());
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(order, ["B-dev", "a-dev", "b-dev"]);
+    }
 
     fn purge_keeps_rollups_counts_resends_as_duplicates_and_survives_a_rebuild(at: &Location) {
         let store = Store::open_location(at).unwrap();
