@@ -181,6 +181,9 @@ pub trait Engine: Send + Sync {
     fn name(&self) -> &'static str;
     /// Runs `body` in a write transaction: committed when it returns `Ok`, rolled back
     /// otherwise. Visible to readers once it returns; durable after [`Self::flush`].
+    /// An engine may roll back and run `body` again (PostgreSQL does after creating a
+    /// time partition the body needed), so every effect of a body must go through its
+    /// transaction.
     fn write(&self, body: &mut Body<'_>) -> Result<(), StoreError>;
     /// Runs `body` on a consistent snapshot (its writes, if any, are refused or
     /// discarded: readers must not write).
