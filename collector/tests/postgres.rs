@@ -329,3 +329,46 @@ fn two_collectors_one_killed_every_acknowledged_seq_stored_once() {
         );
     }
 }
+
+/// The database stops under a running collector: ingest answers UNAVAILABLE (agents
+/// keep their spool and retry), and once the database is back the same collector,
+/// never restarted, stores the retried batch once.
+#[test]
+fn a_database_lost_mid_run_is_unavailable_then_the_collector_resumes() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cluster = testpg::Cluster::start().unwrap();
+    let url = cluster.create_database().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let serve = Serve::start("collector", data.path(), &url);
+    let base = base_ms();
+    let ack = rt
+        .block_on(send(&serve.url(), batch("dev", base, 1..=10)))
+        .unwrap();
+    assert_eq!(ack.stored, 10);
+
+    cluster.stop();
+    let refused = rt
+        .block_on(send(&serve.url(), batch("dev", base, 11..=20)))
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(!refused.message().contains("postgres@"), "{refused:?}");
+
+    cluster.restart().unwrap();
+    let started = Instant::now();
+    let ack = loop {
+        match rt.block_on(send(&serve.url(), batch("dev", base, 11..=20))) {
+            Ok(ack) => break ack,
+            Err(s) => {
+                assert_eq!(s.code(), tonic::Code::Unavailable, "{s:?}");
+                assert!(started.elapsed() < DEADLINE, "never resumed: {s:?}");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    };
+    // Stored now, or by an attempt answered UNAVAILABLE before (committed, then its
+    // flush failed): either way once.
+    assert_eq!(ack.stored + ack.duplicates, 10);
+    assert_eq!(ack.highest_durable_seq, 20);
+    drop(serve);
+    assert_eq!(stored_seqs(&url, "dev"), (1..=20).collect::<Vec<_>>());
+}

@@ -242,14 +242,6 @@ impl Postgres {
             .map_err(db_err)
     }
 
-    fn reader(&self) -> Result<tx::Conn, StoreError> {
-        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        match pooled {
-            Some(c) if !c.client.is_closed() => Ok(c),
-            _ => self.open_connection().map(tx::Conn::new),
-        }
-    }
-
     fn give_back(&self, client: tx::Conn) {
         if client.client.is_closed() {
             return;
@@ -384,10 +376,34 @@ impl Postgres {
         }
     }
 
+    /// Runs `f` on a read connection. A pooled connection may have died since it was
+    /// last used (the database restarted): then `f` runs once more on a new one, which
+    /// is safe because reads and flushes change nothing if repeated — so the first call
+    /// after the database returns succeeds rather than answering UNAVAILABLE once.
+    fn with_reader<T>(
+        &self,
+        mut f: impl FnMut(&mut tx::Conn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let (mut conn, was_pooled) = match pooled {
+            Some(c) if !c.client.is_closed() => (c, true),
+            _ => (tx::Conn::new(self.open_connection()?), false),
+        };
+        let mut result = f(&mut conn);
+        if was_pooled && matches!(result, Err(StoreError::Unavailable(_))) {
+            conn = tx::Conn::new(self.open_connection()?);
+            result = f(&mut conn);
+        }
+        // After an error the session may sit in an aborted transaction: not reused.
+        if result.is_ok() {
+            self.give_back(conn);
+        }
+        result
+    }
+
     fn read_now(&self, body: &mut Body<'_>) -> Result<(), StoreError> {
-        let mut conn = self.reader()?;
-        let result = (|| {
-            let tx::Conn { client, stmts } = &mut conn;
+        self.with_reader(|conn| {
+            let tx::Conn { client, stmts } = conn;
             let tx = client
                 .build_transaction()
                 .isolation_level(IsolationLevel::RepeatableRead)
@@ -400,29 +416,22 @@ impl Postgres {
             // A reader's transaction ends in a rollback: it wrote nothing.
             let _ = tx.rollback();
             r
-        })();
-        self.give_back(conn);
-        result
+        })
     }
 
     fn flush_now(&self) -> Result<(), StoreError> {
-        let mut conn = self.reader()?;
-        // A session whose default is `off` would not wait: ask for the local flush.
-        let r = conn
-            .client
-            .batch_execute(
-                "BEGIN;
-                 SELECT set_config('synchronous_commit', 'on', true)
-                   WHERE current_setting('synchronous_commit') = 'off';
-                 SELECT pg_logical_emit_message(true, 'veille.flush', '');
-                 COMMIT;",
-            )
-            .map_err(db_err);
-        // After an error the session may sit in an aborted transaction: not reused.
-        if r.is_ok() {
-            self.give_back(conn);
-        }
-        r
+        self.with_reader(|conn| {
+            // A session whose default is `off` would not wait: ask for the local flush.
+            conn.client
+                .batch_execute(
+                    "BEGIN;
+                     SELECT set_config('synchronous_commit', 'on', true)
+                       WHERE current_setting('synchronous_commit') = 'off';
+                     SELECT pg_logical_emit_message(true, 'veille.flush', '');
+                     COMMIT;",
+                )
+                .map_err(db_err)
+        })
     }
 
     /// Drops the day partitions of raw reports that end by `cutoff_ms` and that the
@@ -464,14 +473,12 @@ impl Postgres {
     }
 
     fn size_on_disk_now(&self) -> Result<u64, StoreError> {
-        let mut conn = self.reader()?;
-        let r = conn
-            .client
-            .query_one("SELECT pg_database_size(current_database())", &[])
-            .map(|row| row.get::<_, i64>(0).max(0) as u64)
-            .map_err(db_err);
-        self.give_back(conn);
-        r
+        self.with_reader(|conn| {
+            conn.client
+                .query_one("SELECT pg_database_size(current_database())", &[])
+                .map(|row| row.get::<_, i64>(0).max(0) as u64)
+                .map_err(db_err)
+        })
     }
 }
 
