@@ -1,7 +1,7 @@
 //! A throwaway PostgreSQL cluster for tests and benchmarks: `initdb` and `postgres`
 //! from Debian's `postgresql` package (`/usr/lib/postgresql/<version>/bin`, or the
 //! directory in `VEILLE_TEST_PG_BIN`), on a free port of 127.0.0.1, in a directory of
-//! its own under the system temp dir. Never the system service.
+//! its own under the system temp dir (`/tmp` as root). Never the system service.
 //!
 //! Compiled into the library (not `#[cfg(test)]`) so that the collector's integration
 //! tests and the ingest benchmark start clusters the same way as the unit tests.
@@ -128,7 +128,14 @@ impl Cluster {
         let bin = find_bin()?;
         let as_postgres = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
         static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
+        // As root, /tmp: the `postgres` user must be able to reach the directory, and
+        // a TMPDIR under root's home would not let it.
+        let base = if as_postgres {
+            PathBuf::from("/tmp")
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = base.join(format!(
             "veille-pg-{}-{}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
