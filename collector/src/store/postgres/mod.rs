@@ -283,31 +283,38 @@ impl Postgres {
             .insert(partition.to_owned());
     }
 
-    /// One attempt at a write transaction. `Err(Ok(parts))`: roll back and create
-    /// `parts` first.
-    fn try_write(
-        &self,
-        conn: &mut tx::Conn,
-        body: &mut Body<'_>,
-    ) -> Result<(), Result<Vec<Partition>, StoreError>> {
+    /// One attempt at a write transaction.
+    fn try_write(&self, conn: &mut tx::Conn, body: &mut Body<'_>) -> Result<(), Attempt> {
         let tx::Conn { client, stmts } = conn;
-        let tx = client.transaction().map_err(|e| Err(db_err(e)))?;
+        let tx = client
+            .transaction()
+            .map_err(|e| Attempt::Begin(db_err(e)))?;
         let mut t = tx::PgTx::new(tx, stmts, self, true);
         let result = body(&mut t);
         let (tx, missing) = t.finish();
         if !missing.is_empty() {
             // Rolled back before any DDL: this session holds no lock on the parent.
-            tx.rollback().map_err(|e| Err(db_err(e)))?;
-            return Err(Ok(missing));
+            tx.rollback().map_err(|e| Attempt::Failed(db_err(e)))?;
+            return Err(Attempt::Partitions(missing));
         }
         match result {
-            Ok(()) => tx.commit().map_err(|e| Err(db_err(e))),
+            Ok(()) => tx.commit().map_err(|e| Attempt::Failed(db_err(e))),
             Err(e) => {
                 let _ = tx.rollback();
-                Err(Err(e))
+                Err(Attempt::Failed(e))
             }
         }
     }
+}
+
+/// Why a write attempt did not commit.
+enum Attempt {
+    /// The body needs these partitions: rolled back, to be created first.
+    Partitions(Vec<Partition>),
+    /// BEGIN failed: nothing ran, so the body may run on another connection.
+    Begin(StoreError),
+    /// The body or the commit failed.
+    Failed(StoreError),
 }
 
 impl Engine for Postgres {
@@ -340,18 +347,26 @@ impl Postgres {
     fn write_now(&self, body: &mut Body<'_>) -> Result<(), StoreError> {
         let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut rounds = 0;
+        let mut reconnected = false;
         loop {
-            let conn = match writer.as_mut() {
-                Some(c) if !c.client.is_closed() => c,
+            let (conn, reused) = match writer.as_mut() {
+                Some(c) if !c.client.is_closed() => (c, true),
                 _ => {
                     let mut c = self.open_connection()?;
                     self.writer_setup(&mut c)?;
-                    writer.insert(tx::Conn::new(c))
+                    (writer.insert(tx::Conn::new(c)), false)
                 }
             };
             match self.try_write(conn, body) {
                 Ok(()) => return Ok(()),
-                Err(Ok(missing)) if rounds < PARTITION_ROUNDS => {
+                // The kept connection died with the server it talked to (a restart):
+                // nothing ran, so the first write after the database returns goes
+                // through on a new connection instead of failing once.
+                Err(Attempt::Begin(StoreError::Unavailable(_))) if reused && !reconnected => {
+                    reconnected = true;
+                    *writer = None;
+                }
+                Err(Attempt::Partitions(missing)) if rounds < PARTITION_ROUNDS => {
                     rounds += 1;
                     if let Err(e) = self.create_partitions(&mut conn.client, missing) {
                         if conn.client.is_closed() {
@@ -360,13 +375,13 @@ impl Postgres {
                         return Err(e);
                     }
                 }
-                Err(Ok(missing)) => {
+                Err(Attempt::Partitions(missing)) => {
                     return Err(StoreError::Engine(format!(
                         "partitions still missing after {PARTITION_ROUNDS} rounds: {:?}",
                         missing.iter().map(|p| &p.name).collect::<Vec<_>>()
                     )));
                 }
-                Err(Err(e)) => {
+                Err(Attempt::Begin(e) | Attempt::Failed(e)) => {
                     if conn.client.is_closed() {
                         *writer = None;
                     }
