@@ -44,7 +44,8 @@
 //! A refused or lost connection is [`StoreError::Unavailable`] (the ingest answers
 //! UNAVAILABLE and agents keep their spool); the broken connection is dropped and the
 //! next call connects again, so the collector resumes by itself when the database
-//! returns. Lock timeouts, deadlocks and serialisation failures are
+//! returns. A kept connection found dead where nothing has run yet (a read, a flush,
+//! a write's BEGIN) is replaced at once and the call goes on. Lock timeouts, deadlocks and serialisation failures are
 //! [`StoreError::Busy`]. The URL is never shown with its password.
 
 pub mod schema;
