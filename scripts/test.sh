@@ -37,8 +37,11 @@ if ((install)); then
   #   wine64, wine (its `wine` launcher): the Wine test (tests/tests/windows_wine.rs)
   #   installs the MSI into a Wine prefix and runs the Windows agent as a service there
   #   (mingw also builds that test's stub DLL).
+  #   postgresql: the PostgreSQL store's tests (collector/src/store/testpg.rs) run initdb and
+  #   postgres from /usr/lib/postgresql/*/bin on a free port in a temp dir, as the
+  #   `postgres` user the package creates (never the system service).
   packages=(dbus-daemon mosquitto mosquitto-clients gcc-mingw-w64-x86-64 wixl msitools
-    chromium chromium-driver prometheus dpkg-dev binutils systemd wine64 wine)
+    chromium chromium-driver prometheus dpkg-dev binutils systemd wine64 wine postgresql)
   missing=()
   for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

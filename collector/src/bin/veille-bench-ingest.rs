@@ -6,6 +6,8 @@
 //! ```text
 //! cargo run --release -p veille-collector --bin veille-bench-ingest -- --clients 8 --batches 100 --batch-size 100
 //! ```
+//! `--postgres` runs phase (a) on a throwaway PostgreSQL cluster instead of the embedded
+//! store (the baselines stay SQLite).
 //! Scratch data goes to `--dir` (default: the current directory, so it sits on the disk
 //! being measured rather than on a tmpfs) and is removed at the end.
 
@@ -41,6 +43,11 @@ struct Args {
     /// Parent directory for the scratch stores (removed afterwards).
     #[arg(long, default_value = ".")]
     dir: PathBuf,
+    /// Phase (a) on PostgreSQL (`[store] backend = "postgres"`): a throwaway cluster
+    /// started from Debian's `postgresql` binaries (`store::testpg`, in the system
+    /// temp dir), fsync on.
+    #[arg(long)]
+    postgres: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -101,7 +108,11 @@ fn run(args: &Args, work: &Path) -> anyhow::Result<()> {
     );
     for (name, d) in [
         (
-            "(a) gRPC loopback, acked after group-commit flush",
+            if args.postgres {
+                "(a) gRPC loopback on PostgreSQL, acked after flush"
+            } else {
+                "(a) gRPC loopback, acked after group-commit flush"
+            },
             grpc.elapsed,
         ),
         ("(b) raw SQLite, one fsync per batch", per_batch),
@@ -173,6 +184,21 @@ async fn grpc_phase(args: &Args, work: &Path, base_ms: i64) -> anyhow::Result<Gr
         token: TOKEN.into(),
         energy: None,
     }];
+    // Dropped at the end of the phase: the cluster stops and its directory goes.
+    let cluster = if args.postgres {
+        // The sync client blocks: not on a runtime worker.
+        let (cluster, url) = tokio::task::block_in_place(|| {
+            let cluster = veille_collector::store::testpg::Cluster::start()?;
+            let url = cluster.create_database()?;
+            Ok::<_, String>((cluster, url))
+        })
+        .map_err(|e| anyhow::anyhow!("starting a PostgreSQL cluster: {e}"))?;
+        config.store.backend = "postgres".into();
+        config.store.url = url;
+        Some(cluster)
+    } else {
+        None
+    };
     let server = Server::start(&config, Listeners::loopback_ephemeral().await?).await?;
     let url = server.grpc_url();
     let mut clients = Vec::new();
@@ -211,6 +237,7 @@ async fn grpc_phase(args: &Args, work: &Path, base_ms: i64) -> anyhow::Result<Gr
     let elapsed = start.elapsed();
     let metrics = server.metrics().snapshot();
     server.shutdown().await?;
+    drop(cluster);
     latencies.sort();
     let pick = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
     Ok(GrpcResult {

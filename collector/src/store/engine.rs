@@ -181,6 +181,9 @@ pub trait Engine: Send + Sync {
     fn name(&self) -> &'static str;
     /// Runs `body` in a write transaction: committed when it returns `Ok`, rolled back
     /// otherwise. Visible to readers once it returns; durable after [`Self::flush`].
+    /// An engine may roll back and run `body` again (PostgreSQL does after creating a
+    /// time partition the body needed), so every effect of a body must go through its
+    /// transaction.
     fn write(&self, body: &mut Body<'_>) -> Result<(), StoreError>;
     /// Runs `body` on a consistent snapshot (its writes, if any, are refused or
     /// discarded: readers must not write).
@@ -189,4 +192,10 @@ pub trait Engine: Send + Sync {
     fn flush(&self) -> Result<(), StoreError>;
     /// Bytes the store takes (files, or the database's relations).
     fn size_on_disk(&self) -> Result<u64, StoreError>;
+    /// After a purge: gives back whole periods that end by `cutoff_ms` and hold no raw
+    /// report any more (PostgreSQL drops such day partitions). Returns how many. An
+    /// engine without time partitions has nothing to do.
+    fn release_raw_before(&self, _cutoff_ms: i64) -> Result<u64, StoreError> {
+        Ok(0)
+    }
 }

@@ -39,6 +39,7 @@ pub mod postgres;
 pub mod retention;
 pub mod rooms;
 pub mod sqlite;
+pub mod testpg;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::RangeInclusive;
@@ -621,6 +622,8 @@ impl Store {
         if outcome.reports > 0 {
             self.flush()?;
         }
+        // Partitioned engines drop the periods this (or an earlier) purge emptied.
+        self.engine.release_raw_before(cutoff)?;
         Ok(outcome)
     }
 
@@ -1240,10 +1243,102 @@ mod tests {
             .unwrap()
     }
 
-    #[test]
-    fn purge_keeps_rollups_counts_resends_as_duplicates_and_survives_a_rebuild() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+    /// The conformance suite: each test takes where its store is and runs once per
+    /// engine — embedded in a temporary directory, PostgreSQL in a new database of the
+    /// test cluster ([`testpg`]).
+    macro_rules! on_every_engine {
+        ($($name:ident),* $(,)?) => {
+            mod embedded {
+                $(#[test]
+                fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    super::$name(&super::Location::Embedded {
+                        dir: dir.path().to_owned(),
+                        cache_mib: super::TOOL_CACHE_MIB,
+                    });
+                })*
+            }
+            mod postgres {
+                $(#[test]
+                fn $name() {
+                    super::$name(&super::Location::Postgres {
+                        url: super::testpg::fresh_database(),
+                    });
+                })*
+            }
+        };
+    }
+
+    on_every_engine!(
+        purge_keeps_rollups_counts_resends_as_duplicates_and_survives_a_rebuild,
+        ingest_is_idempotent_and_conflicts_are_kept_apart,
+        sparse_seqs_are_looked_up_one_by_one_with_the_same_result,
+        boot_sessions_and_inventory_are_tracked,
+        a_changed_inventory_keeps_the_previous_one_in_the_history,
+        assets_are_written_together_and_a_reimport_changes_nothing,
+        two_processes_share_one_store_and_see_each_others_commits,
+        a_store_records_its_format_and_refuses_another_one,
+        readings_kv_scans_and_fleet_order_are_the_same_on_every_engine,
+    );
+
+    /// What the meters, rooms and policies modules and the fleet reports rely on from
+    /// an engine: readings by series and time, replaced in place; kv prefix scans in
+    /// byte order (high bytes included); devices in byte order of their ids.
+    fn readings_kv_scans_and_fleet_order_are_the_same_on_every_engine(at: &Location) {
+        let store = Store::open_location(at).unwrap();
+        let keys: [&[u8]; 5] = [b"a\0\xff\x01", b"a\0x", b"a\0\x7f", b"a\x01", b"b"];
+        store
+            .write(|tx| {
+                for ts in [3_000, 1_000, 2_000] {
+                    tx.reading_put("acme", "m1", "energy", (ts, ts as f64 / 1e3, 0))?;
+                }
+                tx.reading_put("acme", "m1", "energy", (2_000, 2.5, 4))?;
+                tx.reading_put("acme", "m2", "energy", (1_000, 9.0, 0))?;
+                tx.reading_put("acme", "m1", "power", (1_000, 100.0, 0))?;
+                for k in keys {
+                    tx.kv_put(Tree::Rooms, k, k)?;
+                }
+                tx.kv_delete(Tree::Rooms, b"b")
+            })
+            .unwrap();
+        let (series, there, absent, scan, all) = store
+            .read(|tx| {
+                Ok((
+                    tx.readings("acme", "m1", "energy", 1_000, 3_000)?,
+                    tx.reading_exists("acme", "m1", "energy", 3_000)?,
+                    tx.reading_exists("acme", "m1", "energy", 4_000)?,
+                    tx.kv_scan(Tree::Rooms, b"a\0")?,
+                    tx.kv_scan(Tree::Rooms, b"")?,
+                ))
+            })
+            .unwrap();
+        assert_eq!(series, vec![(1_000, 1.0, 0), (2_000, 2.5, 4)]);
+        assert!(there && !absent);
+        let scanned: Vec<&[u8]> = scan.iter().map(|(k, _)| k.as_slice()).collect();
+        assert_eq!(scanned, [&b"a\0x"[..], b"a\0\x7f", b"a\0\xff\x01"]);
+        assert_eq!(all.len(), 4);
+
+        let hour = rollup::hour_of(NOW);
+        let r = HourRollup {
+            covered_ms: 1_000.0,
+            ..Default::default()
+        };
+        for device in ["b-dev", "B-dev", "a-dev"] {
+            store.put_rollups("acme", device, &[(hour, r)]).unwrap();
+        }
+        let mut order = Vec::new();
+        store
+            .rollups_of_fleet(Some("acme"), hour, hour + HOUR_MS, |_, d, hours| {
+                assert_eq!(hours, vec![(hour, r)]);
+                order.push(d.to_owned());
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(order, ["B-dev", "a-dev", "b-dev"]);
+    }
+
+    fn purge_keeps_rollups_counts_resends_as_duplicates_and_survives_a_rebuild(at: &Location) {
+        let store = Store::open_location(at).unwrap();
         let reports = day_reports(50);
         store
             .apply_batch("acme", &batch("dev-1", reports.clone()), NOW)
@@ -1315,10 +1410,8 @@ mod tests {
         assert_eq!(parse_report_key(b"short"), None);
     }
 
-    #[test]
-    fn ingest_is_idempotent_and_conflicts_are_kept_apart() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+    fn ingest_is_idempotent_and_conflicts_are_kept_apart(at: &Location) {
+        let store = Store::open_location(at).unwrap();
         let b = batch("dev-1", vec![report(1, "b1"), report(2, "b1")]);
         let o = store.apply_batch("acme", &b, NOW).unwrap();
         assert_eq!((o.stored, o.duplicates, o.conflicts), (2, 0, 0));
@@ -1369,10 +1462,8 @@ mod tests {
         assert_eq!(store.devices(None).unwrap().len(), 1);
     }
 
-    #[test]
-    fn sparse_seqs_are_looked_up_one_by_one_with_the_same_result() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+    fn sparse_seqs_are_looked_up_one_by_one_with_the_same_result(at: &Location) {
+        let store = Store::open_location(at).unwrap();
         let sparse = batch("dev-1", vec![report(1, "b1"), report(100, "b1")]);
         let o = store.apply_batch("acme", &sparse, NOW).unwrap();
         assert_eq!((o.stored, o.highest_durable_seq), (2, 100));
@@ -1384,10 +1475,8 @@ mod tests {
         assert_eq!((o.stored, o.duplicates), (1, 1));
     }
 
-    #[test]
-    fn boot_sessions_and_inventory_are_tracked() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+    fn boot_sessions_and_inventory_are_tracked(at: &Location) {
+        let store = Store::open_location(at).unwrap();
         let mut last = report(2, "b1");
         last.events.push(Event {
             kind: EventKind::Shutdown as i32,
@@ -1420,10 +1509,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_changed_inventory_keeps_the_previous_one_in_the_history() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+    fn a_changed_inventory_keeps_the_previous_one_in_the_history(at: &Location) {
+        let store = Store::open_location(at).unwrap();
         let inv = |ram_gib: u64| Inventory {
             hostname: "pc-01".into(),
             ram_bytes: ram_gib << 30,
@@ -1456,10 +1543,8 @@ mod tests {
         assert!(store.inventory_history("acme", "dev-2").unwrap().is_empty());
     }
 
-    #[test]
-    fn assets_are_written_together_and_a_reimport_changes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+    fn assets_are_written_together_and_a_reimport_changes_nothing(at: &Location) {
+        let store = Store::open_location(at).unwrap();
         let rec = |at: i64| AssetRecord {
             acquisition_date: "2019-03-12".into(),
             matched_by: "serial".into(),
@@ -1480,11 +1565,9 @@ mod tests {
         assert_eq!(store.asset("acme", "dev-3").unwrap(), None);
     }
 
-    #[test]
-    fn two_processes_share_one_store_and_see_each_others_commits() {
-        let dir = tempfile::tempdir().unwrap();
-        let server = Store::open(dir.path()).unwrap();
-        let cli = Store::open(dir.path()).unwrap();
+    fn two_processes_share_one_store_and_see_each_others_commits(at: &Location) {
+        let server = Store::open_location(at).unwrap();
+        let cli = Store::open_location(at).unwrap();
         server
             .apply_batch("acme", &batch("dev-1", vec![report(1, "b1")]), NOW)
             .unwrap();
@@ -1495,17 +1578,15 @@ mod tests {
         assert!(server.asset("acme", "dev-1").unwrap().is_some());
     }
 
-    #[test]
-    fn a_store_records_its_format_and_refuses_another_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+    fn a_store_records_its_format_and_refuses_another_one(at: &Location) {
+        let store = Store::open_location(at).unwrap();
         let format = store.read(|tx| tx.kv_get(Tree::Meta, b"format")).unwrap();
         assert_eq!(format, Some(FORMAT_VERSION.to_string().into_bytes()));
         store
             .write(|tx| tx.kv_put(Tree::Meta, b"format", b"99"))
             .unwrap();
         drop(store);
-        let e = Store::open(dir.path()).unwrap_err();
+        let e = Store::open_location(at).unwrap_err();
         assert!(
             matches!(e, StoreError::Format { ref found, .. } if found == "99"),
             "{e}"

@@ -98,12 +98,12 @@ fn db_err(e: rusqlite::Error) -> StoreError {
     }
 }
 
-/// Seqs are u64; SQLite integers are i64. Flipping the top bit keeps the order.
-fn seq_in(seq: u64) -> i64 {
+/// Seqs are u64; SQLite (and PostgreSQL) integers are i64. Flipping the top bit keeps the order.
+pub(crate) fn seq_in(seq: u64) -> i64 {
     (seq ^ (1 << 63)) as i64
 }
 
-fn seq_out(v: i64) -> u64 {
+pub(crate) fn seq_out(v: i64) -> u64 {
     (v as u64) ^ (1 << 63)
 }
 
@@ -298,7 +298,7 @@ impl SqliteTx<'_> {
 }
 
 /// The smallest key above every key starting with `prefix` (`None`: no bound).
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < 0xff {
