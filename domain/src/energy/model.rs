@@ -387,7 +387,8 @@ mod tests {
         close(e.total_wh(), 120.0 + 1.6 / 3.0);
         assert_eq!(e.cpu_dram_wh, Some(60.0));
         // RAPL alone is never whole-system.
-        r.measurements.retain(|m| m.source == EnergySource::Rapl as i32);
+        r.measurements
+            .retain(|m| m.source == EnergySource::Rapl as i32);
         assert_eq!(whole_system_measurement_j(&r), None);
         // Beside IPMI (an agent sends one of them), the ACPI meter is used.
         let both = measured(
