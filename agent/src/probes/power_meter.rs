@@ -90,6 +90,16 @@ pub fn find(host: &Host) -> Result<Box<dyn WholeSystemMeter>, NoMeter> {
     Err(NoMeter { acpi, ipmi })
 }
 
+/// What `veille-agent status` says about this machine's meter: the source the reports
+/// carry and the meter (`ACPI_POWER_METER: ACPI power meter /sys/class/hwmon/...`), or
+/// `none` and why, so an operator sees why a server stays modelled.
+pub fn status_line(host: &Host) -> String {
+    match find(host) {
+        Ok(meter) => format!("{}: {}", meter.source().as_str_name(), meter.describe()),
+        Err(reason) => format!("none, energy modelled ({reason})"),
+    }
+}
+
 /// Why this machine has no whole-system meter: one reason per kind.
 #[derive(Debug, thiserror::Error)]
 #[error("ACPI power meter: {acpi}; IPMI DCMI: {ipmi}")]
@@ -170,6 +180,34 @@ impl MeanPowerIntegrator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_says_which_meter_or_why_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::at(dir.path());
+        assert_eq!(
+            status_line(&host).split(" (ACPI").next(),
+            Some("none, energy modelled")
+        );
+        assert!(
+            status_line(&host).ends_with("IPMI DCMI: no IPMI device (/dev/ipmi0, /dev/ipmi/0, /dev/ipmidev/0; is ipmi_devintf loaded?))"),
+            "{}",
+            status_line(&host)
+        );
+        let meter = dir.path().join("sys/class/hwmon/hwmon4");
+        std::fs::create_dir_all(&meter).unwrap();
+        std::fs::write(meter.join("name"), "power_meter\n").unwrap();
+        std::fs::write(meter.join("power1_average"), "145000000\n").unwrap();
+        assert_eq!(
+            status_line(&host),
+            "ACPI_POWER_METER: ACPI power meter /sys/class/hwmon/hwmon4/power1_average"
+        );
+        // Where there is an IPMI device too, the ACPI meter is the one used (and
+        // ipmitool is not run).
+        std::fs::create_dir_all(dir.path().join("dev")).unwrap();
+        std::fs::write(dir.path().join("dev/ipmi0"), "").unwrap();
+        assert_eq!(find(&host).unwrap().source(), EnergySource::AcpiPowerMeter);
+    }
 
     #[test]
     fn energy_is_each_mean_reading_times_its_tick() {
