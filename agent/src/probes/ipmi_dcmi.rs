@@ -151,8 +151,9 @@ impl DcmiTool for Ipmitool {
     }
 }
 
-/// Replays scripted outputs, in order (the last one again once they run out), and
-/// counts the calls, so tests see how often the tool would have run.
+/// Replays scripted outputs, in order (the last one again once they run out; with none
+/// scripted it answers like a missing tool), and counts the calls, so tests see how
+/// often the real tool would have run.
 #[derive(Debug, Clone)]
 pub struct FakeDcmiTool {
     outputs: VecDeque<Result<String, IpmiError>>,
