@@ -311,6 +311,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let mut status = veille_agent::status::read(&config.state_dir())?;
             status.configured_key =
                 Some(config.policy_public_key.clone()).filter(|k| !k.trim().is_empty());
+            status.power_meter =
+                Some(veille_agent::probes::power_meter::status_line(&Host::real()));
             print!("{status}");
             Ok(())
         }

@@ -731,7 +731,8 @@ async fn system_is_stopping() -> bool {
     matches!(out, Ok(Ok(o)) if String::from_utf8_lossy(&o.stdout).trim() == "stopping")
 }
 
-/// Samples for `duration` and returns one report of that interval (for `once`).
+/// Samples for `duration` and returns one report of that interval (for `once`), with
+/// the measurements and temperatures the run loop would give it.
 pub async fn once(
     config: &AgentConfig,
     host: &Host,
@@ -740,13 +741,22 @@ pub async fn once(
     duration: Duration,
 ) -> Result<ReportBatch, RunError> {
     let identity = Identity::probe(host, &config.device_id)?;
+    let mut measurements = Measurements::discover(host);
     let prev = read_now(host, clocks, Activity::NoSessionInfo);
     let mut builder = Builder::new(identity.session, clocks.wall_unix_ms());
     tokio::time::sleep(duration).await;
     let activity = activity_source.activity(config.idle_threshold_s).await;
     let now = read_now(host, clocks, activity);
-    builder.add(&sample(&prev, &now, config.cpu_busy_threshold));
-    let report = builder.cut(1, uptime_s(host, clocks));
+    let s = sample(&prev, &now, config.cpu_busy_threshold);
+    builder.add(&s);
+    // One tick: RAPL and a server's power meter show; battery power, integrated
+    // between two samples, needs a second one and stays out.
+    measurements.tick(&s);
+    let report = builder.cut(1, uptime_s(host, clocks)).map(|mut report| {
+        report.measurements = measurements.take_for_report();
+        report.temperatures = measurements.temperatures();
+        report
+    });
     Ok(ReportBatch {
         device_id: identity.device_id,
         reports: report.into_iter().collect(),
@@ -775,4 +785,60 @@ fn work_probe() -> Arc<dyn crate::never_interrupt::WorkProbe> {
     ));
     #[cfg(not(target_os = "linux"))]
     Arc::new(crate::never_interrupt::NoWorkProbe)
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use crate::probes::FakeClocks;
+
+    fn write(root: &std::path::Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    /// Issue 18: `veille-agent once --format json` shows a server's measured energy
+    /// and its source, as the run loop sends it.
+    #[tokio::test]
+    async fn once_carries_the_power_meters_energy_and_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(
+            root,
+            "proc/sys/kernel/random/boot_id",
+            "0f7c5a4e-3b1d-4c2a-9e8f-1a2b3c4d5e6f\n",
+        );
+        write(
+            root,
+            "proc/stat",
+            "cpu  100 0 50 1000 0 0 0 0\nbtime 1699996400\n",
+        );
+        write(root, "proc/uptime", "3600.00 7000.00\n");
+        write(root, "sys/class/hwmon/hwmon0/name", "power_meter\n");
+        write(root, "sys/class/hwmon/hwmon0/power1_average", "250000000\n");
+        let mut flags = toml::Table::new();
+        flags.insert("device_id".into(), "server-1".into());
+        let (config, _) = AgentConfig::load(None, Vec::new(), flags).unwrap();
+        let clocks = FakeClocks::new(1_700_000_000_000, 3_600_000, 3_600_000);
+        let host = Host::at(root);
+        let (batch, ()) = tokio::join!(
+            once(
+                &config,
+                &host,
+                &clocks,
+                &ActivitySource::None,
+                Duration::from_millis(10)
+            ),
+            // Runs while `once` waits: the sampled interval is these 10 s.
+            async { clocks.advance_awake(10_000) }
+        );
+        let batch = batch.unwrap();
+        let json = serde_json::to_value(&batch).unwrap();
+        assert_eq!(
+            json["reports"][0]["measurements"],
+            serde_json::json!([{"energy_j": 2500.0, "source": "ACPI_POWER_METER"}]),
+            "250 W for 10 s"
+        );
+    }
 }

@@ -15,6 +15,9 @@ pub struct Status {
     pub rejected: usize,
     /// `policy_public_key` from the config, when set (it wins over the pinned one).
     pub configured_key: Option<String>,
+    /// The whole-system power meter found now ([`crate::probes::power_meter::status_line`]);
+    /// `None` when not probed.
+    pub power_meter: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +85,9 @@ impl fmt::Display for Status {
                 writeln!(f, "dropped, pending  {}", s.dropped_unreported)?;
             }
         }
+        if let Some(meter) = &self.power_meter {
+            writeln!(f, "power meter       {meter}")?;
+        }
         let pinned = self
             .state
             .as_ref()
@@ -91,5 +97,24 @@ impl fmt::Display for Status {
             "{}",
             crate::policy::status_text(&self.state_dir, self.configured_key.as_deref().or(pinned))
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_shows_the_power_meter_when_probed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut status = read(dir.path()).unwrap();
+        assert!(!status.to_string().contains("power meter"));
+        status.power_meter = Some("IPMI_DCMI: IPMI DCMI power reading".into());
+        assert!(
+            status
+                .to_string()
+                .contains("power meter       IPMI_DCMI: IPMI DCMI power reading\n"),
+            "{status}"
+        );
     }
 }

@@ -100,5 +100,16 @@ mod tests {
             ..Report::default()
         };
         assert_eq!(serde_json::to_value(&future).unwrap()["activity_rule"], 77);
+        let measured = Report {
+            measurements: vec![crate::v1::Measurement {
+                energy_j: 1.0,
+                source: EnergySource::AcpiPowerMeter as i32,
+            }],
+            ..Report::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&measured).unwrap()["measurements"][0]["source"],
+            "ACPI_POWER_METER"
+        );
     }
 }

@@ -7,7 +7,9 @@
 //! clocks), [`activity`] (is a user present), [`rapl`] (CPU+DRAM energy, never
 //! whole-system), [`battery_power`] (whole-system power while on battery) and [`hwmon`]
 //! (temperatures: CPU package, inlet, others), [`network`] (interfaces, MACs and IPv4
-//! subnets, for Wake-on-LAN).
+//! subnets, for Wake-on-LAN), [`power_meter`] (servers' whole-system power: which
+//! meter, and its integration into joules) over [`acpi_power_meter`] (hwmon
+//! `power_meter`) and [`ipmi_dcmi`] (the BMC, through `ipmitool`).
 //!
 //! Windows: `console_activity` is the activity probe (the console session through the
 //! WTS API); `win32` provides `boot_id`, `boot_time_unix_s`, `uptime_s`, `cpu_times`,
@@ -17,11 +19,12 @@
 //! and the enforcer's wide strings: the Windows edges above build on it, never the
 //! other way round). What they parse is in shared modules tested on Linux: [`smbios`]
 //! (the raw SMBIOS table), [`console_session`] (user activity seen from a service),
-//! [`windows_version`], [`clock`]. RAPL, battery and hwmon readers look for Linux
-//! sysfs files and find none there.
+//! [`windows_version`], [`clock`]. RAPL, battery, hwmon and power-meter readers look
+//! for Linux sysfs files and devices and find none there.
 
 use std::path::{Path, PathBuf};
 
+pub mod acpi_power_meter;
 pub mod activity;
 pub mod battery_power;
 #[cfg(target_os = "linux")]
@@ -41,8 +44,10 @@ pub mod hardware;
 pub mod hwmon;
 #[cfg(target_os = "linux")]
 pub mod inventory;
+pub mod ipmi_dcmi;
 #[cfg(target_os = "linux")]
 pub mod network;
+pub mod power_meter;
 pub mod rapl;
 #[cfg(windows)]
 pub mod registry;
@@ -68,6 +73,7 @@ pub use edid::{Edid, EdidError, parse_edid};
 pub use hwmon::{SensorRole, Thermometers};
 #[cfg(target_os = "linux")]
 pub use inventory::{inventory, probe_inventory};
+pub use power_meter::{MeanPowerIntegrator, WholeSystemMeter};
 pub use rapl::{RaplDomain, RaplMeter, RaplUnavailable};
 // Windows: the same facts under the same names, from Win32 calls.
 #[cfg(windows)]

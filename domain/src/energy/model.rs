@@ -6,7 +6,8 @@
 //! P(u) = P_idle + (P_max − P_idle)·u            u = cpu_util, clamped to 0..1
 //! ```
 //!
-//! A whole-system measurement (external meter, IPMI/DCMI, battery discharge) replaces
+//! A whole-system measurement (external meter, ACPI power meter, IPMI/DCMI, battery
+//! discharge) replaces
 //! the model for the awake part (active + idle) of its report; the sleep part stays
 //! modelled. RAPL measures only CPU package + DRAM: it is returned beside the total
 //! ([`EnergyBreakdown::cpu_dram_wh`]), never added to it nor substituted for it.
@@ -27,10 +28,16 @@ use crate::energy::gaps::{self, Coverage, GapError, SegmentKind};
 const MS_PER_HOUR: f64 = veille_proto::units::MS_PER_HOUR as f64;
 
 /// Whole-system sources, most trusted first: when a report carries several, the first
-/// one present is used. `BATTERY_DISCHARGE` is taken to cover the whole awake part of
-/// its report: the agent must leave it out of an interval spent partly on mains.
-pub const WHOLE_SYSTEM_SOURCES: [EnergySource; 3] = [
+/// one present is used. Each is taken to cover the whole awake part of its report: the
+/// agent must leave a measurement out of an interval it did not cover entirely (on mains
+/// for `BATTERY_DISCHARGE`, a meter that stopped answering for the others).
+///
+/// The ACPI power meter ranks above IPMI/DCMI: the agent reads it as the meter's own
+/// running average at every tick, where DCMI gives a BMC reading whose sampling window
+/// the agent does not choose; an agent sends one of the two, never both.
+pub const WHOLE_SYSTEM_SOURCES: [EnergySource; 4] = [
     EnergySource::ExternalMeter,
+    EnergySource::AcpiPowerMeter,
     EnergySource::IpmiDcmi,
     EnergySource::BatteryDischarge,
 ];
@@ -354,6 +361,42 @@ mod tests {
         let mut r4 = r.clone();
         r4.measurements[0].energy_j = -1.0;
         assert_eq!(report_energy(&r4, &desktop()).measured_source, None);
+    }
+
+    #[test]
+    fn the_acpi_power_meter_is_whole_system_and_rapl_stays_beside() {
+        // A server's hour: 40 min awake (30 busy at u = 0.8, 10 idle), 20 min asleep;
+        // the ACPI meter saw 40 min at 180 W = 432 kJ = 120 Wh.
+        let mut r = Report {
+            start_unix_ms: 0,
+            end_unix_ms: H,
+            active_ms: 1_800_000,
+            idle_ms: 600_000,
+            sleep_ms: 1_200_000,
+            cpu_util: 0.8,
+            ..Default::default()
+        };
+        r = measured(r, EnergySource::Rapl, 216_000.0); // 60 Wh of CPU + DRAM
+        r = measured(r, EnergySource::AcpiPowerMeter, 432_000.0);
+        assert_eq!(whole_system_measurement_j(&r), Some(432_000.0));
+        let e = report_energy(&r, &desktop());
+        assert_eq!(e.measured_source, Some(EnergySource::AcpiPowerMeter));
+        close(e.measured_wh, 120.0);
+        assert_eq!((e.measured_ms, e.modelled_ms), (2_400_000, 1_200_000));
+        // Sleep modelled (1/3 h at 1.6 W); RAPL beside, not added.
+        close(e.total_wh(), 120.0 + 1.6 / 3.0);
+        assert_eq!(e.cpu_dram_wh, Some(60.0));
+        // RAPL alone is never whole-system.
+        r.measurements
+            .retain(|m| m.source == EnergySource::Rapl as i32);
+        assert_eq!(whole_system_measurement_j(&r), None);
+        // Beside IPMI (an agent sends one of them), the ACPI meter is used.
+        let both = measured(
+            measured(r, EnergySource::IpmiDcmi, 1.0),
+            EnergySource::AcpiPowerMeter,
+            432_000.0,
+        );
+        assert_eq!(whole_system_measurement_j(&both), Some(432_000.0));
     }
 
     #[test]

@@ -285,6 +285,34 @@ mod tests {
     }
 
     #[test]
+    fn an_acpi_power_meter_report_counts_as_measured() {
+        // 5 min: 2 active, 2 idle, 1 asleep; the ACPI meter measured the 4 awake
+        // minutes at 150 W = 36 kJ.
+        let mut r = report(0, 300_000, 120_000, 0.4);
+        r.idle_ms = 120_000;
+        r.sleep_ms = 60_000;
+        r.measurements = vec![
+            Measurement {
+                energy_j: 36_000.0,
+                source: EnergySource::AcpiPowerMeter as i32,
+            },
+            Measurement {
+                energy_j: 9_000.0,
+                source: EnergySource::Rapl as i32,
+            },
+        ];
+        let x = report_rollup(&r);
+        assert_eq!(x.awake_ms, 240_000.0);
+        assert_eq!((x.measured_ms, x.measured_j), (x.awake_ms, 36_000.0));
+        assert_eq!(x.measured_active_ms, 120_000.0);
+        assert_eq!(
+            (x.modelled_active_ms, x.modelled_idle_ms, x.sleep_ms),
+            (0.0, 0.0, 60_000.0)
+        );
+        assert_eq!(x.cpu_dram_j, 9_000.0, "RAPL beside, not in measured_j");
+    }
+
+    #[test]
     fn encoding_round_trips_and_refuses_wrong_lengths() {
         let x = report_rollup(&report(0, 60_000, 10_000, 0.3));
         assert_eq!(HourRollup::decode(&x.encode()), Some(x));
