@@ -79,7 +79,9 @@ const STREAM_AHEAD: usize = 64;
 
 /// The same devices, loaded one at a time as the caller iterates: a fleet-wide
 /// report then holds a few devices' rollups in memory, not all of them. A loader
-/// thread reads the store while the caller computes, so a report uses two cores.
+/// thread reads the store while the caller computes, so a report uses two cores, and
+/// it reads the period's rollups of the whole fleet in one ordered scan
+/// ([`Store::rollups_of_fleet`]) rather than one range read per device.
 pub fn device_stream<'a>(
     store: &'a Store,
     org: Option<&str>,
@@ -91,14 +93,54 @@ pub fn device_stream<'a>(
     let records = store.devices(org)?;
     let (send, receive) = std::sync::mpsc::sync_channel(STREAM_AHEAD);
     let loader = store.clone();
+    let org = org.map(str::to_owned);
     std::thread::Builder::new()
         .name("report-loader".into())
         .spawn(move || {
-            for record in records {
-                let device = load_device(&loader, record, from_hour, to_ms);
+            // Devices come in (org, device) order from both sides: a merge join. A
+            // device without rollups in the period still counts (its time is unknown).
+            let mut records = records.into_iter().peekable();
+            let mut stopped = false;
+            let mut emit = |record, hours| {
+                let device = device_data(&loader, record, hours);
                 let failed = device.is_err();
                 // A closed channel: the caller stopped reading (an error, a client gone).
-                if send.send(device).is_err() || failed {
+                stopped = send.send(device).is_err() || failed;
+                !stopped
+            };
+            let scanned =
+                loader.rollups_of_fleet(org.as_deref(), from_hour, to_ms, |o, d, hours| {
+                    let mut hours = Some(hours);
+                    while let Some(r) = records.peek() {
+                        let order = (r.org.as_str(), r.device_id.as_str()).cmp(&(o, d));
+                        if order == std::cmp::Ordering::Greater {
+                            // Rollups of a device registered after the list was read.
+                            return Ok(());
+                        }
+                        let Some(r) = records.next() else { break };
+                        let mine = order == std::cmp::Ordering::Equal;
+                        let h = if mine {
+                            hours.take().unwrap_or_default()
+                        } else {
+                            Vec::new()
+                        };
+                        if !emit(r, h) {
+                            return Err(StoreError::Engine("report reader gone".into()));
+                        }
+                        if mine {
+                            return Ok(());
+                        }
+                    }
+                    Ok(())
+                });
+            if let Err(e) = scanned {
+                if !stopped {
+                    let _ = send.send(Err(e));
+                }
+                return;
+            }
+            for r in records {
+                if !emit(r, Vec::new()) {
                     return;
                 }
             }
@@ -107,12 +149,11 @@ pub fn device_stream<'a>(
     Ok(receive.into_iter())
 }
 
-/// One device's rollups in `[from_hour, to_ms)`, boot sessions and inventory facts.
-fn load_device(
+/// One device's report input: its `hours`, its boot sessions and inventory facts.
+fn device_data(
     store: &Store,
     record: veille_domain::devices::DeviceRecord,
-    from_hour: i64,
-    to_ms: i64,
+    hours: Vec<(i64, veille_domain::energy::rollup::HourRollup)>,
 ) -> Result<DeviceData, StoreError> {
     let inv = store
         .inventory(&record.org, &record.device_id)?
@@ -131,7 +172,7 @@ fn load_device(
         })
         .collect();
     Ok(DeviceData {
-        hours: store.rollups(&record.org, &record.device_id, from_hour, to_ms)?,
+        hours,
         org: record.org,
         device_id: record.device_id,
         hostname: inv.hostname,
@@ -266,4 +307,76 @@ fn next_day(date: &str) -> Result<String, ConsumptionError> {
     let d: jiff::civil::Date = date.parse().map_err(|_| bad())?;
     let next = d.tomorrow().map_err(|_| bad())?;
     Ok(next.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use veille_proto::v1::{Report, ReportBatch};
+
+    const HOUR: i64 = veille_domain::energy::rollup::HOUR_MS;
+    const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+
+    fn one_hour(device: &str, start: i64) -> ReportBatch {
+        ReportBatch {
+            device_id: device.into(),
+            reports: vec![Report {
+                boot_id: "b".into(),
+                seq: 1,
+                start_unix_ms: start,
+                end_unix_ms: start + HOUR,
+                boot_time_unix_s: start / 1000,
+                uptime_s: 3600,
+                active_ms: 1_000_000,
+                idle_ms: 2_600_000,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_stream_merges_the_fleet_scan_with_every_device_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // b and "a2" have hours in the period; "a" (a prefix of "a2") and c only before
+        // it; another org's device after them all.
+        for (org, dev, start) in [
+            ("acme", "a", T0 - 48 * HOUR),
+            ("acme", "a2", T0 + HOUR),
+            ("acme", "b", T0 + 2 * HOUR),
+            ("acme", "c", T0 - 48 * HOUR),
+            ("zeta", "z", T0 + 3 * HOUR),
+        ] {
+            store.apply_batch(org, &one_hour(dev, start), T0).unwrap();
+        }
+        let got: Vec<(String, String, usize)> = device_stream(&store, None, T0, T0 + 24 * HOUR)
+            .unwrap()
+            .map(|d| {
+                let d = d.unwrap();
+                (d.org, d.device_id, d.hours.len())
+            })
+            .collect();
+        let want = [
+            ("acme", "a", 0),
+            ("acme", "a2", 1),
+            ("acme", "b", 1),
+            ("acme", "c", 0),
+            ("zeta", "z", 1),
+        ];
+        assert_eq!(
+            got,
+            want.map(|(o, d, n)| (o.to_owned(), d.to_owned(), n))
+                .to_vec()
+        );
+        let one_org: Vec<String> = device_stream(&store, Some("zeta"), T0, T0 + 24 * HOUR)
+            .unwrap()
+            .map(|d| d.unwrap().device_id)
+            .collect();
+        assert_eq!(one_org, ["z"]);
+        // A reader that stops early ends the loader instead of blocking it.
+        let mut first = device_stream(&store, None, T0, T0 + 24 * HOUR).unwrap();
+        assert!(first.next().is_some());
+        drop(first);
+    }
 }
