@@ -16,7 +16,11 @@
 
 pub mod http;
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use tracing::{info, warn};
 
@@ -286,24 +290,45 @@ pub fn render(o: &SyncOutcome) -> String {
     out
 }
 
-/// The whole command: fetch, then open the store and apply. Returns the summary.
-/// "Today" (for decommission dates) is `now_ms`'s UTC day, as in the renewal report.
+/// The whole command: open the store, fetch, apply. Returns the summary.
 pub async fn sync(
     config: &crate::config::Config,
     dry_run: bool,
     now_ms: i64,
 ) -> Result<String, SyncError> {
-    let today = Date::from_days_since_epoch(now_ms.div_euclid(86_400_000) as i32);
     let org = config.glpi.org_id(&config.org_ids())?;
-    let fetched = fetch(&config.glpi).await?;
+    if !config.glpi.enabled() {
+        return Err(SyncError::Off);
+    }
+    let store = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || config.open_store())
+            .await
+            .map_err(|e| SyncError::Transport {
+                request: "opening the store".into(),
+                reason: e.to_string(),
+            })??
+    };
+    sync_into(Arc::new(store), &config.glpi, org, dry_run, now_ms).await
+}
+
+/// One sync into an open store (the server's, or the CLI's). "Today" (for
+/// decommission dates) is `now_ms`'s UTC day, as in the renewal report.
+pub async fn sync_into(
+    store: Arc<Store>,
+    config: &GlpiConfig,
+    org: String,
+    dry_run: bool,
+    now_ms: i64,
+) -> Result<String, SyncError> {
+    let today = Date::from_days_since_epoch(now_ms.div_euclid(86_400_000) as i32);
+    let fetched = fetch(config).await?;
     info!(
         items = fetched.items.len(),
         requests = fetched.requests,
         "GLPI read"
     );
-    let config = config.clone();
     tokio::task::spawn_blocking(move || {
-        let store = config.open_store()?;
         let outcome = apply(&store, &org, &fetched.items, today, dry_run, now_ms)?;
         Ok(render(&outcome))
     })
@@ -312,6 +337,45 @@ pub async fn sync(
         request: "applying the sync".into(),
         reason: e.to_string(),
     })?
+}
+
+/// The server's periodic sync (`glpi.sync_every_minutes`): one sync at start, then
+/// one per period, each logged with the summary `glpi sync` prints (or the error, and
+/// the next period starts over). `None` when the link or the period is off.
+pub fn spawn_periodic(
+    store: Arc<Store>,
+    config: &crate::config::Config,
+    mut stop: watch::Receiver<bool>,
+) -> Option<JoinHandle<()>> {
+    let glpi = config.glpi.clone();
+    if !glpi.enabled() || glpi.sync_every_minutes == 0 {
+        return None;
+    }
+    // Checked by Config::validate: a set URL has a resolvable org.
+    let org = glpi.org_id(&config.org_ids()).ok()?;
+    let every = Duration::from_secs(u64::from(glpi.sync_every_minutes) * 60);
+    Some(tokio::spawn(async move {
+        loop {
+            let run = sync_into(
+                store.clone(),
+                &glpi,
+                org.clone(),
+                false,
+                crate::clock::now_ms(),
+            );
+            tokio::select! {
+                r = run => match r {
+                    Ok(summary) => info!(org = %org, %summary, "GLPI sync"),
+                    Err(e) => tracing::error!(org = %org, error = %e, "GLPI sync failed"),
+                },
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }))
 }
 
 #[cfg(test)]

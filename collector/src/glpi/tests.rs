@@ -401,3 +401,30 @@ async fn an_empty_glpi_and_a_missing_app_token_are_told_apart() {
     );
     assert!(matches!(e, SyncError::Refused { status: 400, .. }), "{e}");
 }
+
+#[tokio::test]
+async fn the_server_task_syncs_at_start_and_stops_on_the_signal() {
+    let (_dir, fake, mut config) = setup(fleet(), USER_TOKEN).await;
+    config.glpi.sync_every_minutes = 60;
+    let store = Arc::new(config.open_store().unwrap());
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let task = spawn_periodic(store.clone(), &config, stop_rx).expect("sync is on");
+    // The first sync runs at once; wait (bounded) for what it writes.
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while store.asset("default", "d-accueil").unwrap().is_none() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the periodic sync ran");
+    let _ = stop.send(true);
+    tokio::time::timeout(std::time::Duration::from_secs(20), task)
+        .await
+        .expect("the task stops on the signal")
+        .unwrap();
+    assert_eq!(fake.lock().unwrap().killed, 1);
+    // Off by default.
+    config.glpi.sync_every_minutes = 0;
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    assert!(spawn_periodic(store, &config, rx).is_none());
+}
