@@ -253,7 +253,7 @@ pub fn apply(
     let export = GlpiExport {
         separator: ';',
         ignored_columns: Vec::new(),
-        rows: fleet.rows.clone(),
+        rows: fleet.matchable_rows(),
     };
     let import = import::apply_in(store, &export, Some(org), dry_run, now_ms)?;
     let count = |t| items.iter().filter(|i| i.itemtype == t).count();
@@ -266,8 +266,8 @@ pub fn apply(
     })
 }
 
-/// The summary: the items read and left out, then the CSV import's own lines
-/// ("line N" is the item's position in the sync).
+/// The summary: the items read and left out, the active monitors, then the CSV
+/// import's own lines for the computers ("line N" is the item's position in the sync).
 pub fn render(o: &SyncOutcome) -> String {
     let mut out = format!(
         "GLPI API: {} items ({} computers, {} monitors) for org {}; {} left out\n",
@@ -284,6 +284,12 @@ pub fn render(o: &SyncOutcome) -> String {
             l.id,
             l.name.as_deref().unwrap_or(""),
             l.reason
+        ));
+    }
+    let monitors = o.fleet.active(ItemType::Monitor);
+    if monitors > 0 {
+        out.push_str(&format!(
+            "active monitors: {monitors} (not matched: no agent runs on a monitor)\n"
         ));
     }
     out.push_str(&import::render_outcome(&o.import));

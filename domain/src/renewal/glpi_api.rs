@@ -177,6 +177,26 @@ pub struct ActiveFleet {
     pub left_out: Vec<LeftOut>,
 }
 
+impl ActiveFleet {
+    /// The rows to match against devices: computers only. An agent runs on a computer,
+    /// never on a monitor; a monitor named after its PC (common in GLPI) would
+    /// otherwise match that PC by hostname and give it the monitor's dates, or make the
+    /// PC's own row ambiguous.
+    pub fn matchable_rows(&self) -> Vec<GlpiRow> {
+        self.rows
+            .iter()
+            .zip(&self.items)
+            .filter(|(_, (t, _))| *t == ItemType::Computer)
+            .map(|(r, _)| r.clone())
+            .collect()
+    }
+
+    /// Active items of `itemtype`.
+    pub fn active(&self, itemtype: ItemType) -> usize {
+        self.items.iter().filter(|(t, _)| *t == itemtype).count()
+    }
+}
+
 /// Splits every fetched item into the active fleet and the left-out ones.
 pub fn active_rows(items: &[ApiItem], today: Date) -> ActiveFleet {
     let mut fleet = ActiveFleet::default();
@@ -522,6 +542,15 @@ mod tests {
                 (ItemType::Monitor, 1),
                 (ItemType::Monitor, 3)
             ]
+        );
+        let matchable: Vec<usize> = fleet.matchable_rows().iter().map(|r| r.line).collect();
+        assert_eq!(matchable, [1, 2]);
+        assert_eq!(
+            (
+                fleet.active(ItemType::Computer),
+                fleet.active(ItemType::Monitor)
+            ),
+            (2, 2)
         );
         let out: Vec<(ItemType, u64, String)> = fleet
             .left_out
