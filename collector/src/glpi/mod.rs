@@ -55,6 +55,8 @@ pub enum SyncError {
     },
     #[error("{request}: {source}; nothing was applied")]
     BadAnswer { request: String, source: ApiError },
+    #[error("no store in {path}: has a collector run with this data directory?")]
+    NoStore { path: std::path::PathBuf },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -64,7 +66,10 @@ impl SyncError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            SyncError::Off | SyncError::BadUrl { .. } | SyncError::Config(_)
+            SyncError::Off
+                | SyncError::BadUrl { .. }
+                | SyncError::Config(_)
+                | SyncError::NoStore { .. }
         ) || matches!(
             self,
             SyncError::Refused {
@@ -305,6 +310,12 @@ pub async fn sync(
     let org = config.glpi.org_id(&config.org_ids())?;
     if !config.glpi.enabled() {
         return Err(SyncError::Off);
+    }
+    if let crate::store::Location::Embedded { dir, .. } = config.store_location()
+        && !dir.exists()
+    {
+        // Opening would create an empty store; every computer would be "unmatched".
+        return Err(SyncError::NoStore { path: dir });
     }
     let store = {
         let config = config.clone();

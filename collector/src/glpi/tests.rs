@@ -432,3 +432,27 @@ async fn the_server_task_syncs_at_start_and_stops_on_the_signal() {
     let (_stop, rx) = tokio::sync::watch::channel(false);
     assert!(spawn_periodic(store, &config, rx).is_none());
 }
+
+#[tokio::test]
+async fn a_sync_goes_through_while_another_process_holds_the_store_open() {
+    let (_dir, _fake, config) = setup(fleet(), USER_TOKEN).await;
+    // What a running collector holds: the store open.
+    let held = config.open_store().unwrap();
+    let out = sync(&config, false, NOW).await.unwrap();
+    assert!(out.contains("applied: 2 written"), "{out}");
+    // The holder sees the sync without reopening.
+    assert!(held.asset("default", "d-accueil").unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_data_directory_without_a_store_is_refused_before_asking_glpi() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fake, addr) = start_fake(fleet()).await;
+    let config = config(&dir.path().join("nothing-here"), addr, USER_TOKEN);
+    let e = sync(&config, false, NOW).await.unwrap_err();
+    assert!(
+        matches!(e, SyncError::NoStore { .. }) && e.is_usage(),
+        "{e}"
+    );
+    assert!(fake.lock().unwrap().log.is_empty());
+}
