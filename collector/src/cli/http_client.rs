@@ -343,6 +343,12 @@ mod tests {
         let r = parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokEXTRA").unwrap();
         assert_eq!((r.status, r.body.as_slice()), (200, &b"ok"[..]));
         let r = parse_response(
+            b"HTTP/1.1 206 Partial Content\r\nContent-Range: 0-49/200\r\ncontent-length: 2\r\n\r\n[]",
+        )
+        .unwrap();
+        assert_eq!(r.header("content-range"), Some("0-49/200"));
+        assert_eq!(r.header("Accept-Range"), None);
+        let r = parse_response(
             b"HTTP/1.1 401 Unauthorized\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n",
         )
         .unwrap();
