@@ -28,6 +28,7 @@
 //! - [`store`]: the only code that names a storage engine: the store's rules over an
 //!   engine interface, the embedded (SQLite) and PostgreSQL engines, packed formats,
 //!   records (meters, rooms), retention.
+//! - [`glpi`]: the GLPI REST link (session, paging, sync through the CSV import's path).
 //! - [`clock`]: the one wall clock; [`metrics`]: ingest counters; [`listen_file`]:
 //!   `<data_dir>/listen.json`, the running server's addresses.
 
@@ -36,6 +37,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod glpi;
 pub mod ingest;
 pub mod listen_file;
 pub mod metrics;

@@ -122,6 +122,8 @@ pub struct Server {
     writer_task: JoinHandle<()>,
     retention_task: JoinHandle<()>,
     policy_refresh_task: JoinHandle<()>,
+    /// The periodic GLPI sync (`glpi.sync_every_minutes`), when on.
+    glpi_task: Option<JoinHandle<()>>,
     mqtt: Option<Mqtt>,
     /// TLS on the listeners (`[tls]`): URLs are https://.
     tls: bool,
@@ -180,6 +182,7 @@ impl Server {
             config.raw_retention_days,
             stop_rx.clone(),
         );
+        let glpi_task = crate::glpi::spawn_periodic(store.clone(), config, stop_rx.clone());
         let mqtt = mqtt_start(config, listeners.mqtt)?;
         let meter_sink = meter_sink(config, &store, &auth)?;
         let policy_key = Arc::new(crate::policy::load_or_create_key(&data_dir)?);
@@ -277,6 +280,7 @@ impl Server {
             writer_task,
             retention_task,
             policy_refresh_task,
+            glpi_task,
             mqtt,
             tls: tls.is_some(),
             mqtt_public,
@@ -379,6 +383,7 @@ impl Server {
             writer_task,
             retention_task,
             policy_refresh_task,
+            glpi_task,
             mqtt,
             ..
         } = self;
@@ -408,6 +413,9 @@ impl Server {
         // A purge in progress ends its current chunk; the store is flushed below anyway.
         finish(retention_task, "retention").await;
         finish(policy_refresh_task, "policy refresh").await;
+        if let Some(t) = glpi_task {
+            finish(t, "GLPI sync").await;
+        }
         // The MQTT subscriber stops reading, lets its batches in flight finish and drops
         // its ingest handle (the embedded broker's thread lives on until exit).
         if let Some(m) = mqtt

@@ -65,7 +65,19 @@ pub enum ClientError {
 #[derive(Debug, Clone)]
 pub struct HttpResponse {
     pub status: u16,
+    /// Header names and values in arrival order (GLPI's paging reads `Content-Range`).
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// `GET path_and_query` on `addr`, with an optional bearer token, the whole exchange
@@ -130,6 +142,38 @@ async fn exchange(
     talk(stream, addr, method, path_and_query, bearer, json_body).await
 }
 
+/// Sends `request` (complete: head and body) on `stream` and reads the whole
+/// `Connection: close` response; `addr` names the peer in errors. For callers that
+/// build their own headers (the GLPI link).
+pub async fn send_raw(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    addr: SocketAddr,
+    request: &[u8],
+) -> Result<HttpResponse, ClientError> {
+    let io = |source| ClientError::Io { addr, source };
+    stream.write_all(request).await.map_err(io)?;
+    read_response(stream, addr).await
+}
+
+async fn read_response(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    addr: SocketAddr,
+) -> Result<HttpResponse, ClientError> {
+    let io = |source| ClientError::Io { addr, source };
+    let mut raw = Vec::new();
+    let read = (&mut stream)
+        .take(MAX_BODY_BYTES as u64 + 64 * 1024)
+        .read_to_end(&mut raw)
+        .await;
+    match read {
+        Ok(_) => {}
+        // A TLS peer closing without close_notify after a complete response.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        Err(e) => return Err(io(e)),
+    }
+    parse_response(&raw).map_err(|reason| ClientError::Malformed { addr, reason })
+}
+
 async fn talk(
     mut stream: impl AsyncRead + AsyncWrite + Unpin,
     addr: SocketAddr,
@@ -155,18 +199,7 @@ async fn talk(
     let mut bytes = request.into_bytes();
     bytes.extend_from_slice(json_body.unwrap_or_default());
     stream.write_all(&bytes).await.map_err(io)?;
-    let mut raw = Vec::new();
-    let read = (&mut stream)
-        .take(MAX_BODY_BYTES as u64 + 64 * 1024)
-        .read_to_end(&mut raw)
-        .await;
-    match read {
-        Ok(_) => {}
-        // A TLS peer closing without close_notify after a complete response.
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
-        Err(e) => return Err(io(e)),
-    }
-    parse_response(&raw).map_err(|reason| ClientError::Malformed { addr, reason })
+    read_response(stream, addr).await
 }
 
 /// Trusts exactly one certificate (the server's own, read from its config), whatever
@@ -246,11 +279,13 @@ pub fn parse_response(raw: &[u8]) -> Result<HttpResponse, String> {
         .ok_or_else(|| format!("bad status line {status_line:?}"))?;
     let mut chunked = false;
     let mut length = None;
+    let mut headers = Vec::new();
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };
         let value = value.trim();
+        headers.push((name.trim().to_owned(), value.to_owned()));
         if name.eq_ignore_ascii_case("transfer-encoding") {
             chunked = value.eq_ignore_ascii_case("chunked");
         } else if name.eq_ignore_ascii_case("content-length") {
@@ -271,7 +306,11 @@ pub fn parse_response(raw: &[u8]) -> Result<HttpResponse, String> {
     } else {
         body.to_vec()
     };
-    Ok(HttpResponse { status, body })
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
@@ -303,6 +342,12 @@ mod tests {
     fn parses_length_and_chunked_bodies() {
         let r = parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokEXTRA").unwrap();
         assert_eq!((r.status, r.body.as_slice()), (200, &b"ok"[..]));
+        let r = parse_response(
+            b"HTTP/1.1 206 Partial Content\r\nContent-Range: 0-49/200\r\ncontent-length: 2\r\n\r\n[]",
+        )
+        .unwrap();
+        assert_eq!(r.header("content-range"), Some("0-49/200"));
+        assert_eq!(r.header("Accept-Range"), None);
         let r = parse_response(
             b"HTTP/1.1 401 Unauthorized\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n",
         )

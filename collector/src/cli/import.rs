@@ -96,7 +96,22 @@ pub fn apply(
     dry_run: bool,
     now_ms: i64,
 ) -> Result<ImportOutcome, StoreError> {
-    let facts = device_facts(store)?;
+    apply_in(store, export, None, dry_run, now_ms)
+}
+
+/// [`apply`], matching only against the devices of `org` when given (the GLPI link
+/// belongs to one org: another org's PC with the same serial is not this asset).
+pub fn apply_in(
+    store: &Store,
+    export: &GlpiExport,
+    org: Option<&str>,
+    dry_run: bool,
+    now_ms: i64,
+) -> Result<ImportOutcome, StoreError> {
+    let mut facts = device_facts(store)?;
+    if let Some(org) = org {
+        facts.retain(|f| f.org == org);
+    }
     info!(
         rows = export.rows.len(),
         devices = facts.len(),
@@ -167,11 +182,18 @@ pub fn run(
 
 /// The summary for the operator: counts, then each unmatched and ambiguous line.
 pub fn render(o: &ImportOutcome) -> String {
-    let s = &o.summary;
     let mut out = format!(
         "GLPI export: {} rows (separator '{}')\n",
         o.rows, o.separator
     );
+    out.push_str(&render_outcome(o));
+    out
+}
+
+/// Everything of [`render`] after its first line: the part `glpi sync` shares.
+pub fn render_outcome(o: &ImportOutcome) -> String {
+    let s = &o.summary;
+    let mut out = String::new();
     if !o.ignored_columns.is_empty() {
         out.push_str(&format!(
             "ignored columns: {}\n",

@@ -71,6 +71,9 @@ pub enum Command {
     /// running or not).
     #[command(subcommand)]
     Import(ImportCommand),
+    /// The GLPI REST link (`[glpi]`): read the asset inventory from GLPI's API.
+    #[command(subcommand)]
+    Glpi(GlpiCommand),
     /// Auto-shutdown policies: set (signed with <data_dir>/policy.key), show.
     #[command(subcommand)]
     Policy(crate::cli::policy::PolicyCommand),
@@ -235,6 +238,27 @@ pub enum ImportCommand {
     /// a broken line names its line and column and nothing is stored. Works with the
     /// collector running.
     Meters(crate::cli::rooms::ImportMetersArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GlpiCommand {
+    /// Run one sync now: every computer and monitor of GLPI (with its financial
+    /// dates), deleted and decommissioned ones left out, matched to known devices like
+    /// `import glpi` and applied in one transaction; prints the same summary.
+    ///
+    /// A refusal (wrong token: exit 2; API disabled, a bad page, GLPI gone: exit 1)
+    /// names the request and GLPI's message, and applies nothing. Works with the
+    /// collector running.
+    Sync(GlpiSyncArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlpiSyncArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Read GLPI and match, print the summary, apply nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -474,6 +498,7 @@ mod tests {
             &["veille-collector", "print-config", "--help"],
             &["veille-collector", "report", "renewal", "--help"],
             &["veille-collector", "import", "glpi", "--help"],
+            &["veille-collector", "glpi", "sync", "--help"],
             &["veille-collector", "import", "meters", "--help"],
             &["veille-collector", "room", "add", "--help"],
             &["veille-collector", "room", "list", "--help"],

@@ -74,6 +74,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Report(crate::cli::ReportCommand::Renewal(args)) => report_renewal(args),
         Command::Import(crate::cli::ImportCommand::Glpi(args)) => import_glpi(args),
+        Command::Glpi(crate::cli::GlpiCommand::Sync(args)) => glpi_sync(args),
         Command::Import(crate::cli::ImportCommand::Meters(args)) => {
             rooms_out("import meters", crate::cli::rooms::import_meters(args))
         }
@@ -225,6 +226,17 @@ fn import_glpi(args: crate::cli::GlpiImportArgs) -> Result<(), Failure> {
     })?;
     print!("{out}");
     Ok(())
+}
+
+/// `glpi sync`: a refused token or a missing link is a usage error (exit 2).
+fn glpi_sync(args: crate::cli::GlpiSyncArgs) -> Result<(), Failure> {
+    let config = args
+        .config
+        .load_config()
+        .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
+    let now_ms = crate::clock::now_ms();
+    let r = runtime()?.block_on(crate::glpi::sync(&config, args.dry_run, now_ms));
+    printed("glpi sync", r, |e| e.is_usage())
 }
 
 /// Prints a rooms command's output, or maps its error to an exit code.

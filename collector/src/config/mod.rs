@@ -3,6 +3,7 @@
 //! [`veille_proto::settings::load`]. Values that are "unset" in the file (empty strings)
 //! are resolved here, from the shared constants in [`veille_proto::defaults`].
 
+pub mod glpi;
 pub mod meters;
 pub mod metrics;
 pub mod store;
@@ -71,6 +72,8 @@ pub struct Config {
     pub tls: crate::config::tls::TlsConfig,
     /// The storage engine and where it keeps the data (`[store]`).
     pub store: crate::config::store::StoreConfig,
+    /// The GLPI REST API link: URL, tokens, org, sync period (`[glpi]`).
+    pub glpi: crate::config::glpi::GlpiConfig,
 }
 
 /// `[mqtt]`: how agents reach the collector over MQTT. Documented for users in
@@ -239,6 +242,7 @@ impl Config {
         self.http_listen()?;
         self.mqtt_mode()?;
         self.store.validate()?;
+        self.glpi.validate(&self.org_ids())?;
         if self.mqtt.max_in_flight == 0 {
             return Err(ConfigError::invalid(
                 "mqtt.max_in_flight",
@@ -299,6 +303,11 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The configured org ids, in file order (empty: only the default org exists).
+    pub fn org_ids(&self) -> Vec<&str> {
+        self.orgs.iter().map(|o| o.id.as_str()).collect()
     }
 
     /// Where the store is (`[store]`), its embedded directory resolved.

@@ -2,7 +2,8 @@
 //! probe, above all the acquisition date that gives the device its real age.
 //!
 //! Stored as JSON in the `asset` tree (`org \0 device_id`), written only by
-//! `veille-collector import glpi` (the collector's `import`) and read by the renewal report.
+//! `veille-collector import glpi` (the collector's `import`) and `glpi sync` (the REST
+//! link, same path), and read by the renewal report.
 //! The JSON field names are a stable interface; new fields may be added, none renamed.
 
 use serde::{Deserialize, Serialize};

@@ -492,7 +492,7 @@ impl Records<'_> {
 }
 
 /// See the module documentation for the accepted forms. `Some(None)` is "no date".
-fn parse_date(value: &str) -> Option<Option<Date>> {
+pub(crate) fn parse_date(value: &str) -> Option<Option<Date>> {
     let day_part = value.split_whitespace().next()?;
     if let Some(time) = value.split_whitespace().nth(1) {
         let ok = time.split(':').count() >= 2

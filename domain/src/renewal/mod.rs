@@ -3,6 +3,8 @@
 //! - [`horizon`]: `deploy/renewal.toml` types, ages, horizons per class (loi REEN).
 //! - [`embodied`]: embodied kgCO2e per class, amortised per year of service.
 //! - [`glpi`]: GLPI computer export CSV → rows, and their match to known devices.
+//! - [`glpi_api`]: GLPI REST API pages → the same rows, deleted and decommissioned
+//!   items left out; paging and error bodies.
 //! - [`asset`]: the asset facts imported from GLPI for one device.
 //! - [`inventory_diff`]: what changed between two inventories (a RAM upgrade…).
 //! - [`report`]: the renewal report by site and class, and its renderings.
@@ -10,6 +12,7 @@
 pub mod asset;
 pub mod embodied;
 pub mod glpi;
+pub mod glpi_api;
 pub mod horizon;
 pub mod inventory_diff;
 pub mod report;
