@@ -130,10 +130,13 @@ pub fn reports_of(
                     events.push(event(EventKind::Shutdown, next));
                 }
                 let awake = active + idle;
+                // Rounded to a thousandth, as the agent sends it.
                 let cpu_util = if awake == 0 {
                     0.0
                 } else {
-                    (active as f64 * util_active + idle as f64 * util_idle) / awake as f64
+                    veille_proto::units::cpu_permille(
+                        (active as f64 * util_active + idle as f64 * util_idle) / awake as f64,
+                    )
                 };
                 out.push(Report {
                     boot_id: boot_id.clone(),
