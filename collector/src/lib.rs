@@ -28,7 +28,11 @@
 //! - [`store`]: the only code that names a storage engine: the store's rules over an
 //!   engine interface, the embedded (SQLite) and PostgreSQL engines, packed formats,
 //!   records (meters, rooms), retention.
-//! - [`glpi`]: the GLPI REST link (session, paging, sync through the CSV import's path).
+//! - [`glpi`]: GLPI's data in: the CSV export's import and the REST link (session,
+//!   paging, sync through the same path).
+//! - [`http_client`]: the HTTP(S) client the CLI and the GLPI link speak with;
+//!   [`security`]: the headers, body limit and client address every HTTP response and
+//!   request of the server gets.
 //! - [`clock`]: the one wall clock; [`metrics`]: ingest counters; [`listen_file`]:
 //!   `<data_dir>/listen.json`, the running server's addresses.
 
@@ -38,11 +42,13 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod glpi;
+pub mod http_client;
 pub mod ingest;
 pub mod listen_file;
 pub mod metrics;
 pub mod policy;
 pub mod reports;
+pub mod security;
 pub mod server;
 pub mod store;
 pub mod tls;

@@ -264,7 +264,7 @@ impl Server {
             report_context.clone(),
             metrics.clone(),
         );
-        let app = crate::api::security::harden(app.merge(web).merge(metrics_api));
+        let app = crate::security::harden(app.merge(web).merge(metrics_api));
         let http_task = serve_http(app, listeners.http, http_addr, tls.as_ref(), stop_rx);
 
         let server = Self {
@@ -686,7 +686,7 @@ fn serve_http(
         None => tokio::spawn(async move {
             axum::serve(
                 listener,
-                app.into_make_service_with_connect_info::<crate::api::security::ClientAddr>(),
+                app.into_make_service_with_connect_info::<crate::security::ClientAddr>(),
             )
             .with_graceful_shutdown(stopped(stop_rx))
             .await
@@ -705,7 +705,7 @@ fn serve_http(
             tokio::spawn(async move {
                 axum::serve(
                     https,
-                    app.into_make_service_with_connect_info::<crate::api::security::ClientAddr>(),
+                    app.into_make_service_with_connect_info::<crate::security::ClientAddr>(),
                 )
                 .with_graceful_shutdown(stopped(stop_rx))
                 .await

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::OrgConfig;
 
-/// Org created when the configuration names none.
-pub const DEFAULT_ORG_ID: &str = "default";
+pub use crate::config::DEFAULT_ORG_ID;
 /// File holding the `default` org's token, in the data directory.
 pub const DEFAULT_ORG_TOKEN_FILE: &str = "default-org.token";
 /// File holding the operator token (HTTP API, local CLI), in the data directory.

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use tonic::{Code, Request};
-use veille_collector::cli::http_client;
 use veille_collector::clock::now_ms;
 use veille_collector::config::OrgConfig;
+use veille_collector::http_client;
 use veille_collector::store::Store;
 use veille_collector::{Config, Listeners, Server, cli, listen_file, tokens};
 use veille_domain::devices::DeviceRecord;

@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use veille_collector::api::security::{CSP, MAX_BODY_BYTES};
+use veille_collector::security::{CSP, MAX_BODY_BYTES};
 use veille_collector::web::throttle::{MAX_FAILURES, WINDOW_MS};
 use veille_tests::Collector;
 

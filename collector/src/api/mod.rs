@@ -13,7 +13,6 @@
 //! - [`rooms`]: `GET /api/v1/rooms`.
 //! - [`metrics`]: `GET /metrics` (Prometheus, its own optional token), with
 //!   [`prometheus`] for the text format.
-//! - [`security`]: the headers and body limit every HTTP response and request gets.
 
 pub mod caller;
 pub mod devices;
@@ -23,7 +22,6 @@ pub mod policy;
 pub mod prometheus;
 pub mod reports;
 pub mod rooms;
-pub mod security;
 
 use std::sync::Arc;
 

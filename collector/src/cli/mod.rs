@@ -13,8 +13,6 @@
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod export;
-pub mod http_client;
-pub mod import;
 pub mod init_tls;
 pub mod policy;
 pub mod remote;

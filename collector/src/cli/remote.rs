@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::http_client;
 use crate::config::Config;
+use crate::http_client;
 use crate::listen_file::{self, ListenFileError};
 use crate::store::{Location, Store, StoreError};
 use crate::tokens::{self, TokenError};

@@ -207,7 +207,7 @@ fn report_renewal(args: crate::cli::RenewalArgs) -> Result<(), Failure> {
 
 /// `import glpi`: a file the import refuses is a usage error (exit 2), nothing applied.
 fn import_glpi(args: crate::cli::GlpiImportArgs) -> Result<(), Failure> {
-    use crate::cli::import::{self, ImportError};
+    use crate::glpi::csv::{self as import, ImportError};
     let config = args
         .config
         .load_config()

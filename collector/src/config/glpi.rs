@@ -99,7 +99,7 @@ impl GlpiConfig {
     /// default org when none is configured).
     pub fn org_id(&self, org_ids: &[&str]) -> Result<String, ConfigError> {
         match (self.org.as_str(), org_ids) {
-            ("", []) => Ok(crate::tokens::DEFAULT_ORG_ID.to_owned()),
+            ("", []) => Ok(crate::config::DEFAULT_ORG_ID.to_owned()),
             ("", [only]) => Ok((*only).to_owned()),
             ("", _) => Err(ConfigError::invalid(
                 "glpi.org",
@@ -109,7 +109,7 @@ impl GlpiConfig {
                     org_ids.join(", ")
                 ),
             )),
-            (org, []) if org == crate::tokens::DEFAULT_ORG_ID => Ok(org.to_owned()),
+            (org, []) if org == crate::config::DEFAULT_ORG_ID => Ok(org.to_owned()),
             (org, ids) if ids.contains(&org) => Ok(org.to_owned()),
             (org, _) => Err(ConfigError::invalid(
                 "glpi.org",

@@ -24,6 +24,9 @@ pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../../deploy/collector.to
 /// Data directory used when `data_dir` is empty, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "veille-data";
 
+/// Org created when the configuration names none.
+pub const DEFAULT_ORG_ID: &str = "default";
+
 /// Shortest organisation token accepted from the configuration.
 pub const MIN_TOKEN_LEN: usize = 16;
 /// Longest organisation id accepted.

@@ -1,15 +1,15 @@
 //! GET over HTTP/1.1 or HTTPS to the GLPI server named by `glpi.url`: the host is
 //! resolved, `https://` trusts the system's roots (GLPI sits behind a site's usual
 //! certificate), and the answer is read by the CLI's own client
-//! ([`crate::cli::http_client::send_raw`]).
+//! ([`crate::http_client::send_raw`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
 
-use crate::cli::http_client::{self, HttpResponse};
 use crate::config::glpi::BaseUrl;
+use crate::http_client::{self, HttpResponse};
 
 /// `GET path` on `base`'s host with `headers`, the whole exchange bounded by
 /// `timeout`. The error is a sentence for the operator (never holds a header value).

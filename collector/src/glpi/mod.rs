@@ -6,7 +6,7 @@
 //! `Content-Range`, 206 until the last page; [`veille_domain::renewal::glpi_api`]
 //! parses each page), and always closes the session (`killSession`), after an error
 //! too. Only when every page has been read are the items matched and written, through
-//! the CSV import's own path ([`crate::cli::import::apply_in`]: one transaction, a
+//! the CSV import's own path ([`crate::glpi::csv::apply_in`]: one transaction, a
 //! re-sync of unchanged data writes nothing): a sync that fails half-way applies
 //! nothing and names the request that failed, and the next one starts over.
 //!
@@ -14,6 +14,7 @@
 //! disabled or refuses this address, `400 ["ERROR_…", "…"]`) are reported with GLPI's
 //! code and message. Tokens never appear in errors or logs.
 
+pub mod csv;
 pub mod http;
 
 use std::sync::Arc;
@@ -24,8 +25,8 @@ use tokio::task::JoinHandle;
 
 use tracing::{info, warn};
 
-use crate::cli::import::{self, ImportOutcome};
 use crate::config::glpi::{BaseUrl, GlpiConfig};
+use crate::glpi::csv::{self as import, ImportOutcome};
 use crate::store::{Store, StoreError};
 use veille_domain::renewal::glpi::GlpiExport;
 use veille_domain::renewal::glpi_api::{self, ActiveFleet, ApiError, ApiItem, ItemType};
@@ -103,7 +104,7 @@ async fn get(
     app_token: &str,
     path_and_query: &str,
     auth: (&str, &str),
-) -> Result<crate::cli::http_client::HttpResponse, SyncError> {
+) -> Result<crate::http_client::HttpResponse, SyncError> {
     let request = format!("GET {}", path_and_query);
     let mut headers = vec![(auth.0, auth.1), ("Content-Type", "application/json")];
     if !app_token.is_empty() {

@@ -35,7 +35,7 @@ pub fn url_component(s: &str) -> String {
 }
 
 /// Where the page's stylesheet is served. A file, not a `<style>` block: the
-/// Content-Security-Policy (`crate::api::security::CSP`) allows no inline style.
+/// Content-Security-Policy (`crate::security::CSP`) allows no inline style.
 pub const STYLESHEET_PATH: &str = "/static/veille.css";
 
 /// The stylesheet: [`STYLE`] and the legend's colour swatches, one class per state

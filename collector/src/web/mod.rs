@@ -7,7 +7,7 @@
 //!   ([`session`]); a wrong one gets `401` and the form again with a message; too many
 //!   wrong ones from one address get `429` for a while ([`throttle`]).
 //! - `GET /static/veille.css`: the stylesheet, a file so that the Content-Security-Policy
-//!   (`crate::api::security`, on every response) allows no inline style.
+//!   (`crate::security`, on every response) allows no inline style.
 //! - `GET /[?month=YYYY-MM][&org=]`: the overview (kWh, €, kgCO2e and their coverage
 //!   this month, the 12-month trend, devices left on at night and at weekends, devices
 //!   past renewal, the latest setpoint verdicts).
@@ -41,9 +41,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use crate::api::security::ClientAddr;
 use crate::auth::{Auth, Principal};
 use crate::reports::{self, ConsumptionQuery, OutputFormat, ReportError};
+use crate::security::ClientAddr;
 use crate::store::Store;
 use veille_domain::energy::consumption::{Context, GroupBy};
 use veille_domain::renewal::report::RenewalContext;
@@ -137,7 +137,7 @@ fn principal(state: &WebState, headers: &HeaderMap) -> Option<Principal> {
 }
 
 /// Headers every page carries besides those of every response
-/// (`crate::api::security`): a page holds an org's figures, so it is never cached.
+/// (`crate::security`): a page holds an org's figures, so it is never cached.
 fn html_response(status: StatusCode, body: String, set_cookies: &[String]) -> Response {
     let mut resp = (status, body).into_response();
     let h = resp.headers_mut();

@@ -5,7 +5,7 @@
 //!
 //! - `Content-Security-Policy` ([`CSP`]): nothing loads from elsewhere, no inline
 //!   script or style runs (the page's stylesheet is a served file,
-//!   `crate::web::html::STYLESHEET_PATH`), forms post only here, and
+//!   the web page's `STYLESHEET_PATH`), forms post only here, and
 //!   `frame-ancestors 'none'` forbids framing (clickjacking).
 //! - `X-Content-Type-Options: nosniff`: a browser takes a JSON or CSV answer for what
 //!   its `Content-Type` says, never for HTML.
