@@ -209,6 +209,16 @@ fn day_of(ms: i64) -> i64 {
     ms.div_euclid(DAY_MS).saturating_mul(DAY_MS)
 }
 
+/// The day holding `hour` and the hour's slot in it (0..24), for any i64: the slot
+/// comes from the remainder, so it is always a valid index into a packed day.
+fn day_slot(hour: i64) -> (i64, usize) {
+    let h = hour.div_euclid(HOUR_MS);
+    (
+        h.div_euclid(24).saturating_mul(DAY_MS),
+        h.rem_euclid(24) as usize,
+    )
+}
+
 impl Store {
     /// Opens (creating if needed) the embedded store in directory `dir`, with a small
     /// page cache (tests and tools; the collector opens what its config names with
@@ -268,12 +278,7 @@ impl Store {
         &self,
         mut body: impl FnMut(&mut dyn Tx) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut out = None;
-        self.engine.write(&mut |tx| {
-            out = Some(body(tx)?);
-            Ok(())
-        })?;
-        out.ok_or_else(|| StoreError::Engine("write transaction returned nothing".into()))
+        run(|b| self.engine.write(b), &mut body)
     }
 
     /// Runs `body` on a consistent snapshot.
@@ -281,12 +286,7 @@ impl Store {
         &self,
         mut body: impl FnMut(&mut dyn Tx) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut out = None;
-        self.engine.read(&mut |tx| {
-            out = Some(body(tx)?);
-            Ok(())
-        })?;
-        out.ok_or_else(|| StoreError::Engine("read transaction returned nothing".into()))
+        run(|b| self.engine.read(b), &mut body)
     }
 
     /// Applies a validated batch of `org`: new reports are stored, resends counted as
@@ -584,15 +584,16 @@ impl Store {
             org,
             device: device_id,
         };
-        let mut by_day: BTreeMap<i64, Vec<(i64, HourRollup)>> = BTreeMap::new();
+        let mut by_day: BTreeMap<i64, Vec<(usize, HourRollup)>> = BTreeMap::new();
         for (hour, r) in rollups {
-            by_day.entry(day_of(*hour)).or_default().push((*hour, *r));
+            let (day, slot) = day_slot(*hour);
+            by_day.entry(day).or_default().push((slot, *r));
         }
         self.write(|tx| {
             for (day, hours) in &by_day {
                 let mut slots = read_day(tx, dev, *day)?;
-                for (hour, r) in hours {
-                    slots[((hour - day) / HOUR_MS) as usize] = Some(*r);
+                for (slot, r) in hours {
+                    slots[*slot] = Some(*r);
                 }
                 tx.rollup_day_put(dev, *day, &codec::encode_rollup_day(&slots))?;
             }
@@ -643,6 +644,20 @@ impl Store {
         self.flush()?;
         Ok((reports, written))
     }
+}
+
+/// Runs `body` through `transaction` (an engine's write or read) and hands back what
+/// it returned: the engine's bodies return `()`, the store's return values.
+fn run<T>(
+    transaction: impl FnOnce(&mut engine::Body<'_>) -> Result<(), StoreError>,
+    body: &mut dyn FnMut(&mut dyn Tx) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut out = None;
+    transaction(&mut |tx| {
+        out = Some(body(tx)?);
+        Ok(())
+    })?;
+    out.ok_or_else(|| StoreError::Engine("transaction returned nothing".into()))
 }
 
 /// Days covering hours `[from_hour, to_hour)`.
@@ -828,8 +843,8 @@ fn rebuild_device(tx: &mut dyn Tx, record: &DeviceRecord) -> Result<(u64, u64), 
         if hour < closed_before {
             continue;
         }
-        let day = day_of(hour);
-        days.entry(day).or_default()[((hour - day) / HOUR_MS) as usize] = Some(r);
+        let (day, slot) = day_slot(hour);
+        days.entry(day).or_default()[slot] = Some(r);
         written += 1;
     }
     for (day, slots) in &days {
@@ -939,14 +954,15 @@ mod apply {
             }
             tx.raw_put(dev, &pack(hour, &reports))?;
         }
-        let mut by_day: BTreeMap<i64, Vec<(i64, Vec<HourRollup>)>> = BTreeMap::new();
+        let mut by_day: BTreeMap<i64, Vec<(usize, Vec<HourRollup>)>> = BTreeMap::new();
         for (hour, parts) in new_rollups {
-            by_day.entry(day_of(hour)).or_default().push((hour, parts));
+            let (day, slot) = day_slot(hour);
+            by_day.entry(day).or_default().push((slot, parts));
         }
         for (day, hours) in by_day {
             let mut slots = read_day(tx, dev, day)?;
-            for (hour, parts) in hours {
-                let slot = &mut slots[((hour - day) / HOUR_MS) as usize];
+            for (slot, parts) in hours {
+                let slot = &mut slots[slot];
                 let mut total = slot.unwrap_or_default();
                 for part in &parts {
                     total.add(part);
@@ -1394,6 +1410,27 @@ mod tests {
             store.purge_raw_reports(cutoff).unwrap(),
             PurgeOutcome::default()
         );
+    }
+
+    #[test]
+    fn every_hour_has_a_slot_in_its_day() {
+        for hour in [
+            i64::MIN,
+            -1,
+            0,
+            3_599_999,
+            3_600_000,
+            86_399_999,
+            86_400_000,
+            i64::MAX,
+        ] {
+            let (day, slot) = day_slot(hour);
+            assert!(slot < codec::HOURS_PER_DAY, "{hour}");
+            if hour.checked_sub(day).is_some() && day != i64::MIN {
+                assert_eq!(day, day_of(hour), "{hour}");
+                assert_eq!(slot as i64, (hour - day) / HOUR_MS, "{hour}");
+            }
+        }
     }
 
     #[test]
