@@ -169,7 +169,7 @@ fn edges_of(reports: &[Report]) -> Vec<SessionEdge> {
 fn tec_check(name: &str, class: DeviceClass, duty: Duty) {
     let ctx = ctx();
     let profile: PowerProfile = ctx.catalogue.class_profile(class).clone();
-    let (p, origin) = ctx.catalogue.profile_for(class, "", "");
+    let (p, origin) = ctx.catalogue.profile_for(class, None, "", "");
     assert!(!origin.is_fallback());
     assert_eq!(p, &profile);
     let frac = |pct: i64| pct as f64 / 100.0;

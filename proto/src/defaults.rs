@@ -35,6 +35,9 @@ pub const MAX_ID_LEN: usize = 128;
 pub const MAX_TEXT_LEN: usize = 256;
 /// Upper bound on repeated fields inside one report or inventory.
 pub const MAX_ITEMS: usize = 64;
+/// Highest SMBIOS chassis type code (`Inventory.chassis_type`): the byte's bit 7 is a
+/// lock flag, cleared by the agent, so a code is 0..=127.
+pub const MAX_CHASSIS_TYPE: u8 = 0x7F;
 
 /// Largest encoded batch a collector accepts (gRPC message limit, MQTT payload).
 pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;

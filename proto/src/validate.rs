@@ -4,8 +4,8 @@
 //! [`validate_batch`]; there is no second copy of these rules.
 
 use crate::defaults::{
-    MAX_FUTURE_SKEW_MS, MAX_ID_LEN, MAX_INTERVAL_MS, MAX_ITEMS, MAX_REPORTS_PER_BATCH,
-    MAX_TEXT_LEN, MIN_TIMESTAMP_MS,
+    MAX_CHASSIS_TYPE, MAX_FUTURE_SKEW_MS, MAX_ID_LEN, MAX_INTERVAL_MS, MAX_ITEMS,
+    MAX_REPORTS_PER_BATCH, MAX_TEXT_LEN, MIN_TIMESTAMP_MS,
 };
 use crate::v1::{Inventory, Report, ReportBatch};
 
@@ -218,6 +218,13 @@ fn validate_inventory(inv: &Inventory) -> Result<(), ValidationError> {
         ("inventory.site", &inv.site),
     ] {
         check_text(name, value)?;
+    }
+    if inv.chassis_type > u32::from(MAX_CHASSIS_TYPE) {
+        return Err(ValidationError::new(
+            "inventory.chassis_type",
+            inv.chassis_type.to_string(),
+            "an SMBIOS chassis type code is 0..=127 (the lock bit cleared)",
+        ));
     }
     check_count("inventory.monitors", inv.monitors.len())?;
     check_count("inventory.disks", inv.disks.len())?;
@@ -457,6 +464,24 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(err(&b).field, "inventory.hostname");
+        // A chassis code with the lock bit still set (or any value past a byte) is
+        // not a code the agent sends: refused, not folded into a class silently.
+        for chassis_type in [0x80, 0x83, 1000] {
+            let mut b = batch(vec![]);
+            b.inventory = Some(Inventory {
+                hostname: "pc".into(),
+                chassis_type,
+                ..Default::default()
+            });
+            assert_eq!(err(&b).field, "inventory.chassis_type");
+        }
+        let mut b = batch(vec![]);
+        b.inventory = Some(Inventory {
+            hostname: "pc".into(),
+            chassis_type: u32::from(MAX_CHASSIS_TYPE),
+            ..Default::default()
+        });
+        assert_eq!(validate_batch(&b, NOW), Ok(()));
     }
 
     #[test]

@@ -99,6 +99,18 @@ impl Archetype {
         }
     }
 
+    /// The SMBIOS chassis type code such a machine's firmware reports (DMTF DSP0134):
+    /// OptiPlex-like desktops and HP thin clients say 3 (Desktop), ThinkPads 10
+    /// (Notebook), all-in-ones 13, rack servers 23.
+    pub fn chassis_code(self) -> u8 {
+        match self {
+            Archetype::Desktop | Archetype::ThinClient => 3,
+            Archetype::Laptop => 10,
+            Archetype::Kiosk => 13,
+            Archetype::Server => 23,
+        }
+    }
+
     /// How the agent of such a machine tells active from idle: user input where a user
     /// session exists, CPU load on kiosks and servers.
     pub fn activity_rule(self) -> ActivityRule {

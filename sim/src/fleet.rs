@@ -205,6 +205,7 @@ impl SimDevice {
             model: model.into(),
             serial: format!("{:07X}", self.key(&[0x5e7]) as u32 & 0xfff_ffff),
             chassis: self.archetype.chassis() as i32,
+            chassis_type: u32::from(self.archetype.chassis_code()),
             cpu_model: cpu.into(),
             cpu_cores: cores,
             ram_bytes: ram_gib << 30,

@@ -168,8 +168,12 @@ fn a_killed_agent_leaves_unknown_time_never_off() {
         1
     } else {
         // An unknown chassis may still be a model the catalogue lists by name.
-        let (_, origin) =
-            Catalogue::builtin().profile_for(class, &inventory.manufacturer, &inventory.model);
+        let (_, origin) = Catalogue::builtin().profile_for(
+            class,
+            DeviceClass::chassis_code_from_wire(inventory.chassis_type),
+            &inventory.manufacturer,
+            &inventory.model,
+        );
         u64::from(origin.is_fallback())
     };
     assert_eq!(

@@ -22,6 +22,10 @@ pub struct Dmi {
     pub model: String,
     pub serial: String,
     pub chassis: ChassisClass,
+    /// The SMBIOS chassis type code behind `chassis` (lock bit cleared), when the
+    /// firmware gives one: the collector's class rules tell a tower from a small form
+    /// factor or a mini PC with it, which the class alone cannot.
+    pub chassis_code: Option<u8>,
     /// `YYYY-MM-DD` or empty.
     pub bios_release_date: String,
 }
@@ -52,21 +56,22 @@ pub fn dmi(host: &Host, notes: &mut Notes) -> Dmi {
         .map(|v| v.trim().to_owned())
         .unwrap_or_default();
     let serial = field(host, notes, "serial", "product_serial").unwrap_or_default();
-    let chassis = match field(host, notes, "chassis", "chassis_type").map(|code| code.parse::<u8>())
-    {
-        Some(Ok(code)) => {
-            let class = chassis_class(code);
-            if class == ChassisClass::Unknown {
-                notes.push(format!("chassis: SMBIOS type {code} has no class"));
+    let chassis_code =
+        match field(host, notes, "chassis", "chassis_type").map(|code| code.parse::<u8>()) {
+            Some(Ok(code)) => Some(code & 0x7F),
+            Some(Err(_)) => {
+                notes.push("chassis: chassis_type is not a number".into());
+                None
             }
-            class
+            None => None,
+        };
+    let chassis = chassis_code.map_or(ChassisClass::Unknown, |code| {
+        let class = chassis_class(code);
+        if class == ChassisClass::Unknown {
+            notes.push(format!("chassis: SMBIOS type {code} has no class"));
         }
-        Some(Err(_)) => {
-            notes.push("chassis: chassis_type is not a number".into());
-            ChassisClass::Unknown
-        }
-        None => ChassisClass::Unknown,
-    };
+        class
+    });
     let bios_release_date = match field(host, notes, "bios_release_date", "bios_date") {
         Some(raw) => iso_bios_date(&raw).unwrap_or_else(|| {
             notes.push(format!(
@@ -82,6 +87,7 @@ pub fn dmi(host: &Host, notes: &mut Notes) -> Dmi {
         model: model(&product_name, &product_version),
         serial,
         chassis,
+        chassis_code,
         bios_release_date,
     }
 }

@@ -36,6 +36,7 @@ pub fn probe_inventory(host: &Host) -> InventoryReport {
         model: dmi.model,
         serial: dmi.serial,
         chassis: dmi.chassis.into(),
+        chassis_type: dmi.chassis_code.map_or(0, u32::from),
         cpu_model,
         cpu_cores,
         ram_bytes: hardware::ram_bytes(host, &mut notes),
@@ -311,6 +312,10 @@ mod tests {
         assert_eq!(inv.model, "ThinkPad X1 Carbon 5th (20HRCTO1WW)");
         assert_eq!(inv.serial, "PF0ABCDE");
         assert_eq!(inv.chassis(), ChassisClass::Laptop);
+        assert_eq!(
+            inv.chassis_type, 10,
+            "the SMBIOS code travels with its class"
+        );
         assert_eq!(inv.bios_release_date, "2021-11-23");
         assert_eq!(inv.cpu_model, "Intel(R) Core(TM) i5-8350U CPU @ 1.70GHz");
         assert_eq!(inv.cpu_cores, 2, "4 threads on 2 cores");
@@ -458,6 +463,7 @@ mod tests {
         assert_eq!(inv.model, "20HRCTO1WW");
         assert_eq!(inv.serial, "");
         assert_eq!(inv.chassis(), ChassisClass::Unknown);
+        assert_eq!(inv.chassis_type, 0, "not a number: unknown, not guessed");
         assert_eq!(inv.bios_release_date, "");
         assert_eq!(inv.ram_bytes, 0);
         assert_eq!(inv.cpu_model, "");

@@ -200,6 +200,7 @@ pub fn to_dmi(facts: &SmbiosFacts, notes: &mut Vec<String>) -> Dmi {
         model: model(&product_name, &facts.product_version),
         serial,
         chassis,
+        chassis_code: facts.chassis_type,
         bios_release_date,
     }
 }
@@ -294,6 +295,7 @@ mod tests {
                 model: "ThinkPad X1 Carbon 5th (20HRCTO1WW)".into(),
                 serial: "PF0ABCDE".into(),
                 chassis: ChassisClass::Laptop,
+                chassis_code: Some(10),
                 bios_release_date: "2019-04-12".into(),
             }
         );

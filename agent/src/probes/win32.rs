@@ -245,6 +245,7 @@ pub fn probe_inventory(_host: &Host) -> InventoryReport {
         model: dmi.model,
         serial: dmi.serial,
         chassis: dmi.chassis.into(),
+        chassis_type: dmi.chassis_code.map_or(0, u32::from),
         cpu_model,
         cpu_cores,
         ram_bytes: ram_bytes().unwrap_or_default(),

@@ -318,9 +318,12 @@ pub fn fleet(
                 let class = DeviceClass::from(
                     ChassisClass::try_from(inv.chassis).unwrap_or(ChassisClass::Unknown),
                 );
-                let (profile, _) = c
-                    .catalogue
-                    .profile_for(class, &inv.manufacturer, &inv.model);
+                let (profile, _) = c.catalogue.profile_for(
+                    class,
+                    DeviceClass::chassis_code_from_wire(inv.chassis_type),
+                    &inv.manufacturer,
+                    &inv.model,
+                );
                 let monitor = c.catalogue.class_profile(DeviceClass::Monitor);
                 let roll = report_rollup(r);
                 let (measured, modelled, _) = rollup_energy_wh(&roll, profile);

@@ -75,7 +75,7 @@ pub fn load_inputs(
             facts: veille_domain::policy::compliance::facts(inv.chassis, &d.hostname, &d.groups),
             profile: ctx
                 .catalogue
-                .profile_for(d.class, &d.manufacturer, &d.model)
+                .profile_for(d.class, d.chassis_code, &d.manufacturer, &d.model)
                 .0
                 .clone(),
             org: d.org,

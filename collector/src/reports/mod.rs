@@ -179,6 +179,7 @@ fn device_data(
         site: inv.site,
         groups: inv.tags,
         class,
+        chassis_code: DeviceClass::chassis_code_from_wire(inv.chassis_type),
         manufacturer: inv.manufacturer,
         model: inv.model,
         monitors: inv.monitors.len() as u32,
@@ -378,5 +379,38 @@ mod tests {
         let mut first = device_stream(&store, None, T0, T0 + 24 * HOUR).unwrap();
         assert!(first.next().is_some());
         drop(first);
+    }
+
+    /// The SMBIOS chassis code an agent sends reaches the energy model: stored with the
+    /// inventory, read back into the device's report input (0 on the wire: unknown).
+    #[test]
+    fn the_inventory_chassis_code_reaches_the_report_input() {
+        use veille_proto::v1::{ChassisClass, Inventory};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for (dev, code) in [("mini", 35), ("old-agent", 0)] {
+            let mut batch = one_hour(dev, T0 + HOUR);
+            batch.inventory = Some(Inventory {
+                hostname: dev.into(),
+                chassis: ChassisClass::Desktop as i32,
+                chassis_type: code,
+                ..Default::default()
+            });
+            store.apply_batch("acme", &batch, T0 + 2 * HOUR).unwrap();
+        }
+        let got: Vec<(String, Option<u8>)> = device_stream(&store, None, T0, T0 + 24 * HOUR)
+            .unwrap()
+            .map(|d| {
+                let d = d.unwrap();
+                (d.device_id, d.chassis_code)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("mini".to_owned(), Some(35)),
+                ("old-agent".to_owned(), None)
+            ]
+        );
     }
 }

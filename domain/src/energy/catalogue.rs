@@ -90,6 +90,15 @@ impl DeviceClass {
         ChassisClass::try_from(chassis).map_or(DeviceClass::Unknown, Self::from)
     }
 
+    /// `Inventory.chassis_type` as it is on the wire: `None` for 0 (the agent read no
+    /// code, or an agent older than the field) and for anything past
+    /// [`veille_proto::defaults::MAX_CHASSIS_TYPE`] (validation refuses those).
+    pub fn chassis_code_from_wire(code: u32) -> Option<u8> {
+        u8::try_from(code)
+            .ok()
+            .filter(|c| (1..=veille_proto::defaults::MAX_CHASSIS_TYPE).contains(c))
+    }
+
     /// The power class of a device about which nothing finer is known.
     pub fn default_power_class(self) -> PowerClass {
         match self {
@@ -741,16 +750,18 @@ impl Catalogue {
         }
     }
 
-    /// [`Catalogue::lookup`] with what the inventory carries on the wire today: the
-    /// chassis class, maker and model.
+    /// [`Catalogue::lookup`] with what the inventory carries on the wire: the chassis
+    /// class, the SMBIOS chassis code when the agent read one, maker and model.
     pub fn profile_for(
         &self,
         class: DeviceClass,
+        chassis_code: Option<u8>,
         manufacturer: &str,
         model: &str,
     ) -> (&PowerProfile, ProfileOrigin) {
         let l = self.lookup(&Query {
             class,
+            chassis_code,
             manufacturer,
             model,
             ..Query::default()
@@ -1143,7 +1154,7 @@ mod tests {
         let cat = Catalogue::builtin();
         for wire in 0..=8 {
             let class = DeviceClass::from_wire(wire);
-            let (_, origin) = cat.profile_for(class, "", "");
+            let (_, origin) = cat.profile_for(class, None, "", "");
             assert_eq!(origin.is_fallback(), wire == 0, "chassis {wire}");
         }
         assert_eq!(DeviceClass::from_wire(99), DeviceClass::Unknown);
@@ -1153,11 +1164,11 @@ mod tests {
     #[test]
     fn unknown_class_falls_back_and_is_flagged() {
         let cat = Catalogue::builtin();
-        let (p, origin) = cat.profile_for(DeviceClass::Unknown, "Acme", "X1");
+        let (p, origin) = cat.profile_for(DeviceClass::Unknown, None, "Acme", "X1");
         assert_eq!(origin, ProfileOrigin::UnknownClassFallback);
         assert!(origin.is_fallback());
         assert!(p.p_idle_w.source.starts_with("fallback"));
-        let (_, origin) = cat.profile_for(DeviceClass::Laptop, "Acme", "X1");
+        let (_, origin) = cat.profile_for(DeviceClass::Laptop, None, "Acme", "X1");
         assert_eq!(origin, ProfileOrigin::ClassDefault(DeviceClass::Laptop));
         assert!(!origin.is_fallback());
     }
@@ -1180,17 +1191,18 @@ mod tests {
         let cat = base.with_overrides(user).unwrap();
 
         // Class override replaces only the field it names.
-        let (p, origin) = cat.profile_for(DeviceClass::Desktop, "HP", "EliteDesk");
+        let (p, origin) = cat.profile_for(DeviceClass::Desktop, None, "HP", "EliteDesk");
         assert_eq!(origin, ProfileOrigin::ClassDefault(DeviceClass::Desktop));
         assert_eq!(p.p_idle_w.value, 25.0);
         assert_eq!(p.p_idle_w.source, "our own meter, 2024");
         assert_eq!(p.p_max_w, base.class_profile(DeviceClass::Desktop).p_max_w);
 
         // Model beats class, matched ignoring case and spaces, whatever the class.
-        let (p, origin) = cat.profile_for(DeviceClass::Desktop, " DELL INC. ", "optiplex 7090");
+        let (p, origin) =
+            cat.profile_for(DeviceClass::Desktop, None, " DELL INC. ", "optiplex 7090");
         assert_eq!(origin, ProfileOrigin::Model);
         assert_eq!(p.p_idle_w.value, 12.0);
-        let (_, origin) = cat.profile_for(DeviceClass::Unknown, "Dell Inc.", "OptiPlex 7090");
+        let (_, origin) = cat.profile_for(DeviceClass::Unknown, None, "Dell Inc.", "OptiPlex 7090");
         assert_eq!(origin, ProfileOrigin::Model);
 
         // A later override replaces the model entry.
@@ -1205,7 +1217,7 @@ mod tests {
         "#;
         let cat2 = cat.with_overrides(again).unwrap();
         assert_eq!(
-            cat2.profile_for(DeviceClass::Desktop, "Dell Inc.", "OptiPlex 7090")
+            cat2.profile_for(DeviceClass::Desktop, None, "Dell Inc.", "OptiPlex 7090")
                 .0
                 .p_idle_w
                 .value,
@@ -1214,7 +1226,7 @@ mod tests {
 
         // The base is untouched.
         assert_eq!(
-            base.profile_for(DeviceClass::Desktop, "Dell Inc.", "OptiPlex 7090")
+            base.profile_for(DeviceClass::Desktop, None, "Dell Inc.", "OptiPlex 7090")
                 .1,
             ProfileOrigin::ClassDefault(DeviceClass::Desktop)
         );

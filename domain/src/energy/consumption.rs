@@ -342,6 +342,8 @@ pub struct DeviceData {
     pub site: String,
     pub groups: Vec<String>,
     pub class: DeviceClass,
+    /// The SMBIOS chassis type code from the inventory, when the agent read one.
+    pub chassis_code: Option<u8>,
     pub manufacturer: String,
     pub model: String,
     pub monitors: u32,
@@ -490,9 +492,9 @@ fn device_figures_with(
     if to <= from {
         return Ok(f);
     }
-    let (profile, origin) = ctx
-        .catalogue
-        .profile_for(dev.class, &dev.manufacturer, &dev.model);
+    let (profile, origin) =
+        ctx.catalogue
+            .profile_for(dev.class, dev.chassis_code, &dev.manufacturer, &dev.model);
     if origin.is_fallback() {
         f.fallback_profile_devices = 1;
     }
@@ -734,7 +736,7 @@ where
         if by == GroupBy::Month {
             if ctx
                 .catalogue
-                .profile_for(dev.class, &dev.manufacturer, &dev.model)
+                .profile_for(dev.class, dev.chassis_code, &dev.manufacturer, &dev.model)
                 .1
                 .is_fallback()
             {
@@ -1096,6 +1098,40 @@ mod tests {
         assert!((f.monitors_kwh - 2.0 * mon_w / 1000.0).abs() < 1e-12);
         let [_, modelled, off, unknown] = f.coverage_ms();
         assert_eq!((modelled, off, unknown), (H as f64, 0.0, H as f64));
+    }
+
+    /// Issue 18: the SMBIOS chassis code the agent sends decides a finer class than
+    /// the chassis class: a "desktop" whose firmware says 35 (Mini PC) draws the
+    /// mini-PC profile, one that says 7 (Tower) the tower profile; no code, the class
+    /// default. Each hand-checked against the catalogue's idle power.
+    #[test]
+    fn the_chassis_code_picks_the_finer_class() {
+        let c = ctx();
+        let idle_kwh = |chassis_code| {
+            let dev = DeviceData {
+                org: "o".into(),
+                device_id: "d".into(),
+                class: DeviceClass::Desktop,
+                chassis_code,
+                hours: vec![idle_hour(MON)],
+                ..Default::default()
+            };
+            device_figures(&dev, &c, MON, MON + H).unwrap().kwh
+        };
+        let p_idle = |class| c.catalogue.power_class_profile(class).p_idle_w.value / 1000.0;
+        for (code, class) in [
+            (None, PowerClass::Desktop),
+            (Some(35), PowerClass::MiniPc),
+            (Some(7), PowerClass::DesktopTower),
+            (Some(4), PowerClass::DesktopSff),
+        ] {
+            let kwh = idle_kwh(code);
+            assert!(
+                (kwh - p_idle(class)).abs() < 1e-12,
+                "{code:?}: {kwh} vs {class}"
+            );
+        }
+        assert!(p_idle(PowerClass::MiniPc) < p_idle(PowerClass::DesktopTower));
     }
 
     /// Issue 18: ranges. A device's low/high is its modelled energy × its profile's

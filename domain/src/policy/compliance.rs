@@ -574,7 +574,10 @@ mod tests {
             device_id: "d1".into(),
             site: "hq".into(),
             facts: facts(chassis as i32, "pc-1", &[]),
-            profile: Catalogue::builtin().profile_for(class, "", "").0.clone(),
+            profile: Catalogue::builtin()
+                .profile_for(class, None, "", "")
+                .0
+                .clone(),
             hours,
             events: vec![
                 (EventKind::PolicySkipped, "dry_run: would warn".into()),
