@@ -82,6 +82,7 @@ input,select,button{font:inherit;padding:.3rem .5rem}
 button.primary,.button{background:#0b4f9c;color:#fff;border:0;border-radius:4px;padding:.4rem .8rem;text-decoration:none;display:inline-block}
 .error{background:#fde8e8;border:1px solid #b00020;color:#7a0015;padding:.5rem 1rem;border-radius:4px}
 .muted{color:#4a4a4a;font-size:.9rem}
+th.sub{font-weight:normal;padding-left:1.5rem}
 .legend{display:flex;gap:1rem;flex-wrap:wrap;list-style:none;padding:0}
 .legend span{display:inline-block;width:1em;height:1em;vertical-align:middle;margin-right:.3em;border:1px solid #555}
 svg{max-width:100%;height:auto;background:#fff;border:1px solid #d0d0d0}

@@ -155,6 +155,7 @@ pub enum Key {
     Measured,
     Modelled,
     InferredOff,
+    InferredOffReboot,
     Unknown,
     Trend12,
     Kwh,
@@ -245,6 +246,10 @@ fn text(key: Key) -> (&'static str, &'static str) {
         Measured => ("mesuré", "measured"),
         Modelled => ("modélisé", "modelled"),
         InferredOff => ("éteint (déduit)", "inferred off"),
+        InferredOffReboot => (
+            "dont déduit d'un redémarrage seul (sans arrêt annoncé)",
+            "of which from a reboot only (no shutdown seen)",
+        ),
         Unknown => ("inconnu", "unknown"),
         Trend12 => ("Tendance sur 12 mois", "12-month trend"),
         Kwh => ("kWh", "kWh"),

@@ -117,6 +117,7 @@ fn coverage_table(lang: Lang, f: &Figures) -> String {
 <tr><th scope=\"row\">{}</th><td class=\"n\" data-value=\"{}\">{}</td><td class=\"n\">{}</td></tr>\
 <tr><th scope=\"row\">{}</th><td class=\"n\" data-value=\"{}\">{}</td><td class=\"n\">{}</td></tr>\
 <tr><th scope=\"row\">{}</th><td class=\"n\" data-value=\"{}\">{}</td><td class=\"n\">{}</td></tr>\
+<tr><th scope=\"row\" class=\"sub\">{}</th><td class=\"n\" data-value=\"{}\">{}</td><td class=\"n\">—</td></tr>\
 <tr><th scope=\"row\">{}</th><td class=\"n\" data-value=\"{}\">{}</td><td class=\"n\">—</td></tr>\
 </tbody></table><p class=\"muted\">{}</p>",
         t(Key::Coverage),
@@ -133,6 +134,9 @@ fn coverage_table(lang: Lang, f: &Figures) -> String {
         f.inferred_off_pct,
         lang.pct(f.inferred_off_pct),
         lang.num(f.inferred_off_kwh, 2),
+        t(Key::InferredOffReboot),
+        f.inferred_off_reboot_pct,
+        lang.pct(f.inferred_off_reboot_pct),
         t(Key::Unknown),
         f.unknown_pct,
         lang.pct(f.unknown_pct),

@@ -305,16 +305,46 @@ pub struct SessionEdge {
 /// session's last report and the next session's boot, unless the agent said it stopped
 /// with the machine still running; after a last session that said SHUTDOWN.
 pub fn inferred_off(sessions: &[SessionEdge], from: i64, to: i64) -> Vec<(i64, i64)> {
+    inferred_off_with_evidence(sessions, from, to)
+        .into_iter()
+        .map(|(a, b, _)| (a, b))
+        .collect()
+}
+
+/// What an inferred-off interval rests on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffEvidence {
+    /// The session's last report carried SHUTDOWN: the machine said it was stopping.
+    Shutdown,
+    /// Only a later boot says the machine went down: it may have crashed, lost power,
+    /// or stopped without the agent seeing it, and the last report may have been cut
+    /// short of the real end. Weaker: reports give it its own share.
+    RebootOnly,
+}
+
+/// [`inferred_off`] with what each interval rests on.
+pub fn inferred_off_with_evidence(
+    sessions: &[SessionEdge],
+    from: i64,
+    to: i64,
+) -> Vec<(i64, i64, OffEvidence)> {
     let mut s: Vec<&SessionEdge> = sessions
         .iter()
         .filter(|e| e.last_end_ms > e.first_start_ms)
         .collect();
     s.sort_by_key(|e| e.first_start_ms);
     let mut out = Vec::new();
-    let mut push = |a: i64, b: i64| {
+    let mut push = |a: i64, b: i64, evidence| {
         let (a, b) = (a.max(from), b.min(to));
         if b > a {
-            out.push((a, b));
+            out.push((a, b, evidence));
+        }
+    };
+    let evidence = |e: &SessionEdge| {
+        if e.last_shutdown {
+            OffEvidence::Shutdown
+        } else {
+            OffEvidence::RebootOnly
         }
     };
     for pair in s.windows(2) {
@@ -323,12 +353,12 @@ pub fn inferred_off(sessions: &[SessionEdge], from: i64, to: i64) -> Vec<(i64, i
             continue;
         }
         let boot = next.boot_ms.clamp(prev.last_end_ms, next.first_start_ms);
-        push(prev.last_end_ms, boot);
+        push(prev.last_end_ms, boot, evidence(prev));
     }
     if let Some(last) = s.last()
         && last.last_shutdown
     {
-        push(last.last_end_ms, i64::MAX);
+        push(last.last_end_ms, i64::MAX, OffEvidence::Shutdown);
     }
     out
 }
@@ -386,10 +416,17 @@ pub struct Figures {
     pub modelled_pct: f64,
     pub inferred_off_pct: f64,
     pub unknown_pct: f64,
+    /// The part of `inferred_off_pct` whose only evidence is a later boot (no
+    /// SHUTDOWN seen before it: a crash, a power cut, a stop the agent missed):
+    /// weaker evidence than an announced shutdown, so shown on its own.
+    pub inferred_off_reboot_pct: f64,
     /// Devices whose class was unknown: their energy uses the fallback profile.
     pub fallback_profile_devices: u64,
     #[serde(skip)]
     ms: [f64; 4],
+    /// Milliseconds of `ms[2]` (inferred off) resting on a reboot only.
+    #[serde(skip)]
+    off_reboot_ms: f64,
 }
 
 impl Figures {
@@ -415,6 +452,7 @@ impl Figures {
         for (a, b) in self.ms.iter_mut().zip(o.ms) {
             *a += b;
         }
+        self.off_reboot_ms += o.off_reboot_ms;
     }
 
     fn finish(&mut self) {
@@ -424,6 +462,7 @@ impl Figures {
             self.modelled_pct = 100.0 * self.ms[1] / total;
             self.inferred_off_pct = 100.0 * self.ms[2] / total;
             self.unknown_pct = 100.0 * self.ms[3] / total;
+            self.inferred_off_reboot_pct = 100.0 * self.off_reboot_ms / total;
         }
     }
 
@@ -565,10 +604,13 @@ fn device_figures_with(
         covered_ms += r.covered_ms;
         measured_ms += r.measured_ms;
     }
-    let mut off_ms = 0.0;
-    for (a, b) in inferred_off(&dev.sessions, from, to) {
+    let (mut off_ms, mut off_reboot_ms) = (0.0, 0.0);
+    for (a, b, evidence) in inferred_off_with_evidence(&dev.sessions, from, to) {
         let ms = (b - a) as f64;
         off_ms += ms;
+        if evidence == OffEvidence::RebootOnly {
+            off_reboot_ms += ms;
+        }
         let wh = (profile.p_off_w.value + mon_off_w) * ms / MS_PER_HOUR;
         f.inferred_off_kwh += wh / 1000.0;
         f.monitors_kwh += mon_off_w * ms / MS_PER_HOUR / 1000.0;
@@ -596,6 +638,7 @@ fn device_figures_with(
         off_ms,
         (period - covered_ms - off_ms).max(0.0),
     ];
+    f.off_reboot_ms = off_reboot_ms.min(off_ms);
     f.kwh = f.measured_kwh + f.modelled_kwh + f.inferred_off_kwh;
     f.kg_co2e = ctx.grid.kg_co2e(f.kwh);
     f.kg_co2e_low = ctx.grid.kg_co2e(f.kwh_low);
@@ -831,10 +874,10 @@ const COLUMNS: [&str; 23] = [
     "eur_high",
     "kg_co2e_low",
     "kg_co2e_high",
-    "",
+    "inferred_off_reboot_pct",
 ];
 
-fn values(f: &Figures) -> [f64; 22] {
+fn values(f: &Figures) -> [f64; 23] {
     [
         f.devices as f64,
         f.kwh,
@@ -858,6 +901,7 @@ fn values(f: &Figures) -> [f64; 22] {
         f.eur_high,
         f.kg_co2e_low,
         f.kg_co2e_high,
+        f.inferred_off_reboot_pct,
     ]
 }
 
@@ -876,7 +920,7 @@ pub fn to_csv(r: &Report, dialect: CsvDialect) -> String {
     };
     let mut out = String::from(bom);
     out.push_str(r.by.as_str());
-    for c in COLUMNS.iter().filter(|c| !c.is_empty()) {
+    for c in COLUMNS {
         out.push(sep);
         out.push_str(c);
     }
@@ -933,7 +977,7 @@ pub fn to_table(r: &Report) -> String {
         "off-hours on",
         "measured%",
         "modelled%",
-        "off%",
+        "off% (reboot only)",
         "unknown%",
         "kWh low–high",
     ];
@@ -949,7 +993,10 @@ pub fn to_table(r: &Report) -> String {
             format!("{:.1}", f.hours_on_outside_working_hours),
             format!("{:.1}", f.measured_pct),
             format!("{:.1}", f.modelled_pct),
-            format!("{:.1}", f.inferred_off_pct),
+            format!(
+                "{:.1} ({:.1})",
+                f.inferred_off_pct, f.inferred_off_reboot_pct
+            ),
             format!("{:.1}", f.unknown_pct),
             format!("{:.2}–{:.2}", f.kwh_low, f.kwh_high),
         ]
@@ -1047,6 +1094,63 @@ mod tests {
             edge(MON + 10 * H, MON + 10 * H, MON + 12 * H, false, false),
         ];
         assert!(inferred_off(&s, MON, MON + 24 * H).is_empty());
+    }
+
+    /// Issue 18: off after a reboot with no SHUTDOWN is weaker evidence than after a
+    /// SHUTDOWN, and reports say how much of "off" rests on it. Hand-computed: a day
+    /// with 2 h off between a session that did not say SHUTDOWN and the next boot
+    /// (reboot only), then 12 h off after one that did.
+    #[test]
+    fn off_after_a_reboot_without_shutdown_has_its_own_share() {
+        let s = vec![
+            edge(MON, MON, MON + 8 * H, false, false),
+            edge(MON + 10 * H, MON + 10 * H, MON + 12 * H, true, false),
+        ];
+        assert_eq!(
+            inferred_off_with_evidence(&s, MON, MON + 24 * H),
+            vec![
+                (MON + 8 * H, MON + 10 * H, OffEvidence::RebootOnly),
+                (MON + 12 * H, MON + 24 * H, OffEvidence::Shutdown)
+            ]
+        );
+        let c = ctx();
+        let dev = DeviceData {
+            org: "o".into(),
+            device_id: "d".into(),
+            class: DeviceClass::Desktop,
+            hours: (0..8)
+                .chain(10..12)
+                .map(|h| idle_hour(MON + h * H))
+                .collect(),
+            sessions: s,
+            ..Default::default()
+        };
+        let rep = report(
+            &[dev],
+            &c,
+            "a",
+            "b",
+            MON,
+            MON + 24 * H,
+            MON + 24 * H,
+            GroupBy::Device,
+        )
+        .unwrap();
+        let f = &rep.total;
+        assert!(
+            (f.inferred_off_pct - 100.0 * 14.0 / 24.0).abs() < 1e-9,
+            "{f:?}"
+        );
+        assert!((f.inferred_off_reboot_pct - 100.0 * 2.0 / 24.0).abs() < 1e-9);
+        let csv = to_csv(&rep, CsvDialect::Plain);
+        let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+        let total: Vec<&str> = csv.lines().last().unwrap().split(',').collect();
+        let col = header
+            .iter()
+            .position(|h| *h == "inferred_off_reboot_pct")
+            .unwrap();
+        assert_eq!(total[col], "8.333");
+        assert_eq!(header.len(), total.len());
     }
 
     #[test]
@@ -1196,12 +1300,9 @@ mod tests {
         assert!((rep.total.kwh_low - lo).abs() < 1e-12 && (rep.total.kwh_high - hi).abs() < 1e-12);
         assert!((rep.total.kwh_low - (f.kwh_low + g.kwh_low)).abs() < 1e-12);
         let csv = to_csv(&rep, CsvDialect::Plain);
-        assert!(
-            csv.lines()
-                .next()
-                .unwrap()
-                .ends_with(",kwh_low,kwh_high,eur_low,eur_high,kg_co2e_low,kg_co2e_high")
-        );
+        assert!(csv.lines().next().unwrap().ends_with(
+            ",kwh_low,kwh_high,eur_low,eur_high,kg_co2e_low,kg_co2e_high,inferred_off_reboot_pct"
+        ));
         let json = serde_json::to_value(&rep).unwrap();
         assert!(
             json["total"]["kwh_high"].as_f64().unwrap() > json["total"]["kwh"].as_f64().unwrap()
