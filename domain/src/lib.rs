@@ -15,9 +15,11 @@
 //! - [`renewal`]: ages and horizons, embodied carbon, GLPI parsing and matching, asset
 //!   facts, inventory changes, the renewal report.
 //! - [`rooms`]: meter payloads, utility load curves, the setpoint statistics.
+//! - `text`: decoding and header folding shared by the file parsers.
 
 pub mod devices;
 pub mod energy;
 pub mod policy;
 pub mod renewal;
 pub mod rooms;
+mod text;

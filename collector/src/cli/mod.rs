@@ -11,6 +11,7 @@
 //!   collector, this machine's agent and a simulated fleet in one process.
 
 #[cfg(feature = "demo")]
+pub mod carbon;
 pub mod demo;
 pub mod export;
 pub mod init_tls;
@@ -236,6 +237,14 @@ pub enum ImportCommand {
     /// a broken line names its line and column and nothing is stored. Works with the
     /// collector running.
     Meters(crate::cli::rooms::ImportMetersArgs),
+    /// Import hourly grid carbon intensity for a zone: RTE éCO2mix downloads (national
+    /// or regional, 15- or 30-min `Taux de Co2`), ODRÉ open-data CSVs, or plain
+    /// `timestamp;gCO2eq/kWh` files. Samples are averaged per hour; an hour already
+    /// stored is replaced. Reports weigh each hour's kWh by its intensity where
+    /// `[energy] grid_zone` (or `site_grid_zones`) names the zone, and say which share
+    /// of kWh was weighed so. A broken line names its file, line and column and nothing
+    /// is stored. Works with the collector running.
+    Carbon(crate::cli::carbon::ImportCarbonArgs),
 }
 
 #[derive(Debug, Subcommand)]

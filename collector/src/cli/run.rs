@@ -78,6 +78,11 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Import(crate::cli::ImportCommand::Meters(args)) => {
             rooms_out("import meters", crate::cli::rooms::import_meters(args))
         }
+        Command::Import(crate::cli::ImportCommand::Carbon(args)) => printed(
+            "import carbon",
+            crate::cli::carbon::import_carbon(args),
+            |e| e.is_usage(),
+        ),
         Command::Room(cmd) => rooms_out("room", crate::cli::rooms::room_command(cmd)),
         Command::Report(crate::cli::ReportCommand::Setpoint(args)) => {
             rooms_out("report setpoint", crate::cli::rooms::setpoint_command(args))

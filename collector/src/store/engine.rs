@@ -33,10 +33,13 @@ pub enum Tree {
     Meters,
     Rooms,
     Conflicts,
+    /// Hourly grid carbon intensity per zone (`import carbon`).
+    GridIntensity,
 }
 
 impl Tree {
-    pub const ALL: [Tree; 10] = [
+    /// Append only: PostgreSQL's registry locks are keyed by the index here.
+    pub const ALL: [Tree; 11] = [
         Tree::Meta,
         Tree::Devices,
         Tree::BootSessions,
@@ -47,6 +50,7 @@ impl Tree {
         Tree::Meters,
         Tree::Rooms,
         Tree::Conflicts,
+        Tree::GridIntensity,
     ];
 
     /// The name stored in the engine (and shown in corruption errors).
@@ -62,6 +66,7 @@ impl Tree {
             Tree::Meters => "meters",
             Tree::Rooms => "rooms",
             Tree::Conflicts => "conflicts",
+            Tree::GridIntensity => "grid_intensity",
         }
     }
 }

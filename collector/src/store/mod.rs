@@ -34,6 +34,7 @@
 
 pub mod codec;
 pub mod engine;
+pub mod intensity;
 pub mod meters;
 pub mod postgres;
 pub mod retention;

@@ -51,6 +51,13 @@ pub struct EnergyConfig {
     /// Grid carbon factor; absent = ADEME's French mix ([`GridFactor::default`]).
     #[serde(default)]
     pub grid: GridFactor,
+    /// Zone of the hourly intensities (`import carbon --zone`) that weigh each hour's
+    /// kWh; empty: the grid factor for every hour.
+    #[serde(default)]
+    pub grid_zone: String,
+    /// Sites in another zone than `grid_zone` (site → zone).
+    #[serde(default)]
+    pub site_grid_zones: BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +94,8 @@ pub struct OrgEnergy {
     pub working_hours: Option<String>,
     pub tariff: Option<Tariff>,
     pub grid: Option<GridFactor>,
+    pub grid_zone: Option<String>,
+    pub site_grid_zones: Option<BTreeMap<String, String>>,
 }
 
 /// The collector's configuration defaults, embedded: `[energy]` is read from here so
@@ -130,6 +139,14 @@ impl EnergyConfig {
             power_profiles: self.power_profiles.clone(),
             tariff: o.tariff.clone().unwrap_or_else(|| self.tariff.clone()),
             grid: o.grid.clone().unwrap_or_else(|| self.grid.clone()),
+            grid_zone: o
+                .grid_zone
+                .clone()
+                .unwrap_or_else(|| self.grid_zone.clone()),
+            site_grid_zones: o
+                .site_grid_zones
+                .clone()
+                .unwrap_or_else(|| self.site_grid_zones.clone()),
         }
     }
 }
@@ -1406,7 +1423,7 @@ mod tests {
                 base_eur_per_kwh: 1.0,
                 bands: Vec::new(),
             }),
-            grid: None,
+            ..OrgEnergy::default()
         };
         let c = Context::with_orgs(&base, Catalogue::builtin(), &[("far".into(), far)]).unwrap();
         let dev = |org: &str| DeviceData {
@@ -1463,6 +1480,8 @@ mod tests {
             power_profiles: String::new(),
             tariff: Tariff::default(),
             grid: GridFactor::default(),
+            grid_zone: String::new(),
+            site_grid_zones: BTreeMap::new(),
         };
         let e = Context::new(&config, Catalogue::builtin()).unwrap_err();
         assert!(e.to_string().contains("Europe/Pariss"), "{e}");

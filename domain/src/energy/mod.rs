@@ -6,6 +6,7 @@
 //! - [`gaps`]: every millisecond of a period: covered, inferred off, or unknown.
 //! - [`rollup`]: hourly sufficient statistics per device, kept at ingest.
 //! - [`carbon`]: kgCO2e from the grid factor, cost from the tariff and its hours.
+//! - [`intensity`]: hourly grid carbon intensity from éCO2mix and plain files.
 //! - [`consumption`]: the consumption report (kWh, €, kgCO2e, coverage) from rollups.
 
 pub mod carbon;
@@ -13,5 +14,6 @@ pub mod catalogue;
 pub mod classify;
 pub mod consumption;
 pub mod gaps;
+pub mod intensity;
 pub mod model;
 pub mod rollup;

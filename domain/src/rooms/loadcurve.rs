@@ -57,6 +57,8 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
+
+use crate::text::{decode, fold};
 use serde::Serialize;
 
 /// The unit of a load curve's values.
@@ -268,22 +270,6 @@ pub enum LoadCurveError {
     },
     #[error("step_minutes must be at least 1")]
     BadStep,
-}
-
-/// Decodes the file: UTF-8 (BOM stripped), else Latin-1.
-fn decode(bytes: &[u8]) -> String {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_owned(),
-        Err(_) => bytes.iter().map(|&b| char::from(b)).collect(),
-    }
-}
-
-fn fold(s: &str) -> String {
-    s.trim()
-        .to_lowercase()
-        .replace(['é', 'è', 'ê'], "e")
-        .replace('\u{a0}', " ")
 }
 
 /// Names a time column starts with (folded: lower case, no accents).
