@@ -223,3 +223,140 @@ fn a_bad_date_is_a_usage_error_naming_the_value() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("2026-02-30"), "{err}");
 }
+
+/// Issue 18: hourly grid carbon end to end with the real binary. Two idle hours of a
+/// desktop are stored; an éCO2mix download (Latin-1, tab-separated, French local
+/// time, quarter-hour rows) gives 100 g/kWh for the first hour only. With
+/// `grid_zone = "FR"` the report weighs that hour's kWh at 0.1 kg/kWh and the other
+/// at the annual factor, and says 50 % of kWh were weighed hour by hour. A broken
+/// file is refused naming its line and column, and stores nothing.
+#[test]
+fn an_imported_eco2mix_file_weighs_each_hour_by_its_own_intensity() {
+    use veille_proto::v1::{ChassisClass, Report, ReportBatch};
+    const H: i64 = 3_600_000;
+    let data = tempfile::tempdir().unwrap();
+    // Yesterday 10:00 UTC: inside the report's period, whole hours, in the past.
+    let t0 = jiff::Timestamp::now().as_millisecond().div_euclid(24 * H) * 24 * H - 14 * H;
+    {
+        let store = Store::open(&data.path().join(STORE_DIR)).unwrap();
+        let report = |seq: u64, start: i64| Report {
+            boot_id: "b".into(),
+            seq,
+            start_unix_ms: start,
+            end_unix_ms: start + H,
+            boot_time_unix_s: t0 / 1000,
+            uptime_s: ((start + H - t0) / 1000) as u64,
+            idle_ms: H as u64,
+            ..Default::default()
+        };
+        let batch = ReportBatch {
+            device_id: "carbon-dev".into(),
+            reports: vec![report(1, t0), report(2, t0 + H)],
+            inventory: Some(Inventory {
+                hostname: "carbon-dev".into(),
+                chassis: ChassisClass::Desktop as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        store.apply_batch("default", &batch, t0 + 3 * H).unwrap();
+    }
+    let paris = jiff::tz::TimeZone::get("Europe/Paris").unwrap();
+    let mut file = String::from("Périmètre\tNature\tDate\tHeures\tConsommation\tTaux de Co2\n");
+    for quarter in 0..4 {
+        let local = jiff::Timestamp::from_millisecond(t0 + quarter * 900_000)
+            .unwrap()
+            .to_zoned(paris.clone());
+        file.push_str(&format!(
+            "France\tDonnées temps réel\t{}\t{}\t50000\t100\n",
+            local.strftime("%Y-%m-%d"),
+            local.strftime("%H:%M")
+        ));
+    }
+    file.push_str("RTE ne pourra être tenu responsable de l'utilisation des données\n");
+    let latin1: Vec<u8> = file.chars().map(|c| c as u32 as u8).collect();
+    let good = data.path().join("eCO2mix_RTE_En-cours-TR.xls");
+    std::fs::write(&good, latin1).unwrap();
+    let bad = data.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "timestamp;gCO2eq/kWh\n2026-01-15 00:00;50\n2026-01-15 01:00;beaucoup\n",
+    )
+    .unwrap();
+
+    let import = |file: &std::path::Path| {
+        Command::new(bin("veille-collector"))
+            .args(["import", "carbon", "--zone", "FR", "--data-dir"])
+            .arg(data.path())
+            .arg(file)
+            .env("VEILLE_ENERGY__GRID_ZONE", "FR")
+            .output()
+            .unwrap()
+    };
+    let out = import(&bad);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 3, column 2") && err.contains("nothing stored"),
+        "{err}"
+    );
+    let report = || {
+        let out = Command::new(bin("veille-collector"))
+            .args([
+                "report",
+                "consumption",
+                "--by",
+                "device",
+                "--format",
+                "json",
+            ])
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["--from", &day(-1), "--to", &day(1)])
+            .env("VEILLE_ENERGY__GRID_ZONE", "FR")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let before = report();
+    let annual = before["grid_kg_co2e_per_kwh"].as_f64().unwrap();
+    let kwh = before["total"]["kwh"].as_f64().unwrap();
+    assert!(kwh > 0.0);
+    assert_eq!(
+        before["total"]["hourly_carbon_kwh_pct"], 0.0,
+        "nothing imported yet"
+    );
+    assert!((before["total"]["kg_co2e"].as_f64().unwrap() - kwh * annual).abs() < 1e-9);
+
+    let out = import(&good);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("Eco2mix, 4 samples (0 empty), 1 hours"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("stored 1 hours for zone \"FR\""),
+        "{summary}"
+    );
+    let after = report();
+    let total = &after["total"];
+    assert_eq!(
+        total["kwh"].as_f64().unwrap(),
+        kwh,
+        "energy does not change"
+    );
+    let want = kwh / 2.0 * 0.100 + kwh / 2.0 * annual;
+    let got = total["kg_co2e"].as_f64().unwrap();
+    assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+    assert!((total["hourly_carbon_kwh_pct"].as_f64().unwrap() - 50.0).abs() < 1e-9);
+}

@@ -18,6 +18,7 @@ use veille_domain::energy::catalogue::{Catalogue, CatalogueError, DeviceClass};
 use veille_domain::energy::consumption::{
     self, ConsumptionError, Context, CsvDialect, DeviceData, GroupBy, SessionEdge,
 };
+use veille_domain::energy::intensity::HourlyIntensity;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -297,8 +298,30 @@ pub fn consumption_report(
 ) -> Result<consumption::Report, ReportError> {
     let from_ms = ctx.day_start_ms(from)?;
     let to_ms = ctx.day_start_ms(&next_day(to)?)?;
+    let with_hourly = with_intensities(store, ctx, from_ms, to_ms)?;
+    let ctx = with_hourly.as_ref().unwrap_or(ctx);
     let devices = device_stream(store, org, from_ms, to_ms)?.map(|d| d.map_err(ReportError::from));
     consumption::report_from(devices, ctx, from, to, from_ms, to_ms, now_ms, by)
+}
+
+/// `ctx` with the hourly grid intensities of the zones it names over `[from, to)`
+/// (`import carbon`), or `None` when it names none.
+pub fn with_intensities(
+    store: &Store,
+    ctx: &Context,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Option<Context>, ReportError> {
+    let zones = ctx.zones();
+    if zones.is_empty() {
+        return Ok(None);
+    }
+    let mut by_zone = std::collections::BTreeMap::new();
+    for zone in zones {
+        let hours = crate::store::intensity::intensity_between(store, &zone, from_ms, to_ms)?;
+        by_zone.insert(zone, HourlyIntensity::from_g_per_kwh(hours));
+    }
+    Ok(Some(ctx.with_intensities(by_zone)))
 }
 
 fn next_day(date: &str) -> Result<String, ConsumptionError> {

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::energy::carbon::{CarbonError, GridFactor, Tariff};
 use crate::energy::catalogue::{Catalogue, DeviceClass, Query};
+use crate::energy::intensity::HourlyIntensity;
 use crate::energy::rollup::{HOUR_MS, HourRollup, rollup_energy_wh};
 
 const MS_PER_HOUR: f64 = veille_proto::units::MS_PER_HOUR as f64;
@@ -177,6 +178,13 @@ pub struct Context {
     pub working: WorkingHours,
     /// Organisations with their own settings ([`OrgEnergy`]); others use this one.
     pub per_org: BTreeMap<String, std::sync::Arc<Context>>,
+    /// `[energy] grid_zone`: the zone whose hourly intensities weigh kWh; empty: none.
+    pub grid_zone: String,
+    /// `[energy] site_grid_zones`: sites in another zone.
+    pub site_grid_zones: BTreeMap<String, String>,
+    /// Hourly intensities by zone, loaded by the caller for the report's period
+    /// ([`Context::with_intensities`]); empty: the grid factor for every hour.
+    pub intensities: std::sync::Arc<BTreeMap<String, HourlyIntensity>>,
 }
 
 impl Context {
@@ -221,7 +229,44 @@ impl Context {
                 end_hour,
             },
             per_org: BTreeMap::new(),
+            grid_zone: config.grid_zone.clone(),
+            site_grid_zones: config.site_grid_zones.clone(),
+            intensities: Default::default(),
         })
+    }
+
+    /// Every zone this context and its orgs' name: those whose intensities a report
+    /// needs.
+    pub fn zones(&self) -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        for c in std::iter::once(self).chain(self.per_org.values().map(|c| c.as_ref())) {
+            out.extend(
+                std::iter::once(&c.grid_zone)
+                    .chain(c.site_grid_zones.values())
+                    .filter(|z| !z.is_empty())
+                    .cloned(),
+            );
+        }
+        out
+    }
+
+    /// This context (and its orgs') with hourly intensities by zone.
+    pub fn with_intensities(&self, intensities: BTreeMap<String, HourlyIntensity>) -> Self {
+        let shared = std::sync::Arc::new(intensities);
+        let mut ctx = self.clone();
+        ctx.intensities = shared.clone();
+        for c in ctx.per_org.values_mut() {
+            let mut org = c.as_ref().clone();
+            org.intensities = shared.clone();
+            *c = std::sync::Arc::new(org);
+        }
+        ctx
+    }
+
+    /// The hourly intensities a device of `site` is weighed by, if its zone has any.
+    fn intensity_for(&self, site: &str) -> Option<&HourlyIntensity> {
+        let zone = self.site_grid_zones.get(site).unwrap_or(&self.grid_zone);
+        self.intensities.get(zone).filter(|i| !i.is_empty())
     }
 
     /// The collector-wide context plus one per organisation that overrides `[energy]`.
@@ -437,6 +482,9 @@ pub struct Figures {
     /// SHUTDOWN seen before it: a crash, a power cut, a stop the agent missed):
     /// weaker evidence than an announced shutdown, so shown on its own.
     pub inferred_off_reboot_pct: f64,
+    /// Share of `kwh` whose kgCO2e was weighed hour by hour with the grid's hourly
+    /// intensity (`import carbon`); the rest used the annual grid factor.
+    pub hourly_carbon_kwh_pct: f64,
     /// Devices whose class was unknown: their energy uses the fallback profile.
     pub fallback_profile_devices: u64,
     #[serde(skip)]
@@ -444,6 +492,9 @@ pub struct Figures {
     /// Milliseconds of `ms[2]` (inferred off) resting on a reboot only.
     #[serde(skip)]
     off_reboot_ms: f64,
+    /// kWh of `kwh` weighed with an hourly intensity.
+    #[serde(skip)]
+    hourly_kwh: f64,
 }
 
 impl Figures {
@@ -470,6 +521,7 @@ impl Figures {
             *a += b;
         }
         self.off_reboot_ms += o.off_reboot_ms;
+        self.hourly_kwh += o.hourly_kwh;
     }
 
     fn finish(&mut self) {
@@ -480,6 +532,9 @@ impl Figures {
             self.inferred_off_pct = 100.0 * self.ms[2] / total;
             self.unknown_pct = 100.0 * self.ms[3] / total;
             self.inferred_off_reboot_pct = 100.0 * self.off_reboot_ms / total;
+        }
+        if self.kwh > 0.0 {
+            self.hourly_carbon_kwh_pct = 100.0 * self.hourly_kwh / self.kwh;
         }
     }
 
@@ -579,6 +634,8 @@ fn device_figures_with(
     }
     let mut covered_ms = 0.0;
     let mut measured_ms = 0.0;
+    let intensity = ctx.intensity_for(&dev.site);
+    let mut hourly = HourlyCarbon::default();
     // A rollup belongs to the window holding its hour's start; a window edge inside an
     // hour (non-whole-hour offsets) is approximate, as documented.
     for (hour, r) in dev.hours.iter().filter(|(h, _)| *h >= from && *h < to) {
@@ -609,6 +666,9 @@ fn device_figures_with(
             }
         };
         f.eur += hour_kwh * price;
+        if let Some(kg) = intensity.and_then(|i| i.at(*hour)) {
+            hourly.add(kg, hour_kwh, ends);
+        }
         f.kwh_low += ends[0];
         f.kwh_high += ends[1];
         f.eur_low += ends[0] * price;
@@ -645,6 +705,19 @@ fn device_figures_with(
             f.eur_low += eur * lo_wh / wh;
             f.eur_high += eur * hi_wh / wh;
         }
+        if let Some(intensity) = intensity {
+            // Each hour's piece of the interval at its own intensity, pro rata.
+            let mut p = a;
+            while p < b {
+                let q = (p.div_euclid(HOUR_MS) + 1) * HOUR_MS;
+                let q = q.min(b);
+                if let Some(kg) = intensity.at(p.div_euclid(HOUR_MS) * HOUR_MS) {
+                    let k = (q - p) as f64 / ms / 1000.0;
+                    hourly.add(kg, wh * k, [lo_wh * k, hi_wh * k]);
+                }
+                p = q;
+            }
+        }
     }
     let period = (to - from) as f64;
     let covered_ms = covered_ms.min(period);
@@ -657,10 +730,29 @@ fn device_figures_with(
     ];
     f.off_reboot_ms = off_reboot_ms.min(off_ms);
     f.kwh = f.measured_kwh + f.modelled_kwh + f.inferred_off_kwh;
-    f.kg_co2e = ctx.grid.kg_co2e(f.kwh);
-    f.kg_co2e_low = ctx.grid.kg_co2e(f.kwh_low);
-    f.kg_co2e_high = ctx.grid.kg_co2e(f.kwh_high);
+    // Hours with an intensity at their own; the rest at the annual factor.
+    let rest = |all: f64, hourly: f64| ctx.grid.kg_co2e((all - hourly).max(0.0));
+    f.kg_co2e = hourly.kg[0] + rest(f.kwh, hourly.kwh[0]);
+    f.kg_co2e_low = hourly.kg[1] + rest(f.kwh_low, hourly.kwh[1]);
+    f.kg_co2e_high = hourly.kg[2] + rest(f.kwh_high, hourly.kwh[2]);
+    f.hourly_kwh = hourly.kwh[0];
     Ok(f)
+}
+
+/// kWh weighed with an hourly intensity, and their kgCO2e: [central, low, high].
+#[derive(Default)]
+struct HourlyCarbon {
+    kwh: [f64; 3],
+    kg: [f64; 3],
+}
+
+impl HourlyCarbon {
+    fn add(&mut self, kg_per_kwh: f64, kwh: f64, ends: [f64; 2]) {
+        for (i, e) in [kwh, ends[0], ends[1]].into_iter().enumerate() {
+            self.kwh[i] += e;
+            self.kg[i] += e * kg_per_kwh;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -868,7 +960,7 @@ pub enum CsvDialect {
     ExcelFr,
 }
 
-const COLUMNS: [&str; 23] = [
+const COLUMNS: [&str; 24] = [
     "devices",
     "kwh",
     "measured_kwh",
@@ -892,9 +984,10 @@ const COLUMNS: [&str; 23] = [
     "kg_co2e_low",
     "kg_co2e_high",
     "inferred_off_reboot_pct",
+    "hourly_carbon_kwh_pct",
 ];
 
-fn values(f: &Figures) -> [f64; 23] {
+fn values(f: &Figures) -> [f64; 24] {
     [
         f.devices as f64,
         f.kwh,
@@ -919,6 +1012,7 @@ fn values(f: &Figures) -> [f64; 23] {
         f.kg_co2e_low,
         f.kg_co2e_high,
         f.inferred_off_reboot_pct,
+        f.hourly_carbon_kwh_pct,
     ]
 }
 
@@ -1255,6 +1349,70 @@ mod tests {
         assert!(p_idle(PowerClass::MiniPc) < p_idle(PowerClass::DesktopTower));
     }
 
+    /// Issue 18: hourly carbon, hand-computed. A desktop idles 2 hours and is then
+    /// off (after SHUTDOWN) 2 hours. Zone "FR" has intensities for the first idle hour
+    /// (100 g/kWh) and the first off hour (10 g/kWh) only; the other two hours use
+    /// the annual factor. A device of a site mapped to a zone without data, and any
+    /// device when no zone is configured, use the annual factor throughout.
+    #[test]
+    fn hourly_intensity_weighs_its_hours_and_the_annual_factor_the_rest() {
+        use crate::energy::intensity::HourlyIntensity;
+        let config = EnergyConfig {
+            grid_zone: "FR".into(),
+            site_grid_zones: BTreeMap::from([("Lyon".to_owned(), "ARA".to_owned())]),
+            ..EnergyConfig::default()
+        };
+        let base = Context::new(&config, Catalogue::builtin()).unwrap();
+        assert_eq!(base.zones().into_iter().collect::<Vec<_>>(), ["ARA", "FR"]);
+        let c = base.with_intensities(BTreeMap::from([(
+            "FR".to_owned(),
+            HourlyIntensity::from_g_per_kwh([(MON, 100.0), (MON + 2 * H, 10.0)]),
+        )]));
+        let dev = |site: &str| DeviceData {
+            org: "o".into(),
+            device_id: site.into(),
+            site: site.into(),
+            class: DeviceClass::Desktop,
+            hours: vec![idle_hour(MON), idle_hour(MON + H)],
+            sessions: vec![edge(MON, MON, MON + 2 * H, true, false)],
+            ..Default::default()
+        };
+        let p = c.catalogue.class_profile(DeviceClass::Desktop);
+        let (idle, off) = (p.p_idle_w.value / 1000.0, p.p_off_w.value / 1000.0);
+        let annual = c.grid.kg_co2e_per_kwh;
+        let f = device_figures(&dev("Paris"), &c, MON, MON + 4 * H).unwrap();
+        assert!((f.kwh - (2.0 * idle + 2.0 * off)).abs() < 1e-12);
+        let want = idle * 0.100 + off * 0.010 + (idle + off) * annual;
+        assert!((f.kg_co2e - want).abs() < 1e-12, "{} vs {want}", f.kg_co2e);
+        // The ends: each hour's low/high energy at the same intensity.
+        let (lo, hi) = (p.range.low, p.range.high);
+        let want_lo = lo * (idle * 0.100 + off * 0.010 + (idle + off) * annual);
+        assert!((f.kg_co2e_low - want_lo).abs() < 1e-12);
+        assert!((f.kg_co2e_high - want_lo / lo * hi).abs() < 1e-12);
+        let rep = report(
+            &[dev("Paris"), dev("Lyon")],
+            &c,
+            "a",
+            "b",
+            MON,
+            MON + 4 * H,
+            MON + 4 * H,
+            GroupBy::Site,
+        )
+        .unwrap();
+        let row = |k: &str| &rep.rows.iter().find(|r| r.key == k).unwrap().figures;
+        let share = 100.0 * (idle + off) / (2.0 * idle + 2.0 * off);
+        assert!((row("Paris").hourly_carbon_kwh_pct - share).abs() < 1e-9);
+        assert_eq!(row("Lyon").hourly_carbon_kwh_pct, 0.0, "ARA has no data");
+        assert!((row("Lyon").kg_co2e - row("Lyon").kwh * annual).abs() < 1e-12);
+        assert!((rep.total.hourly_carbon_kwh_pct - share / 2.0).abs() < 1e-9);
+        // No zone configured: the annual factor for every hour, as before.
+        let plain = ctx();
+        let g = device_figures(&dev("Paris"), &plain, MON, MON + 4 * H).unwrap();
+        assert!((g.kg_co2e - g.kwh * annual).abs() < 1e-12);
+        assert_eq!(g.hourly_kwh, 0.0);
+    }
+
     /// Issue 18: ranges. A device's low/high is its modelled energy × its profile's
     /// range factors (hand-computed here from the catalogue's figures); rows and the
     /// total add ranges up like kWh; € and kgCO2e follow kWh.
@@ -1318,7 +1476,7 @@ mod tests {
         assert!((rep.total.kwh_low - (f.kwh_low + g.kwh_low)).abs() < 1e-12);
         let csv = to_csv(&rep, CsvDialect::Plain);
         assert!(csv.lines().next().unwrap().ends_with(
-            ",kwh_low,kwh_high,eur_low,eur_high,kg_co2e_low,kg_co2e_high,inferred_off_reboot_pct"
+            ",kwh_low,kwh_high,eur_low,eur_high,kg_co2e_low,kg_co2e_high,inferred_off_reboot_pct,hourly_carbon_kwh_pct"
         ));
         let json = serde_json::to_value(&rep).unwrap();
         assert!(
