@@ -1,6 +1,7 @@
 //! The auto-shutdown policy's side effects on Windows: a message box in the console
 //! session (`WTSSendMessageW`, shown by the session's own desktop although the agent
-//! runs in session 0) and `InitiateSystemShutdownExW` with a planned-shutdown reason.
+//! runs in session 0), `InitiateSystemShutdownExW` with a planned-shutdown reason, and
+//! `SetSuspendState` for hibernate and sleep (`GetPwrCapabilities` says which exist).
 
 use std::ptr;
 
@@ -8,6 +9,9 @@ use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, LUID};
 use windows_sys::Win32::Security::{
     AdjustTokenPrivileges, LUID_AND_ATTRIBUTES, LookupPrivilegeValueW, SE_PRIVILEGE_ENABLED,
     SE_SHUTDOWN_NAME, TOKEN_ADJUST_PRIVILEGES, TOKEN_PRIVILEGES, TOKEN_QUERY,
+};
+use windows_sys::Win32::System::Power::{
+    GetPwrCapabilities, SYSTEM_POWER_CAPABILITIES, SetSuspendState,
 };
 use windows_sys::Win32::System::RemoteDesktop::{
     WTS_CURRENT_SERVER_HANDLE, WTSGetActiveConsoleSessionId, WTSSendMessageW,
@@ -21,6 +25,7 @@ use windows_sys::Win32::UI::WindowsAndMessaging::{
     MB_ICONWARNING, MB_OK, MB_SETFOREGROUND, MB_TOPMOST,
 };
 
+use crate::enforcer::PowerCapabilities;
 use crate::probes::registry::wide;
 
 /// The reason recorded with the shutdown (event 1074 in the System log, and the
@@ -143,6 +148,42 @@ pub fn power_off(message: &str) -> Result<(), String> {
     if ok == 0 {
         return Err(format!(
             "InitiateSystemShutdownExW: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+/// What the firmware and Windows allow: S3, S4, the hibernation file, Modern Standby.
+pub fn power_capabilities() -> Result<PowerCapabilities, String> {
+    // SAFETY: a plain-data struct, all-zero is a valid value.
+    let mut caps: SYSTEM_POWER_CAPABILITIES = unsafe { std::mem::zeroed() };
+    // SAFETY: `caps` is writable and of the type the call fills.
+    if !unsafe { GetPwrCapabilities(&mut caps) } {
+        return Err(format!(
+            "GetPwrCapabilities: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(PowerCapabilities {
+        s3: caps.SystemS3,
+        s4: caps.SystemS4,
+        hiber_file: caps.HiberFilePresent,
+        modern_standby: caps.AoAc,
+    })
+}
+
+/// Hibernates (`hibernate`) or sleeps now, not forced (applications may refuse, as
+/// with power-off) and with wake events left enabled, so that the RTC/waitable-timer
+/// wake-up of a maintenance window still fires. Returns once the machine has resumed
+/// (or the request failed).
+pub fn suspend(hibernate: bool) -> Result<(), String> {
+    enable_shutdown_privilege()?;
+    // SAFETY: plain values.
+    if !unsafe { SetSuspendState(hibernate, false, false) } {
+        return Err(format!(
+            "SetSuspendState({}): {}",
+            if hibernate { "hibernate" } else { "sleep" },
             std::io::Error::last_os_error()
         ));
     }
