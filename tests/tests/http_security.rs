@@ -152,6 +152,12 @@ fn every_response_is_hardened_and_pages_have_no_inline_code() {
             get(&addr, "/consumption", &with_cookie),
             200,
         ),
+        ("GET /renewal", get(&addr, "/renewal", &with_cookie), 200),
+        (
+            "GET /compliance",
+            get(&addr, "/compliance", &with_cookie),
+            200,
+        ),
         (
             "GET the stylesheet",
             get(&addr, "/static/veille.css", ""),
@@ -173,14 +179,24 @@ fn every_response_is_hardened_and_pages_have_no_inline_code() {
             }
         }
     }
-    for (what, a, _) in &answers[7..10] {
+    let pages = answers.iter().filter(|(what, _, status)| {
+        *status == 200
+            && what.starts_with("GET /")
+            && *what != "GET /healthz"
+            && *what != "GET /metrics"
+    });
+    for (what, a, _) in pages {
         assert!(
             a.body
                 .contains("<link rel=\"stylesheet\" href=\"/static/veille.css\">"),
             "{what}"
         );
     }
-    let css = &answers[10].1;
+    let css = &answers
+        .iter()
+        .find(|(what, _, _)| *what == "GET the stylesheet")
+        .expect("the stylesheet was fetched")
+        .1;
     assert_eq!(css.header("content-type"), Some("text/css; charset=utf-8"));
     assert!(
         css.body.contains("header{background:#123a63"),

@@ -291,6 +291,72 @@ async fn chromium_logs_in_and_sees_the_cli_figures() {
         assert!(inv.contains("OptiPlex 7090") && inv.contains("Lyon"), "{inv}");
         save_screenshot(&shots, "4-device", &c.screenshot().await?);
 
+        // The renewal and compliance pages show what the CLI computes (through the
+        // same server's API), figure for figure.
+        let cli = |args: &[&str]| {
+            let out = Command::new(bin("veille-collector"))
+                .args(args)
+                .arg("--data-dir")
+                .arg(data.path())
+                .args(["--format", "json"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+        };
+        c.find(Locator::LinkText("Renewal")).await?.click().await?;
+        let groups = c.wait().for_element(Locator::Id("renewal-groups")).await?;
+        let mut page_groups = Vec::new();
+        for row in groups.find_all(Locator::Css("tbody tr")).await? {
+            let cells = row.find_all(Locator::Css("td")).await?;
+            let mut vals = Vec::new();
+            for cell in &cells[2..] {
+                vals.push(cell.attr("data-value").await?.unwrap().parse::<f64>().unwrap() as u64);
+            }
+            page_groups.push((cells[0].text().await?, cells[1].text().await?, vals));
+        }
+        let renewal = cli(&["report", "renewal"]);
+        let cli_groups: Vec<(String, String, Vec<u64>)> = renewal["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                let n = |k: &str| g[k].as_u64().unwrap();
+                (
+                    g["site"].as_str().unwrap().to_owned(),
+                    g["class"].as_str().unwrap().to_owned(),
+                    vec![n("total"), n("ok"), n("approaching"), n("past"), n("reuse"), n("recycle")],
+                )
+            })
+            .collect();
+        assert!(!cli_groups.is_empty(), "the seeded fleet has devices: {renewal}");
+        assert_eq!(page_groups, cli_groups);
+        let past_rows = match c.find(Locator::Id("past-horizon")).await {
+            Ok(t) => t.find_all(Locator::Css("tbody tr")).await?.len(),
+            Err(_) => 0,
+        };
+        assert_eq!(past_rows, renewal["past_horizon"].as_array().unwrap().len());
+        save_screenshot(&shots, "5-renewal", &c.screenshot().await?);
+
+        c.goto(&format!("{base}/compliance?month={month}")).await?;
+        let table = c.wait().for_element(Locator::Id("compliance")).await?;
+        let compliance = cli(&["report", "compliance", "--from", &first, "--to", &last]);
+        let cli_rows = compliance.as_array().unwrap();
+        let page_rows = table.find_all(Locator::Css("tbody tr")).await?;
+        assert_eq!(page_rows.len(), cli_rows.len());
+        for (tr, want) in page_rows.iter().zip(cli_rows) {
+            let cells = tr.find_all(Locator::Css("td")).await?;
+            assert_eq!(cells[1].text().await?, want["site"].as_str().unwrap());
+            let value = |i: usize| {
+                let cell = cells[i].clone();
+                async move { cell.attr("data-value").await.map(|v| v.unwrap().parse::<f64>().unwrap()) }
+            };
+            assert_eq!(value(3).await?, want["devices"].as_f64().unwrap());
+            assert_eq!(value(5).await?, want["left_on_hours"].as_f64().unwrap());
+            assert_eq!(value(6).await?, want["wasted_kwh"].as_f64().unwrap());
+        }
+        save_screenshot(&shots, "6-compliance", &c.screenshot().await?);
+
         // French on request: decimal comma, and the choice sticks.
         c.goto(&format!("{base}/?lang=fr")).await?;
         let html = c.find(Locator::Css("html")).await?.attr("lang").await?;

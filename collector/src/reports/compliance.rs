@@ -101,6 +101,26 @@ fn render<T: Serialize>(
     }
 }
 
+/// The compliance rows (one per org and site) of `[from, to]` from the store: what
+/// `report compliance`, the API and the web page all show.
+pub fn compliance_rows(
+    store: &Store,
+    ctx: &Context,
+    org: Option<&str>,
+    from: &str,
+    to: &str,
+) -> Result<Vec<veille_domain::policy::compliance::ComplianceRow>, PolicyError> {
+    let (from_ms, to_ms) = period_ms(ctx, from, to)?;
+    let policies: BTreeMap<String, Policy> = current_all(store)?
+        .into_iter()
+        .map(|(p, _)| (p.org.clone(), p))
+        .collect();
+    let inputs = load_inputs(store, ctx, org, from_ms, to_ms)?;
+    Ok(veille_domain::policy::compliance::compliance(
+        ctx, &policies, &inputs, from_ms, to_ms,
+    ))
+}
+
 /// `report compliance` from the store.
 pub fn compliance_output(
     store: &Store,
@@ -110,14 +130,7 @@ pub fn compliance_output(
     to: &str,
     format: &str,
 ) -> Result<String, PolicyError> {
-    let (from_ms, to_ms) = period_ms(ctx, from, to)?;
-    let policies: BTreeMap<String, Policy> = current_all(store)?
-        .into_iter()
-        .map(|(p, _)| (p.org.clone(), p))
-        .collect();
-    let inputs = load_inputs(store, ctx, org, from_ms, to_ms)?;
-    let rows =
-        veille_domain::policy::compliance::compliance(ctx, &policies, &inputs, from_ms, to_ms);
+    let rows = compliance_rows(store, ctx, org, from, to)?;
     Ok(render(
         &rows,
         format,

@@ -83,6 +83,7 @@ button.primary,.button{background:#0b4f9c;color:#fff;border:0;border-radius:4px;
 .error{background:#fde8e8;border:1px solid #b00020;color:#7a0015;padding:.5rem 1rem;border-radius:4px}
 .muted{color:#4a4a4a;font-size:.9rem}
 th.sub{font-weight:normal;padding-left:1.5rem}
+.scroll{overflow-x:auto}
 .legend{display:flex;gap:1rem;flex-wrap:wrap;list-style:none;padding:0}
 .legend span{display:inline-block;width:1em;height:1em;vertical-align:middle;margin-right:.3em;border:1px solid #555}
 svg{max-width:100%;height:auto;background:#fff;border:1px solid #d0d0d0}
@@ -95,6 +96,8 @@ pub enum Nav {
     Overview,
     Consumption,
     Devices,
+    Renewal,
+    Compliance,
     None,
 }
 
@@ -135,6 +138,8 @@ pub fn page(
             (Nav::Overview, "/", Key::Overview),
             (Nav::Consumption, "/consumption", Key::Consumption),
             (Nav::Devices, "/devices", Key::Devices),
+            (Nav::Renewal, "/renewal", Key::Renewal),
+            (Nav::Compliance, "/compliance", Key::Compliance),
         ] {
             let current = if n == nav {
                 " aria-current=\"page\""

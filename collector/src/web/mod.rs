@@ -24,6 +24,7 @@
 pub mod data;
 pub mod html;
 pub mod i18n;
+mod report_pages;
 pub mod session;
 pub mod svg;
 pub mod throttle;
@@ -90,6 +91,8 @@ pub fn router(
         .route("/consumption.csv", get(consumption_csv))
         .route("/devices", get(devices))
         .route("/device/{org}/{device_id}", get(device))
+        .route("/renewal", get(report_pages::renewal))
+        .route("/compliance", get(report_pages::compliance))
         .route(html::STYLESHEET_PATH, get(stylesheet))
         .with_state(WebState {
             store,

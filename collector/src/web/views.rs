@@ -83,7 +83,7 @@ fn org_select(lang: Lang, picker: &Option<OrgPicker>) -> String {
     s
 }
 
-fn month_form(
+pub(super) fn month_form(
     lang: Lang,
     action: &str,
     month: &str,
@@ -361,7 +361,7 @@ pub fn consumption(lang: Lang, month: &str, report: &Report, picker: &Option<Org
     )
 }
 
-fn device_link(org: &str, device_id: &str, hostname: &str) -> String {
+pub(super) fn device_link(org: &str, device_id: &str, hostname: &str) -> String {
     let name = if hostname.is_empty() {
         device_id
     } else {
