@@ -110,7 +110,14 @@ pub fn timeline(dev: &SimDevice, tz: &TimeZone, from_ms: i64, to_ms: i64, mode: 
                 (Mode::KeepAwake { .. }, Power::Off | Power::Sleep) => Power::Idle,
                 _ => *power,
             };
-            let (s, e) = (s.max(timeline_start), e.max(timeline_start));
+            // Never before the previous span's end: on the spring-forward day, plan
+            // minutes inside the missing hour map past later ones (02:58 → 03:58 but
+            // 03:00 → 03:00), which would make spans overlap and reports count more
+            // time than they cover.
+            let floor = spans
+                .last()
+                .map_or(timeline_start, |l| l.end_ms.max(timeline_start));
+            let (s, e) = (s.max(floor), e.max(floor));
             if e <= s {
                 continue;
             }
@@ -178,10 +185,19 @@ mod tests {
 
     #[test]
     fn spans_tile_the_timeline_and_sessions_are_bounded() {
-        let fleet = FleetSpec::new(3, 40);
-        // Across the October DST change.
-        let (from, to) = (ms("2026-10-01T00:00:00Z"), ms("2026-11-20T00:00:00Z"));
-        for dev in fleet.iter() {
+        // Across both DST changes: spring forward (29 March 2026: 02:00–03:00 does not
+        // exist, and plan minutes inside it once made spans overlap) and fall back.
+        // The demo's fleet (seed 1, 50 devices) is among them.
+        let periods = [
+            ("2026-03-01T00:00:00Z", "2026-04-15T00:00:00Z"),
+            ("2026-10-01T00:00:00Z", "2026-11-20T00:00:00Z"),
+        ];
+        let (a, b) = (FleetSpec::new(3, 40), FleetSpec::new(1, 50));
+        for (dev, (from, to)) in a
+            .iter()
+            .chain(b.iter())
+            .flat_map(|d| periods.map(|(f, t)| (d.clone(), (ms(f), ms(t)))))
+        {
             let tl = timeline(&dev, &paris(), from, to, Mode::Realistic);
             assert_eq!(tl.spans[0].start_ms, tl.start_ms);
             assert_eq!(tl.spans.last().unwrap().end_ms, tl.horizon_ms);

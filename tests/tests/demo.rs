@@ -29,8 +29,36 @@ fn the_demo_shows_this_machine_and_stops_cleanly() {
                 && !d["hostname"].as_str().unwrap_or("").is_empty()
         })
     });
-    // The simulated fleet's month of history makes every report non-empty.
+    // The web page's address is logged (and printed in the banner).
+    let web = demo.wait_for_line("web page");
+    assert!(
+        field(&web, "url").is_some_and(|u| u.starts_with("http://127.0.0.1:")),
+        "{web}"
+    );
+    // The simulated fleet's year of history makes every report non-empty, the
+    // 12-month trend included.
     demo.wait_for_line("simulated history sent");
+    let year = report(
+        &data,
+        &[
+            "consumption",
+            "--by",
+            "month",
+            "--from",
+            &day(-365),
+            "--to",
+            &day(0),
+        ],
+    );
+    let months = year["rows"].as_array().expect("rows");
+    assert!(
+        months
+            .iter()
+            .filter(|m| m["kwh"].as_f64() > Some(0.0))
+            .count()
+            >= 12,
+        "{year}"
+    );
     let month = [day(-30), day(0)];
     let consumption = report(
         &data,

@@ -6,7 +6,7 @@
 //! unless `--data-dir` says otherwise, so the demo never touches a production store.
 //!
 //! So that every report has something to show from the first minute, the demo also
-//! sends a month of history of a simulated fleet ([`veille_sim`], [`DEMO_SIM_DEVICES`]
+//! sends a year of history of a simulated fleet ([`veille_sim`], [`DEMO_SIM_DEVICES`]
 //! devices over the real gRPC endpoint) while the real agent starts. The simulated
 //! history is deterministic (seq = report start), so a restart on the same data
 //! directory re-sends it as duplicates instead of doubling it.
@@ -28,8 +28,9 @@ pub const DEMO_DATA_DIR: &str = "veille-demo-data";
 
 /// Simulated devices whose history the demo sends.
 pub const DEMO_SIM_DEVICES: usize = 50;
-/// Days of simulated history.
-pub const DEMO_SIM_DAYS: i64 = 30;
+/// Days of simulated history: a year, so that the web page's 12-month trend and a
+/// yearly report have something in every month.
+pub const DEMO_SIM_DAYS: i64 = 365;
 /// Seed of the demo's simulated fleet (fixed: the same fleet at every start).
 pub const DEMO_SIM_SEED: u64 = 1;
 
@@ -105,6 +106,8 @@ pub async fn run(mut args: ServeArgs) -> Result<(), DemoError> {
     println!(
         "\nVeille demo is running (Ctrl-C to stop).\n\
          \n  gRPC ingest     {grpc}\
+         \n  web page        {http}/   (sign in with the org token below, or with\
+         \n                  {data_dir}/operator.token for every org)\
          \n  HTTP API        {http}/api/v1/devices   (Authorization: Bearer <token>)\
          \n  health          {http}/healthz\
          \n  org token       {token}\
@@ -115,6 +118,9 @@ pub async fn run(mut args: ServeArgs) -> Result<(), DemoError> {
         grpc = server.grpc_url(),
         http = server.http_url(),
     );
+
+    // The banner is for a person at a terminal; the log line is for logs and tests.
+    tracing::info!(url = %format!("{}/", server.http_url()), "web page");
 
     shutdown_signal().await;
     history.abort();
