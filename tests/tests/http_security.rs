@@ -153,6 +153,7 @@ fn every_response_is_hardened_and_pages_have_no_inline_code() {
             200,
         ),
         ("GET /renewal", get(&addr, "/renewal", &with_cookie), 200),
+        ("GET /rooms", get(&addr, "/rooms", &with_cookie), 200),
         (
             "GET /compliance",
             get(&addr, "/compliance", &with_cookie),

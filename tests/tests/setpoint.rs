@@ -241,6 +241,55 @@ fn imported_load_curves_and_a_setpoint_change_give_the_effect_or_insufficient_da
         via_server["changes"][0]["report"]["cooling_power"], a_cooling,
         "server and store paths agree"
     );
+    // The web page's server-room view shows the same comparison (issue 20): signed in
+    // with the org token, salle-a's cooling row carries the report's before and after
+    // means, its chart is drawn, and salle-b says why it has no number.
+    let login = veille_tests::fleet::http(
+        &c.http,
+        "POST",
+        "/login",
+        None,
+        Some(&format!("token={}", c.token())),
+    );
+    assert_eq!(login.status, 303, "{}", login.text());
+    let cookie = login
+        .header("set-cookie")
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let page = veille_tests::fleet::http(&c.http, "GET", "/rooms", Some(&cookie), None);
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    let row_start = html
+        .find("<tr data-metric=\"cooling_power\">")
+        .expect("salle-a's cooling row");
+    let row = &html[row_start..row_start + html[row_start..].find("</tr>").unwrap()];
+    let shown: Vec<f64> = row
+        .split("data-value=\"")
+        .skip(1)
+        .map(|v| v[..v.find('"').unwrap()].parse().unwrap())
+        .collect();
+    assert_eq!(shown.len(), 3, "{row}");
+    for (key, got) in ["mean_before", "mean_after", "diff"].iter().zip(&shown) {
+        // JSON parsing may be an ulp off (serde_json's fast float path): compare closely.
+        let want = a_cooling["welch"][key].as_f64().unwrap();
+        assert!(
+            (got - want).abs() <= 1e-9 * want.abs(),
+            "{key}: {got} vs {want} in {row}"
+        );
+    }
+    assert!(
+        html.contains("<svg class=\"change\""),
+        "the before/after chart"
+    );
+    assert!(html.contains("salle-b"));
+    let reason = r["changes"][0]["report"]["cooling_power"]["reason"]
+        .as_str()
+        .unwrap();
+    assert!(
+        html.contains(&reason.replace('\'', "&#39;")),
+        "salle-b's reason: {reason}"
+    );
     assert_eq!(c.proc.stop(), Some(0));
 }
 

@@ -85,7 +85,7 @@ pub struct RoomReport {
 }
 
 /// Builds the setpoint report of `room` (searched in `org`, or in every org when
-/// `None` and the name is unique).
+/// `None` and the name is unique), rendered.
 pub fn setpoint_output(
     store: &Store,
     ctx: &Context,
@@ -94,6 +94,22 @@ pub fn setpoint_output(
     opts: &SetpointOptions,
     format: OutputFormat,
 ) -> Result<String, RoomError> {
+    let r = room_report(store, ctx, org, room_name, opts)?;
+    Ok(match format {
+        OutputFormat::Json => serde_json::to_string_pretty(&r).unwrap_or_default() + "\n",
+        _ => setpoint_table(&r),
+    })
+}
+
+/// The setpoint report of `room` (searched in `org`, or in every org when `None` and
+/// the name is unique): every change with its before/after comparisons.
+pub fn room_report(
+    store: &Store,
+    ctx: &Context,
+    org: Option<&str>,
+    room_name: &str,
+    opts: &SetpointOptions,
+) -> Result<RoomReport, RoomError> {
     let mut found: Vec<Room> = rooms_of(store, org)?
         .into_iter()
         .filter(|r| r.name == room_name)
@@ -177,15 +193,11 @@ pub fn setpoint_output(
             report,
         });
     }
-    let r = RoomReport {
+    Ok(RoomReport {
         org: room.org,
         room: room.name,
         site: room.site,
         changes,
-    };
-    Ok(match format {
-        OutputFormat::Json => serde_json::to_string_pretty(&r).unwrap_or_default() + "\n",
-        _ => setpoint_table(&r),
     })
 }
 

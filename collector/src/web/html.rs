@@ -84,6 +84,9 @@ button.primary,.button{background:#0b4f9c;color:#fff;border:0;border-radius:4px;
 .muted{color:#4a4a4a;font-size:.9rem}
 th.sub{font-weight:normal;padding-left:1.5rem}
 .scroll{overflow-x:auto}
+svg.change .before{fill:#5b7fa6}
+svg.change .after{fill:#123a63}
+svg.change .whisker{stroke:#b00020;stroke-width:2}
 .legend{display:flex;gap:1rem;flex-wrap:wrap;list-style:none;padding:0}
 .legend span{display:inline-block;width:1em;height:1em;vertical-align:middle;margin-right:.3em;border:1px solid #555}
 svg{max-width:100%;height:auto;background:#fff;border:1px solid #d0d0d0}
@@ -98,6 +101,7 @@ pub enum Nav {
     Devices,
     Renewal,
     Compliance,
+    Rooms,
     None,
 }
 
@@ -140,6 +144,7 @@ pub fn page(
             (Nav::Devices, "/devices", Key::Devices),
             (Nav::Renewal, "/renewal", Key::Renewal),
             (Nav::Compliance, "/compliance", Key::Compliance),
+            (Nav::Rooms, "/rooms", Key::Rooms),
         ] {
             let current = if n == nav {
                 " aria-current=\"page\""

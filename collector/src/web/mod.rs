@@ -93,6 +93,7 @@ pub fn router(
         .route("/device/{org}/{device_id}", get(device))
         .route("/renewal", get(report_pages::renewal))
         .route("/compliance", get(report_pages::compliance))
+        .route("/rooms", get(report_pages::rooms))
         .route(html::STYLESHEET_PATH, get(stylesheet))
         .with_state(WebState {
             store,

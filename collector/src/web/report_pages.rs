@@ -1,12 +1,14 @@
-//! The renewal and compliance pages: the same reports as `report renewal`,
-//! `report compliance` and their API routes (one function computes each), shown as
-//! tables whose cells carry the unrounded figure in `data-value`.
+//! The renewal, compliance and server-room pages: the same reports as `report
+//! renewal`, `report compliance`, `report setpoint` and their API routes (one function
+//! computes each), shown as tables whose cells carry the unrounded figure in
+//! `data-value`.
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use veille_domain::policy::compliance::ComplianceRow;
 use veille_domain::renewal::report::{DeviceRow, RenewalReport};
+use veille_domain::rooms::setpoint::{Comparison, SetpointOptions};
 
 use super::html::{Nav, esc, page};
 use super::i18n::{Key, Lang};
@@ -15,6 +17,7 @@ use super::{
     PageParams, WebState, blocking, data, error_page, html_response, lang_of, principal,
     report_error, scope, to_login,
 };
+use crate::reports::setpoint::{RoomError, RoomReport};
 use crate::reports::{self, ReportError};
 
 /// `GET /renewal`: [`reports::renewal::report`], as `report renewal` computes it.
@@ -80,6 +83,171 @@ pub(super) async fn compliance(
         }
         Err(e) => report_error(lang, ReportError::Task(e.to_string())),
     }
+}
+
+/// `GET /rooms`: every room with a setpoint change, each change as
+/// [`reports::setpoint::room_report`] computes it (`report setpoint --room R` with the
+/// default options).
+pub(super) async fn rooms(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Query(q): Query<PageParams>,
+) -> Response {
+    let Some(p) = principal(&state, &headers) else {
+        return to_login();
+    };
+    let (lang, set) = lang_of(&headers, q.lang.as_deref());
+    let (org, _) = scope(&state.auth, &p, q.org.as_deref());
+    let s = state.clone();
+    let done = tokio::task::spawn_blocking(
+        move || -> Result<Vec<Result<RoomReport, String>>, RoomError> {
+            let opts = SetpointOptions::default();
+            let rooms = crate::store::rooms::rooms_of(&s.store, org.as_deref())?;
+            Ok(rooms
+                .into_iter()
+                .filter(|r| !r.setpoints.is_empty())
+                .map(|r| {
+                    // A room whose report fails (no meter yet…) shows why, not a 500.
+                    reports::setpoint::room_report(&s.store, &s.ctx, Some(&r.org), &r.name, &opts)
+                        .map_err(|e| format!("{}: {e}", r.name))
+                })
+                .collect())
+        },
+    )
+    .await;
+    match done {
+        Ok(Ok(rooms)) => html_response(
+            StatusCode::OK,
+            rooms_view(lang, &rooms),
+            &set.into_iter().collect::<Vec<_>>(),
+        ),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "rooms page failed");
+            error_page(lang, StatusCode::INTERNAL_SERVER_ERROR, e)
+        }
+        Err(e) => report_error(lang, ReportError::Task(e.to_string())),
+    }
+}
+
+/// Before and after bars of one metric with the after bar's 95 % interval as a
+/// whisker (before + the difference's interval), scaled to the larger end.
+fn change_chart(id: &str, label: &str, before: f64, after: f64, low: f64, high: f64) -> String {
+    let top = [before, after, before + high]
+        .into_iter()
+        .fold(0.0_f64, f64::max);
+    if !(top.is_finite() && top > 0.0) {
+        return String::new();
+    }
+    let (w, h, base) = (240.0, 120.0, 110.0);
+    let y = |v: f64| base - 100.0 * (v.max(0.0) / top);
+    let bar = |x: f64, v: f64, class: &str| {
+        format!(
+            "<rect class=\"{class}\" x=\"{x}\" y=\"{:.1}\" width=\"60\" height=\"{:.1}\"/>",
+            y(v),
+            base - y(v)
+        )
+    };
+    format!(
+        "<svg class=\"change\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-labelledby=\"{id}\"><title id=\"{id}\">{}</title>{}{}<line class=\"whisker\" x1=\"170\" x2=\"170\" y1=\"{:.1}\" y2=\"{:.1}\"/></svg>",
+        esc(label),
+        bar(40.0, before, "before"),
+        bar(140.0, after, "after"),
+        y(before + low),
+        y(before + high),
+    )
+}
+
+/// The server-room page.
+pub fn rooms_view(lang: Lang, rooms: &[Result<RoomReport, String>]) -> String {
+    let t = |k| lang.t(k);
+    let mut b = format!(
+        "<h1>{}</h1><p class=\"muted\">{}</p>",
+        t(Key::Rooms),
+        t(Key::RoomsIntro)
+    );
+    if rooms.is_empty() {
+        b.push_str(&format!("<p>{}</p>", t(Key::NoRooms)));
+    }
+    for (i, room) in rooms.iter().enumerate() {
+        let r = match room {
+            Ok(r) => r,
+            Err(e) => {
+                b.push_str(&format!("<p class=\"error\">{}</p>", esc(e)));
+                continue;
+            }
+        };
+        b.push_str(&format!(
+            "<section class=\"room\" id=\"room-{i}\"><h2>{} <span class=\"muted\">({}, {})</span></h2>",
+            esc(&r.room),
+            esc(&r.org),
+            esc(&r.site)
+        ));
+        for (j, c) in r.changes.iter().enumerate() {
+            b.push_str(&format!(
+                "<h3>{} {} : {} → {} °C {}</h3>",
+                t(Key::SetpointChange),
+                esc(&c.at),
+                lang.num(c.from_c, 1),
+                lang.num(c.to_c, 1),
+                esc(&c.note)
+            ));
+            let rep = &c.report;
+            let metrics: [(&str, &Comparison); 5] = [
+                ("cooling_power", &rep.cooling_power),
+                ("total_power", &rep.total_power),
+                ("it_power", &rep.it_power),
+                ("inlet", &rep.inlet),
+                ("pue", &rep.pue),
+            ];
+            if let Some(e) = rep.cooling_power.estimate() {
+                let w = &e.welch;
+                b.push_str(&change_chart(
+                    &format!("chart-{i}-{j}"),
+                    &e.verdict,
+                    w.mean_before,
+                    w.mean_after,
+                    w.low,
+                    w.high,
+                ));
+            }
+            b.push_str(&format!(
+                "<div class=\"scroll\"><table class=\"setpoint\" id=\"setpoint-{i}-{j}\"><thead><tr>{}{}{}{}{}{}</tr></thead><tbody>",
+                th(t(Key::Metric), false),
+                th(t(Key::Before), true),
+                th(t(Key::After), true),
+                th(t(Key::Difference), true),
+                th(t(Key::Interval95), true),
+                th(t(Key::Verdict), false),
+            ));
+            for (name, cmp) in metrics {
+                match cmp {
+                    Comparison::Estimate(e) => {
+                        let w = &e.welch;
+                        let decimals = if name == "pue" { 3 } else { 1 };
+                        b.push_str(&format!(
+                            "<tr data-metric=\"{name}\"><td>{}</td>{}{}{}<td class=\"n\">{} – {}</td><td>{}</td></tr>",
+                            esc(e.metric.name()),
+                            num_cell(lang, w.mean_before, decimals),
+                            num_cell(lang, w.mean_after, decimals),
+                            num_cell(lang, w.diff, decimals),
+                            lang.num(w.low, decimals),
+                            lang.num(w.high, decimals),
+                            esc(&e.verdict),
+                        ));
+                    }
+                    Comparison::Insufficient { reason } => b.push_str(&format!(
+                        "<tr data-metric=\"{name}\"><td>{}</td><td colspan=\"5\">{}</td></tr>",
+                        esc(name),
+                        esc(reason)
+                    )),
+                    Comparison::NotMetered => {}
+                }
+            }
+            b.push_str("</tbody></table></div>");
+        }
+        b.push_str("</section>");
+    }
+    page(lang, t(Key::Rooms), Nav::Rooms, true, "/rooms", &b)
 }
 
 fn th(label: &str, numeric: bool) -> String {
