@@ -7,7 +7,7 @@
 //! or unknown token gets `401`; every failure has a JSON body `{"error": "..."}`
 //! ([`error::ApiError`]).
 //!
-//! - [`devices`]: `GET /api/v1/devices`.
+//! - [`devices`]: `GET /api/v1/devices`, `POST /api/v1/devices/{id}/wake`.
 //! - [`reports`]: `GET /api/v1/reports/{consumption,renewal,compliance,setpoint}`.
 //! - [`policy`]: `GET|PUT /api/v1/policy`, `POST /api/v1/policy/replay`.
 //! - [`rooms`]: `GET /api/v1/rooms`.
@@ -76,6 +76,7 @@ pub fn router(state: AppState) -> Router {
             get(policy::get_policy).put(policy::put_policy),
         )
         .route(crate::policy::REPLAY_PATH, post(policy::replay))
+        .route(crate::policy::wake::API_PATH, post(devices::wake))
         .with_state(state)
 }
 
@@ -113,6 +114,11 @@ mod tests {
                 "POST",
                 format!("{}{period}", crate::policy::REPLAY_PATH),
                 draft,
+            ),
+            (
+                "POST",
+                crate::policy::wake::API_PATH.replace("{id}", "pc-1"),
+                "",
             ),
         ]
     }

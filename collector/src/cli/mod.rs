@@ -18,6 +18,7 @@ pub mod policy;
 pub mod remote;
 pub mod rooms;
 pub mod run;
+pub mod wake;
 
 use std::path::{Path, PathBuf};
 
@@ -95,6 +96,14 @@ pub enum Command {
     /// (ca.pem). The CA is created once and reused by later runs; the server
     /// certificate is (re)issued when missing or when --san is given.
     InitTls(InitTlsArgs),
+    /// Wake a powered-off device with Wake-on-LAN: an awake agent on its subnet sends
+    /// the magic packet at its next report (requests expire after 10 minutes).
+    ///
+    /// Through the running server when there is one, else queued in the store. Needs
+    /// the device's MAC and subnet (from its inventory) and an agent of the same
+    /// subnet that reported in the last 5 minutes and pinned the policy key; says so
+    /// (exit code 2) when there is none.
+    Wake(crate::cli::wake::WakeArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -402,6 +411,8 @@ pub enum CliError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Wake(#[from] crate::policy::wake::WakeError),
 }
 
 impl CliError {
@@ -416,6 +427,7 @@ impl CliError {
             CliError::Room(e) => e.is_usage(),
             CliError::Config(_) => true,
             CliError::Store(_) => false,
+            CliError::Wake(e) => e.is_usage() || e.is_not_found(),
         }
     }
 }
@@ -507,6 +519,7 @@ mod tests {
             &["veille-collector", "policy", "replay", "--help"],
             &["veille-collector", "policy", "holidays", "--help"],
             &["veille-collector", "report", "compliance", "--help"],
+            &["veille-collector", "wake", "--help"],
         ] {
             let e = Cli::try_parse_from(args).unwrap_err();
             assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp);

@@ -118,6 +118,14 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             println!("rebuilt {rollups} hourly rollups from {reports} reports");
             Ok(())
         }
+        Command::Wake(args) => {
+            let r = runtime()?.block_on(crate::cli::wake::command(args));
+            // An unknown device (404 from the server) is the operator's input too.
+            printed("wake", r, |e| {
+                e.is_usage()
+                    || matches!(e, crate::cli::CliError::Route(r) if r.refused_status() == Some(404))
+            })
+        }
         Command::InitTls(args) => {
             let config = args
                 .config

@@ -7,6 +7,7 @@
 //! Evaluation and signatures live in `veille_proto::{policy, signing}`: the agent checks
 //! exactly what is signed here.
 pub mod cache;
+pub mod wake;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -33,10 +33,13 @@ pub enum Tree {
     Meters,
     Rooms,
     Conflicts,
+    /// Wake-on-LAN requests waiting for their relay's Ack (`policy::wake`), keyed
+    /// `org \0 relay \0 id`. Shared so a CLI or a second collector can queue one.
+    Wake,
 }
 
 impl Tree {
-    pub const ALL: [Tree; 10] = [
+    pub const ALL: [Tree; 11] = [
         Tree::Meta,
         Tree::Devices,
         Tree::BootSessions,
@@ -47,6 +50,7 @@ impl Tree {
         Tree::Meters,
         Tree::Rooms,
         Tree::Conflicts,
+        Tree::Wake,
     ];
 
     /// The name stored in the engine (and shown in corruption errors).
@@ -62,6 +66,7 @@ impl Tree {
             Tree::Meters => "meters",
             Tree::Rooms => "rooms",
             Tree::Conflicts => "conflicts",
+            Tree::Wake => "wake_requests",
         }
     }
 }
