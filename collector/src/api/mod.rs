@@ -8,7 +8,7 @@
 //! ([`error::ApiError`]).
 //!
 //! - [`devices`]: `GET /api/v1/devices`, `POST /api/v1/devices/{id}/wake`.
-//! - [`reports`]: `GET /api/v1/reports/{consumption,renewal,compliance,setpoint}`.
+//! - [`reports`]: `GET /api/v1/reports/{consumption,renewal,compliance,setpoint,savings}`.
 //! - [`policy`]: `GET|PUT /api/v1/policy`, `POST /api/v1/policy/replay`.
 //! - [`rooms`]: `GET /api/v1/rooms`.
 //! - [`metrics`]: `GET /metrics` (Prometheus, its own optional token), with
@@ -77,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(crate::policy::REPLAY_PATH, post(policy::replay))
         .route(crate::policy::wake::API_PATH, post(devices::wake))
+        .route(crate::reports::savings::SAVINGS_PATH, get(reports::savings))
         .with_state(state)
 }
 
@@ -118,6 +119,11 @@ mod tests {
             (
                 "POST",
                 crate::policy::wake::API_PATH.replace("{id}", "pc-1"),
+                "",
+            ),
+            (
+                "GET",
+                format!("{}?policy_version=1", crate::reports::savings::SAVINGS_PATH),
                 "",
             ),
         ]

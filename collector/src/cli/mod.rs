@@ -18,6 +18,7 @@ pub mod policy;
 pub mod remote;
 pub mod rooms;
 pub mod run;
+pub mod savings;
 pub mod wake;
 
 use std::path::{Path, PathBuf};
@@ -218,6 +219,13 @@ pub enum ReportCommand {
     /// Asks the running server when there is one (its API: /api/v1/reports/compliance),
     /// else reads the store.
     Compliance(crate::cli::policy::ComplianceArgs),
+    /// Proof of savings of an enforced policy version, per site: mean daily kWh per
+    /// device in the baseline (the dry-run days before it, else as many days before it)
+    /// and while enforced, the difference with a 95 % Welch interval and whether it is
+    /// significant. Holidays and closure days of the policy are left out, and so are
+    /// the days each version took effect. Asks the running server when there is one
+    /// (its API: /api/v1/reports/savings), else reads the store.
+    Savings(crate::cli::savings::SavingsArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -520,6 +528,7 @@ mod tests {
             &["veille-collector", "policy", "holidays", "--help"],
             &["veille-collector", "report", "compliance", "--help"],
             &["veille-collector", "wake", "--help"],
+            &["veille-collector", "report", "savings", "--help"],
         ] {
             let e = Cli::try_parse_from(args).unwrap_err();
             assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp);

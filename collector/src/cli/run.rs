@@ -86,6 +86,10 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             let r = runtime()?.block_on(crate::cli::policy::compliance_command(args));
             printed("report compliance", r, |e| e.is_usage())
         }
+        Command::Report(crate::cli::ReportCommand::Savings(args)) => {
+            let r = runtime()?.block_on(crate::cli::savings::command(args));
+            printed("report savings", r, |e| e.is_usage())
+        }
         Command::Policy(cmd) => {
             let r = runtime()?.block_on(crate::cli::policy::command(cmd));
             printed("policy", r, |e| e.is_usage())
