@@ -52,6 +52,9 @@ pub struct AgentConfig {
     /// The local half of the servers' double opt-in: a server (or unknown chassis) is
     /// shut down by a policy only if the policy names it and this is true.
     pub allow_shutdown: bool,
+    /// UDP port of the Wake-on-LAN packets sent for the collector (`wol::WOL_PORT` by
+    /// default; cards match the packet on any port).
+    pub wol_port: u16,
     pub spool: SpoolConfig,
     pub backoff: BackoffConfig,
     pub mqtt: MqttConfig,
@@ -293,6 +296,8 @@ mod tests {
         let (c, _) = AgentConfig::load(None, Vec::new(), toml::Table::new()).unwrap();
         assert_eq!(c.sample_interval_s, 10);
         assert_eq!(c.report_interval_s, 60);
+        // The annotated file and the sender agree on the customary port.
+        assert_eq!(c.wol_port, crate::wol::WOL_PORT);
         assert_eq!(c.collector_url(), format!("http://127.0.0.1:{GRPC_PORT}"));
         // At one report a minute, the default spool holds well over 7 days even at one
         // 4 KiB block per report.

@@ -26,6 +26,7 @@
 //! - [`never_interrupt`]: work a policy must not interrupt (named processes from
 //!   `/proc`, OS updates: dpkg locks, unattended-upgrades).
 //! - [`wol`]: Wake-on-LAN magic packets (pure builder, UDP broadcast sender).
+//! - [`wol_relay`]: the collector's signed wake requests (`Ack.wake`), verified and sent.
 //! - [`config`]: the TOML config (`deploy/agent.toml` is the annotated default).
 //! - [`run`]: wires it together for `veille-agent run` and `once`.
 //! - [`msi_properties`]: pure; the Windows installer's properties (written to the
@@ -58,3 +59,4 @@ pub mod wake;
 #[cfg(windows)]
 pub mod windows;
 pub mod wol;
+pub mod wol_relay;

@@ -730,6 +730,20 @@ impl PolicyAgent {
         !self.inner().events.is_empty()
     }
 
+    /// The policy key pinned (configured, or announced on first contact), if any: the
+    /// key wake requests are checked against too (the Wake-on-LAN relay).
+    pub fn pinned_key(&self) -> Option<VerifyingKey> {
+        self.inner().pinned
+    }
+
+    /// Adds events from elsewhere in the agent (a Wake-on-LAN packet sent) to the next
+    /// report.
+    pub fn push_events(&self, events: Vec<PolicyEvent>) {
+        if !events.is_empty() {
+            self.inner().events.extend(events);
+        }
+    }
+
     /// Events waiting for the next report (rejections from the send loop), taken.
     pub fn take_events(&self) -> Vec<PolicyEvent> {
         std::mem::take(&mut self.inner().events)

@@ -180,6 +180,8 @@ struct Shared {
     inventory: Mutex<Option<Inventory>>,
     /// The auto-shutdown policy held and enforced ([`crate::policy`]).
     policy: Arc<PolicyAgent>,
+    /// Wake-on-LAN packets sent for the collector ([`crate::wol_relay`]).
+    wol: crate::wol_relay::WolRelay,
 }
 
 impl Shared {
@@ -292,6 +294,7 @@ pub async fn run(
         state: Mutex::new((store, state)),
         spooled: Notify::new(),
         inventory: Mutex::new(None),
+        wol: crate::wol_relay::WolRelay::new(config.wol_port),
     });
     {
         let mut guard = shared.state();
@@ -636,6 +639,14 @@ async fn send_loop<T: Transport>(
                     )
                 {
                     state.pinned_policy_key = Some(pinned);
+                }
+                if !ack.wake.is_empty() {
+                    let pinned = shared.policy.pinned_key();
+                    let sent =
+                        shared
+                            .wol
+                            .on_ack(&ack.wake, pinned.as_ref(), &device_id, now_unix_ms());
+                    shared.policy.push_events(sent);
                 }
                 if let Err(e) = store.save(state) {
                     error!(error = %e, "cannot save the agent state");

@@ -18,6 +18,11 @@
 //! `SignedPolicy::policy`. The prefix keeps a signature over a policy from being valid
 //! for anything else the same key may sign later. The agent verifies those exact bytes,
 //! then decodes them: a decoded policy is never re-encoded to be checked.
+//!
+//! Wake-on-LAN requests ([`sign_wake`], [`verify_wake`]) are signed with the same key
+//! over `"veille.v1.WakeRequest\n"` followed by the encoded request: whoever can
+//! publish an Ack on the broker cannot make agents flood their subnets, and neither
+//! signature is valid as the other.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -28,11 +33,17 @@ use sha2::{Digest, Sha256};
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use crate::policy::validate_policy;
-use crate::v1::{Policy, SignedPolicy};
+use crate::v1::{Policy, SignedPolicy, SignedWakeRequest, WakeRequest};
 use crate::validate::ValidationError;
 
 /// What precedes the policy bytes in the signed message (domain separation).
 pub const SIGNING_CONTEXT: &[u8] = b"veille.v1.Policy\n";
+
+/// What precedes the wake request bytes in the signed message (domain separation).
+pub const WAKE_SIGNING_CONTEXT: &[u8] = b"veille.v1.WakeRequest\n";
+
+/// Largest encoded wake request an agent verifies (one is about 150 bytes).
+pub const MAX_WAKE_REQUEST_BYTES: usize = 1024;
 
 /// Largest encoded policy an agent verifies (a policy is a few hundred bytes; this
 /// bounds the work a hostile publisher can cause).
@@ -198,6 +209,92 @@ fn signed_message(policy_bytes: &[u8]) -> Vec<u8> {
     [SIGNING_CONTEXT, policy_bytes].concat()
 }
 
+/// Why an agent refused a wake request. Logged; the packet is not sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WakeRejected {
+    #[error("unsigned wake request")]
+    Unsigned,
+    #[error("wake request signed by unknown key {key_id:?} (pinned key is {pinned})")]
+    UnknownKey { key_id: String, pinned: String },
+    #[error("wake request with a bad signature")]
+    BadSignature,
+    #[error("malformed wake request: {0}")]
+    Malformed(String),
+    #[error("wake request for relay {relay:?}, not this device")]
+    OtherRelay { relay: String },
+    #[error("wake request expired at {expires_unix_ms} (now {now_unix_ms})")]
+    Expired {
+        expires_unix_ms: i64,
+        now_unix_ms: i64,
+    },
+}
+
+/// Signs a wake request for its relay's next Ack.
+pub fn sign_wake(request: &WakeRequest, key: &SigningKey) -> SignedWakeRequest {
+    let bytes = request.encode_to_vec();
+    let signature = key.sign(&[WAKE_SIGNING_CONTEXT, &bytes].concat());
+    SignedWakeRequest {
+        request: bytes,
+        signature: signature.to_bytes().to_vec(),
+        key_id: key_id(&key.verifying_key()),
+    }
+}
+
+/// Checks a signed wake request against the pinned key and returns it when it names
+/// `device_id` as its relay and expires after `now_unix_ms` (the agent's clock: a
+/// request is short-lived, minutes, so clocks need only be roughly right). Checks, in
+/// order: signed, key id, size, signature over the exact bytes, decoding, relay,
+/// expiry.
+pub fn verify_wake(
+    signed: &SignedWakeRequest,
+    pinned: &VerifyingKey,
+    device_id: &str,
+    now_unix_ms: i64,
+) -> Result<WakeRequest, WakeRejected> {
+    if signed.signature.is_empty() {
+        return Err(WakeRejected::Unsigned);
+    }
+    let signature = Signature::from_slice(&signed.signature).map_err(|_| {
+        WakeRejected::Malformed(format!(
+            "signature of {} bytes, expected 64",
+            signed.signature.len()
+        ))
+    })?;
+    let pinned_id = key_id(pinned);
+    if signed.key_id != pinned_id {
+        return Err(WakeRejected::UnknownKey {
+            key_id: signed.key_id.chars().take(64).collect(),
+            pinned: pinned_id,
+        });
+    }
+    if signed.request.len() > MAX_WAKE_REQUEST_BYTES {
+        return Err(WakeRejected::Malformed(format!(
+            "{} bytes, at most {MAX_WAKE_REQUEST_BYTES}",
+            signed.request.len()
+        )));
+    }
+    pinned
+        .verify_strict(
+            &[WAKE_SIGNING_CONTEXT, &signed.request].concat(),
+            &signature,
+        )
+        .map_err(|_| WakeRejected::BadSignature)?;
+    let request = WakeRequest::decode(signed.request.as_slice())
+        .map_err(|e| WakeRejected::Malformed(e.to_string()))?;
+    if request.relay_device_id != device_id {
+        return Err(WakeRejected::OtherRelay {
+            relay: request.relay_device_id.chars().take(64).collect(),
+        });
+    }
+    if request.expires_unix_ms <= now_unix_ms {
+        return Err(WakeRejected::Expired {
+            expires_unix_ms: request.expires_unix_ms,
+            now_unix_ms,
+        });
+    }
+    Ok(request)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,6 +443,78 @@ mod tests {
             Err(PolicyRejected::Invalid(e)) => assert_eq!(e.field, "version"),
             other => panic!("{other:?}"),
         }
+    }
+
+    fn wake(relay: &str, expires_unix_ms: i64) -> WakeRequest {
+        WakeRequest {
+            id: "w1".into(),
+            org: "acme".into(),
+            relay_device_id: relay.into(),
+            target_device_id: "pc-off".into(),
+            mac: "02:00:00:00:00:01".into(),
+            broadcast: "192.168.1.255".into(),
+            expires_unix_ms,
+        }
+    }
+
+    #[test]
+    fn a_wake_request_verifies_only_for_its_relay_before_it_expires() {
+        let signed = sign_wake(&wake("pc-a", 2_000), &collector_key());
+        assert_eq!(
+            verify_wake(&signed, &pinned(), "pc-a", 1_999),
+            Ok(wake("pc-a", 2_000))
+        );
+        assert_eq!(
+            verify_wake(&signed, &pinned(), "pc-b", 1_000),
+            Err(WakeRejected::OtherRelay {
+                relay: "pc-a".into()
+            })
+        );
+        assert!(matches!(
+            verify_wake(&signed, &pinned(), "pc-a", 2_000),
+            Err(WakeRejected::Expired { .. })
+        ));
+    }
+
+    #[test]
+    fn forged_unsigned_and_cross_context_wake_requests_are_refused() {
+        let good = sign_wake(&wake("pc-a", 2_000), &collector_key());
+        // Another key, even announcing the pinned key's id.
+        let mut forged = sign_wake(&wake("pc-a", 2_000), &other_key());
+        assert!(matches!(
+            verify_wake(&forged, &pinned(), "pc-a", 0),
+            Err(WakeRejected::UnknownKey { .. })
+        ));
+        forged.key_id = good.key_id.clone();
+        assert_eq!(
+            verify_wake(&forged, &pinned(), "pc-a", 0),
+            Err(WakeRejected::BadSignature)
+        );
+        // A changed target under the original signature.
+        let mut tampered = good.clone();
+        let mut w = wake("pc-a", 2_000);
+        w.mac = "02:00:00:00:00:02".into();
+        tampered.request = w.encode_to_vec();
+        assert_eq!(
+            verify_wake(&tampered, &pinned(), "pc-a", 0),
+            Err(WakeRejected::BadSignature)
+        );
+        let mut unsigned = good.clone();
+        unsigned.signature.clear();
+        assert_eq!(
+            verify_wake(&unsigned, &pinned(), "pc-a", 0),
+            Err(WakeRejected::Unsigned)
+        );
+        // A policy signature over the same bytes is not a wake signature.
+        let mut cross = good.clone();
+        cross.signature = collector_key()
+            .sign(&signed_message(&good.request))
+            .to_bytes()
+            .to_vec();
+        assert_eq!(
+            verify_wake(&cross, &pinned(), "pc-a", 0),
+            Err(WakeRejected::BadSignature)
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 pub mod fleet;
 pub mod grpc;
 pub mod mosquitto;
+pub mod savings_fleet;
 pub mod windows;
 
 /// Generous deadline for anything the tests wait for: a loaded 2-core CI machine is

@@ -12,7 +12,7 @@ use std::process::Command;
 
 use fantoccini::{ClientBuilder, Locator};
 use veille_tests::fleet::{http, sample_fleet, seed};
-use veille_tests::{Collector, Proc, bin, wait_until};
+use veille_tests::{Collector, Proc, bin, savings_fleet, wait_until};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -132,12 +132,6 @@ fn pages_without_a_session_redirect_and_a_wrong_token_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn chromium_logs_in_and_sees_the_cli_figures() {
-    for p in [CHROMEDRIVER, CHROMIUM] {
-        assert!(
-            Path::new(p).exists(),
-            "{p} missing: apt-get install chromium chromium-driver (scripts/test.sh installs them)"
-        );
-    }
     let data = tempfile::tempdir().unwrap();
     let profile = tempfile::tempdir().unwrap();
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-screenshots");
@@ -148,36 +142,7 @@ async fn chromium_logs_in_and_sees_the_cli_figures() {
     seed(&collector.url(), &token, &sample_fleet(), 90).await;
     let base = format!("http://{}", collector.http);
 
-    let port = free_port();
-    let mut cmd = Command::new(CHROMEDRIVER);
-    cmd.arg(format!("--port={port}"));
-    // chromedriver says it started on stdout, which `Proc` does not read: wait for its
-    // port instead.
-    let mut driver = Proc::spawn("chromedriver", cmd);
-    wait_until("chromedriver to listen", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": CHROMIUM,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1280,1100",
-                format!("--user-data-dir={}", profile.path().display()),
-            ]
-        }),
-    );
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    let c = ClientBuilder::new(connector)
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await
-        .expect("a WebDriver session with Chromium");
+    let (mut driver, c) = browser(profile.path()).await;
 
     let result = async {
         // No session: the overview sends the browser to the login page.
@@ -378,6 +343,177 @@ async fn chromium_logs_in_and_sees_the_cli_figures() {
         c.wait().for_element(Locator::Id("token")).await?;
         c.goto(&format!("{base}/devices")).await?;
         assert_eq!(c.current_url().await?.path(), "/login");
+        Ok::<(), fantoccini::error::CmdError>(())
+    }
+    .await;
+    let _ = c.close().await;
+    driver.stop();
+    result.expect("browser steps");
+}
+
+/// chromedriver on a free port and a headless Chromium session with its profile in
+/// `profile`.
+async fn browser(profile: &Path) -> (Proc, fantoccini::Client) {
+    for p in [CHROMEDRIVER, CHROMIUM] {
+        assert!(
+            Path::new(p).exists(),
+            "{p} missing: apt-get install chromium chromium-driver (scripts/test.sh installs them)"
+        );
+    }
+    let port = free_port();
+    let mut cmd = Command::new(CHROMEDRIVER);
+    cmd.arg(format!("--port={port}"));
+    // chromedriver says it started on stdout, which `Proc` does not read: wait for its
+    // port instead.
+    let driver = Proc::spawn("chromedriver", cmd);
+    wait_until("chromedriver to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--window-size=1280,1100",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let c = ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a WebDriver session with Chromium");
+    (driver, c)
+}
+
+/// The savings page (issue 19): a dry-run then an enforced policy and a fleet whose
+/// "HQ" devices go off at night once enforced, beside an "Annex" that did not change.
+/// The page shows, per site, the figures `report savings --format json` gives, in
+/// French too, and says which difference is significant.
+#[tokio::test(flavor = "multi_thread")]
+async fn chromium_shows_the_savings_of_an_enforced_policy() {
+    let (data, files, profile) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let collector = Collector::start(data.path(), "127.0.0.1:0");
+    let token = collector.token();
+    let from = savings_fleet::seed(data.path(), files.path(), &collector.url(), &token).await;
+    let (code, out, err) = savings_fleet::collector_cli(
+        &[
+            "report",
+            "savings",
+            "--policy-version",
+            "2",
+            "--enforced-from",
+            &from,
+            "--format",
+            "json",
+        ],
+        data.path(),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let cli: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let base = format!("http://{}", collector.http);
+    let (mut driver, c) = browser(profile.path()).await;
+
+    let result = async {
+        c.goto(&format!("{base}/savings?lang=en")).await?;
+        assert_eq!(c.current_url().await?.path(), "/login");
+        c.find(Locator::Id("token"))
+            .await?
+            .send_keys(&token)
+            .await?;
+        c.find(Locator::Id("sign-in")).await?.click().await?;
+        c.wait().for_element(Locator::Id("kwh")).await?;
+
+        // The navigation leads to the form; the form to the report.
+        c.find(Locator::Css("nav a[href='/savings']"))
+            .await?
+            .click()
+            .await?;
+        c.find(Locator::Id("policy_version"))
+            .await?
+            .send_keys("2")
+            .await?;
+        let day = c.find(Locator::Id("enforced_from")).await?;
+        // A date input takes the date as typed in the browser's locale (en-US here):
+        // set its value directly instead.
+        c.execute(
+            "arguments[0].value = arguments[1];",
+            vec![serde_json::to_value(&day).unwrap(), serde_json::json!(from)],
+        )
+        .await?;
+        c.find(Locator::Id("show")).await?.click().await?;
+        c.wait().for_element(Locator::Id("savings")).await?;
+        assert_eq!(c.current_url().await?.path(), "/savings");
+
+        for site in cli["sites"].as_array().unwrap() {
+            let name = site["site"].as_str().unwrap();
+            let row = c
+                .find(Locator::Css(&format!("#savings tr[data-site='{name}']")))
+                .await?;
+            let values = row.find_all(Locator::Css("td[data-value]")).await?;
+            assert_eq!(values.len(), 3, "{name}");
+            for (cell, key) in values.iter().zip([
+                "baseline_kwh_per_device_day",
+                "enforced_kwh_per_device_day",
+                "saved_kwh_per_device_day",
+            ]) {
+                let shown: f64 = cell.attr("data-value").await?.unwrap().parse().unwrap();
+                let expected = site[key].as_f64().unwrap();
+                assert!(
+                    (shown - expected).abs() < 1e-9,
+                    "{name} {key}: {shown} vs {expected}"
+                );
+            }
+            let verdict = row.find(Locator::Css("td:last-child")).await?;
+            let class = verdict.attr("class").await?.unwrap_or_default();
+            let significant = site["significant"].as_bool().unwrap();
+            assert_eq!(class == "significant", significant, "{name}: {class}");
+        }
+        let hq = c
+            .find(Locator::Css("#savings tr[data-site='HQ'] td:last-child"))
+            .await?;
+        assert_eq!(hq.text().await?, "significant saving");
+        save_screenshot(&shots, "6-savings", &c.screenshot().await?);
+
+        // In French, with the decimal comma.
+        let url = c.current_url().await?;
+        c.goto(&format!("{url}&lang=fr")).await?;
+        let hq = c
+            .find(Locator::Css("#savings tr[data-site='HQ'] td:last-child"))
+            .await?;
+        assert_eq!(hq.text().await?, "économie significative");
+        let annex = c
+            .find(Locator::Css("#savings tr[data-site='Annex'] td:last-child"))
+            .await?;
+        assert_eq!(annex.text().await?, "pas de différence significative");
+        let saved = c
+            .find(Locator::Css(
+                "#savings tr[data-site='HQ'] td[data-value]:nth-of-type(3)",
+            ))
+            .await?
+            .text()
+            .await?;
+        assert!(saved.contains(','), "{saved}");
+
+        // A dry-run version: the reason, no table.
+        c.goto(&format!("{base}/savings?policy_version=1&lang=en"))
+            .await?;
+        let why = c.find(Locator::Id("savings-error")).await?.text().await?;
+        assert!(why.contains("dry-run mode"), "{why}");
+        assert!(c.find(Locator::Id("savings")).await.is_err());
         Ok::<(), fantoccini::error::CmdError>(())
     }
     .await;

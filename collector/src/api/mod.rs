@@ -7,8 +7,8 @@
 //! or unknown token gets `401`; every failure has a JSON body `{"error": "..."}`
 //! ([`error::ApiError`]).
 //!
-//! - [`devices`]: `GET /api/v1/devices`.
-//! - [`reports`]: `GET /api/v1/reports/{consumption,renewal,compliance,setpoint}`.
+//! - [`devices`]: `GET /api/v1/devices`, `POST /api/v1/devices/{id}/wake`.
+//! - [`reports`]: `GET /api/v1/reports/{consumption,renewal,compliance,setpoint,savings}`.
 //! - [`policy`]: `GET|PUT /api/v1/policy`, `POST /api/v1/policy/replay`.
 //! - [`rooms`]: `GET /api/v1/rooms`.
 //! - [`metrics`]: `GET /metrics` (Prometheus, its own optional token), with
@@ -76,6 +76,8 @@ pub fn router(state: AppState) -> Router {
             get(policy::get_policy).put(policy::put_policy),
         )
         .route(crate::policy::REPLAY_PATH, post(policy::replay))
+        .route(crate::policy::wake::API_PATH, post(devices::wake))
+        .route(crate::reports::savings::SAVINGS_PATH, get(reports::savings))
         .with_state(state)
 }
 
@@ -113,6 +115,16 @@ mod tests {
                 "POST",
                 format!("{}{period}", crate::policy::REPLAY_PATH),
                 draft,
+            ),
+            (
+                "POST",
+                crate::policy::wake::API_PATH.replace("{id}", "pc-1"),
+                "",
+            ),
+            (
+                "GET",
+                format!("{}?policy_version=1", crate::reports::savings::SAVINGS_PATH),
+                "",
             ),
         ]
     }

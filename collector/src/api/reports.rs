@@ -183,3 +183,48 @@ pub async fn setpoint(
     })?;
     Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
 }
+
+#[derive(Debug, Deserialize)]
+pub struct SavingsParams {
+    policy_version: u64,
+    org: Option<String>,
+    enforced_from: Option<String>,
+    format: Option<String>,
+}
+
+/// `GET /api/v1/reports/savings?policy_version=N[&org=][&enforced_from=][&format=]`:
+/// the proof of savings (`reports::savings`); an org token sees its own org.
+pub async fn savings(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(p): Query<SavingsParams>,
+) -> Result<Response, ApiError> {
+    use crate::reports::savings::{SavingsQuery, savings_output};
+    let format = reports::OutputFormat::parse(p.format.as_deref().unwrap_or("json"))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let enforced_from = match &p.enforced_from {
+        None => None,
+        Some(d) => Some(d.parse().map_err(|_| {
+            ApiError::bad_request(format!("enforced_from {d:?}: expected YYYY-MM-DD"))
+        })?),
+    };
+    let query = SavingsQuery {
+        policy_version: p.policy_version,
+        org: caller.scope(p.org, "policy")?,
+        enforced_from,
+        format,
+    };
+    let (store, ctx) = (state.store.clone(), state.energy.clone());
+    let body = blocking("savings report", move || {
+        savings_output(&store, &ctx, &query, crate::clock::now_ms())
+    })
+    .await?
+    .map_err(|e| {
+        if e.is_usage() {
+            ApiError::bad_request(e.to_string())
+        } else {
+            ApiError::internal("savings report", e)
+        }
+    })?;
+    Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
+}

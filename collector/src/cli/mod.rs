@@ -19,6 +19,8 @@ pub mod policy;
 pub mod remote;
 pub mod rooms;
 pub mod run;
+pub mod savings;
+pub mod wake;
 
 use std::path::{Path, PathBuf};
 
@@ -96,6 +98,14 @@ pub enum Command {
     /// (ca.pem). The CA is created once and reused by later runs; the server
     /// certificate is (re)issued when missing or when --san is given.
     InitTls(InitTlsArgs),
+    /// Wake a powered-off device with Wake-on-LAN: an awake agent on its subnet sends
+    /// the magic packet at its next report (requests expire after 10 minutes).
+    ///
+    /// Through the running server when there is one, else queued in the store. Needs
+    /// the device's MAC and subnet (from its inventory) and an agent of the same
+    /// subnet that reported in the last 5 minutes and pinned the policy key; says so
+    /// (exit code 2) when there is none.
+    Wake(crate::cli::wake::WakeArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -210,6 +220,13 @@ pub enum ReportCommand {
     /// Asks the running server when there is one (its API: /api/v1/reports/compliance),
     /// else reads the store.
     Compliance(crate::cli::policy::ComplianceArgs),
+    /// Proof of savings of an enforced policy version, per site: mean daily kWh per
+    /// device in the baseline (the dry-run days before it, else as many days before it)
+    /// and while enforced, the difference with a 95 % Welch interval and whether it is
+    /// significant. Holidays and closure days of the policy are left out, and so are
+    /// the days each version took effect. Asks the running server when there is one
+    /// (its API: /api/v1/reports/savings), else reads the store.
+    Savings(crate::cli::savings::SavingsArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -411,6 +428,8 @@ pub enum CliError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Wake(#[from] crate::policy::wake::WakeError),
 }
 
 impl CliError {
@@ -425,6 +444,7 @@ impl CliError {
             CliError::Room(e) => e.is_usage(),
             CliError::Config(_) => true,
             CliError::Store(_) => false,
+            CliError::Wake(e) => e.is_usage() || e.is_not_found(),
         }
     }
 }
@@ -516,6 +536,8 @@ mod tests {
             &["veille-collector", "policy", "replay", "--help"],
             &["veille-collector", "policy", "holidays", "--help"],
             &["veille-collector", "report", "compliance", "--help"],
+            &["veille-collector", "wake", "--help"],
+            &["veille-collector", "report", "savings", "--help"],
         ] {
             let e = Cli::try_parse_from(args).unwrap_err();
             assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp);

@@ -91,6 +91,10 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             let r = runtime()?.block_on(crate::cli::policy::compliance_command(args));
             printed("report compliance", r, |e| e.is_usage())
         }
+        Command::Report(crate::cli::ReportCommand::Savings(args)) => {
+            let r = runtime()?.block_on(crate::cli::savings::command(args));
+            printed("report savings", r, |e| e.is_usage())
+        }
         Command::Policy(cmd) => {
             let r = runtime()?.block_on(crate::cli::policy::command(cmd));
             printed("policy", r, |e| e.is_usage())
@@ -122,6 +126,14 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 .map_err(|e| Failure::Runtime(anyhow::anyhow!("rebuild-rollups: {e}")))?;
             println!("rebuilt {rollups} hourly rollups from {reports} reports");
             Ok(())
+        }
+        Command::Wake(args) => {
+            let r = runtime()?.block_on(crate::cli::wake::command(args));
+            // An unknown device (404 from the server) is the operator's input too.
+            printed("wake", r, |e| {
+                e.is_usage()
+                    || matches!(e, crate::cli::CliError::Route(r) if r.refused_status() == Some(404))
+            })
         }
         Command::InitTls(args) => {
             let config = args

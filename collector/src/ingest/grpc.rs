@@ -100,6 +100,10 @@ impl Telemetry for TelemetryService {
                     conflicts: o.conflicts,
                     policy,
                     policy_key,
+                    wake: self
+                        .policies
+                        .wakes
+                        .for_relay(&org, &device_id, crate::clock::now_ms()),
                     // A reply needs no matching (MQTT acks do), and gRPC says
                     // "refused" with a status code.
                     ..Ack::default()

@@ -5,9 +5,12 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
+use prost::Message;
+
 use veille_proto::signing::{self, SigningKey};
 use veille_proto::v1::SignedPolicy;
 
+use crate::policy::wake::{WakeQueue, wake_for_maintenance};
 use crate::policy::{PolicyError, current_all};
 use crate::store::Store;
 
@@ -25,6 +28,11 @@ pub struct PolicyCache {
     public_key: String,
     /// Bumped by every [`Self::put`].
     changed: tokio::sync::watch::Sender<u64>,
+    /// Wake-on-LAN requests for the relays' Acks, refreshed with the policies.
+    pub wakes: WakeQueue,
+    /// End of the period the maintenance scheduler last looked at (unix ms; 0: not
+    /// yet): each refresh wakes the devices for windows starting after it.
+    maintenance_checked_ms: std::sync::atomic::AtomicI64,
 }
 
 impl PolicyCache {
@@ -32,6 +40,7 @@ impl PolicyCache {
     pub fn load(store: &Store, key: &SigningKey) -> Result<Self, PolicyError> {
         let cache = Self {
             public_key: signing::encode_verifying_key(&key.verifying_key()),
+            wakes: WakeQueue::new(key),
             ..Self::default()
         };
         for (p, s) in current_all(store)? {
@@ -92,6 +101,34 @@ impl PolicyCache {
         Ok(changed)
     }
 
+    /// The periodic work besides [`Self::refresh`]: queues wake-ups for the maintenance
+    /// windows of the cached policies that started since the previous call (none at the
+    /// first call: a collector started in the middle of a window does not wake the
+    /// fleet late), then reloads the wake queue. Several collectors sharing a store may
+    /// both see a window start; the queue keeps one request per device.
+    pub fn tick_wakes(&self, store: &Store, now_ms: i64) -> Result<(), PolicyError> {
+        use std::sync::atomic::Ordering;
+        let from_ms = self.maintenance_checked_ms.swap(now_ms, Ordering::Relaxed);
+        if from_ms > 0 && from_ms < now_ms {
+            for (org, signed) in self.all() {
+                let Ok(policy) = veille_proto::v1::Policy::decode(signed.policy.as_slice()) else {
+                    continue;
+                };
+                match wake_for_maintenance(store, &policy, from_ms, now_ms) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(%org, queued = n,
+                        "maintenance window started: wake-on-lan requests queued"),
+                    Err(e) => tracing::warn!(%org, error = %e,
+                        "maintenance window started: cannot queue the wake-ups"),
+                }
+            }
+        }
+        self.wakes
+            .refresh(store, now_ms)
+            .map_err(|e| PolicyError::Task(e.to_string()))?;
+        Ok(())
+    }
+
     /// Refreshes the cache from `store` every [`REFRESH_EVERY`] until `stop` turns true.
     pub fn spawn_refresh(
         self: std::sync::Arc<Self>,
@@ -105,7 +142,11 @@ impl PolicyCache {
                     _ = stop.wait_for(|s| *s) => return,
                 }
                 let (cache, store) = (self.clone(), store.clone());
-                match tokio::task::spawn_blocking(move || cache.refresh(&store)).await {
+                let work = move || {
+                    cache.refresh(&store)?;
+                    cache.tick_wakes(&store, crate::clock::now_ms())
+                };
+                match tokio::task::spawn_blocking(work).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => {
                         tracing::warn!(error = %e, "policy refresh from the store failed")

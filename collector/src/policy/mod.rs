@@ -7,6 +7,7 @@
 //! Evaluation and signatures live in `veille_proto::{policy, signing}`: the agent checks
 //! exactly what is signed here.
 pub mod cache;
+pub mod wake;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -154,6 +155,45 @@ pub fn current_all(store: &Store) -> Result<Vec<(Policy, SignedPolicy)>, PolicyE
     Ok(out)
 }
 
+/// Where `set` records when a version was set (unix ms, big-endian): in the meta tree,
+/// since every key of the policies tree is a policy. Versions set before this was
+/// recorded have none.
+fn set_at_key(org: &str, version: u64) -> Vec<u8> {
+    let mut k = b"policy_set_at\0".to_vec();
+    k.extend_from_slice(&policy_key(org, version));
+    k
+}
+
+/// One stored version of an org's policy and when it was set, if recorded.
+#[derive(Debug, Clone)]
+pub struct StoredVersion {
+    pub policy: Policy,
+    pub set_at_ms: Option<i64>,
+}
+
+/// Every version of `org`'s policy, by version.
+pub fn history(store: &Store, org: &str) -> Result<Vec<StoredVersion>, PolicyError> {
+    let p = crate::store::prefix(org);
+    let (entries, times) = store.read(|tx| {
+        let entries = tx.kv_scan(Tree::Policies, &p)?;
+        let mut at = b"policy_set_at\0".to_vec();
+        at.extend_from_slice(&p);
+        Ok((entries, tx.kv_scan(Tree::Meta, &at)?))
+    })?;
+    let times: HashMap<Vec<u8>, i64> = times
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, i64::from_be_bytes(v.as_slice().try_into().ok()?))))
+        .collect();
+    entries
+        .iter()
+        .map(|(k, v)| {
+            let (policy, _) = decode_stored(k, v)?;
+            let set_at_ms = times.get(&set_at_key(&policy.org, policy.version)).copied();
+            Ok(StoredVersion { policy, set_at_ms })
+        })
+        .collect()
+}
+
 /// The current signed policy of `org`, if it has one.
 pub fn current(store: &Store, org: &str) -> Result<Option<(Policy, SignedPolicy)>, PolicyError> {
     let p = crate::store::prefix(org);
@@ -216,6 +256,11 @@ pub fn set(
             Tree::Policies,
             &policy_key(&policy.org, policy.version),
             &signed.encode_to_vec(),
+        )?;
+        tx.kv_put(
+            Tree::Meta,
+            &set_at_key(&policy.org, policy.version),
+            &crate::clock::now_ms().to_be_bytes(),
         )?;
         Ok(Ok((policy, signed)))
     })??;

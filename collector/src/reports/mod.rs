@@ -6,6 +6,7 @@
 
 pub mod compliance;
 pub mod renewal;
+pub mod savings;
 pub mod setpoint;
 
 use std::path::PathBuf;

@@ -35,11 +35,14 @@ pub enum Tree {
     Conflicts,
     /// Hourly grid carbon intensity per zone (`import carbon`).
     GridIntensity,
+    /// Wake-on-LAN requests waiting for their relay's Ack (`policy::wake`), keyed
+    /// `org \0 relay \0 id`. Shared so a CLI or a second collector can queue one.
+    Wake,
 }
 
 impl Tree {
     /// Append only: PostgreSQL's registry locks are keyed by the index here.
-    pub const ALL: [Tree; 11] = [
+    pub const ALL: [Tree; 12] = [
         Tree::Meta,
         Tree::Devices,
         Tree::BootSessions,
@@ -51,6 +54,7 @@ impl Tree {
         Tree::Rooms,
         Tree::Conflicts,
         Tree::GridIntensity,
+        Tree::Wake,
     ];
 
     /// The name stored in the engine (and shown in corruption errors).
@@ -67,6 +71,7 @@ impl Tree {
             Tree::Rooms => "rooms",
             Tree::Conflicts => "conflicts",
             Tree::GridIntensity => "grid_intensity",
+            Tree::Wake => "wake_requests",
         }
     }
 }

@@ -102,6 +102,7 @@ pub enum Nav {
     Renewal,
     Compliance,
     Rooms,
+    Savings,
     None,
 }
 
@@ -145,6 +146,7 @@ pub fn page(
             (Nav::Renewal, "/renewal", Key::Renewal),
             (Nav::Compliance, "/compliance", Key::Compliance),
             (Nav::Rooms, "/rooms", Key::Rooms),
+            (Nav::Savings, "/savings", Key::Savings),
         ] {
             let current = if n == nav {
                 " aria-current=\"page\""

@@ -189,7 +189,6 @@ pub enum Key {
     Before,
     After,
     Difference,
-    Interval95,
     Unknown,
     Trend12,
     Kwh,
@@ -245,6 +244,21 @@ pub enum Key {
     NoDevices,
     Value,
     Period,
+    Savings,
+    PolicyVersion,
+    EnforcedFrom,
+    Baseline,
+    Enforced,
+    DryRun,
+    BeforePolicy,
+    KwhPerDeviceDay,
+    SavedPerDeviceDay,
+    Interval95,
+    Significant,
+    NotSignificant,
+    InsufficientData,
+    LeftOut,
+    SavingsHelp,
 }
 
 /// (French, English) of `key`: the one table.
@@ -333,7 +347,6 @@ fn text(key: Key) -> (&'static str, &'static str) {
         Before => ("Avant", "Before"),
         After => ("Après", "After"),
         Difference => ("Différence", "Difference"),
-        Interval95 => ("Intervalle à 95 %", "95 % interval"),
         Trend12 => ("Tendance sur 12 mois", "12-month trend"),
         Kwh => ("kWh", "kWh"),
         LeftOnNights => ("Postes allumés la nuit", "Devices left on at night"),
@@ -409,6 +422,36 @@ fn text(key: Key) -> (&'static str, &'static str) {
         NoDevices => ("Aucun poste.", "No devices."),
         Value => ("Valeur", "Value"),
         Period => ("Période", "Period"),
+        Savings => ("Économies", "Savings"),
+        PolicyVersion => ("Version de la politique", "Policy version"),
+        EnforcedFrom => (
+            "Appliquée depuis (si ce n'est pas le jour de sa signature)",
+            "Enforced from (when not the day it was set)",
+        ),
+        Baseline => ("Référence", "Baseline"),
+        Enforced => ("Appliquée", "Enforced"),
+        DryRun => ("essai à blanc", "dry run"),
+        BeforePolicy => ("avant la politique", "before the policy"),
+        KwhPerDeviceDay => ("kWh par poste et par jour", "kWh per device and day"),
+        SavedPerDeviceDay => (
+            "Économisé (kWh par poste et par jour)",
+            "Saved (kWh per device and day)",
+        ),
+        Interval95 => ("Intervalle à 95 %", "95 % interval"),
+        Significant => ("économie significative", "significant saving"),
+        NotSignificant => (
+            "pas de différence significative",
+            "no significant difference",
+        ),
+        InsufficientData => ("données insuffisantes", "insufficient data"),
+        LeftOut => (
+            "Jours exclus (fériés, fermetures)",
+            "Days left out (holidays, closures)",
+        ),
+        SavingsHelp => (
+            "Consommation quotidienne moyenne par poste et par site, avant et pendant l'application d'une version de la politique ; différence avec un intervalle de confiance à 95 % (test de Welch).",
+            "Mean daily consumption per device and site, before and while a policy version is enforced; difference with a 95 % confidence interval (Welch's test).",
+        ),
     }
 }
 

@@ -90,6 +90,7 @@ pub fn router(
         .route("/consumption", get(consumption))
         .route("/consumption.csv", get(consumption_csv))
         .route("/devices", get(devices))
+        .route("/savings", get(savings))
         .route("/device/{org}/{device_id}", get(device))
         .route("/renewal", get(report_pages::renewal))
         .route("/compliance", get(report_pages::compliance))
@@ -500,5 +501,74 @@ async fn device(
         ),
         Ok(None) => error_page(lang, StatusCode::NOT_FOUND, lang.t(Key::NotFound)),
         Err(e) => report_error(lang, e),
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct SavingsParams {
+    policy_version: Option<u64>,
+    enforced_from: Option<String>,
+    org: Option<String>,
+    lang: Option<String>,
+}
+
+/// `/savings[?policy_version=N][&enforced_from=][&org=]`: `report savings` as a page.
+async fn savings(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Query(q): Query<SavingsParams>,
+) -> Response {
+    use crate::reports::savings::{SavingsQuery, savings_report};
+    let Some(p) = principal(&state, &headers) else {
+        return to_login();
+    };
+    let (lang, set) = lang_of(&headers, q.lang.as_deref());
+    let set: Vec<String> = set.into_iter().collect();
+    let (org, _) = scope(&state.auth, &p, q.org.as_deref());
+    let enforced_from = q.enforced_from.clone().unwrap_or_default();
+    let asked = views::SavingsAsked {
+        policy_version: q.policy_version,
+        enforced_from: enforced_from.clone(),
+        org: org.clone(),
+    };
+    let Some(version) = q.policy_version else {
+        return html_response(StatusCode::OK, views::savings(lang, &asked, None), &set);
+    };
+    let from = match enforced_from.as_str() {
+        "" => None,
+        d => match d.parse() {
+            Ok(d) => Some(d),
+            Err(_) => {
+                let why = format!("{d:?}: YYYY-MM-DD");
+                let body = views::savings(lang, &asked, Some(Err(why)));
+                return html_response(StatusCode::BAD_REQUEST, body, &set);
+            }
+        },
+    };
+    let query = SavingsQuery {
+        policy_version: version,
+        org,
+        enforced_from: from,
+        format: OutputFormat::Json,
+    };
+    let (store, ctx) = (state.store.clone(), state.ctx.clone());
+    let now = crate::clock::now_ms();
+    let done = tokio::task::spawn_blocking(move || savings_report(&store, &ctx, &query, now)).await;
+    match done {
+        Ok(Ok(r)) => html_response(
+            StatusCode::OK,
+            views::savings(lang, &asked, Some(Ok(&r))),
+            &set,
+        ),
+        Ok(Err(e)) if e.is_usage() => html_response(
+            StatusCode::BAD_REQUEST,
+            views::savings(lang, &asked, Some(Err(e.to_string()))),
+            &set,
+        ),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "savings page failed");
+            error_page(lang, StatusCode::INTERNAL_SERVER_ERROR, e)
+        }
+        Err(e) => error_page(lang, StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }

@@ -520,6 +520,104 @@ pub fn login(lang: Lang, error: Option<Key>) -> String {
     page(lang, t(Key::Login), Nav::None, false, "/login", &b)
 }
 
+/// What the savings page was asked (echoed in its form).
+#[derive(Debug, Clone, Default)]
+pub struct SavingsAsked {
+    pub policy_version: Option<u64>,
+    pub enforced_from: String,
+    pub org: Option<String>,
+}
+
+/// The savings page: a form (policy version, optional start of enforcement), then per
+/// site the mean kWh per device and day in each period, the saving with its 95 %
+/// interval and the verdict (`report savings`). `outcome`: the report, or why there is
+/// none (shown in place of the table).
+pub fn savings(
+    lang: Lang,
+    asked: &SavingsAsked,
+    outcome: Option<Result<&crate::reports::savings::SavingsReport, String>>,
+) -> String {
+    let t = |k| lang.t(k);
+    let mut b = format!("<h1>{}</h1><p>{}</p>", t(Key::Savings), t(Key::SavingsHelp));
+    let org = asked.org.as_deref().map_or(String::new(), |o| {
+        format!("<input type=\"hidden\" name=\"org\" value=\"{}\">", esc(o))
+    });
+    b.push_str(&format!(
+        "<form class=\"inline\" method=\"get\" action=\"/savings\"><div><label for=\"policy_version\">{}</label><input type=\"number\" min=\"1\" id=\"policy_version\" name=\"policy_version\" value=\"{}\" required></div><div><label for=\"enforced_from\">{}</label><input type=\"date\" id=\"enforced_from\" name=\"enforced_from\" value=\"{}\"></div>{org}<button class=\"primary\" type=\"submit\" id=\"show\">{}</button></form>",
+        t(Key::PolicyVersion),
+        asked.policy_version.map_or(String::new(), |v| v.to_string()),
+        t(Key::EnforcedFrom),
+        esc(&asked.enforced_from),
+        t(Key::Show)
+    ));
+    match outcome {
+        None => {}
+        Some(Err(why)) => b.push_str(&format!("<p id=\"savings-error\">{}</p>", esc(&why))),
+        Some(Ok(r)) => {
+            let p = &r.periods;
+            // French puts a space before a colon, English does not.
+            let colon = if lang == Lang::Fr { "\u{a0}:" } else { ":" };
+            b.push_str(&format!(
+                "<p id=\"periods\">{}{colon} {} → {} ({}) · {}{colon} {} → {}</p>",
+                t(Key::Baseline),
+                p.baseline.first,
+                p.baseline.last,
+                if p.baseline_is_dry_run {
+                    t(Key::DryRun)
+                } else {
+                    t(Key::BeforePolicy)
+                },
+                t(Key::Enforced),
+                p.enforced.first,
+                p.enforced.last
+            ));
+            if !r.excluded_days.is_empty() {
+                b.push_str(&format!(
+                    "<p>{}{colon} {}</p>",
+                    t(Key::LeftOut),
+                    esc(&r.excluded_days.join(", "))
+                ));
+            }
+            b.push_str(&format!(
+                "<table id=\"savings\"><thead><tr><th scope=\"col\">{}</th><th scope=\"col\" class=\"n\">{} ({})</th><th scope=\"col\" class=\"n\">{} ({})</th><th scope=\"col\" class=\"n\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th></tr></thead><tbody>",
+                t(Key::SiteTitle),
+                t(Key::Baseline),
+                t(Key::KwhPerDeviceDay),
+                t(Key::Enforced),
+                t(Key::KwhPerDeviceDay),
+                t(Key::SavedPerDeviceDay),
+                t(Key::Interval95),
+                t(Key::Verdict)
+            ));
+            let cell = |v: Option<f64>| match v {
+                Some(v) => format!("<td class=\"n\" data-value=\"{v}\">{}</td>", lang.amount(v)),
+                None => "<td class=\"n\">—</td>".to_owned(),
+            };
+            for s in &r.sites {
+                let interval = match (s.saved_low, s.saved_high) {
+                    (Some(l), Some(h)) => format!("{} … {}", lang.amount(l), lang.amount(h)),
+                    _ => "—".to_owned(),
+                };
+                let (class, verdict) = match (s.saved_kwh_per_device_day, s.significant) {
+                    (None, _) => ("insufficient", t(Key::InsufficientData)),
+                    (Some(_), true) => ("significant", t(Key::Significant)),
+                    (Some(_), false) => ("not-significant", t(Key::NotSignificant)),
+                };
+                b.push_str(&format!(
+                    "<tr data-site=\"{}\"><th scope=\"row\">{}</th>{}{}{}<td>{interval}</td><td class=\"{class}\">{verdict}</td></tr>",
+                    esc(&s.site),
+                    esc(&s.site),
+                    cell(s.baseline_kwh_per_device_day),
+                    cell(s.enforced_kwh_per_device_day),
+                    cell(s.saved_kwh_per_device_day),
+                ));
+            }
+            b.push_str("</tbody></table>");
+        }
+    }
+    page(lang, t(Key::Savings), Nav::Savings, true, "/savings", &b)
+}
+
 /// A short page for a missing device or a bad parameter.
 pub fn message(lang: Lang, title: &str, text: &str) -> String {
     page(

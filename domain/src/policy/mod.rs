@@ -12,4 +12,5 @@ pub mod compliance;
 pub mod file;
 pub mod holidays;
 pub mod ics;
+pub mod savings;
 pub mod wake_relay;

@@ -4,12 +4,117 @@
 //! and awake: it reported recently. Pure: the collector passes the inventories and
 //! the last report times it read, and `now`.
 //!
-//! The collector side that queues the request for the relay's next Ack is not wired
-//! yet; the agent's sender is `veille_agent::wol`.
+//! A request waits in the collector's store ([`QueuedWake`]) until it expires
+//! ([`WAKE_TTL_MS`]); every Ack to its relay carries it ([`deliverable`]) and the agent
+//! sends each id once, so a lost MQTT Ack costs nothing. The agent's sender is
+//! `veille_agent::wol`.
 
 use std::net::Ipv4Addr;
 
+use serde::{Deserialize, Serialize};
 use veille_proto::v1::NetworkInterface;
+
+/// A device is awake (may relay; needs no wake-up) when its latest batch reached the
+/// collector within this time: five default report intervals (60 s), so one lost batch
+/// or a slow network does not make it look asleep.
+pub const AWAKE_WITHIN_MS: i64 = 5 * 60_000;
+
+/// How long a wake request waits for its relay's next Ack. A relay reports at least
+/// every report interval (60 s by default); past ten minutes the relay has likely gone
+/// to sleep itself and the operator should ask again (another relay will be picked).
+pub const WAKE_TTL_MS: i64 = 10 * 60_000;
+
+/// A wake request waiting in the collector's store for its relay's next Ack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedWake {
+    /// `<target>@<requested ms>`: unique enough, since a second request for a target
+    /// with one pending is not queued ([`pending_for_target`]).
+    pub id: String,
+    pub org: String,
+    pub target_device_id: String,
+    pub relay_device_id: String,
+    pub mac: String,
+    pub subnet: String,
+    pub broadcast: Ipv4Addr,
+    pub requested_unix_ms: i64,
+    pub expires_unix_ms: i64,
+    /// Who asked: `cli`, `api`, `maintenance[<i>]`.
+    pub reason: String,
+}
+
+impl QueuedWake {
+    /// The request for `relay` (chosen by [`choose_relay`]) to wake `target_device_id`.
+    pub fn new(
+        org: &str,
+        target_device_id: &str,
+        relay: &Relay,
+        now_ms: i64,
+        reason: &str,
+    ) -> Self {
+        Self {
+            id: format!("{target_device_id}@{now_ms}"),
+            org: org.to_owned(),
+            target_device_id: target_device_id.to_owned(),
+            relay_device_id: relay.relay_device_id.clone(),
+            mac: relay.mac.clone(),
+            subnet: relay.subnet.clone(),
+            broadcast: relay.broadcast,
+            requested_unix_ms: now_ms,
+            expires_unix_ms: now_ms.saturating_add(WAKE_TTL_MS),
+            reason: reason.to_owned(),
+        }
+    }
+
+    pub fn is_expired(&self, now_ms: i64) -> bool {
+        self.expires_unix_ms <= now_ms
+    }
+
+    /// The contract form the relay's Ack carries (signed by the collector).
+    pub fn to_proto(&self) -> veille_proto::v1::WakeRequest {
+        veille_proto::v1::WakeRequest {
+            id: self.id.clone(),
+            org: self.org.clone(),
+            relay_device_id: self.relay_device_id.clone(),
+            target_device_id: self.target_device_id.clone(),
+            mac: self.mac.clone(),
+            broadcast: self.broadcast.to_string(),
+            expires_unix_ms: self.expires_unix_ms,
+        }
+    }
+}
+
+/// Whether a device whose latest batch arrived at `last_seen_ms` counts as awake.
+pub fn is_awake(last_seen_ms: i64, now_ms: i64) -> bool {
+    now_ms.saturating_sub(last_seen_ms) <= AWAKE_WITHIN_MS
+}
+
+/// The unexpired requests `relay` should carry out, oldest first.
+pub fn deliverable<'a>(
+    queue: &'a [QueuedWake],
+    org: &str,
+    relay: &str,
+    now_ms: i64,
+) -> Vec<&'a QueuedWake> {
+    let mut out: Vec<_> = queue
+        .iter()
+        .filter(|q| q.org == org && q.relay_device_id == relay && !q.is_expired(now_ms))
+        .collect();
+    out.sort_by_key(|q| q.requested_unix_ms);
+    out
+}
+
+/// An unexpired request already waiting to wake `target`: asking again (a second
+/// collector's scheduler, an impatient operator) returns it instead of queuing another.
+pub fn pending_for_target<'a>(
+    queue: &'a [QueuedWake],
+    org: &str,
+    target: &str,
+    now_ms: i64,
+) -> Option<&'a QueuedWake> {
+    queue
+        .iter()
+        .find(|q| q.org == org && q.target_device_id == target && !q.is_expired(now_ms))
+}
 
 /// A device that may relay.
 #[derive(Debug, Clone, Copy)]
@@ -122,6 +227,60 @@ mod tests {
     }
 
     const MIN: i64 = 60_000;
+
+    fn queued(target: &str, relay: &str, at: i64) -> QueuedWake {
+        let r = Relay {
+            relay_device_id: relay.into(),
+            mac: "02:00:00:00:00:01".into(),
+            subnet: "192.168.1.0/24".into(),
+            broadcast: Ipv4Addr::new(192, 168, 1, 255),
+        };
+        QueuedWake::new("acme", target, &r, at, "cli")
+    }
+
+    #[test]
+    fn a_relay_gets_its_unexpired_requests_oldest_first() {
+        let t0 = 1_800_000_000_000;
+        let queue = [
+            queued("pc-2", "pc-a", t0 + MIN),
+            queued("pc-1", "pc-a", t0),
+            queued("pc-3", "pc-b", t0),
+            QueuedWake {
+                org: "other".into(),
+                ..queued("pc-4", "pc-a", t0)
+            },
+        ];
+        let ids = |v: Vec<&QueuedWake>| v.into_iter().map(|q| q.id.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            ids(deliverable(&queue, "acme", "pc-a", t0 + 2 * MIN)),
+            [format!("pc-1@{t0}"), format!("pc-2@{}", t0 + MIN)]
+        );
+        // pc-1's request expires WAKE_TTL_MS after it was made, pc-2's a minute later.
+        assert_eq!(
+            ids(deliverable(&queue, "acme", "pc-a", t0 + WAKE_TTL_MS)),
+            [format!("pc-2@{}", t0 + MIN)]
+        );
+        assert!(deliverable(&queue, "acme", "pc-a", t0 + MIN + WAKE_TTL_MS).is_empty());
+        assert_eq!(queue[1].to_proto().broadcast, "192.168.1.255");
+        assert_eq!(queue[1].to_proto().expires_unix_ms, t0 + WAKE_TTL_MS);
+    }
+
+    #[test]
+    fn a_target_with_a_pending_request_is_not_queued_twice_until_it_expires() {
+        let t0 = 1_800_000_000_000;
+        let queue = [queued("pc-1", "pc-a", t0)];
+        assert_eq!(
+            pending_for_target(&queue, "acme", "pc-1", t0 + MIN),
+            Some(&queue[0])
+        );
+        assert_eq!(pending_for_target(&queue, "other", "pc-1", t0 + MIN), None);
+        assert_eq!(
+            pending_for_target(&queue, "acme", "pc-1", t0 + WAKE_TTL_MS),
+            None
+        );
+        assert!(is_awake(t0, t0 + AWAKE_WITHIN_MS));
+        assert!(!is_awake(t0, t0 + AWAKE_WITHIN_MS + 1));
+    }
 
     #[test]
     fn subnets_and_broadcasts() {

@@ -79,6 +79,9 @@ pub fn start(
     if let Some(sink) = meters {
         handler = handler.with_meters(sink);
     }
+    if let Some(p) = &policies {
+        handler = handler.with_wakes(p.clone());
+    }
     let handler = Arc::new(handler);
     let max_in_flight = max_in_flight.max(1);
     match how {

@@ -44,6 +44,8 @@ pub struct ReportHandler {
     drops: Mutex<DropLog>,
     /// Where meter payloads go; `None`: counted as unhandled ([`meters_hook`]).
     meters: Option<Arc<crate::ingest::meter_sink::MeterSink>>,
+    /// Wake-on-LAN requests for relays (signed: safe on a topic anyone may forge).
+    wakes: Option<Arc<crate::policy::cache::PolicyCache>>,
 }
 
 impl ReportHandler {
@@ -58,7 +60,14 @@ impl ReportHandler {
             metrics,
             drops: Mutex::new(DropLog::default()),
             meters: None,
+            wakes: None,
         }
+    }
+
+    /// Adds the relays' wake requests from `policies` to their Acks.
+    pub fn with_wakes(mut self, policies: Arc<crate::policy::cache::PolicyCache>) -> Self {
+        self.wakes = Some(policies);
+        self
     }
 
     /// Stores meter payloads through `sink` (parse, counter, store) instead of
@@ -120,6 +129,9 @@ impl ReportHandler {
                 conflicts: o.conflicts,
                 acked_from_seq,
                 rejected: String::new(),
+                wake: self.wakes.as_ref().map_or_else(Vec::new, |p| {
+                    p.wakes.for_relay(org, device_id, crate::clock::now_ms())
+                }),
                 ..Ack::default()
             },
             Err(IngestError::Invalid(e)) => {
