@@ -595,6 +595,7 @@ mod tests {
             grid_source: "x".into(),
             rows: vec![],
             total: Figures::default(),
+            assets_without_agent: vec![],
         };
         let html = consumption(Lang::En, "2026-11", &r, &picker);
         assert!(html.contains("href=\"/consumption.csv?month=2026-11&amp;by=site&amp;org=town\""));
