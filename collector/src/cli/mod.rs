@@ -227,7 +227,10 @@ pub enum ImportCommand {
     ///
     /// Rows are matched to known devices by serial, then UUID, then hostname; the
     /// summary lists matched, unmatched (by line) and ambiguous rows (with the reason).
-    /// Every matched row is applied in one transaction; a bad line applies nothing and
+    /// Unmatched rows are kept as assets without agent of the org (--org, else
+    /// glpi.org, else the only org): the renewal report lists them, consumption counts
+    /// them as unknown energy, and the next import of the same kind replaces them.
+    /// Every row is applied in one transaction; a bad line applies nothing and
     /// exits 2 naming its line and column. Importing the same file again changes
     /// nothing. Works with the collector running: reports see the facts at once.
     Glpi(GlpiImportArgs),
@@ -269,6 +272,14 @@ pub struct GlpiImportArgs {
     /// Parse and match, print the summary, apply nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// The org the export belongs to: only its devices are matched, and its rows
+    /// without agent are kept for it. Default: glpi.org, else the only org.
+    #[arg(long, value_name = "ORG")]
+    pub org: Option<String>,
+    /// What the export lists: `computer` (matched to agents) or `monitor` (GLPI's
+    /// monitor list: never matched, all kept without agent).
+    #[arg(long, default_value = "computer", value_parser = ["computer", "monitor"])]
+    pub kind: String,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -212,9 +212,29 @@ fn import_glpi(args: crate::cli::GlpiImportArgs) -> Result<(), Failure> {
         .config
         .load_config()
         .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
+    let org_ids = config.org_ids();
+    if let Some(org) = &args.org
+        && !(org_ids.contains(&org.as_str())
+            || (org_ids.is_empty() && org == crate::config::DEFAULT_ORG_ID))
+    {
+        return Err(Failure::Usage(anyhow::anyhow!(
+            "import glpi: --org {org:?} is not a configured org"
+        )));
+    }
+    let target = import::Target {
+        match_org: args.org.clone(),
+        // Several orgs and none named: unmatched rows have no owner and are not kept.
+        keep_org: args
+            .org
+            .clone()
+            .or_else(|| config.glpi.org_id(&org_ids).ok()),
+        kind: veille_domain::renewal::fleet::AssetKind::parse(&args.kind)
+            .unwrap_or(veille_domain::renewal::fleet::AssetKind::Computer),
+    };
     let out = import::run(
         &args.file,
         &config.store_location(),
+        &target,
         args.dry_run,
         crate::clock::now_ms(),
     )

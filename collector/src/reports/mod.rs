@@ -297,7 +297,15 @@ pub fn consumption_report(
     let from_ms = ctx.day_start_ms(from)?;
     let to_ms = ctx.day_start_ms(&next_day(to)?)?;
     let devices = device_stream(store, org, from_ms, to_ms)?.map(|d| d.map_err(ReportError::from));
-    consumption::report_from(devices, ctx, from, to, from_ms, to_ms, now_ms, by)
+    let mut report = consumption::report_from(devices, ctx, from, to, from_ms, to_ms, now_ms, by)?;
+    // No agent, no evidence: listed, never given an energy.
+    let agentless = store.fleet_assets(org)?;
+    report.assets_without_agent = consumption::count_agentless(
+        agentless
+            .iter()
+            .map(|(o, a)| (o.as_str(), a.location.as_str(), a.kind.as_str())),
+    );
+    Ok(report)
 }
 
 fn next_day(date: &str) -> Result<String, ConsumptionError> {

@@ -33,10 +33,12 @@ pub enum Tree {
     Meters,
     Rooms,
     Conflicts,
+    /// Assets without agent (GLPI), the `fleet` module.
+    FleetAsset,
 }
 
 impl Tree {
-    pub const ALL: [Tree; 10] = [
+    pub const ALL: [Tree; 11] = [
         Tree::Meta,
         Tree::Devices,
         Tree::BootSessions,
@@ -47,6 +49,8 @@ impl Tree {
         Tree::Meters,
         Tree::Rooms,
         Tree::Conflicts,
+        // Last: the postgres registry locks are keyed by position in this list.
+        Tree::FleetAsset,
     ];
 
     /// The name stored in the engine (and shown in corruption errors).
@@ -62,6 +66,7 @@ impl Tree {
             Tree::Meters => "meters",
             Tree::Rooms => "rooms",
             Tree::Conflicts => "conflicts",
+            Tree::FleetAsset => "fleet_asset",
         }
     }
 }
