@@ -15,7 +15,10 @@
 //! - [`renewal`]: ages and horizons, embodied carbon, GLPI parsing and matching, asset
 //!   facts, inventory changes, the renewal report.
 //! - [`rooms`]: meter payloads, utility load curves, the setpoint statistics.
+//! - [`compare`]: the operator's comparison between bodies (indicators per org,
+//!   anonymised peer quartiles), from the consumption and renewal figures.
 
+pub mod compare;
 pub mod devices;
 pub mod energy;
 pub mod policy;
