@@ -248,6 +248,7 @@ impl Server {
             renewal: renewal_context.clone(),
             policy_key,
             policies,
+            orgs: std::sync::Arc::new(config.org_profiles()),
         });
         let web = crate::web::router(
             &config.web,

@@ -8,7 +8,7 @@
 //! ([`error::ApiError`]).
 //!
 //! - [`devices`]: `GET /api/v1/devices`.
-//! - [`reports`]: `GET /api/v1/reports/{consumption,renewal,compliance,setpoint}`.
+//! - [`reports`]: `GET /api/v1/reports/{consumption,renewal,compliance,setpoint,compare}`.
 //! - [`policy`]: `GET|PUT /api/v1/policy`, `POST /api/v1/policy/replay`.
 //! - [`rooms`]: `GET /api/v1/rooms`.
 //! - [`metrics`]: `GET /metrics` (Prometheus, its own optional token), with
@@ -45,6 +45,8 @@ pub const RENEWAL_PATH: &str = "/api/v1/reports/renewal";
 pub const SETPOINT_PATH: &str = "/api/v1/reports/setpoint";
 /// `GET /api/v1/rooms`.
 pub const ROOMS_PATH: &str = "/api/v1/rooms";
+/// `GET /api/v1/reports/compare`.
+pub const COMPARE_PATH: &str = "/api/v1/reports/compare";
 
 /// What every API handler may use: the store, who is who, and the report settings.
 #[derive(Clone)]
@@ -59,6 +61,8 @@ pub struct AppState {
     pub policy_key: Arc<SigningKey>,
     /// The signed policies agents receive; updated when one is set.
     pub policies: Arc<PolicyCache>,
+    /// Every configured org's kind, size and headcount (the comparison between bodies).
+    pub orgs: Arc<Vec<veille_domain::compare::OrgProfile>>,
 }
 
 /// Every `/api/v1` route and `/healthz`, ready to merge into the HTTP app.
@@ -71,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .route(crate::policy::COMPLIANCE_PATH, get(reports::compliance))
         .route(SETPOINT_PATH, get(reports::setpoint))
         .route(ROOMS_PATH, get(rooms::list))
+        .route(COMPARE_PATH, get(reports::compare))
         .route(
             crate::policy::API_PATH,
             get(policy::get_policy).put(policy::put_policy),
@@ -107,6 +112,7 @@ mod tests {
             ),
             ("GET", format!("{SETPOINT_PATH}?room=r1"), ""),
             ("GET", ROOMS_PATH.to_owned(), ""),
+            ("GET", format!("{COMPARE_PATH}{period}"), ""),
             ("GET", crate::policy::API_PATH.to_owned(), ""),
             ("PUT", crate::policy::API_PATH.to_owned(), draft),
             (
@@ -159,6 +165,7 @@ mod tests {
             energy: Arc::new(crate::reports::context(&config).unwrap()),
             renewal: Arc::new(crate::reports::renewal::context(&config.renewal).unwrap()),
             policy_key: Arc::new(key),
+            orgs: Arc::new(Vec::new()),
         };
         let listener = rt
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))

@@ -209,6 +209,35 @@ pub enum ReportCommand {
     /// Asks the running server when there is one (its API: /api/v1/reports/compliance),
     /// else reads the store.
     Compliance(crate::cli::policy::ComplianceArgs),
+    /// The comparison between bodies: per org, kWh and kgCO2e per device-year, share of
+    /// on-time outside working hours, median age, share past the renewal horizon, reuse
+    /// share, measured/modelled coverage, devices per staff; beside the quartiles of
+    /// its peers (same kind and population band, else kind, else all; at least 3
+    /// orgs). Without --org: every org, ranked by kWh per device-year (the operator's
+    /// view). With --org: what that org's token sees (its line and its peers'
+    /// quartiles, no other org's name). Kinds and sizes: `[orgs.profile]`.
+    ///
+    /// Asks the running server when there is one (its API: /api/v1/reports/compare),
+    /// else reads the store.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// First day, YYYY-MM-DD (local midnight in `energy.timezone`).
+    #[arg(long, value_name = "DATE")]
+    pub from: String,
+    /// Last day, YYYY-MM-DD, included.
+    #[arg(long, value_name = "DATE")]
+    pub to: String,
+    /// Show this org's view only (its own line and its peers' quartiles).
+    #[arg(long, value_name = "ORG")]
+    pub org: Option<String>,
+    /// Output format.
+    #[arg(long, default_value = "table", value_parser = ["table", "csv", "json"])]
+    pub format: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -506,6 +535,7 @@ mod tests {
             &["veille-collector", "devices", "--help"],
             &["veille-collector", "print-config", "--help"],
             &["veille-collector", "report", "renewal", "--help"],
+            &["veille-collector", "report", "compare", "--help"],
             &["veille-collector", "import", "glpi", "--help"],
             &["veille-collector", "glpi", "sync", "--help"],
             &["veille-collector", "import", "meters", "--help"],

@@ -73,6 +73,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Report(crate::cli::ReportCommand::Renewal(args)) => report_renewal(args),
+        Command::Report(crate::cli::ReportCommand::Compare(args)) => report_compare(args),
         Command::Import(crate::cli::ImportCommand::Glpi(args)) => import_glpi(args),
         Command::Glpi(crate::cli::GlpiCommand::Sync(args)) => glpi_sync(args),
         Command::Import(crate::cli::ImportCommand::Meters(args)) => {
@@ -201,6 +202,68 @@ fn report_renewal(args: crate::cli::RenewalArgs) -> Result<(), Failure> {
             },
         ))
         .map_err(|e| Failure::Runtime(anyhow::anyhow!("report renewal: {e}")))?;
+    print!("{out}");
+    Ok(())
+}
+
+/// `report compare`: the running server's answer, else the store's.
+fn report_compare(args: crate::cli::CompareArgs) -> Result<(), Failure> {
+    use crate::reports::OutputFormat;
+    let config = args
+        .config
+        .load_config()
+        .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
+    let usage = |e: crate::reports::ReportError| Failure::Usage(e.into());
+    let format = OutputFormat::parse(&args.format).map_err(usage)?;
+    let energy = crate::reports::context(&config).map_err(usage)?;
+    for date in [&args.from, &args.to] {
+        energy
+            .day_start_ms(date)
+            .map_err(|e| Failure::Usage(anyhow::anyhow!("report compare: {e}")))?;
+    }
+    let renewal = crate::reports::renewal::context(&config.renewal)
+        .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
+    let mut path = format!(
+        "{}?from={}&to={}&format={}",
+        crate::api::COMPARE_PATH,
+        args.from,
+        args.to,
+        format.as_str()
+    );
+    if let Some(org) = &args.org {
+        // An org id is [A-Za-z0-9._-]: anything else is no org, and must not reach
+        // the query string.
+        if org.is_empty()
+            || !org
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(Failure::Usage(anyhow::anyhow!(
+                "report compare: --org {org:?} is not an org id"
+            )));
+        }
+        path.push_str(&format!("&org={org}"));
+    }
+    let profiles = config.org_profiles();
+    let out = runtime()?
+        .block_on(crate::cli::report_via_server_or_store(
+            &config,
+            &path,
+            move |store| {
+                crate::reports::compare::compare_output(
+                    store,
+                    &energy,
+                    &renewal,
+                    &profiles,
+                    &args.from,
+                    &args.to,
+                    args.org.as_deref(),
+                    format,
+                    crate::clock::now_ms(),
+                )
+            },
+        ))
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("report compare: {e}")))?;
     print!("{out}");
     Ok(())
 }

@@ -2,8 +2,10 @@
 //! renders the result (table, CSV, JSON). The CLI and the API both end here.
 //!
 //! - this file: the report context (energy settings, power catalogue) and consumption;
-//! - [`renewal`], [`compliance`] (and `policy replay`), [`setpoint`].
+//! - [`renewal`], [`compliance`] (and `policy replay`), [`setpoint`], [`compare`] (the
+//!   comparison between bodies).
 
+pub mod compare;
 pub mod compliance;
 pub mod renewal;
 pub mod setpoint;
@@ -308,7 +310,7 @@ pub fn consumption_report(
     Ok(report)
 }
 
-fn next_day(date: &str) -> Result<String, ConsumptionError> {
+pub(crate) fn next_day(date: &str) -> Result<String, ConsumptionError> {
     let bad = || ConsumptionError::Date {
         value: date.to_owned(),
     };
