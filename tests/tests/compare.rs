@@ -244,5 +244,17 @@ fn three_orgs_of_two_kinds_compared_by_cli_and_api_without_naming_peers_to_an_or
     ));
     assert_eq!(cli_own, own);
 
+    // The API describes itself, this route included, to a caller with a token.
+    let (status, body) = get(&c.http, "/api/v1/openapi.json", TOKEN_A);
+    assert_eq!(status, 200, "{body}");
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        doc,
+        serde_json::from_str::<serde_json::Value>(veille_collector::api::openapi::DOCUMENT)
+            .unwrap()
+    );
+    assert!(doc["paths"]["/api/v1/reports/compare"]["get"].is_object());
+    assert_eq!(get(&c.http, "/api/v1/openapi.json", "nope").0, 401);
+
     assert_eq!(c.proc.stop(), Some(0));
 }
