@@ -256,6 +256,7 @@ impl Server {
             auth.clone(),
             report_context.clone(),
             renewal_context.clone(),
+            std::sync::Arc::new(config.org_profiles()),
             tls.is_some(),
         );
         let metrics_api = crate::api::metrics::router(

@@ -94,6 +94,7 @@ pub enum Nav {
     Overview,
     Consumption,
     Devices,
+    Compare,
     None,
 }
 
@@ -134,6 +135,7 @@ pub fn page(
             (Nav::Overview, "/", Key::Overview),
             (Nav::Consumption, "/consumption", Key::Consumption),
             (Nav::Devices, "/devices", Key::Devices),
+            (Nav::Compare, "/compare", Key::Compare),
         ] {
             let current = if n == nav {
                 " aria-current=\"page\""

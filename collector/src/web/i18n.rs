@@ -210,6 +210,9 @@ pub enum Key {
     NoDevices,
     Value,
     Period,
+    Compare,
+    Indicator,
+    PeersHelp,
 }
 
 /// (French, English) of `key`: the one table.
@@ -236,6 +239,12 @@ fn text(key: Key) -> (&'static str, &'static str) {
         Overview => ("Vue d’ensemble", "Overview"),
         Consumption => ("Consommation", "Consumption"),
         Devices => ("Postes", "Devices"),
+        Compare => ("Comparaison", "Comparison"),
+        Indicator => ("Indicateur", "Indicator"),
+        PeersHelp => (
+            "Pairs : collectivités du même type et de la même strate de population, sinon du même type, sinon toutes (au moins 3, anonymes). Q1, médiane, Q3 des pairs.",
+            "Peers: bodies of the same kind and population band, else kind, else all (at least 3, anonymous). Q1, median, Q3 of the peers.",
+        ),
         Month => ("Mois", "Month"),
         Show => ("Afficher", "Show"),
         Energy => ("Énergie", "Energy"),

@@ -16,6 +16,9 @@
 //!   very function behind `veille-collector report consumption --format csv`.
 //! - `GET /devices`, `GET /device/{org}/{device_id}`: the registry, and one device's
 //!   last 7 days as a strip chart with its inventory.
+//! - `GET /compare?month=[&org=]`: the comparison between bodies for the month (the
+//!   figures of `report compare`): an org session sees its own indicators and its
+//!   peers' quartiles; the operator's every org ranked, or one org's view.
 //!
 //! Every page needs a session: without one, `303` to `/login`. An org session sees its
 //! org only; the operator's sees all, with an org picker. `?lang=fr|en` switches the
@@ -59,6 +62,8 @@ struct WebState {
     auth: Arc<Auth>,
     ctx: Arc<Context>,
     renewal: Arc<RenewalContext>,
+    /// Every configured org's kind and size (the comparison page).
+    profiles: Arc<Vec<veille_domain::compare::OrgProfile>>,
     sessions: Arc<Sessions>,
     /// Refused logins per client address.
     throttle: Arc<LoginThrottle>,
@@ -74,6 +79,7 @@ pub fn router(
     auth: Arc<Auth>,
     ctx: Arc<Context>,
     renewal: Arc<RenewalContext>,
+    profiles: Arc<Vec<veille_domain::compare::OrgProfile>>,
     tls: bool,
 ) -> Router {
     if !config.enabled {
@@ -89,6 +95,7 @@ pub fn router(
         .route("/consumption", get(consumption))
         .route("/consumption.csv", get(consumption_csv))
         .route("/devices", get(devices))
+        .route("/compare", get(compare))
         .route("/device/{org}/{device_id}", get(device))
         .route(html::STYLESHEET_PATH, get(stylesheet))
         .with_state(WebState {
@@ -96,6 +103,7 @@ pub fn router(
             auth,
             ctx,
             renewal,
+            profiles,
             sessions,
             throttle: Arc::new(LoginThrottle::default()),
             tls,
@@ -345,6 +353,46 @@ async fn overview(
         Ok(v) => html_response(
             StatusCode::OK,
             views::overview(lang, &v, &picker),
+            &set.into_iter().collect::<Vec<_>>(),
+        ),
+        Err(e) => report_error(lang, e),
+    }
+}
+
+/// The comparison between bodies for a month: [`reports::compare::compare_report`],
+/// the function behind `report compare` and the API.
+async fn compare(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Query(q): Query<PageParams>,
+) -> Response {
+    let Some(p) = principal(&state, &headers) else {
+        return to_login();
+    };
+    let (lang, set) = lang_of(&headers, q.lang.as_deref());
+    let (org, picker) = scope(&state.auth, &p, q.org.as_deref());
+    let now = crate::clock::now_ms();
+    let month = data::month_or_current(q.month, &state.ctx, now);
+    let s = state.clone();
+    let m = month.clone();
+    let done = blocking(move || {
+        let (first, last) = data::month_range(&m)?;
+        reports::compare::compare_report(
+            &s.store,
+            &s.ctx,
+            &s.renewal,
+            &s.profiles,
+            &first,
+            &last,
+            org.as_deref(),
+            now,
+        )
+    })
+    .await;
+    match done {
+        Ok(r) => html_response(
+            StatusCode::OK,
+            views::compare(lang, &month, &r, &picker),
             &set.into_iter().collect::<Vec<_>>(),
         ),
         Err(e) => report_error(lang, e),

@@ -1,6 +1,7 @@
 //! The pages, rendered from plain values (the view models below) into HTML strings.
 //! Pure: [`super::data`] loads the values; every string from the fleet is escaped here.
 
+use veille_domain::compare::CompareReport;
 use veille_domain::devices::DeviceRecord;
 use veille_domain::energy::consumption::{Figures, GroupBy, Report};
 
@@ -353,6 +354,66 @@ pub fn consumption(lang: Lang, month: &str, report: &Report, picker: &Option<Org
         Nav::Consumption,
         true,
         &format!("/consumption?{q}"),
+        &b,
+    )
+}
+
+/// The comparison between bodies: one table per org shown, each indicator beside its
+/// peers' quartiles. `data-value` holds the unrounded figure (what the API gives).
+pub fn compare(
+    lang: Lang,
+    month: &str,
+    report: &CompareReport,
+    picker: &Option<OrgPicker>,
+) -> String {
+    let t = |k| lang.t(k);
+    let mut b = format!("<h1>{} — {}</h1>", t(Key::Compare), esc(month));
+    b.push_str(&month_form(lang, "/compare", month, picker, ""));
+    b.push_str(&format!("<p class=\"muted\">{}</p>", t(Key::PeersHelp)));
+    let cell = |v: Option<f64>, attrs: String| match v {
+        Some(v) => format!(
+            "<td class=\"n\" {attrs} data-value=\"{v}\">{}</td>",
+            lang.num(v, 2)
+        ),
+        None => format!("<td class=\"n\" {attrs}>—</td>"),
+    };
+    for p in &report.orgs {
+        let rank = p.rank.map(|r| format!("#{r} ")).unwrap_or_default();
+        b.push_str(&format!(
+            "<table class=\"compare\" data-org=\"{}\"><caption>{rank}{} ({}{}) — {} {}</caption><thead><tr><th scope=\"col\">{}</th><th scope=\"col\" class=\"n\">{}</th><th scope=\"col\" class=\"n\">Q1</th><th scope=\"col\" class=\"n\">Q2</th><th scope=\"col\" class=\"n\">Q3</th></tr></thead><tbody>",
+            esc(&p.org),
+            esc(&p.org),
+            esc(&p.kind),
+            if p.population_band.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", esc(&p.population_band))
+            },
+            p.devices,
+            t(Key::Devices),
+            t(Key::Indicator),
+            t(Key::Value),
+        ));
+        for (name, v) in p.indicators.named() {
+            let q = p.peers.quartiles.iter().find(|q| q.indicator == name);
+            b.push_str(&format!(
+                "<tr><th scope=\"row\">{}</th>{}{}{}{}</tr>",
+                esc(name),
+                cell(v, format!("data-indicator=\"{name}\"")),
+                cell(q.map(|q| q.q1), String::new()),
+                cell(q.map(|q| q.median), format!("data-median=\"{name}\"")),
+                cell(q.map(|q| q.q3), String::new()),
+            ));
+        }
+        b.push_str("</tbody></table>");
+    }
+    let q = format!("month={}{}", url_component(month), org_query(picker));
+    page(
+        lang,
+        t(Key::Compare),
+        Nav::Compare,
+        true,
+        &format!("/compare?{q}"),
         &b,
     )
 }
