@@ -17,6 +17,7 @@
 //! - [`rooms`]: meter payloads, utility load curves, the setpoint statistics.
 //! - [`compare`]: the operator's comparison between bodies (indicators per org,
 //!   anonymised peer quartiles), from the consumption and renewal figures.
+//! - [`trajectory`]: per-org kWh targets and the last twelve months against them.
 
 pub mod compare;
 pub mod devices;
@@ -24,3 +25,4 @@ pub mod energy;
 pub mod policy;
 pub mod renewal;
 pub mod rooms;
+pub mod trajectory;
