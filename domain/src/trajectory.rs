@@ -296,7 +296,7 @@ mod tests {
         // No baseline: no verdict.
         let none = trajectory("ville", &T, &[], &months(2026, 85.0, 12));
         assert_eq!((none.on_track, none.gap_pct), (None, None));
-        assert!(to_table(&[none.clone()]).contains("no baseline"));
+        assert!(to_table(std::slice::from_ref(&none)).contains("no baseline"));
         assert_eq!(to_csv(&[none]).lines().count(), 13);
     }
 }
