@@ -44,7 +44,7 @@ pub const ORG_KINDS: [&str; 6] = ["commune", "epci", "departement", "region", "e
 pub const POPULATION_BANDS: [&str; 5] = ["lt_2k", "2k_10k", "10k_50k", "50k_200k", "gt_200k"];
 
 /// Who an org is, from the configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OrgProfile {
     pub org: String,
     /// One of [`ORG_KINDS`].
@@ -53,6 +53,9 @@ pub struct OrgProfile {
     pub population_band: String,
     /// Staff; 0 = unknown.
     pub headcount: u32,
+    /// Its kWh target, if it set one ([`crate::trajectory`]).
+    #[serde(skip)]
+    pub target: Option<crate::trajectory::Target>,
 }
 
 impl OrgProfile {
@@ -63,6 +66,7 @@ impl OrgProfile {
             kind: "other".to_owned(),
             population_band: String::new(),
             headcount: 0,
+            target: None,
         }
     }
 }
@@ -432,6 +436,7 @@ mod tests {
             kind: kind.into(),
             population_band: band.into(),
             headcount,
+            target: None,
         }
     }
 

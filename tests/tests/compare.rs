@@ -2,7 +2,8 @@
 //! kinds (two communes, one EPCI) with their devices' hours in the store; the real
 //! `veille-collector report compare` reads the store, then asks the running server,
 //! whose API gives the operator every org ranked and an org token its own line and
-//! its peers' quartiles, never another org's name.
+//! its peers' quartiles, never another org's name. Then an org's kWh target and its
+//! last twelve months against the trajectory.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -256,5 +257,140 @@ fn three_orgs_of_two_kinds_compared_by_cli_and_api_without_naming_peers_to_an_or
     assert!(doc["paths"]["/api/v1/reports/compare"]["get"].is_object());
     assert_eq!(get(&c.http, "/api/v1/openapi.json", "nope").0, 401);
 
+    assert_eq!(c.proc.stop(), Some(0));
+}
+
+/// `hours` hours of `device` from `start`, under their own boot (seqs from `seq`).
+fn seed_hours(store: &Store, org: &str, device: &str, start: i64, hours: i64, seq: &mut u64) {
+    let boot = format!("boot-{start}");
+    let reports = (0..hours)
+        .map(|h| {
+            *seq += 1;
+            Report {
+                boot_id: boot.clone(),
+                seq: *seq,
+                start_unix_ms: start + h * HOUR,
+                end_unix_ms: start + (h + 1) * HOUR,
+                boot_time_unix_s: start / 1000,
+                uptime_s: ((h + 1) * 3600) as u64,
+                active_ms: 1_800_000,
+                idle_ms: 1_800_000,
+                ..Default::default()
+            }
+        })
+        .collect();
+    let batch = ReportBatch {
+        device_id: device.into(),
+        reports,
+        agent_version: "0.1.0".into(),
+        ..Default::default()
+    };
+    store
+        .apply_batch(org, &batch, start + hours * HOUR)
+        .unwrap();
+}
+
+#[test]
+fn an_org_follows_its_last_twelve_months_against_its_kwh_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::get("Europe/Paris").unwrap())
+        .date();
+    // The baseline two years back, so that the last twelve months never overlap it.
+    let (base, this) = (today.year() - 2, today.year());
+    let config = dir.path().join("collector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[orgs]]\nid = \"ville-a\"\ntoken = \"{TOKEN_A}\"\n\
+             [orgs.profile]\nkind = \"commune\"\n\
+             target = {{ baseline_year = {base}, target_year = {}, kwh_reduction_pct = 20 }}\n\n\
+             [[orgs]]\nid = \"agglo\"\ntoken = \"{TOKEN_E}\"\n",
+            this + 2
+        ),
+    )
+    .unwrap();
+    {
+        let store = Store::open(&data.join(veille_collector::store::STORE_DIR)).unwrap();
+        let mut seq = 0;
+        // The baseline year: 150 hours on a month; the last twelve months: 10
+        // (the rest of each month counts as inferred off, at its small power).
+        let at = |y: i16, m: i8| {
+            jiff::civil::date(y, m, 10)
+                .at(8, 0, 0, 0)
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .unwrap()
+                .timestamp()
+                .as_millisecond()
+        };
+        for m in 1..=12 {
+            seed_hours(&store, "ville-a", "a-1", at(base, m), 150, &mut seq);
+        }
+        for back in 1..=12 {
+            let d = today.first_of_month() - jiff::Span::new().months(back);
+            seed_hours(
+                &store,
+                "ville-a",
+                "a-1",
+                at(d.year(), d.month()),
+                10,
+                &mut seq,
+            );
+        }
+        seed_hours(&store, "agglo", "e-1", at(this, 1), 10, &mut 0);
+        store.flush().unwrap();
+    }
+    let run = |extra: &[&str]| {
+        Command::new(bin("veille-collector"))
+            .args(["report", "trajectory"])
+            .args(extra)
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .expect("run veille-collector report trajectory")
+    };
+    let local = ok_json(&run(&["--format", "json"]));
+    let list = local.as_array().unwrap();
+    assert_eq!(list.len(), 1, "only the org with a target: {local:#}");
+    let t = &list[0];
+    assert_eq!(t["org"], "ville-a");
+    assert_eq!(t["baseline_months"], 12, "{t:#}");
+    let trend = t["trend"].as_array().unwrap();
+    assert_eq!(trend.len(), 12);
+    // The twelve complete months before this one, the last being last month.
+    let last = today.first_of_month().yesterday().unwrap();
+    assert_eq!(
+        trend[11]["month"],
+        format!("{:04}-{:02}", last.year(), last.month())
+    );
+    // A fifteenth of the baseline's hours on: well under a line that fell by a few
+    // percent.
+    assert_eq!(t["on_track"], true, "{t:#}");
+    assert!(t["gap_pct"].as_f64().unwrap() < -20.0, "{t:#}");
+    let table = String::from_utf8_lossy(&run(&[]).stdout).into_owned();
+    assert!(
+        table.contains("ville-a: −20 % kWh by") && table.contains("on track"),
+        "{table}"
+    );
+
+    // The same through the running server, for the operator and for the org's token.
+    let mut c = Collector::start_with("collector", &data, "127.0.0.1:0", Some(&config), &[]);
+    assert_eq!(ok_json(&run(&["--format", "json"])), local);
+    let (status, body) = get(&c.http, "/api/v1/reports/trajectory", TOKEN_A);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        local
+    );
+    let (status, body) = get(&c.http, "/api/v1/reports/trajectory", TOKEN_E);
+    assert_eq!((status, body.trim()), (200, "[]"), "agglo has no target");
+    assert_eq!(
+        get(&c.http, "/api/v1/reports/trajectory?org=ville-a", TOKEN_E).0,
+        403
+    );
     assert_eq!(c.proc.stop(), Some(0));
 }

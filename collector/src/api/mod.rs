@@ -8,7 +8,8 @@
 //! ([`error::ApiError`]).
 //!
 //! - [`devices`]: `GET /api/v1/devices`.
-//! - [`reports`]: `GET /api/v1/reports/{consumption,renewal,compliance,setpoint,compare}`.
+//! - [`reports`]: `GET /api/v1/reports/{consumption,renewal,compliance,setpoint,compare,
+//!   trajectory}`.
 //! - [`policy`]: `GET|PUT /api/v1/policy`, `POST /api/v1/policy/replay`.
 //! - [`rooms`]: `GET /api/v1/rooms`.
 //! - [`openapi`]: `GET /api/v1/openapi.json`, the OpenAPI 3 description of every route.
@@ -67,6 +68,8 @@ pub struct AppState {
     pub orgs: Arc<Vec<veille_domain::compare::OrgProfile>>,
 }
 
+/// `GET /api/v1/reports/trajectory`.
+pub const TRAJECTORY_PATH: &str = "/api/v1/reports/trajectory";
 /// `GET /api/v1/openapi.json`.
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
 
@@ -130,6 +133,7 @@ fn routes() -> Routes {
     .add(Verb::Get, SETPOINT_PATH, reports::setpoint)
     .add(Verb::Get, ROOMS_PATH, rooms::list)
     .add(Verb::Get, COMPARE_PATH, reports::compare)
+    .add(Verb::Get, TRAJECTORY_PATH, reports::trajectory)
     .add(Verb::Get, crate::policy::API_PATH, policy::get_policy)
     .add(Verb::Put, crate::policy::API_PATH, policy::put_policy)
     .add(Verb::Post, crate::policy::REPLAY_PATH, policy::replay)
@@ -175,6 +179,7 @@ mod tests {
             ("GET", format!("{SETPOINT_PATH}?room=r1"), ""),
             ("GET", ROOMS_PATH.to_owned(), ""),
             ("GET", format!("{COMPARE_PATH}{period}"), ""),
+            ("GET", TRAJECTORY_PATH.to_owned(), ""),
             ("GET", crate::policy::API_PATH.to_owned(), ""),
             ("PUT", crate::policy::API_PATH.to_owned(), draft),
             (

@@ -12,7 +12,9 @@
 //! - `GET /api/v1/reports/compare?from=&to=[&org=][&format=]` (see
 //!   [`veille_domain::compare`]): an org token gets its own line and its peers'
 //!   quartiles, never another org's name; the operator gets every org ranked, or one
-//!   org's view with `org=`.
+//!   org's view with `org=`;
+//! - `GET /api/v1/reports/trajectory[?org=][&format=]` (see
+//!   [`veille_domain::trajectory`]): each org's last twelve months against its kWh target.
 
 use axum::extract::{Query, State};
 use axum::http::header;
@@ -230,5 +232,39 @@ pub async fn compare(
         ReportError::Consumption(e) => ApiError::bad_request(e.to_string()),
         e => ApiError::internal("comparison report", e),
     })?;
+    Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TrajectoryParams {
+    org: Option<String>,
+    format: Option<String>,
+}
+
+pub async fn trajectory(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(p): Query<TrajectoryParams>,
+) -> Result<Response, ApiError> {
+    let format = OutputFormat::parse(p.format.as_deref().unwrap_or("json"))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let view = caller.scope(p.org, "trajectory")?;
+    let (store, energy, orgs) = (
+        state.store.clone(),
+        state.energy.clone(),
+        state.orgs.clone(),
+    );
+    let body = blocking("trajectory report", move || {
+        reports::trajectory::output(
+            &store,
+            &energy,
+            &orgs,
+            view.as_deref(),
+            format,
+            crate::clock::now_ms(),
+        )
+    })
+    .await?
+    .map_err(|e| ApiError::internal("trajectory report", e))?;
     Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
 }

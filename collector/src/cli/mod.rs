@@ -220,6 +220,25 @@ pub enum ReportCommand {
     /// Asks the running server when there is one (its API: /api/v1/reports/compare),
     /// else reads the store.
     Compare(CompareArgs),
+    /// kWh targets and trajectories: for each org with `[orgs.profile.target]` (e.g.
+    /// −20 % kWh by 2028 against 2025), its baseline, target, the last twelve complete
+    /// months against the straight line from baseline to target, on track or not.
+    ///
+    /// Asks the running server when there is one (its API: /api/v1/reports/trajectory),
+    /// else reads the store.
+    Trajectory(TrajectoryArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TrajectoryArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// This org only.
+    #[arg(long, value_name = "ORG")]
+    pub org: Option<String>,
+    /// Output format.
+    #[arg(long, default_value = "table", value_parser = ["table", "csv", "json"])]
+    pub format: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -536,6 +555,7 @@ mod tests {
             &["veille-collector", "print-config", "--help"],
             &["veille-collector", "report", "renewal", "--help"],
             &["veille-collector", "report", "compare", "--help"],
+            &["veille-collector", "report", "trajectory", "--help"],
             &["veille-collector", "import", "glpi", "--help"],
             &["veille-collector", "glpi", "sync", "--help"],
             &["veille-collector", "import", "meters", "--help"],

@@ -74,6 +74,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Report(crate::cli::ReportCommand::Renewal(args)) => report_renewal(args),
         Command::Report(crate::cli::ReportCommand::Compare(args)) => report_compare(args),
+        Command::Report(crate::cli::ReportCommand::Trajectory(args)) => report_trajectory(args),
         Command::Import(crate::cli::ImportCommand::Glpi(args)) => import_glpi(args),
         Command::Glpi(crate::cli::GlpiCommand::Sync(args)) => glpi_sync(args),
         Command::Import(crate::cli::ImportCommand::Meters(args)) => {
@@ -231,18 +232,7 @@ fn report_compare(args: crate::cli::CompareArgs) -> Result<(), Failure> {
         format.as_str()
     );
     if let Some(org) = &args.org {
-        // An org id is [A-Za-z0-9._-]: anything else is no org, and must not reach
-        // the query string.
-        if org.is_empty()
-            || !org
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        {
-            return Err(Failure::Usage(anyhow::anyhow!(
-                "report compare: --org {org:?} is not an org id"
-            )));
-        }
-        path.push_str(&format!("&org={org}"));
+        path.push_str(&format!("&org={}", org_arg("report compare", org)?));
     }
     let profiles = config.org_profiles();
     let out = runtime()?
@@ -264,6 +254,55 @@ fn report_compare(args: crate::cli::CompareArgs) -> Result<(), Failure> {
             },
         ))
         .map_err(|e| Failure::Runtime(anyhow::anyhow!("report compare: {e}")))?;
+    print!("{out}");
+    Ok(())
+}
+
+/// An `--org` value that may go in a query string: an org id is [A-Za-z0-9._-].
+fn org_arg<'a>(what: &str, org: &'a str) -> Result<&'a str, Failure> {
+    if org.is_empty()
+        || !org
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err(Failure::Usage(anyhow::anyhow!(
+            "{what}: --org {org:?} is not an org id"
+        )));
+    }
+    Ok(org)
+}
+
+/// `report trajectory`: the running server's answer, else the store's.
+fn report_trajectory(args: crate::cli::TrajectoryArgs) -> Result<(), Failure> {
+    use crate::reports::OutputFormat;
+    let config = args
+        .config
+        .load_config()
+        .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
+    let usage = |e: crate::reports::ReportError| Failure::Usage(e.into());
+    let format = OutputFormat::parse(&args.format).map_err(usage)?;
+    let energy = crate::reports::context(&config).map_err(usage)?;
+    let mut path = format!("{}?format={}", crate::api::TRAJECTORY_PATH, format.as_str());
+    if let Some(org) = &args.org {
+        path.push_str(&format!("&org={}", org_arg("report trajectory", org)?));
+    }
+    let profiles = config.org_profiles();
+    let out = runtime()?
+        .block_on(crate::cli::report_via_server_or_store(
+            &config,
+            &path,
+            move |store| {
+                crate::reports::trajectory::output(
+                    store,
+                    &energy,
+                    &profiles,
+                    args.org.as_deref(),
+                    format,
+                    crate::clock::now_ms(),
+                )
+            },
+        ))
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("report trajectory: {e}")))?;
     print!("{out}");
     Ok(())
 }

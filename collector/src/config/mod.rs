@@ -187,7 +187,7 @@ pub struct OrgConfig {
 
 /// `[orgs.profile]`: who the org is, so that `report compare` sets it beside similar
 /// bodies. Every key optional: an org without one is of kind `other`, size unknown.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct OrgProfileConfig {
     /// One of [`veille_domain::compare::ORG_KINDS`]: commune, epci, departement,
@@ -198,6 +198,28 @@ pub struct OrgProfileConfig {
     pub population_band: String,
     /// Staff headcount; 0 = unknown.
     pub headcount: u32,
+    /// A kWh target (`report trajectory`); none by default.
+    pub target: Option<OrgTargetConfig>,
+}
+
+/// `[orgs.profile.target]`: cut kWh by `kwh_reduction_pct` percent from
+/// `baseline_year` to `target_year`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OrgTargetConfig {
+    pub baseline_year: i32,
+    pub target_year: i32,
+    pub kwh_reduction_pct: f64,
+}
+
+impl OrgTargetConfig {
+    pub fn target(&self) -> veille_domain::trajectory::Target {
+        veille_domain::trajectory::Target {
+            baseline_year: self.baseline_year,
+            target_year: self.target_year,
+            kwh_reduction_pct: self.kwh_reduction_pct,
+        }
+    }
 }
 
 impl Default for OrgProfileConfig {
@@ -206,6 +228,7 @@ impl Default for OrgProfileConfig {
             kind: "other".to_owned(),
             population_band: String::new(),
             headcount: 0,
+            target: None,
         }
     }
 }
@@ -310,6 +333,15 @@ impl Config {
                     ),
                 ));
             }
+            if let Some(t) = &p.target {
+                t.target().check().map_err(|e| {
+                    ConfigError::invalid(
+                        format!("orgs[{i}].profile.target"),
+                        format!("{t:?}"),
+                        e.to_string(),
+                    )
+                })?;
+            }
             if !(p.population_band.is_empty()
                 || veille_domain::compare::POPULATION_BANDS.contains(&p.population_band.as_str()))
             {
@@ -369,6 +401,7 @@ impl Config {
                 kind: o.profile.kind.clone(),
                 population_band: o.profile.population_band.clone(),
                 headcount: o.profile.headcount,
+                target: o.profile.target.map(|t| t.target()),
             })
             .collect()
     }

@@ -3,12 +3,13 @@
 //!
 //! - this file: the report context (energy settings, power catalogue) and consumption;
 //! - [`renewal`], [`compliance`] (and `policy replay`), [`setpoint`], [`compare`] (the
-//!   comparison between bodies).
+//!   comparison between bodies), [`trajectory`] (kWh targets).
 
 pub mod compare;
 pub mod compliance;
 pub mod renewal;
 pub mod setpoint;
+pub mod trajectory;
 
 use std::path::PathBuf;
 
