@@ -213,6 +213,7 @@ pub enum Key {
     Compare,
     Indicator,
     PeersHelp,
+    WithoutAgent,
 }
 
 /// (French, English) of `key`: the one table.
@@ -240,6 +241,10 @@ fn text(key: Key) -> (&'static str, &'static str) {
         Consumption => ("Consommation", "Consumption"),
         Devices => ("Postes", "Devices"),
         Compare => ("Comparaison", "Comparison"),
+        WithoutAgent => (
+            "Équipements sans agent (inventaire GLPI) : consommation inconnue, non comptée",
+            "Assets without an agent (GLPI inventory): energy unknown, not counted",
+        ),
         Indicator => ("Indicateur", "Indicator"),
         PeersHelp => (
             "Pairs : collectivités du même type et de la même strate de population, sinon du même type, sinon toutes (au moins 3, anonymes). Q1, médiane, Q3 des pairs.",

@@ -347,6 +347,23 @@ pub fn consumption(lang: Lang, month: &str, report: &Report, picker: &Option<Org
     }
     b.push_str(&row(t(Key::Total), &report.total, true));
     b.push_str("</tbody></table>");
+    if !report.assets_without_agent.is_empty() {
+        b.push_str(&format!(
+            "<h2 id=\"without-agent-t\">{}</h2><ul id=\"without-agent\" aria-labelledby=\"without-agent-t\">",
+            t(Key::WithoutAgent)
+        ));
+        for a in &report.assets_without_agent {
+            b.push_str(&format!(
+                "<li data-assets=\"{}\">{} / {} — {} × {}</li>",
+                a.assets,
+                esc(&a.org),
+                esc(&a.site),
+                a.assets,
+                esc(&a.kind)
+            ));
+        }
+        b.push_str("</ul>");
+    }
     b.push_str(&format!("<p class=\"muted\">{}</p>", t(Key::Estimated)));
     page(
         lang,
@@ -659,6 +676,22 @@ mod tests {
             assets_without_agent: vec![],
         };
         let html = consumption(Lang::En, "2026-11", &r, &picker);
+        assert!(!html.contains("without-agent"));
+        let with = Report {
+            assets_without_agent: vec![veille_domain::energy::consumption::AgentlessCount {
+                org: "town".into(),
+                site: "<Cave>".into(),
+                kind: "monitor".into(),
+                assets: 3,
+            }],
+            ..r.clone()
+        };
+        let page = consumption(Lang::En, "2026-11", &with, &picker);
+        assert!(
+            page.contains("<li data-assets=\"3\">town / &lt;Cave&gt; — 3 × monitor</li>"),
+            "{page}"
+        );
+        assert!(page.contains("energy unknown, not counted"));
         assert!(html.contains("href=\"/consumption.csv?month=2026-11&amp;by=site&amp;org=town\""));
         assert!(html.contains("<option value=\"town\" selected>town</option>"));
     }
