@@ -214,6 +214,11 @@ pub enum Key {
     Indicator,
     PeersHelp,
     WithoutAgent,
+    Trajectory,
+    Allowed,
+    OnTrack,
+    OffTrack,
+    NoBaseline,
 }
 
 /// (French, English) of `key`: the one table.
@@ -241,6 +246,14 @@ fn text(key: Key) -> (&'static str, &'static str) {
         Consumption => ("Consommation", "Consumption"),
         Devices => ("Postes", "Devices"),
         Compare => ("Comparaison", "Comparison"),
+        Trajectory => ("Trajectoire", "Trajectory"),
+        Allowed => ("Autorisé (trajectoire)", "Allowed (trajectory)"),
+        OnTrack => ("Dans la trajectoire", "On track"),
+        OffTrack => ("Au-dessus de la trajectoire", "Above the trajectory"),
+        NoBaseline => (
+            "Pas de référence : aucune donnée l’année de référence",
+            "No baseline: no data in the baseline year",
+        ),
         WithoutAgent => (
             "Équipements sans agent (inventaire GLPI) : consommation inconnue, non comptée",
             "Assets without an agent (GLPI inventory): energy unknown, not counted",

@@ -10,7 +10,8 @@
 //!   (`crate::security`, on every response) allows no inline style.
 //! - `GET /[?month=YYYY-MM][&org=]`: the overview (kWh, €, kgCO2e and their coverage
 //!   this month, the 12-month trend, devices left on at night and at weekends, devices
-//!   past renewal, the latest setpoint verdicts).
+//!   past renewal, the latest setpoint verdicts; for one org with a kWh target, its
+//!   last twelve months against the trajectory).
 //! - `GET /consumption?month=&by=site|group|class[&org=]`: the consumption report;
 //!   `GET /consumption.csv?...[&csv_dialect=plain|excel-fr]`: its CSV, produced by the
 //!   very function behind `veille-collector report consumption --format csv`.
@@ -346,9 +347,22 @@ async fn overview(
     let now = crate::clock::now_ms();
     let month = data::month_or_current(q.month, &state.ctx, now);
     let s = state.clone();
-    let done =
-        blocking(move || data::overview(&s.store, &s.ctx, &s.renewal, org.as_deref(), &month, now))
-            .await;
+    // One org shown (an org session, or the operator's pick): its trajectory too.
+    let one_org = org.clone().or_else(|| {
+        let ids: Vec<&str> = state.auth.org_ids().collect();
+        (ids.len() == 1).then(|| ids[0].to_owned())
+    });
+    let done = blocking(move || {
+        let mut v = data::overview(&s.store, &s.ctx, &s.renewal, org.as_deref(), &month, now)?;
+        if let Some(o) = one_org {
+            v.trajectory =
+                reports::trajectory::trajectories(&s.store, &s.ctx, &s.profiles, Some(&o), now)?
+                    .into_iter()
+                    .next();
+        }
+        Ok(v)
+    })
+    .await;
     match done {
         Ok(v) => html_response(
             StatusCode::OK,

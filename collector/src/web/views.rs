@@ -25,6 +25,9 @@ pub struct Overview {
     pub past_renewal_count: usize,
     pub past_renewal: Vec<PastDevice>,
     pub verdicts: Vec<Verdict>,
+    /// The org's last twelve months against its kWh target, when it has one (and one
+    /// org is shown): what `report trajectory` gives.
+    pub trajectory: Option<veille_domain::trajectory::Trajectory>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -216,6 +219,9 @@ pub fn overview(lang: Lang, v: &Overview, picker: &Option<OrgPicker>) -> String 
         ));
     }
     b.push_str("</tbody></table></details>");
+    if let Some(tr) = &v.trajectory {
+        b.push_str(&trajectory_table(lang, tr));
+    }
 
     b.push_str(&format!(
         "<h2>{} (<span id=\"past-count\">{}</span>)</h2>",
@@ -373,6 +379,43 @@ pub fn consumption(lang: Lang, month: &str, report: &Report, picker: &Option<Org
         &format!("/consumption?{q}"),
         &b,
     )
+}
+
+/// The target's line and the last twelve months against it.
+fn trajectory_table(lang: Lang, tr: &veille_domain::trajectory::Trajectory) -> String {
+    let t = |k| lang.t(k);
+    let verdict = match (tr.on_track, tr.gap_pct) {
+        (Some(true), Some(g)) => format!("{} ({:+.1} %)", t(Key::OnTrack), g),
+        (Some(false), Some(g)) => format!("{} ({:+.1} %)", t(Key::OffTrack), g),
+        _ => t(Key::NoBaseline).to_owned(),
+    };
+    let mut b = format!(
+        "<h2 id=\"trajectory-h\">{} : −{} % kWh {} → {}</h2><p id=\"trajectory-verdict\" data-on-track=\"{}\">{}</p>",
+        t(Key::Trajectory),
+        lang.num(tr.kwh_reduction_pct, 0),
+        tr.baseline_year,
+        tr.target_year,
+        tr.on_track
+            .map_or("unknown", |b| if b { "true" } else { "false" }),
+        esc(&verdict)
+    );
+    b.push_str(&format!(
+        "<table id=\"trajectory\" aria-labelledby=\"trajectory-h\"><thead><tr><th scope=\"col\">{}</th><th scope=\"col\" class=\"n\">kWh</th><th scope=\"col\" class=\"n\">{}</th></tr></thead><tbody>",
+        t(Key::Month),
+        t(Key::Allowed)
+    ));
+    for m in &tr.trend {
+        b.push_str(&format!(
+            "<tr><th scope=\"row\">{}</th><td class=\"n\" data-value=\"{}\">{}</td><td class=\"n\" data-value=\"{}\">{}</td></tr>",
+            esc(&m.month),
+            m.kwh,
+            lang.num(m.kwh, 1),
+            m.allowed_kwh,
+            lang.num(m.allowed_kwh, 1)
+        ));
+    }
+    b.push_str("</tbody></table>");
+    b
 }
 
 /// The comparison between bodies: one table per org shown, each indicator beside its
@@ -636,8 +679,37 @@ mod tests {
                 age_years: 7.25,
             }],
             verdicts: vec![],
+            trajectory: None,
         };
         let html = overview(Lang::Fr, &v, &None);
+        assert!(!html.contains("id=\"trajectory\""));
+        // With a target: the last twelve months against the line, as the API gives them.
+        use veille_domain::trajectory::{MonthKwh, Target, trajectory};
+        let months = |y: i32, kwh: f64| -> Vec<MonthKwh> {
+            (1..=12)
+                .map(|m| MonthKwh {
+                    month: format!("{y}-{m:02}"),
+                    kwh,
+                })
+                .collect()
+        };
+        let target = Target {
+            baseline_year: 2025,
+            target_year: 2028,
+            kwh_reduction_pct: 20.0,
+        };
+        let tr = trajectory("a", &target, &months(2025, 100.0), &months(2026, 120.0));
+        let with = Overview {
+            trajectory: Some(tr.clone()),
+            ..v.clone()
+        };
+        let en = overview(Lang::En, &with, &None);
+        assert!(en.contains("data-on-track=\"false\""), "{en}");
+        assert!(en.contains("Above the trajectory"));
+        assert!(en.contains(&format!(
+            "<td class=\"n\" data-value=\"{}\">",
+            tr.trend[0].allowed_kwh
+        )));
         assert!(html.contains("id=\"kwh\" data-value=\"1234.5678\""));
         assert!(html.contains("1\u{202f}234,6 kWh"), "French decimal comma");
         assert!(html.contains("3,00 kgCO2e"));
