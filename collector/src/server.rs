@@ -248,6 +248,7 @@ impl Server {
             renewal: renewal_context.clone(),
             policy_key,
             policies,
+            orgs: std::sync::Arc::new(config.org_profiles()),
         });
         let web = crate::web::router(
             &config.web,
@@ -255,6 +256,7 @@ impl Server {
             auth.clone(),
             report_context.clone(),
             renewal_context.clone(),
+            std::sync::Arc::new(config.org_profiles()),
             tls.is_some(),
         );
         let metrics_api = crate::api::metrics::router(

@@ -197,6 +197,7 @@ mod tests {
             name: String::new(),
             token: "0123456789abcdef".into(),
             energy: None,
+            profile: Default::default(),
         }];
         let t = load_or_create(dir.path(), &orgs).unwrap();
         assert_eq!(t.org_token("acme"), Some("0123456789abcdef"));

@@ -26,6 +26,7 @@ fn config(dir: &std::path::Path, orgs: &[(&str, &str)]) -> Config {
             name: String::new(),
             token: token.to_string(),
             energy: None,
+            profile: Default::default(),
         })
         .collect();
     c

@@ -16,10 +16,15 @@
 //!   facts, inventory changes, the renewal report.
 //! - [`rooms`]: meter payloads, utility load curves, the setpoint statistics.
 //! - `text`: decoding and header folding shared by the file parsers.
+//! - [`compare`]: the operator's comparison between bodies (indicators per org,
+//!   anonymised peer quartiles), from the consumption and renewal figures.
+//! - [`trajectory`]: per-org kWh targets and the last twelve months against them.
 
+pub mod compare;
 pub mod devices;
 pub mod energy;
 pub mod policy;
 pub mod renewal;
 pub mod rooms;
 mod text;
+pub mod trajectory;

@@ -84,6 +84,14 @@ fn start_fake() -> (String, Arc<Mutex<Vec<String>>>) {
                     format!("Content-Range: {start}-{last}/{}\r\n", items.len()),
                     format!("[{}]", items[start..=last].join(",")),
                 )
+            } else if target.starts_with("Monitor?") {
+                (
+                    "200 OK",
+                    "Content-Range: 0-0/1\r\n".to_owned(),
+                    r#"[{"id": 7, "name": "ECRAN-ACCUEIL", "serial": "CN0MON1", "is_deleted": 0,
+                        "locations_id": "Mairie > Accueil", "_infocoms": {"buy_date": "2015-02-01"}}]"#
+                        .to_owned(),
+                )
             } else {
                 (
                     "200 OK",
@@ -99,6 +107,20 @@ fn start_fake() -> (String, Arc<Mutex<Vec<String>>>) {
         }
     });
     (url, log)
+}
+
+fn renewal_json(data_dir: &Path) -> serde_json::Value {
+    let out = Command::new(bin("veille-collector"))
+        .args(["report", "renewal", "--format", "json", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .expect("run veille-collector report renewal");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("renewal JSON")
 }
 
 fn glpi_sync(data_dir: &Path, url: &str, token: &str, dry_run: bool) -> Output {
@@ -165,7 +187,7 @@ fn glpi_sync_reads_every_page_and_applies_the_active_fleet_once() {
         String::from_utf8_lossy(&real.stderr)
     );
     assert!(
-        out.starts_with("GLPI API: 3 items (3 computers, 0 monitors) for org default; 1 left out"),
+        out.starts_with("GLPI API: 4 items (3 computers, 1 monitors) for org default; 1 left out"),
         "{out}"
     );
     assert!(
@@ -177,12 +199,85 @@ fn glpi_sync_reads_every_page_and_applies_the_active_fleet_once() {
         "{out}"
     );
     assert!(out.contains("applied: 1 written, 0 unchanged"), "{out}");
+    assert!(
+        out.contains("kept without agent for org default: 1 computer(s), 1 monitor(s)"),
+        "{out}"
+    );
     let again = glpi_sync(dir.path(), &url, USER_TOKEN, false);
     assert!(
         String::from_utf8_lossy(&again.stdout).contains("applied: 0 written, 1 unchanged"),
         "{}",
         String::from_utf8_lossy(&again.stdout)
     );
+
+    // The whole fleet in the renewal report: the PC and the monitor without agent,
+    // with their GLPI dates and ids.
+    let renewal = renewal_json(dir.path());
+    let row = |id: &str| {
+        renewal["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["device_id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} not in {renewal:#}"))
+    };
+    let monitor = row("glpi/monitor/serial:CN0MON1");
+    assert_eq!(monitor["has_agent"], false, "{monitor:#}");
+    assert_eq!(monitor["kind"], "monitor");
+    assert_eq!(monitor["age_source"], "acquisition");
+    assert_eq!(monitor["age_since"], "2015-02-01");
+    assert_eq!(monitor["glpi_id"], 7);
+    assert_eq!(monitor["site"], "Mairie > Accueil");
+    let pc = row("glpi/computer/serial:PF2ABCDE");
+    assert_eq!(pc["has_agent"], false, "{pc:#}");
+    assert_eq!(
+        (pc["age_source"].as_str(), pc["age_since"].as_str()),
+        (Some("acquisition"), Some("2020-06-01"))
+    );
+    assert_eq!(renewal["without_agent"], 2, "{renewal:#}");
+    assert_eq!(row("d-accueil")["has_agent"], true);
+
+    // An agent starts reporting PC-URBA: the next sync matches it, and it is no
+    // longer counted without agent (not twice).
+    {
+        let store = Store::open(&store_dir).unwrap();
+        let batch = ReportBatch {
+            device_id: "d-urba".into(),
+            inventory: Some(Inventory {
+                hostname: "pc-urba".into(),
+                serial: "PF2ABCDE".into(),
+                ..Default::default()
+            }),
+            agent_version: "0.1.0".into(),
+            ..Default::default()
+        };
+        store
+            .apply_batch("default", &batch, 1_790_000_000_000)
+            .unwrap();
+        store.flush().unwrap();
+    }
+    let third = glpi_sync(dir.path(), &url, USER_TOKEN, false);
+    let out = String::from_utf8_lossy(&third.stdout);
+    assert!(
+        out.contains("without agent: 0 written, 1 unchanged, 1 removed"),
+        "{out}"
+    );
+    let renewal = renewal_json(dir.path());
+    let urba: Vec<&serde_json::Value> = renewal["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| {
+            d["hostname"]
+                .as_str()
+                .is_some_and(|h| h.eq_ignore_ascii_case("pc-urba"))
+        })
+        .collect();
+    assert_eq!(urba.len(), 1, "{renewal:#}");
+    assert_eq!(urba[0]["device_id"], "d-urba");
+    assert_eq!(urba[0]["age_source"], "acquisition");
+    assert_eq!(renewal["without_agent"], 1, "{renewal:#}");
 
     let store = Store::open(&store_dir).unwrap();
     let a = store.asset("default", "d-accueil").unwrap().unwrap();
@@ -195,6 +290,6 @@ fn glpi_sync_reads_every_page_and_applies_the_active_fleet_once() {
     // killSession.
     let log = log.lock().unwrap();
     let kills = log.iter().filter(|l| *l == "killSession").count();
-    assert_eq!(kills, 3, "{log:?}");
+    assert_eq!(kills, 4, "{log:?}");
     assert!(log.iter().any(|l| l.ends_with("range=2-3")), "{log:?}");
 }

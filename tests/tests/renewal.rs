@@ -194,6 +194,90 @@ fn glpi_acquisition_date_becomes_the_age_of_this_machine() {
         String::from_utf8_lossy(&out.stdout)
     );
 
+    // The whole fleet: the computer row no agent reports is kept, and so are the
+    // monitors of GLPI's monitor export; neither is given an energy.
+    let monitors = data.path().join("monitors.csv");
+    std::fs::write(
+        &monitors,
+        "Nom;Numéro de série;Lieu;Date d'achat\nECRAN-01;CN0ECR1;Mairie > Accueil;02/05/2014\n",
+    )
+    .unwrap();
+    let out = collector(
+        &[
+            "import",
+            "glpi",
+            "--kind",
+            "monitor",
+            &monitors.to_string_lossy(),
+        ],
+        data.path(),
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        summary.contains("kept without agent for org default: 1 monitor(s)"),
+        "{summary}"
+    );
+    let report = renewal_json(data.path());
+    let pc = this_device(&report, "glpi/computer/serial:SN-UNKNOWN");
+    assert_eq!(
+        (
+            &pc["has_agent"],
+            &pc["kind"],
+            &pc["age_source"],
+            &pc["age_since"]
+        ),
+        (
+            &serde_json::json!(false),
+            &serde_json::json!("computer"),
+            &serde_json::json!("acquisition"),
+            &serde_json::json!("2016-01-15")
+        ),
+        "{pc:#}"
+    );
+    assert_eq!(pc["status"], "past");
+    let screen = this_device(&report, "glpi/monitor/serial:CN0ECR1");
+    assert_eq!(screen["has_agent"], false, "{screen:#}");
+    assert_eq!(screen["class"], "monitor");
+    assert_eq!(screen["age_since"], "2014-05-02");
+    assert_eq!(report["without_agent"], 2, "{report:#}");
+    assert_eq!(this_device(&report, &device_id)["has_agent"], true);
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .to_string();
+    let out = collector(
+        &[
+            "report",
+            "consumption",
+            "--from",
+            &today,
+            "--to",
+            &today,
+            "--format",
+            "json",
+        ],
+        data.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let consumption: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        consumption["assets_without_agent"],
+        serde_json::json!([
+            {"org": "default", "site": "Cave", "kind": "computer", "assets": 1},
+            {"org": "default", "site": "Mairie > Accueil", "kind": "monitor", "assets": 1}
+        ]),
+        "{consumption:#}"
+    );
+
     // The table and CSV renderings work on the same store.
     let out = collector(&["report", "renewal", "--format", "csv"], data.path());
     assert!(out.status.success());

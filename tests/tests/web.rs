@@ -240,6 +240,36 @@ async fn chromium_logs_in_and_sees_the_cli_figures() {
         );
         println!("CSV {href}: {} bytes, identical to the CLI's", csv.body.len());
 
+        // The comparison page: the org's own indicators, the figures of `report compare
+        // --org` (through the running server's API), and no rank (an org session).
+        c.goto(&format!("{base}/compare?month={month}")).await?;
+        let table = c.wait().for_element(Locator::Css("table.compare")).await?;
+        assert_eq!(table.attr("data-org").await?.as_deref(), Some("default"));
+        assert_eq!(c.find_all(Locator::Css("table.compare")).await?.len(), 1);
+        let page_kwh_dy: f64 = c
+            .find(Locator::Css("td[data-indicator='kwh_per_device_year']"))
+            .await?
+            .attr("data-value")
+            .await?
+            .unwrap()
+            .parse()
+            .unwrap();
+        let out = Command::new(bin("veille-collector"))
+            .args(["report", "compare", "--org", "default", "--format", "json", "--data-dir"])
+            .arg(data.path())
+            .args(["--from", &first, "--to", &last])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let cmp: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            page_kwh_dy,
+            cmp["orgs"][0]["indicators"]["kwh_per_device_year"].as_f64().unwrap()
+        );
+        assert!(page_kwh_dy > 0.0);
+        assert!(!table.text().await?.contains('#'), "no rank for an org session");
+        save_screenshot(&shots, "3b-compare", &c.screenshot().await?);
+
         // The device list escapes hostnames; a device page has its timeline and inventory.
         c.goto(&format!("{base}/devices")).await?;
         let list = c.wait().for_element(Locator::Id("devices")).await?;
@@ -290,7 +320,15 @@ async fn chromium_logs_in_and_sees_the_cli_figures() {
                 (
                     g["site"].as_str().unwrap().to_owned(),
                     g["class"].as_str().unwrap().to_owned(),
-                    vec![n("total"), n("ok"), n("approaching"), n("past"), n("reuse"), n("recycle")],
+                    vec![
+                        n("total"),
+                        n("ok"),
+                        n("approaching"),
+                        n("past"),
+                        n("reuse"),
+                        n("recycle"),
+                        n("without_agent"),
+                    ],
                 )
             })
             .collect();

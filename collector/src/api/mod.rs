@@ -8,9 +8,11 @@
 //! ([`error::ApiError`]).
 //!
 //! - [`devices`]: `GET /api/v1/devices`, `POST /api/v1/devices/{id}/wake`.
-//! - [`reports`]: `GET /api/v1/reports/{consumption,renewal,compliance,setpoint,savings}`.
+//! - [`reports`]: `GET /api/v1/reports/{consumption,renewal,compliance,setpoint,savings,
+//!   compare,trajectory}`.
 //! - [`policy`]: `GET|PUT /api/v1/policy`, `POST /api/v1/policy/replay`.
 //! - [`rooms`]: `GET /api/v1/rooms`.
+//! - [`openapi`]: `GET /api/v1/openapi.json`, the OpenAPI 3 description of every route.
 //! - [`metrics`]: `GET /metrics` (Prometheus, its own optional token), with
 //!   [`prometheus`] for the text format.
 
@@ -18,6 +20,7 @@ pub mod caller;
 pub mod devices;
 pub mod error;
 pub mod metrics;
+pub mod openapi;
 pub mod policy;
 pub mod prometheus;
 pub mod reports;
@@ -45,6 +48,8 @@ pub const RENEWAL_PATH: &str = "/api/v1/reports/renewal";
 pub const SETPOINT_PATH: &str = "/api/v1/reports/setpoint";
 /// `GET /api/v1/rooms`.
 pub const ROOMS_PATH: &str = "/api/v1/rooms";
+/// `GET /api/v1/reports/compare`.
+pub const COMPARE_PATH: &str = "/api/v1/reports/compare";
 
 /// What every API handler may use: the store, who is who, and the report settings.
 #[derive(Clone)]
@@ -59,26 +64,96 @@ pub struct AppState {
     pub policy_key: Arc<SigningKey>,
     /// The signed policies agents receive; updated when one is set.
     pub policies: Arc<PolicyCache>,
+    /// Every configured org's kind, size and headcount (the comparison between bodies).
+    pub orgs: Arc<Vec<veille_domain::compare::OrgProfile>>,
+}
+
+/// `GET /api/v1/reports/trajectory`.
+pub const TRAJECTORY_PATH: &str = "/api/v1/reports/trajectory";
+/// `GET /api/v1/openapi.json`.
+pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+
+/// The routes, each registered through [`Routes::add`], which also writes down its
+/// method and path: the one list [`registered`] returns and the OpenAPI document is
+/// checked against, so a route cannot be added without the test seeing it.
+struct Routes {
+    router: Router<AppState>,
+    list: Vec<(&'static str, &'static str)>,
+}
+
+impl Routes {
+    /// Registers `handler` for `verb` on `path` (several methods on one path merge).
+    fn add<H, T>(mut self, verb: Verb, path: &'static str, handler: H) -> Self
+    where
+        H: axum::handler::Handler<T, AppState>,
+        T: 'static,
+    {
+        let route = match verb {
+            Verb::Get => get(handler),
+            Verb::Put => axum::routing::put(handler),
+            Verb::Post => post(handler),
+        };
+        self.router = self.router.route(path, route);
+        self.list.push((verb.as_str(), path));
+        self
+    }
+}
+
+/// The HTTP methods the API uses.
+#[derive(Debug, Clone, Copy)]
+enum Verb {
+    Get,
+    Put,
+    Post,
+}
+
+impl Verb {
+    fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "GET",
+            Verb::Put => "PUT",
+            Verb::Post => "POST",
+        }
+    }
+}
+
+fn routes() -> Routes {
+    Routes {
+        router: Router::new().route("/healthz", get(healthz)),
+        list: Vec::new(),
+    }
+    .add(Verb::Get, DEVICES_PATH, devices::list)
+    .add(Verb::Get, CONSUMPTION_PATH, reports::consumption)
+    .add(Verb::Get, RENEWAL_PATH, reports::renewal)
+    .add(
+        Verb::Get,
+        crate::policy::COMPLIANCE_PATH,
+        reports::compliance,
+    )
+    .add(Verb::Get, SETPOINT_PATH, reports::setpoint)
+    .add(Verb::Get, ROOMS_PATH, rooms::list)
+    .add(Verb::Get, COMPARE_PATH, reports::compare)
+    .add(Verb::Get, TRAJECTORY_PATH, reports::trajectory)
+    .add(Verb::Get, crate::policy::API_PATH, policy::get_policy)
+    .add(Verb::Put, crate::policy::API_PATH, policy::put_policy)
+    .add(Verb::Post, crate::policy::REPLAY_PATH, policy::replay)
+    .add(Verb::Post, crate::policy::wake::API_PATH, devices::wake)
+    .add(
+        Verb::Get,
+        crate::reports::savings::SAVINGS_PATH,
+        reports::savings,
+    )
+    .add(Verb::Get, OPENAPI_PATH, openapi::document)
 }
 
 /// Every `/api/v1` route and `/healthz`, ready to merge into the HTTP app.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route(DEVICES_PATH, get(devices::list))
-        .route(CONSUMPTION_PATH, get(reports::consumption))
-        .route(RENEWAL_PATH, get(reports::renewal))
-        .route(crate::policy::COMPLIANCE_PATH, get(reports::compliance))
-        .route(SETPOINT_PATH, get(reports::setpoint))
-        .route(ROOMS_PATH, get(rooms::list))
-        .route(
-            crate::policy::API_PATH,
-            get(policy::get_policy).put(policy::put_policy),
-        )
-        .route(crate::policy::REPLAY_PATH, post(policy::replay))
-        .route(crate::policy::wake::API_PATH, post(devices::wake))
-        .route(crate::reports::savings::SAVINGS_PATH, get(reports::savings))
-        .with_state(state)
+    routes().router.with_state(state)
+}
+
+/// (method, path) of every `/api/v1` route the router registers, in registration order.
+pub fn registered() -> Vec<(&'static str, &'static str)> {
+    routes().list
 }
 
 async fn healthz() -> &'static str {
@@ -109,6 +184,8 @@ mod tests {
             ),
             ("GET", format!("{SETPOINT_PATH}?room=r1"), ""),
             ("GET", ROOMS_PATH.to_owned(), ""),
+            ("GET", format!("{COMPARE_PATH}{period}"), ""),
+            ("GET", TRAJECTORY_PATH.to_owned(), ""),
             ("GET", crate::policy::API_PATH.to_owned(), ""),
             ("PUT", crate::policy::API_PATH.to_owned(), draft),
             (
@@ -126,6 +203,7 @@ mod tests {
                 format!("{}?policy_version=1", crate::reports::savings::SAVINGS_PATH),
                 "",
             ),
+            ("GET", OPENAPI_PATH.to_owned(), ""),
         ]
     }
 
@@ -171,6 +249,7 @@ mod tests {
             energy: Arc::new(crate::reports::context(&config).unwrap()),
             renewal: Arc::new(crate::reports::renewal::context(&config.renewal).unwrap()),
             policy_key: Arc::new(key),
+            orgs: Arc::new(Vec::new()),
         };
         let listener = rt
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -178,6 +257,17 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         rt.spawn(async move { axum::serve(listener, router(state)).await });
 
+        // This list covers every route the router registers.
+        let listed: Vec<(&str, String)> = routes()
+            .into_iter()
+            .map(|(m, p, _)| (m, p.split('?').next().unwrap_or_default().to_owned()))
+            .collect();
+        for (m, p) in registered() {
+            assert!(
+                listed.iter().any(|(lm, lp)| *lm == m && lp == p),
+                "{m} {p} is registered but not tested here"
+            );
+        }
         for (method, path, body) in routes() {
             // Setting a policy is the operator's; everything else an org token may do.
             let token = if method == "PUT" {

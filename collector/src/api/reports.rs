@@ -8,7 +8,13 @@
 //! - `GET /api/v1/reports/compliance?from=&to=[&format=]` (see
 //!   [`veille_domain::policy::compliance`]);
 //! - `GET /api/v1/reports/setpoint?room=[&org=][&window_days=][&adjust_outdoor=][&format=]`
-//!   (see [`veille_domain::rooms::setpoint`]).
+//!   (see [`veille_domain::rooms::setpoint`]);
+//! - `GET /api/v1/reports/compare?from=&to=[&org=][&format=]` (see
+//!   [`veille_domain::compare`]): an org token gets its own line and its peers'
+//!   quartiles, never another org's name; the operator gets every org ranked, or one
+//!   org's view with `org=`;
+//! - `GET /api/v1/reports/trajectory[?org=][&format=]` (see
+//!   [`veille_domain::trajectory`]): each org's last twelve months against its kWh target.
 
 use axum::extract::{Query, State};
 use axum::http::header;
@@ -226,5 +232,84 @@ pub async fn savings(
             ApiError::internal("savings report", e)
         }
     })?;
+    Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CompareParams {
+    from: Option<String>,
+    to: Option<String>,
+    org: Option<String>,
+    format: Option<String>,
+}
+
+pub async fn compare(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(p): Query<CompareParams>,
+) -> Result<Response, ApiError> {
+    let (from, to) = period(p.from, p.to)?;
+    let format = OutputFormat::parse(p.format.as_deref().unwrap_or("json"))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // An org token sees its own view only: the anonymity of its peers rests on this.
+    let view = caller.scope(p.org, "comparison")?;
+    let (store, energy, renewal, orgs) = (
+        state.store.clone(),
+        state.energy.clone(),
+        state.renewal.clone(),
+        state.orgs.clone(),
+    );
+    let body = blocking("comparison report", move || {
+        reports::compare::compare_output(
+            &store,
+            &energy,
+            &renewal,
+            &orgs,
+            &from,
+            &to,
+            view.as_deref(),
+            format,
+            crate::clock::now_ms(),
+        )
+    })
+    .await?
+    .map_err(|e| match e {
+        ReportError::Consumption(e) => ApiError::bad_request(e.to_string()),
+        e => ApiError::internal("comparison report", e),
+    })?;
+    Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TrajectoryParams {
+    org: Option<String>,
+    format: Option<String>,
+}
+
+pub async fn trajectory(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(p): Query<TrajectoryParams>,
+) -> Result<Response, ApiError> {
+    let format = OutputFormat::parse(p.format.as_deref().unwrap_or("json"))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let view = caller.scope(p.org, "trajectory")?;
+    let (store, energy, orgs) = (
+        state.store.clone(),
+        state.energy.clone(),
+        state.orgs.clone(),
+    );
+    let body = blocking("trajectory report", move || {
+        reports::trajectory::output(
+            &store,
+            &energy,
+            &orgs,
+            view.as_deref(),
+            format,
+            crate::clock::now_ms(),
+        )
+    })
+    .await?
+    .map_err(|e| ApiError::internal("trajectory report", e))?;
     Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
 }

@@ -183,6 +183,7 @@ async fn grpc_phase(args: &Args, work: &Path, base_ms: i64) -> anyhow::Result<Gr
         name: "Benchmark".into(),
         token: TOKEN.into(),
         energy: None,
+        profile: Default::default(),
     }];
     // Dropped at the end of the phase: the cluster stops and its directory goes.
     let cluster = if args.postgres {

@@ -167,6 +167,7 @@ fn collector_config(work: &Path, name: &str, mosquitto_port: Option<u16>) -> Con
         name: "Benchmark".into(),
         token: TOKEN.into(),
         energy: None,
+        profile: Default::default(),
     }];
     if let Some(port) = mosquitto_port {
         config.mqtt.broker = format!("mqtt://127.0.0.1:{port}");

@@ -227,6 +227,54 @@ pub enum ReportCommand {
     /// the days each version took effect. Asks the running server when there is one
     /// (its API: /api/v1/reports/savings), else reads the store.
     Savings(crate::cli::savings::SavingsArgs),
+    /// The comparison between bodies: per org, kWh and kgCO2e per device-year, share of
+    /// on-time outside working hours, median age, share past the renewal horizon, reuse
+    /// share, measured/modelled coverage, devices per staff; beside the quartiles of
+    /// its peers (same kind and population band, else kind, else all; at least 3
+    /// orgs). Without --org: every org, ranked by kWh per device-year (the operator's
+    /// view). With --org: what that org's token sees (its line and its peers'
+    /// quartiles, no other org's name). Kinds and sizes: `[orgs.profile]`.
+    ///
+    /// Asks the running server when there is one (its API: /api/v1/reports/compare),
+    /// else reads the store.
+    Compare(CompareArgs),
+    /// kWh targets and trajectories: for each org with `[orgs.profile.target]` (e.g.
+    /// −20 % kWh by 2028 against 2025), its baseline, target, the last twelve complete
+    /// months against the straight line from baseline to target, on track or not.
+    ///
+    /// Asks the running server when there is one (its API: /api/v1/reports/trajectory),
+    /// else reads the store.
+    Trajectory(TrajectoryArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TrajectoryArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// This org only.
+    #[arg(long, value_name = "ORG")]
+    pub org: Option<String>,
+    /// Output format.
+    #[arg(long, default_value = "table", value_parser = ["table", "csv", "json"])]
+    pub format: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// First day, YYYY-MM-DD (local midnight in `energy.timezone`).
+    #[arg(long, value_name = "DATE")]
+    pub from: String,
+    /// Last day, YYYY-MM-DD, included.
+    #[arg(long, value_name = "DATE")]
+    pub to: String,
+    /// Show this org's view only (its own line and its peers' quartiles).
+    #[arg(long, value_name = "ORG")]
+    pub org: Option<String>,
+    /// Output format.
+    #[arg(long, default_value = "table", value_parser = ["table", "csv", "json"])]
+    pub format: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -245,7 +293,10 @@ pub enum ImportCommand {
     ///
     /// Rows are matched to known devices by serial, then UUID, then hostname; the
     /// summary lists matched, unmatched (by line) and ambiguous rows (with the reason).
-    /// Every matched row is applied in one transaction; a bad line applies nothing and
+    /// Unmatched rows are kept as assets without agent of the org (--org, else
+    /// glpi.org, else the only org): the renewal report lists them, consumption counts
+    /// them as unknown energy, and the next import of the same kind replaces them.
+    /// Every row is applied in one transaction; a bad line applies nothing and
     /// exits 2 naming its line and column. Importing the same file again changes
     /// nothing. Works with the collector running: reports see the facts at once.
     Glpi(GlpiImportArgs),
@@ -295,6 +346,14 @@ pub struct GlpiImportArgs {
     /// Parse and match, print the summary, apply nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// The org the export belongs to: only its devices are matched, and its rows
+    /// without agent are kept for it. Default: glpi.org, else the only org.
+    #[arg(long, value_name = "ORG")]
+    pub org: Option<String>,
+    /// What the export lists: `computer` (matched to agents) or `monitor` (GLPI's
+    /// monitor list: never matched, all kept without agent).
+    #[arg(long, default_value = "computer", value_parser = ["computer", "monitor"])]
+    pub kind: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -524,6 +583,8 @@ mod tests {
             &["veille-collector", "devices", "--help"],
             &["veille-collector", "print-config", "--help"],
             &["veille-collector", "report", "renewal", "--help"],
+            &["veille-collector", "report", "compare", "--help"],
+            &["veille-collector", "report", "trajectory", "--help"],
             &["veille-collector", "import", "glpi", "--help"],
             &["veille-collector", "glpi", "sync", "--help"],
             &["veille-collector", "import", "meters", "--help"],

@@ -73,6 +73,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Report(crate::cli::ReportCommand::Renewal(args)) => report_renewal(args),
+        Command::Report(crate::cli::ReportCommand::Compare(args)) => report_compare(args),
+        Command::Report(crate::cli::ReportCommand::Trajectory(args)) => report_trajectory(args),
         Command::Import(crate::cli::ImportCommand::Glpi(args)) => import_glpi(args),
         Command::Glpi(crate::cli::GlpiCommand::Sync(args)) => glpi_sync(args),
         Command::Import(crate::cli::ImportCommand::Meters(args)) => {
@@ -222,6 +224,106 @@ fn report_renewal(args: crate::cli::RenewalArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `report compare`: the running server's answer, else the store's.
+fn report_compare(args: crate::cli::CompareArgs) -> Result<(), Failure> {
+    use crate::reports::OutputFormat;
+    let config = args
+        .config
+        .load_config()
+        .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
+    let usage = |e: crate::reports::ReportError| Failure::Usage(e.into());
+    let format = OutputFormat::parse(&args.format).map_err(usage)?;
+    let energy = crate::reports::context(&config).map_err(usage)?;
+    for date in [&args.from, &args.to] {
+        energy
+            .day_start_ms(date)
+            .map_err(|e| Failure::Usage(anyhow::anyhow!("report compare: {e}")))?;
+    }
+    let renewal = crate::reports::renewal::context(&config.renewal)
+        .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
+    let mut path = format!(
+        "{}?from={}&to={}&format={}",
+        crate::api::COMPARE_PATH,
+        args.from,
+        args.to,
+        format.as_str()
+    );
+    if let Some(org) = &args.org {
+        path.push_str(&format!("&org={}", org_arg("report compare", org)?));
+    }
+    let profiles = config.org_profiles();
+    let out = runtime()?
+        .block_on(crate::cli::report_via_server_or_store(
+            &config,
+            &path,
+            move |store| {
+                crate::reports::compare::compare_output(
+                    store,
+                    &energy,
+                    &renewal,
+                    &profiles,
+                    &args.from,
+                    &args.to,
+                    args.org.as_deref(),
+                    format,
+                    crate::clock::now_ms(),
+                )
+            },
+        ))
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("report compare: {e}")))?;
+    print!("{out}");
+    Ok(())
+}
+
+/// An `--org` value that may go in a query string: an org id is [A-Za-z0-9._-].
+fn org_arg<'a>(what: &str, org: &'a str) -> Result<&'a str, Failure> {
+    if org.is_empty()
+        || !org
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err(Failure::Usage(anyhow::anyhow!(
+            "{what}: --org {org:?} is not an org id"
+        )));
+    }
+    Ok(org)
+}
+
+/// `report trajectory`: the running server's answer, else the store's.
+fn report_trajectory(args: crate::cli::TrajectoryArgs) -> Result<(), Failure> {
+    use crate::reports::OutputFormat;
+    let config = args
+        .config
+        .load_config()
+        .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
+    let usage = |e: crate::reports::ReportError| Failure::Usage(e.into());
+    let format = OutputFormat::parse(&args.format).map_err(usage)?;
+    let energy = crate::reports::context(&config).map_err(usage)?;
+    let mut path = format!("{}?format={}", crate::api::TRAJECTORY_PATH, format.as_str());
+    if let Some(org) = &args.org {
+        path.push_str(&format!("&org={}", org_arg("report trajectory", org)?));
+    }
+    let profiles = config.org_profiles();
+    let out = runtime()?
+        .block_on(crate::cli::report_via_server_or_store(
+            &config,
+            &path,
+            move |store| {
+                crate::reports::trajectory::output(
+                    store,
+                    &energy,
+                    &profiles,
+                    args.org.as_deref(),
+                    format,
+                    crate::clock::now_ms(),
+                )
+            },
+        ))
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("report trajectory: {e}")))?;
+    print!("{out}");
+    Ok(())
+}
+
 /// `import glpi`: a file the import refuses is a usage error (exit 2), nothing applied.
 fn import_glpi(args: crate::cli::GlpiImportArgs) -> Result<(), Failure> {
     use crate::glpi::csv::{self as import, ImportError};
@@ -229,9 +331,29 @@ fn import_glpi(args: crate::cli::GlpiImportArgs) -> Result<(), Failure> {
         .config
         .load_config()
         .map_err(|e| Failure::Usage(anyhow::anyhow!("configuration: {e}")))?;
+    let org_ids = config.org_ids();
+    if let Some(org) = &args.org
+        && !(org_ids.contains(&org.as_str())
+            || (org_ids.is_empty() && org == crate::config::DEFAULT_ORG_ID))
+    {
+        return Err(Failure::Usage(anyhow::anyhow!(
+            "import glpi: --org {org:?} is not a configured org"
+        )));
+    }
+    let target = import::Target {
+        match_org: args.org.clone(),
+        // Several orgs and none named: unmatched rows have no owner and are not kept.
+        keep_org: args
+            .org
+            .clone()
+            .or_else(|| config.glpi.org_id(&org_ids).ok()),
+        kind: veille_domain::renewal::fleet::AssetKind::parse(&args.kind)
+            .unwrap_or(veille_domain::renewal::fleet::AssetKind::Computer),
+    };
     let out = import::run(
         &args.file,
         &config.store_location(),
+        &target,
         args.dry_run,
         crate::clock::now_ms(),
     )

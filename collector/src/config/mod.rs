@@ -180,6 +180,57 @@ pub struct OrgConfig {
     /// absent keys keep `[energy]`'s.
     #[serde(default)]
     pub energy: Option<veille_domain::energy::consumption::OrgEnergy>,
+    /// What kind of body this is, for the comparison between bodies (`[orgs.profile]`).
+    #[serde(default)]
+    pub profile: OrgProfileConfig,
+}
+
+/// `[orgs.profile]`: who the org is, so that `report compare` sets it beside similar
+/// bodies. Every key optional: an org without one is of kind `other`, size unknown.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrgProfileConfig {
+    /// One of [`veille_domain::compare::ORG_KINDS`]: commune, epci, departement,
+    /// region, etat (a State service), other.
+    pub kind: String,
+    /// One of [`veille_domain::compare::POPULATION_BANDS`] (inhabitants), empty =
+    /// unknown.
+    pub population_band: String,
+    /// Staff headcount; 0 = unknown.
+    pub headcount: u32,
+    /// A kWh target (`report trajectory`); none by default.
+    pub target: Option<OrgTargetConfig>,
+}
+
+/// `[orgs.profile.target]`: cut kWh by `kwh_reduction_pct` percent from
+/// `baseline_year` to `target_year`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OrgTargetConfig {
+    pub baseline_year: i32,
+    pub target_year: i32,
+    pub kwh_reduction_pct: f64,
+}
+
+impl OrgTargetConfig {
+    pub fn target(&self) -> veille_domain::trajectory::Target {
+        veille_domain::trajectory::Target {
+            baseline_year: self.baseline_year,
+            target_year: self.target_year,
+            kwh_reduction_pct: self.kwh_reduction_pct,
+        }
+    }
+}
+
+impl Default for OrgProfileConfig {
+    fn default() -> Self {
+        Self {
+            kind: "other".to_owned(),
+            population_band: String::new(),
+            headcount: 0,
+            target: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for OrgConfig {
@@ -271,6 +322,38 @@ impl Config {
         let mut tokens = HashSet::new();
         for (i, org) in self.orgs.iter().enumerate() {
             check_org_id(&format!("orgs[{i}].id"), &org.id)?;
+            let p = &org.profile;
+            if !veille_domain::compare::ORG_KINDS.contains(&p.kind.as_str()) {
+                return Err(ConfigError::invalid(
+                    format!("orgs[{i}].profile.kind"),
+                    &p.kind,
+                    format!(
+                        "must be one of {}",
+                        veille_domain::compare::ORG_KINDS.join(", ")
+                    ),
+                ));
+            }
+            if let Some(t) = &p.target {
+                t.target().check().map_err(|e| {
+                    ConfigError::invalid(
+                        format!("orgs[{i}].profile.target"),
+                        format!("{t:?}"),
+                        e.to_string(),
+                    )
+                })?;
+            }
+            if !(p.population_band.is_empty()
+                || veille_domain::compare::POPULATION_BANDS.contains(&p.population_band.as_str()))
+            {
+                return Err(ConfigError::invalid(
+                    format!("orgs[{i}].profile.population_band"),
+                    &p.population_band,
+                    format!(
+                        "must be empty (unknown) or one of {}",
+                        veille_domain::compare::POPULATION_BANDS.join(", ")
+                    ),
+                ));
+            }
             if !ids.insert(org.id.as_str()) {
                 return Err(ConfigError::invalid(
                     format!("orgs[{i}].id"),
@@ -306,6 +389,21 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Every org's profile for the comparison between bodies (configured orgs, in file
+    /// order).
+    pub fn org_profiles(&self) -> Vec<veille_domain::compare::OrgProfile> {
+        self.orgs
+            .iter()
+            .map(|o| veille_domain::compare::OrgProfile {
+                org: o.id.clone(),
+                kind: o.profile.kind.clone(),
+                population_band: o.profile.population_band.clone(),
+                headcount: o.profile.headcount,
+                target: o.profile.target.map(|t| t.target()),
+            })
+            .collect()
     }
 
     /// The configured org ids, in file order (empty: only the default org exists).

@@ -11,17 +11,27 @@
 //! most; PostgreSQL is shared by design), and reports read the imported facts at their
 //! next run.
 //!
+//! Rows that match no device are kept as assets without agent of the org the import
+//! is for ([`Keep`]; [`veille_domain::renewal::fleet`]), in the same transaction: the
+//! renewal report covers them and consumption counts them as unknown energy. An
+//! ambiguous row matches devices, so it is not "without agent" and is not kept.
+//!
 //! Matching facts per device: the serial and hostname of its latest inventory, and its
 //! device id as the SMBIOS UUID when it has that shape (agents use the product UUID as
 //! their id when they can read it).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use tracing::info;
 
+use crate::store::fleet::Agentless;
 use crate::store::{Location, Store, StoreError};
 use veille_domain::renewal::asset::AssetRecord;
-use veille_domain::renewal::glpi::{self, DeviceFacts, GlpiError, GlpiExport, MatchSummary};
+use veille_domain::renewal::fleet::{AssetKind, FleetAsset};
+use veille_domain::renewal::glpi::{
+    self, DeviceFacts, GlpiError, GlpiExport, GlpiRow, MatchSummary,
+};
 
 /// Rows between two progress lines in the log.
 pub const PROGRESS_EVERY_ROWS: usize = 10_000;
@@ -53,7 +63,38 @@ pub struct ImportOutcome {
     pub written: usize,
     /// Matched rows whose facts were already stored.
     pub unchanged: usize,
+    /// What became of the rows without agent; `None` when the import kept none (no
+    /// org to keep them for).
+    pub agentless: Option<AgentlessOutcome>,
     pub dry_run: bool,
+}
+
+/// The assets without agent of an import.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AgentlessOutcome {
+    pub org: String,
+    /// Kept assets per kind, in [`AssetKind::ALL`] order.
+    pub kept: Vec<(AssetKind, usize)>,
+    /// Rows with no serial, name or inventory number: not kept.
+    pub unidentified: Vec<usize>,
+    pub written: usize,
+    pub unchanged: usize,
+    pub removed: usize,
+    pub duplicates: usize,
+}
+
+/// Which assets without agent an import keeps, and for which org.
+#[derive(Debug, Clone)]
+pub struct Keep {
+    pub org: String,
+    /// The kinds this import covers (replaced in the store).
+    pub kinds: Vec<AssetKind>,
+    /// The kind of the rows that are matched against devices.
+    pub rows_kind: AssetKind,
+    /// GLPI ids of the matched rows by line, when the source gives them (the API).
+    pub ids: HashMap<usize, u64>,
+    /// Rows never matched (no agent runs on a monitor), with their kind and GLPI id.
+    pub extra: Vec<(AssetKind, u64, GlpiRow)>,
 }
 
 /// True for the canonical 8-4-4-4-12 hex form of an SMBIOS UUID.
@@ -96,7 +137,7 @@ pub fn apply(
     dry_run: bool,
     now_ms: i64,
 ) -> Result<ImportOutcome, StoreError> {
-    apply_in(store, export, None, dry_run, now_ms)
+    apply_in(store, export, None, None, dry_run, now_ms)
 }
 
 /// [`apply`], matching only against the devices of `org` when given (the GLPI link
@@ -105,6 +146,7 @@ pub fn apply_in(
     store: &Store,
     export: &GlpiExport,
     org: Option<&str>,
+    keep: Option<&Keep>,
     dry_run: bool,
     now_ms: i64,
 ) -> Result<ImportOutcome, StoreError> {
@@ -135,10 +177,29 @@ pub fn apply_in(
             );
         }
     }
+    let (agentless, mut outcome) = match keep {
+        Some(k) => {
+            let (assets, o) = agentless_assets(k, export, &summary, now_ms);
+            (Some((k, assets)), Some(o))
+        }
+        None => (None, None),
+    };
     let (written, unchanged) = if dry_run {
         (0, 0)
     } else {
-        store.put_assets(&records)?
+        let batch = agentless.map(|(k, assets)| Agentless {
+            org: &k.org,
+            kinds: &k.kinds,
+            assets,
+        });
+        let w = store.put_glpi(&records, batch.as_ref())?;
+        if let Some(o) = outcome.as_mut() {
+            o.written = w.agentless_written;
+            o.unchanged = w.agentless_unchanged;
+            o.removed = w.agentless_removed;
+            o.duplicates = w.agentless_duplicates;
+        }
+        (w.written, w.unchanged)
     };
     Ok(ImportOutcome {
         rows: export.rows.len(),
@@ -147,8 +208,44 @@ pub fn apply_in(
         summary,
         written,
         unchanged,
+        agentless: outcome,
         dry_run,
     })
+}
+
+/// The unmatched rows and the extra ones as assets without agent.
+fn agentless_assets(
+    keep: &Keep,
+    export: &GlpiExport,
+    summary: &MatchSummary,
+    now_ms: i64,
+) -> (Vec<FleetAsset>, AgentlessOutcome) {
+    let mut out = AgentlessOutcome {
+        org: keep.org.clone(),
+        ..Default::default()
+    };
+    let unmatched = summary
+        .unmatched
+        .iter()
+        .filter_map(|line| export.rows.iter().find(|r| r.line == *line))
+        .map(|row| {
+            let id = keep.ids.get(&row.line).copied().unwrap_or(0);
+            (keep.rows_kind, id, row)
+        });
+    let extra = keep.extra.iter().map(|(k, id, row)| (*k, *id, row));
+    let mut assets = Vec::new();
+    for (kind, id, row) in unmatched.chain(extra) {
+        match FleetAsset::from_row(row, kind, id, now_ms) {
+            Some(a) => assets.push(a),
+            None => out.unidentified.push(row.line),
+        }
+    }
+    out.kept = AssetKind::ALL
+        .iter()
+        .map(|k| (*k, assets.iter().filter(|a| a.kind == k.as_str()).count()))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    (assets, out)
 }
 
 /// The whole command: read and parse `file`, open the store at `location`, match,
@@ -156,6 +253,7 @@ pub fn apply_in(
 pub fn run(
     file: &Path,
     location: &Location,
+    target: &Target,
     dry_run: bool,
     now_ms: i64,
 ) -> Result<String, ImportError> {
@@ -176,8 +274,51 @@ pub fn run(
         return Err(ImportError::NoStore { path: dir.clone() });
     }
     let store = Store::open_location(location)?;
-    let outcome = apply(&store, &export, dry_run, now_ms)?;
+    let keep = target.keep_org.as_ref().map(|org| Keep {
+        org: org.clone(),
+        kinds: vec![target.kind],
+        rows_kind: target.kind,
+        ids: HashMap::new(),
+        extra: Vec::new(),
+    });
+    // A monitor never has an agent: its rows are all kept, none matched.
+    let (rows, extra): (Vec<GlpiRow>, Vec<(AssetKind, u64, GlpiRow)>) = match target.kind {
+        AssetKind::Computer => (export.rows.clone(), Vec::new()),
+        AssetKind::Monitor => (
+            Vec::new(),
+            export
+                .rows
+                .iter()
+                .map(|r| (AssetKind::Monitor, 0, r.clone()))
+                .collect(),
+        ),
+    };
+    let keep = keep.map(|k| Keep { extra, ..k });
+    let matchable = GlpiExport {
+        rows,
+        ..export.clone()
+    };
+    let mut outcome = apply_in(
+        &store,
+        &matchable,
+        target.match_org.as_deref(),
+        keep.as_ref(),
+        dry_run,
+        now_ms,
+    )?;
+    outcome.rows = export.rows.len();
     Ok(render(&outcome))
+}
+
+/// Which org a CSV import is for and what its rows are.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Match only this org's devices (`--org`); all orgs' when `None`.
+    pub match_org: Option<String>,
+    /// The org that keeps the rows without agent; `None`: not kept (several orgs and
+    /// none named).
+    pub keep_org: Option<String>,
+    pub kind: AssetKind,
 }
 
 /// The summary for the operator: counts, then each unmatched and ambiguous line.
@@ -226,6 +367,48 @@ pub fn render_outcome(o: &ImportOutcome) -> String {
             "  ambiguous line {}: {} (not applied)\n",
             a.line, a.reason
         ));
+    }
+    match &o.agentless {
+        Some(a) => {
+            let kept: Vec<String> = a
+                .kept
+                .iter()
+                .map(|(k, n)| format!("{n} {}(s)", k.as_str()))
+                .collect();
+            out.push_str(&format!(
+                "kept without agent for org {}: {}\n",
+                a.org,
+                if kept.is_empty() {
+                    "none".to_owned()
+                } else {
+                    kept.join(", ")
+                }
+            ));
+            if !a.unidentified.is_empty() {
+                let lines: Vec<String> = a.unidentified.iter().map(usize::to_string).collect();
+                out.push_str(&format!(
+                    "not kept (no serial, name or inventory number): lines {}\n",
+                    lines.join(", ")
+                ));
+            }
+            if !o.dry_run {
+                out.push_str(&format!(
+                    "without agent: {} written, {} unchanged, {} removed{}\n",
+                    a.written,
+                    a.unchanged,
+                    a.removed,
+                    if a.duplicates > 0 {
+                        format!(", {} listed twice (kept once)", a.duplicates)
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+        }
+        None if !s.unmatched.is_empty() => out.push_str(
+            "unmatched rows not kept: several orgs and none named (give --org or set glpi.org)\n",
+        ),
+        None => {}
     }
     if o.dry_run {
         out.push_str("dry run: nothing applied\n");
@@ -299,6 +482,11 @@ mod tests {
                 dir: store_dir.to_owned(),
                 cache_mib: 8,
             },
+            &Target {
+                match_org: None,
+                keep_org: Some("mairie".into()),
+                kind: AssetKind::Computer,
+            },
             dry_run,
             now_ms,
         )
@@ -355,10 +543,27 @@ mod tests {
             let dg = store.asset("mairie", "d-dg").unwrap().unwrap();
             assert_eq!(dg.lifespan_months, 84);
             assert_eq!(store.asset("mairie", "d-compta").unwrap(), None);
+            // The unknown PC is kept without agent; the ambiguous rows are not.
+            let kept = store.fleet_assets(Some("mairie")).unwrap();
+            assert_eq!(kept.len(), 1);
+            assert_eq!(kept[0].1.identity, "serial:ZZZ999");
+            assert_eq!(kept[0].1.acquisition_date, "2015-01-01");
         }
+        assert!(
+            out.contains("kept without agent for org mairie: 1 computer(s)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("without agent: 1 written, 0 unchanged, 0 removed"),
+            "{out}"
+        );
 
         let again = run(&file, dir.path(), &store_dir, false, NOW + 1000).unwrap();
         assert!(again.contains("applied: 0 written, 3 unchanged"), "{again}");
+        assert!(
+            again.contains("without agent: 0 written, 1 unchanged, 0 removed"),
+            "{again}"
+        );
         let store = Store::open(&store_dir).unwrap();
         assert_eq!(
             store

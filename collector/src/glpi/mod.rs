@@ -26,8 +26,9 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::config::glpi::{BaseUrl, GlpiConfig};
-use crate::glpi::csv::{self as import, ImportOutcome};
+use crate::glpi::csv::{self as import, ImportOutcome, Keep};
 use crate::store::{Store, StoreError};
+use veille_domain::renewal::fleet::AssetKind;
 use veille_domain::renewal::glpi::GlpiExport;
 use veille_domain::renewal::glpi_api::{self, ActiveFleet, ApiError, ApiItem, ItemType};
 use veille_domain::renewal::horizon::Date;
@@ -261,7 +262,27 @@ pub fn apply(
         ignored_columns: Vec::new(),
         rows: fleet.matchable_rows(),
     };
-    let import = import::apply_in(store, &export, Some(org), dry_run, now_ms)?;
+    // Every active item without an agent is kept: unmatched computers and monitors.
+    let kind = |t| match t {
+        ItemType::Computer => AssetKind::Computer,
+        ItemType::Monitor => AssetKind::Monitor,
+    };
+    let mut keep = Keep {
+        org: org.to_owned(),
+        kinds: ItemType::ALL.into_iter().map(kind).collect(),
+        rows_kind: AssetKind::Computer,
+        ids: Default::default(),
+        extra: Vec::new(),
+    };
+    for (row, (t, id)) in fleet.rows.iter().zip(&fleet.items) {
+        match t {
+            ItemType::Computer => {
+                keep.ids.insert(row.line, *id);
+            }
+            t => keep.extra.push((kind(*t), *id, row.clone())),
+        }
+    }
+    let import = import::apply_in(store, &export, Some(org), Some(&keep), dry_run, now_ms)?;
     let count = |t| items.iter().filter(|i| i.itemtype == t).count();
     Ok(SyncOutcome {
         org: org.to_owned(),
@@ -295,7 +316,7 @@ pub fn render(o: &SyncOutcome) -> String {
     let monitors = o.fleet.active(ItemType::Monitor);
     if monitors > 0 {
         out.push_str(&format!(
-            "active monitors: {monitors} (not matched: no agent runs on a monitor)\n"
+            "active monitors: {monitors} (no agent runs on a monitor: kept without agent)\n"
         ));
     }
     out.push_str(&import::render_outcome(&o.import));

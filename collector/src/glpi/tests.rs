@@ -287,7 +287,7 @@ async fn every_page_is_read_in_one_session_and_only_the_active_fleet_is_applied(
         "{out}"
     );
     assert!(
-        out.contains("active monitors: 2 (not matched: no agent runs on a monitor)"),
+        out.contains("active monitors: 2 (no agent runs on a monitor: kept without agent)"),
         "{out}"
     );
     assert!(out.contains("applied: 2 written, 0 unchanged"), "{out}");
@@ -308,11 +308,34 @@ async fn every_page_is_read_in_one_session_and_only_the_active_fleet_is_applied(
         ),
         ("INV-001", "Mairie > Accueil", "PC-ACCUEIL-01")
     );
+    // The unmatched computer and the two active monitors are kept without agent,
+    // with GLPI's ids; the left-out items are not.
+    let kept: Vec<(String, u64)> = store
+        .fleet_assets(Some("default"))
+        .unwrap()
+        .into_iter()
+        .map(|(_, a)| (a.kind, a.glpi_id))
+        .collect();
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    assert_eq!(
+        kept.iter().filter(|(k, _)| k == "monitor").count(),
+        2,
+        "{kept:?}"
+    );
+    assert!(kept.iter().all(|(_, id)| *id > 0), "{kept:?}");
+    assert!(
+        out.contains("kept without agent for org default: 1 computer(s), 2 monitor(s)"),
+        "{out}"
+    );
     drop(store);
 
     // A re-sync of the same GLPI changes nothing.
     let again = sync(&config, false, NOW + 60_000).await.unwrap();
     assert!(again.contains("applied: 0 written, 2 unchanged"), "{again}");
+    assert!(
+        again.contains("without agent: 0 written, 3 unchanged, 0 removed"),
+        "{again}"
+    );
     assert_eq!(fake.lock().unwrap().killed, 2);
 }
 

@@ -2,12 +2,15 @@
 //! renders the result (table, CSV, JSON). The CLI and the API both end here.
 //!
 //! - this file: the report context (energy settings, power catalogue) and consumption;
-//! - [`renewal`], [`compliance`] (and `policy replay`), [`setpoint`].
+//! - [`renewal`], [`compliance`] (and `policy replay`), [`setpoint`], [`compare`] (the
+//!   comparison between bodies), [`trajectory`] (kWh targets).
 
+pub mod compare;
 pub mod compliance;
 pub mod renewal;
 pub mod savings;
 pub mod setpoint;
+pub mod trajectory;
 
 use std::path::PathBuf;
 
@@ -302,7 +305,15 @@ pub fn consumption_report(
     let with_hourly = with_intensities(store, ctx, from_ms, to_ms)?;
     let ctx = with_hourly.as_ref().unwrap_or(ctx);
     let devices = device_stream(store, org, from_ms, to_ms)?.map(|d| d.map_err(ReportError::from));
-    consumption::report_from(devices, ctx, from, to, from_ms, to_ms, now_ms, by)
+    let mut report = consumption::report_from(devices, ctx, from, to, from_ms, to_ms, now_ms, by)?;
+    // No agent, no evidence: listed, never given an energy.
+    let agentless = store.fleet_assets(org)?;
+    report.assets_without_agent = consumption::count_agentless(
+        agentless
+            .iter()
+            .map(|(o, a)| (o.as_str(), a.location.as_str(), a.kind.as_str())),
+    );
+    Ok(report)
 }
 
 /// `ctx` with the hourly grid intensities of the zones it names over `[from, to)`
@@ -325,7 +336,7 @@ pub fn with_intensities(
     Ok(Some(ctx.with_intensities(by_zone)))
 }
 
-fn next_day(date: &str) -> Result<String, ConsumptionError> {
+pub(crate) fn next_day(date: &str) -> Result<String, ConsumptionError> {
     let bad = || ConsumptionError::Date {
         value: date.to_owned(),
     };

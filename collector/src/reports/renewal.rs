@@ -1,5 +1,6 @@
 //! The I/O edge of the renewal report: reads what [`veille_domain::renewal::report`] needs from
-//! the store (device records, latest inventories, their history, GLPI asset facts) and
+//! the store (device records, latest inventories, their history, GLPI asset facts, the
+//! assets without agent) and
 //! renders it; `report renewal` and `GET /api/v1/reports/renewal` both end here.
 
 use veille_proto::v1::Inventory;
@@ -93,7 +94,12 @@ pub fn report(
     org: Option<&str>,
     now_ms: i64,
 ) -> Result<RenewalReport, StoreError> {
-    Ok(renewal_report::report(&load(store, org)?, ctx, now_ms))
+    Ok(renewal_report::report_fleet(
+        &load(store, org)?,
+        &store.fleet_assets(org)?,
+        ctx,
+        now_ms,
+    ))
 }
 
 /// The report rendered in `format`.

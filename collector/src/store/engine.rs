@@ -38,11 +38,13 @@ pub enum Tree {
     /// Wake-on-LAN requests waiting for their relay's Ack (`policy::wake`), keyed
     /// `org \0 relay \0 id`. Shared so a CLI or a second collector can queue one.
     Wake,
+    /// Assets without agent (GLPI), the `fleet` module.
+    FleetAsset,
 }
 
 impl Tree {
     /// Append only: PostgreSQL's registry locks are keyed by the index here.
-    pub const ALL: [Tree; 12] = [
+    pub const ALL: [Tree; 13] = [
         Tree::Meta,
         Tree::Devices,
         Tree::BootSessions,
@@ -55,6 +57,7 @@ impl Tree {
         Tree::Conflicts,
         Tree::GridIntensity,
         Tree::Wake,
+        Tree::FleetAsset,
     ];
 
     /// The name stored in the engine (and shown in corruption errors).
@@ -72,6 +75,7 @@ impl Tree {
             Tree::Conflicts => "conflicts",
             Tree::GridIntensity => "grid_intensity",
             Tree::Wake => "wake_requests",
+            Tree::FleetAsset => "fleet_asset",
         }
     }
 }

@@ -24,6 +24,7 @@
 //! | `inventory_history` | org \0 device_id \0 received_ms (u64 BE)         | prost `Inventory` replaced at that time |
 //! | `conflicts`         | org \0 device_id \0 seq (u64 BE) received_ms (u64 BE) n (u32 BE) | prost `Report` |
 //! | `asset`             | org \0 device_id                                 | JSON [`AssetRecord`] (GLPI import) |
+//! | `fleet_asset`       | org \0 kind \0 identity                          | JSON `FleetAsset`: GLPI, no agent (the `fleet` module) |
 //! | `policies`          | org \0 version (u64 BE)                          | prost `SignedPolicy` (the `policy` module) |
 //! | `meters`            | org \0 meter_id                                  | JSON (the `meters` module) |
 //! | `rooms`             | org \0 room name                                 | JSON room (the `rooms` module) |
@@ -34,6 +35,7 @@
 
 pub mod codec;
 pub mod engine;
+pub mod fleet;
 pub mod intensity;
 pub mod meters;
 pub mod postgres;
@@ -491,27 +493,8 @@ impl Store {
         &self,
         records: &[(String, String, AssetRecord)],
     ) -> Result<(usize, usize), StoreError> {
-        let out = self.write(|tx| {
-            let (mut written, mut unchanged) = (0, 0);
-            for (org, device_id, record) in records {
-                let key = device_key(org, device_id);
-                let same = match tx.kv_get(Tree::Asset, &key)? {
-                    Some(v) => {
-                        decode_json::<AssetRecord>(Tree::Asset, &key, &v)?.same_facts(record)
-                    }
-                    None => false,
-                };
-                if same {
-                    unchanged += 1;
-                } else {
-                    tx.kv_put(Tree::Asset, &key, &encode_json(record))?;
-                    written += 1;
-                }
-            }
-            Ok((written, unchanged))
-        })?;
-        self.flush()?;
-        Ok(out)
+        let w = self.put_glpi(records, None)?;
+        Ok((w.written, w.unchanged))
     }
 
     /// Hourly rollups of one device for hours starting in `[from_hour, to_hour)`.

@@ -162,6 +162,8 @@ pub fn overview(
         past_renewal_count: renewal.past_horizon.len(),
         past_renewal,
         verdicts: verdicts(store, ctx, org),
+        // Filled by the page handler, which knows the orgs' targets.
+        trajectory: None,
     })
 }
 

@@ -103,6 +103,7 @@ pub enum Nav {
     Compliance,
     Rooms,
     Savings,
+    Compare,
     None,
 }
 
@@ -147,6 +148,7 @@ pub fn page(
             (Nav::Compliance, "/compliance", Key::Compliance),
             (Nav::Rooms, "/rooms", Key::Rooms),
             (Nav::Savings, "/savings", Key::Savings),
+            (Nav::Compare, "/compare", Key::Compare),
         ] {
             let current = if n == nav {
                 " aria-current=\"page\""

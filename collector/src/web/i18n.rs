@@ -181,6 +181,7 @@ pub enum Key {
     NotRestarted7,
     WakesArmed,
     AwakeForMaintenance,
+    NoAgent,
     Rooms,
     RoomsIntro,
     NoRooms,
@@ -259,6 +260,15 @@ pub enum Key {
     InsufficientData,
     LeftOut,
     SavingsHelp,
+    Compare,
+    Indicator,
+    PeersHelp,
+    WithoutAgent,
+    Trajectory,
+    Allowed,
+    OnTrack,
+    OffTrack,
+    NoBaseline,
 }
 
 /// (French, English) of `key`: the one table.
@@ -285,6 +295,24 @@ fn text(key: Key) -> (&'static str, &'static str) {
         Overview => ("Vue d’ensemble", "Overview"),
         Consumption => ("Consommation", "Consumption"),
         Devices => ("Postes", "Devices"),
+        Compare => ("Comparaison", "Comparison"),
+        Trajectory => ("Trajectoire", "Trajectory"),
+        Allowed => ("Autorisé (trajectoire)", "Allowed (trajectory)"),
+        OnTrack => ("Dans la trajectoire", "On track"),
+        OffTrack => ("Au-dessus de la trajectoire", "Above the trajectory"),
+        NoBaseline => (
+            "Pas de référence : aucune donnée l’année de référence",
+            "No baseline: no data in the baseline year",
+        ),
+        WithoutAgent => (
+            "Équipements sans agent (inventaire GLPI) : consommation inconnue, non comptée",
+            "Assets without an agent (GLPI inventory): energy unknown, not counted",
+        ),
+        Indicator => ("Indicateur", "Indicator"),
+        PeersHelp => (
+            "Pairs : collectivités du même type et de la même strate de population, sinon du même type, sinon toutes (au moins 3, anonymes). Q1, médiane, Q3 des pairs.",
+            "Peers: bodies of the same kind and population band, else kind, else all (at least 3, anonymous). Q1, median, Q3 of the peers.",
+        ),
         Month => ("Mois", "Month"),
         Show => ("Afficher", "Show"),
         Energy => ("Énergie", "Energy"),
@@ -333,6 +361,7 @@ fn text(key: Key) -> (&'static str, &'static str) {
         NotRestarted7 => ("Sans redémarrage 7 j+", "Not restarted 7+ days"),
         WakesArmed => ("Réveils programmés", "Wake-ups armed"),
         AwakeForMaintenance => ("Éveillés pour maintenance", "Awake for maintenance"),
+        NoAgent => ("sans agent", "without agent"),
         Rooms => ("Salles serveurs", "Server rooms"),
         RoomsIntro => (
             "Chaque changement de consigne de climatisation : moyennes journalières avant et après, différence et son intervalle de confiance à 95 % (test de Welch).",

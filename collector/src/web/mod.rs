@@ -10,12 +10,16 @@
 //!   (`crate::security`, on every response) allows no inline style.
 //! - `GET /[?month=YYYY-MM][&org=]`: the overview (kWh, €, kgCO2e and their coverage
 //!   this month, the 12-month trend, devices left on at night and at weekends, devices
-//!   past renewal, the latest setpoint verdicts).
+//!   past renewal, the latest setpoint verdicts; for one org with a kWh target, its
+//!   last twelve months against the trajectory).
 //! - `GET /consumption?month=&by=site|group|class[&org=]`: the consumption report;
 //!   `GET /consumption.csv?...[&csv_dialect=plain|excel-fr]`: its CSV, produced by the
 //!   very function behind `veille-collector report consumption --format csv`.
 //! - `GET /devices`, `GET /device/{org}/{device_id}`: the registry, and one device's
 //!   last 7 days as a strip chart with its inventory.
+//! - `GET /compare?month=[&org=]`: the comparison between bodies for the month (the
+//!   figures of `report compare`): an org session sees its own indicators and its
+//!   peers' quartiles; the operator's every org ranked, or one org's view.
 //!
 //! Every page needs a session: without one, `303` to `/login`. An org session sees its
 //! org only; the operator's sees all, with an org picker. `?lang=fr|en` switches the
@@ -60,6 +64,8 @@ struct WebState {
     auth: Arc<Auth>,
     ctx: Arc<Context>,
     renewal: Arc<RenewalContext>,
+    /// Every configured org's kind and size (the comparison page).
+    profiles: Arc<Vec<veille_domain::compare::OrgProfile>>,
     sessions: Arc<Sessions>,
     /// Refused logins per client address.
     throttle: Arc<LoginThrottle>,
@@ -75,6 +81,7 @@ pub fn router(
     auth: Arc<Auth>,
     ctx: Arc<Context>,
     renewal: Arc<RenewalContext>,
+    profiles: Arc<Vec<veille_domain::compare::OrgProfile>>,
     tls: bool,
 ) -> Router {
     if !config.enabled {
@@ -91,6 +98,7 @@ pub fn router(
         .route("/consumption.csv", get(consumption_csv))
         .route("/devices", get(devices))
         .route("/savings", get(savings))
+        .route("/compare", get(compare))
         .route("/device/{org}/{device_id}", get(device))
         .route("/renewal", get(report_pages::renewal))
         .route("/compliance", get(report_pages::compliance))
@@ -101,6 +109,7 @@ pub fn router(
             auth,
             ctx,
             renewal,
+            profiles,
             sessions,
             throttle: Arc::new(LoginThrottle::default()),
             tls,
@@ -343,13 +352,66 @@ async fn overview(
     let now = crate::clock::now_ms();
     let month = data::month_or_current(q.month, &state.ctx, now);
     let s = state.clone();
-    let done =
-        blocking(move || data::overview(&s.store, &s.ctx, &s.renewal, org.as_deref(), &month, now))
-            .await;
+    // One org shown (an org session, or the operator's pick): its trajectory too.
+    let one_org = org.clone().or_else(|| {
+        let ids: Vec<&str> = state.auth.org_ids().collect();
+        (ids.len() == 1).then(|| ids[0].to_owned())
+    });
+    let done = blocking(move || {
+        let mut v = data::overview(&s.store, &s.ctx, &s.renewal, org.as_deref(), &month, now)?;
+        if let Some(o) = one_org {
+            v.trajectory =
+                reports::trajectory::trajectories(&s.store, &s.ctx, &s.profiles, Some(&o), now)?
+                    .into_iter()
+                    .next();
+        }
+        Ok(v)
+    })
+    .await;
     match done {
         Ok(v) => html_response(
             StatusCode::OK,
             views::overview(lang, &v, &picker),
+            &set.into_iter().collect::<Vec<_>>(),
+        ),
+        Err(e) => report_error(lang, e),
+    }
+}
+
+/// The comparison between bodies for a month: [`reports::compare::compare_report`],
+/// the function behind `report compare` and the API.
+async fn compare(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Query(q): Query<PageParams>,
+) -> Response {
+    let Some(p) = principal(&state, &headers) else {
+        return to_login();
+    };
+    let (lang, set) = lang_of(&headers, q.lang.as_deref());
+    let (org, picker) = scope(&state.auth, &p, q.org.as_deref());
+    let now = crate::clock::now_ms();
+    let month = data::month_or_current(q.month, &state.ctx, now);
+    let s = state.clone();
+    let m = month.clone();
+    let done = blocking(move || {
+        let (first, last) = data::month_range(&m)?;
+        reports::compare::compare_report(
+            &s.store,
+            &s.ctx,
+            &s.renewal,
+            &s.profiles,
+            &first,
+            &last,
+            org.as_deref(),
+            now,
+        )
+    })
+    .await;
+    match done {
+        Ok(r) => html_response(
+            StatusCode::OK,
+            views::compare(lang, &month, &r, &picker),
             &set.into_iter().collect::<Vec<_>>(),
         ),
         Err(e) => report_error(lang, e),

@@ -289,8 +289,11 @@ fn device_table(
         th(t(Key::Horizon), false),
     ));
     for d in rows {
-        let name = if d.kind == "computer" {
+        // A computer with an agent has its page; an asset only GLPI knows has none.
+        let name = if d.kind == "computer" && d.has_agent {
             device_link(&d.org, &d.device_id, &d.hostname)
+        } else if d.attached_to.is_empty() {
+            esc(&d.hostname)
         } else {
             // A monitor: named after itself, attached to its computer.
             format!("{} ({})", esc(&d.hostname), esc(&d.attached_to))
@@ -319,7 +322,7 @@ pub fn renewal_view(lang: Lang, r: &RenewalReport, picker: &Option<OrgPicker>) -
     }
     b.push_str(&format!("<p class=\"muted\">{}</p>", t(Key::RenewalIntro)));
     b.push_str(&format!(
-        "<h2 id=\"renewal-groups-t\">{}</h2><table id=\"renewal-groups\" aria-labelledby=\"renewal-groups-t\"><thead><tr>{}{}{}{}{}{}{}{}</tr></thead><tbody>",
+        "<h2 id=\"renewal-groups-t\">{}</h2><table id=\"renewal-groups\" aria-labelledby=\"renewal-groups-t\"><thead><tr>{}{}{}{}{}{}{}{}{}</tr></thead><tbody>",
         t(Key::BySiteClass),
         th(t(Key::SiteTitle), false),
         th(t(Key::Class), false),
@@ -329,10 +332,11 @@ pub fn renewal_view(lang: Lang, r: &RenewalReport, picker: &Option<OrgPicker>) -
         th(t(Key::PastHorizon), true),
         th(t(Key::ReuseList), true),
         th(t(Key::RecyclingList), true),
+        th(t(Key::NoAgent), true),
     ));
     for g in &r.groups {
         b.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td>{}{}{}{}{}{}</tr>",
+            "<tr><td>{}</td><td>{}</td>{}{}{}{}{}{}{}</tr>",
             esc(&g.site),
             esc(&g.class),
             num_cell(lang, f64::from(g.total), 0),
@@ -341,6 +345,7 @@ pub fn renewal_view(lang: Lang, r: &RenewalReport, picker: &Option<OrgPicker>) -
             num_cell(lang, f64::from(g.past), 0),
             num_cell(lang, f64::from(g.reuse), 0),
             num_cell(lang, f64::from(g.recycle), 0),
+            num_cell(lang, f64::from(g.without_agent), 0),
         ));
     }
     b.push_str("</tbody></table>");
@@ -488,6 +493,7 @@ mod tests {
             approaching_months: 6,
             recycle_after_years: 10,
             working_within_days: 30,
+            without_agent: 0,
             groups: vec![],
             devices: vec![],
             past_horizon: vec![],

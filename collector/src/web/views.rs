@@ -1,6 +1,7 @@
 //! The pages, rendered from plain values (the view models below) into HTML strings.
 //! Pure: [`super::data`] loads the values; every string from the fleet is escaped here.
 
+use veille_domain::compare::CompareReport;
 use veille_domain::devices::DeviceRecord;
 use veille_domain::energy::consumption::{Figures, GroupBy, Report};
 
@@ -24,6 +25,9 @@ pub struct Overview {
     pub past_renewal_count: usize,
     pub past_renewal: Vec<PastDevice>,
     pub verdicts: Vec<Verdict>,
+    /// The org's last twelve months against its kWh target, when it has one (and one
+    /// org is shown): what `report trajectory` gives.
+    pub trajectory: Option<veille_domain::trajectory::Trajectory>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -219,6 +223,9 @@ pub fn overview(lang: Lang, v: &Overview, picker: &Option<OrgPicker>) -> String 
         ));
     }
     b.push_str("</tbody></table></details>");
+    if let Some(tr) = &v.trajectory {
+        b.push_str(&trajectory_table(lang, tr));
+    }
 
     b.push_str(&format!(
         "<h2>{} (<span id=\"past-count\">{}</span>)</h2>",
@@ -350,6 +357,23 @@ pub fn consumption(lang: Lang, month: &str, report: &Report, picker: &Option<Org
     }
     b.push_str(&row(t(Key::Total), &report.total, true));
     b.push_str("</tbody></table>");
+    if !report.assets_without_agent.is_empty() {
+        b.push_str(&format!(
+            "<h2 id=\"without-agent-t\">{}</h2><ul id=\"without-agent\" aria-labelledby=\"without-agent-t\">",
+            t(Key::WithoutAgent)
+        ));
+        for a in &report.assets_without_agent {
+            b.push_str(&format!(
+                "<li data-assets=\"{}\">{} / {} — {} × {}</li>",
+                a.assets,
+                esc(&a.org),
+                esc(&a.site),
+                a.assets,
+                esc(&a.kind)
+            ));
+        }
+        b.push_str("</ul>");
+    }
     b.push_str(&format!("<p class=\"muted\">{}</p>", t(Key::Estimated)));
     page(
         lang,
@@ -357,6 +381,103 @@ pub fn consumption(lang: Lang, month: &str, report: &Report, picker: &Option<Org
         Nav::Consumption,
         true,
         &format!("/consumption?{q}"),
+        &b,
+    )
+}
+
+/// The target's line and the last twelve months against it.
+fn trajectory_table(lang: Lang, tr: &veille_domain::trajectory::Trajectory) -> String {
+    let t = |k| lang.t(k);
+    let verdict = match (tr.on_track, tr.gap_pct) {
+        (Some(true), Some(g)) => format!("{} ({:+.1} %)", t(Key::OnTrack), g),
+        (Some(false), Some(g)) => format!("{} ({:+.1} %)", t(Key::OffTrack), g),
+        _ => t(Key::NoBaseline).to_owned(),
+    };
+    let mut b = format!(
+        "<h2 id=\"trajectory-h\">{} : −{} % kWh {} → {}</h2><p id=\"trajectory-verdict\" data-on-track=\"{}\">{}</p>",
+        t(Key::Trajectory),
+        lang.num(tr.kwh_reduction_pct, 0),
+        tr.baseline_year,
+        tr.target_year,
+        tr.on_track
+            .map_or("unknown", |b| if b { "true" } else { "false" }),
+        esc(&verdict)
+    );
+    b.push_str(&format!(
+        "<table id=\"trajectory\" aria-labelledby=\"trajectory-h\"><thead><tr><th scope=\"col\">{}</th><th scope=\"col\" class=\"n\">kWh</th><th scope=\"col\" class=\"n\">{}</th></tr></thead><tbody>",
+        t(Key::Month),
+        t(Key::Allowed)
+    ));
+    for m in &tr.trend {
+        b.push_str(&format!(
+            "<tr><th scope=\"row\">{}</th><td class=\"n\" data-value=\"{}\">{}</td><td class=\"n\" data-value=\"{}\">{}</td></tr>",
+            esc(&m.month),
+            m.kwh,
+            lang.num(m.kwh, 1),
+            m.allowed_kwh,
+            lang.num(m.allowed_kwh, 1)
+        ));
+    }
+    b.push_str("</tbody></table>");
+    b
+}
+
+/// The comparison between bodies: one table per org shown, each indicator beside its
+/// peers' quartiles. `data-value` holds the unrounded figure (what the API gives).
+pub fn compare(
+    lang: Lang,
+    month: &str,
+    report: &CompareReport,
+    picker: &Option<OrgPicker>,
+) -> String {
+    let t = |k| lang.t(k);
+    let mut b = format!("<h1>{} — {}</h1>", t(Key::Compare), esc(month));
+    b.push_str(&month_form(lang, "/compare", month, picker, ""));
+    b.push_str(&format!("<p class=\"muted\">{}</p>", t(Key::PeersHelp)));
+    let cell = |v: Option<f64>, attrs: String| match v {
+        Some(v) => format!(
+            "<td class=\"n\" {attrs} data-value=\"{v}\">{}</td>",
+            lang.num(v, 2)
+        ),
+        None => format!("<td class=\"n\" {attrs}>—</td>"),
+    };
+    for p in &report.orgs {
+        let rank = p.rank.map(|r| format!("#{r} ")).unwrap_or_default();
+        b.push_str(&format!(
+            "<table class=\"compare\" data-org=\"{}\"><caption>{rank}{} ({}{}) — {} {}</caption><thead><tr><th scope=\"col\">{}</th><th scope=\"col\" class=\"n\">{}</th><th scope=\"col\" class=\"n\">Q1</th><th scope=\"col\" class=\"n\">Q2</th><th scope=\"col\" class=\"n\">Q3</th></tr></thead><tbody>",
+            esc(&p.org),
+            esc(&p.org),
+            esc(&p.kind),
+            if p.population_band.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", esc(&p.population_band))
+            },
+            p.devices,
+            t(Key::Devices),
+            t(Key::Indicator),
+            t(Key::Value),
+        ));
+        for (name, v) in p.indicators.named() {
+            let q = p.peers.quartiles.iter().find(|q| q.indicator == name);
+            b.push_str(&format!(
+                "<tr><th scope=\"row\">{}</th>{}{}{}{}</tr>",
+                esc(name),
+                cell(v, format!("data-indicator=\"{name}\"")),
+                cell(q.map(|q| q.q1), String::new()),
+                cell(q.map(|q| q.median), format!("data-median=\"{name}\"")),
+                cell(q.map(|q| q.q3), String::new()),
+            ));
+        }
+        b.push_str("</tbody></table>");
+    }
+    let q = format!("month={}{}", url_component(month), org_query(picker));
+    page(
+        lang,
+        t(Key::Compare),
+        Nav::Compare,
+        true,
+        &format!("/compare?{q}"),
         &b,
     )
 }
@@ -660,8 +781,37 @@ mod tests {
                 age_years: 7.25,
             }],
             verdicts: vec![],
+            trajectory: None,
         };
         let html = overview(Lang::Fr, &v, &None);
+        assert!(!html.contains("id=\"trajectory\""));
+        // With a target: the last twelve months against the line, as the API gives them.
+        use veille_domain::trajectory::{MonthKwh, Target, trajectory};
+        let months = |y: i32, kwh: f64| -> Vec<MonthKwh> {
+            (1..=12)
+                .map(|m| MonthKwh {
+                    month: format!("{y}-{m:02}"),
+                    kwh,
+                })
+                .collect()
+        };
+        let target = Target {
+            baseline_year: 2025,
+            target_year: 2028,
+            kwh_reduction_pct: 20.0,
+        };
+        let tr = trajectory("a", &target, &months(2025, 100.0), &months(2026, 120.0));
+        let with = Overview {
+            trajectory: Some(tr.clone()),
+            ..v.clone()
+        };
+        let en = overview(Lang::En, &with, &None);
+        assert!(en.contains("data-on-track=\"false\""), "{en}");
+        assert!(en.contains("Above the trajectory"));
+        assert!(en.contains(&format!(
+            "<td class=\"n\" data-value=\"{}\">",
+            tr.trend[0].allowed_kwh
+        )));
         assert!(html.contains("id=\"kwh\" data-value=\"1234.5678\""));
         assert!(html.contains("1\u{202f}234,6 kWh"), "French decimal comma");
         assert!(html.contains("3,00 kgCO2e"));
@@ -697,8 +847,25 @@ mod tests {
             grid_source: "x".into(),
             rows: vec![],
             total: Figures::default(),
+            assets_without_agent: vec![],
         };
         let html = consumption(Lang::En, "2026-11", &r, &picker);
+        assert!(!html.contains("without-agent"));
+        let with = Report {
+            assets_without_agent: vec![veille_domain::energy::consumption::AgentlessCount {
+                org: "town".into(),
+                site: "<Cave>".into(),
+                kind: "monitor".into(),
+                assets: 3,
+            }],
+            ..r.clone()
+        };
+        let page = consumption(Lang::En, "2026-11", &with, &picker);
+        assert!(
+            page.contains("<li data-assets=\"3\">town / &lt;Cave&gt; — 3 × monitor</li>"),
+            "{page}"
+        );
+        assert!(page.contains("energy unknown, not counted"));
         assert!(html.contains("href=\"/consumption.csv?month=2026-11&amp;by=site&amp;org=town\""));
         assert!(html.contains("<option value=\"town\" selected>town</option>"));
     }

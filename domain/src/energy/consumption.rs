@@ -817,6 +817,43 @@ pub struct Report {
     pub grid_source: String,
     pub rows: Vec<Row>,
     pub total: Figures,
+    /// Assets the inventory (GLPI) lists and no agent reports, by org, site and kind:
+    /// their energy is unknown and counted nowhere above (filled by the caller, which
+    /// reads the inventory; empty from [`report_from`]).
+    pub assets_without_agent: Vec<AgentlessCount>,
+}
+
+/// How many assets without agent one (org, site, kind) holds.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct AgentlessCount {
+    pub org: String,
+    /// The inventory's location, `(none)` when empty.
+    pub site: String,
+    /// `computer` or `monitor`.
+    pub kind: String,
+    pub assets: u64,
+}
+
+/// Counts `(org, site, kind)` triples, one per asset, sorted by (org, site, kind).
+pub fn count_agentless<'a>(
+    assets: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
+) -> Vec<AgentlessCount> {
+    let mut counts: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    for (org, site, kind) in assets {
+        let site = if site.is_empty() { "(none)" } else { site };
+        *counts
+            .entry((org.to_owned(), site.to_owned(), kind.to_owned()))
+            .or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .map(|((org, site, kind), assets)| AgentlessCount {
+            org,
+            site,
+            kind,
+            assets,
+        })
+        .collect()
 }
 
 /// Computes the report over `[from_ms, to_ms)` (cut at `now_ms`) grouped by `by`.
@@ -948,6 +985,7 @@ where
         grid_source: ctx.grid.source.clone(),
         rows,
         total,
+        assets_without_agent: Vec::new(),
     })
 }
 
@@ -1137,6 +1175,12 @@ pub fn to_table(r: &Report) -> String {
         lines.push(format!(
             "note: {} device(s) of unknown class use the fallback power profile",
             r.total.fallback_profile_devices
+        ));
+    }
+    for a in &r.assets_without_agent {
+        lines.push(format!(
+            "without agent: {} {}(s) at {}/{}: energy unknown, not counted",
+            a.assets, a.kind, a.org, a.site
         ));
     }
     lines.push(
@@ -1650,5 +1694,49 @@ mod tests {
         config.working_days = vec!["lundi".into()];
         let e = Context::new(&config, Catalogue::builtin()).unwrap_err();
         assert!(e.to_string().contains("lundi"));
+    }
+
+    #[test]
+    fn assets_without_agent_are_counted_by_org_site_and_kind_and_shown_as_unknown() {
+        let counts = count_agentless([
+            ("mairie", "Accueil", "monitor"),
+            ("mairie", "", "computer"),
+            ("mairie", "Accueil", "monitor"),
+            ("ecole", "", "computer"),
+        ]);
+        let got: Vec<(&str, &str, &str, u64)> = counts
+            .iter()
+            .map(|c| (c.org.as_str(), c.site.as_str(), c.kind.as_str(), c.assets))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("ecole", "(none)", "computer", 1),
+                ("mairie", "(none)", "computer", 1),
+                ("mairie", "Accueil", "monitor", 2),
+            ]
+        );
+        let mut r = report(
+            &[],
+            &ctx(),
+            "2025-03-03",
+            "2025-03-03",
+            MON,
+            MON + 24 * H,
+            MON + 24 * H,
+            GroupBy::Org,
+        )
+        .unwrap();
+        assert!(r.assets_without_agent.is_empty());
+        r.assets_without_agent = counts;
+        let table = to_table(&r);
+        assert!(
+            table.contains(
+                "without agent: 2 monitor(s) at mairie/Accueil: energy unknown, not counted"
+            ),
+            "{table}"
+        );
+        // No energy is invented for them.
+        assert_eq!(r.total.kwh, 0.0);
     }
 }

@@ -639,7 +639,7 @@ const PLACEHOLDER_SERIALS: &[&str] = &[
 
 /// A usable serial (trimmed, upper-cased), or `None` for empty and placeholder ones
 /// (see [`PLACEHOLDER_SERIALS`]; also any run of one repeated character, "00000000").
-fn serial_key(s: &str) -> Option<String> {
+pub(crate) fn serial_key(s: &str) -> Option<String> {
     let t = s.trim();
     let mut chars = t.chars();
     let first = chars.next()?;
@@ -667,7 +667,7 @@ fn uuid_key(s: &str) -> Option<String> {
 
 /// The host part of a name (before the first dot), trimmed and lower-cased: GLPI
 /// holds "PC-COMPTA-01" where the agent may say "pc-compta-01.mairie.local".
-fn host_key(s: &str) -> Option<String> {
+pub(crate) fn host_key(s: &str) -> Option<String> {
     let h = s.trim().split('.').next()?.trim().to_lowercase();
     (!h.is_empty()).then_some(h)
 }

@@ -17,6 +17,11 @@
 //!   [`WORKING_WITHIN_DAYS`] days. Only working devices go on the reuse list; a device
 //!   that went silent may be broken, stored or already gone.
 //! - Site: the agent's `site`, else the GLPI location, else `(none)`.
+//! - Assets without an agent ([`crate::renewal::fleet`]: monitors and PCs that GLPI
+//!   lists and no agent reports) are rows too, `has_agent: false`: aged from their
+//!   acquisition date, else from the day an import first listed them (a lower bound,
+//!   `first_seen`); never `working` (nothing says they are), so never on the reuse
+//!   list. Their id is `glpi/<kind>/<identity>`.
 //! - Embodied per year: the class's embodied kgCO2e over the whole years served so far
 //!   (at least one); the gain is how much that yearly share drops if the device serves
 //!   one more year.
@@ -29,6 +34,7 @@ use crate::devices::csv_field;
 use crate::energy::catalogue::DeviceClass;
 use crate::renewal::asset::AssetRecord;
 use crate::renewal::embodied::EmbodiedTable;
+use crate::renewal::fleet::FleetAsset;
 use crate::renewal::horizon::{
     AgeSource, Date, DeviceAge, HorizonOrigin, RenewalError, RenewalPolicy,
 };
@@ -178,6 +184,10 @@ pub struct DeviceRow {
     pub matched_by: String,
     /// Hardware changes seen in the inventory history, oldest first.
     pub inventory_changes: Vec<InventoryChange>,
+    /// False for an asset only the inventory (GLPI) knows: its energy is unknown.
+    pub has_agent: bool,
+    /// GLPI's id of an asset without agent, when the sync gave it; 0 otherwise.
+    pub glpi_id: u64,
 }
 
 /// Counts for one (site, class).
@@ -191,6 +201,8 @@ pub struct GroupCount {
     pub past: u32,
     pub reuse: u32,
     pub recycle: u32,
+    /// Assets no agent reports.
+    pub without_agent: u32,
 }
 
 /// The whole report.
@@ -200,6 +212,8 @@ pub struct RenewalReport {
     pub approaching_months: u32,
     pub recycle_after_years: u32,
     pub working_within_days: i64,
+    /// Rows of `devices` no agent reports (GLPI only).
+    pub without_agent: u32,
     pub groups: Vec<GroupCount>,
     /// Every device, computers and their monitors, by (org, device_id).
     pub devices: Vec<DeviceRow>,
@@ -238,8 +252,53 @@ pub fn edid_date(year: u32, week: u32) -> Option<Date> {
 
 /// Builds the report at `now_ms` (collector clock; `today` is its UTC date).
 pub fn report(computers: &[ComputerFacts], ctx: &RenewalContext, now_ms: i64) -> RenewalReport {
+    report_fleet(computers, &[], ctx, now_ms)
+}
+
+/// [`report`] over the whole fleet: the devices agents report and the assets without
+/// agent, `(org, asset)`.
+pub fn report_fleet(
+    computers: &[ComputerFacts],
+    agentless: &[(String, FleetAsset)],
+    ctx: &RenewalContext,
+    now_ms: i64,
+) -> RenewalReport {
     let today = date_of_ms(now_ms);
     let mut devices = Vec::new();
+    for (org, a) in agentless {
+        let Some(kind) = a.asset_kind() else { continue };
+        let first_imported =
+            (a.first_imported_unix_ms > 0).then(|| date_of_ms(a.first_imported_unix_ms));
+        let Some(age) = DeviceAge::from_sources(a.acquisition(), None, first_imported) else {
+            continue;
+        };
+        let site = if a.location.is_empty() {
+            "(none)".to_owned()
+        } else {
+            a.location.clone()
+        };
+        let base = Base {
+            org,
+            hostname: &a.name,
+            site: &site,
+            working: false,
+            today,
+            ctx,
+        };
+        let mut row = base.row(
+            format!("glpi/{}/{}", a.kind, a.identity),
+            kind.class(),
+            age,
+            a.lifespan(),
+            String::new(),
+        );
+        row.kind = kind.as_str();
+        row.has_agent = false;
+        row.glpi_id = a.glpi_id;
+        row.inventory_number = a.inventory_number.clone();
+        row.location = a.location.clone();
+        devices.push(row);
+    }
     for c in computers {
         let first_seen = (c.first_seen_unix_ms > 0).then(|| date_of_ms(c.first_seen_unix_ms));
         let working = c.last_seen_unix_ms > 0
@@ -318,6 +377,7 @@ pub fn report(computers: &[ComputerFacts], ctx: &RenewalContext, now_ms: i64) ->
         }
         g.reuse += u32::from(d.reuse);
         g.recycle += u32::from(d.recycle);
+        g.without_agent += u32::from(!d.has_agent);
     }
     let oldest_first = |mut v: Vec<DeviceRow>| {
         v.sort_by(|a, b| {
@@ -333,6 +393,7 @@ pub fn report(computers: &[ComputerFacts], ctx: &RenewalContext, now_ms: i64) ->
         approaching_months: ctx.policy.approaching_months().value,
         recycle_after_years: ctx.policy.recycle_after_years().value,
         working_within_days: WORKING_WITHIN_DAYS,
+        without_agent: devices.iter().filter(|d| !d.has_agent).count() as u32,
         groups: groups.into_values().collect(),
         past_horizon: filtered(|d| d.status == "past"),
         reuse: filtered(|d| d.reuse),
@@ -404,6 +465,8 @@ impl Base<'_> {
             location: String::new(),
             matched_by: String::new(),
             inventory_changes: Vec::new(),
+            has_agent: true,
+            glpi_id: 0,
         }
     }
 }
@@ -444,6 +507,7 @@ const CSV_HEADER: &[&str] = &[
     "inventory_number",
     "location",
     "matched_by",
+    "has_agent",
 ];
 
 /// One line per device (the lists are the `status`, `reuse` and `recycle` columns).
@@ -474,6 +538,7 @@ pub fn to_csv(r: &RenewalReport) -> String {
             d.inventory_number.clone(),
             d.location.clone(),
             d.matched_by.clone(),
+            d.has_agent.to_string(),
         ];
         let line: Vec<String> = cells.iter().map(|c| csv_field(c)).collect();
         out.push_str(&line.join(","));
@@ -486,9 +551,16 @@ pub fn to_csv(r: &RenewalReport) -> String {
 pub fn to_table(r: &RenewalReport) -> String {
     let mut out = format!(
         "Renewal on {} (approaching: within {} months of the horizon; working: reported \
-         within {} days; recycling from {} years)\n\n",
+         within {} days; recycling from {} years)\n",
         r.today, r.approaching_months, r.working_within_days, r.recycle_after_years
     );
+    if r.without_agent > 0 {
+        out.push_str(&format!(
+            "{} asset(s) without agent (from GLPI): AGENT = no below\n",
+            r.without_agent
+        ));
+    }
+    out.push('\n');
     let counts: Vec<Vec<String>> = r
         .groups
         .iter()
@@ -502,6 +574,7 @@ pub fn to_table(r: &RenewalReport) -> String {
                 g.past.to_string(),
                 g.reuse.to_string(),
                 g.recycle.to_string(),
+                g.without_agent.to_string(),
             ]
         })
         .collect();
@@ -515,6 +588,7 @@ pub fn to_table(r: &RenewalReport) -> String {
             "PAST",
             "REUSE",
             "RECYCLE",
+            "NO AGENT",
         ],
         &counts,
     ));
@@ -545,6 +619,7 @@ pub fn to_table(r: &RenewalReport) -> String {
                     d.status.to_owned(),
                     format!("{:.1}", d.embodied_kgco2e_per_year),
                     format!("{:.1}", d.gain_kgco2e_per_year_if_kept_one_more_year),
+                    if d.has_agent { "yes" } else { "no" }.to_owned(),
                 ]
             })
             .collect();
@@ -560,6 +635,7 @@ pub fn to_table(r: &RenewalReport) -> String {
                 "STATUS",
                 "KGCO2E/Y",
                 "GAIN +1Y",
+                "AGENT",
             ],
             &rows,
         ));
@@ -781,6 +857,83 @@ mod tests {
         assert_eq!(ctx.policy.horizon(DeviceClass::Laptop).years, 8);
         assert_eq!(ctx.embodied.entry(DeviceClass::Laptop).kgco2e, 236.0);
         assert_eq!(ctx.policy.horizon(DeviceClass::Desktop).years, 6);
+    }
+
+    #[test]
+    fn assets_without_agent_are_rows_with_their_age_source_and_never_working() {
+        use crate::renewal::fleet::{AssetKind, FleetAsset};
+        use crate::renewal::glpi::GlpiRow;
+        let monitor = FleetAsset::from_row(
+            &GlpiRow {
+                name: Some("ECRAN-ACCUEIL".into()),
+                serial: Some("CN0ABC".into()),
+                location: Some("Mairie > Accueil".into()),
+                purchase_date: Date::from_ymd(2016, 1, 15),
+                ..Default::default()
+            },
+            AssetKind::Monitor,
+            7,
+            NOW,
+        )
+        .unwrap();
+        // No date in GLPI: aged from the first import, a lower bound.
+        let pc = FleetAsset::from_row(
+            &GlpiRow {
+                name: Some("PC-SANS-AGENT".into()),
+                ..Default::default()
+            },
+            AssetKind::Computer,
+            0,
+            ms(2026, 1, 10),
+        )
+        .unwrap();
+        let agentless = [("mairie".to_owned(), monitor), ("mairie".to_owned(), pc)];
+        let r = report_fleet(
+            &[computer("a", DeviceClass::Laptop)],
+            &agentless,
+            &ctx(),
+            NOW,
+        );
+        assert_eq!(r.devices.len(), 3);
+        assert_eq!(r.without_agent, 2);
+        let by_id = |id: &str| r.devices.iter().find(|d| d.device_id == id).unwrap();
+        let m = by_id("glpi/monitor/serial:CN0ABC");
+        assert_eq!(
+            (
+                m.kind,
+                m.class,
+                m.age_source,
+                m.status,
+                m.has_agent,
+                m.glpi_id
+            ),
+            ("monitor", "monitor", "acquisition", "past", false, 7)
+        );
+        assert_eq!(m.site, "Mairie > Accueil");
+        assert!(!m.working && !m.reuse, "nothing says it works");
+        let pc = by_id("glpi/computer/name:pc-sans-agent");
+        assert_eq!(
+            (pc.kind, pc.class, pc.age_source, pc.age_since.as_str()),
+            ("computer", "unknown", "first_seen", "2026-01-10")
+        );
+        assert!(pc.age_is_lower_bound && !pc.has_agent);
+        assert!(by_id("a").has_agent);
+        let none = r
+            .groups
+            .iter()
+            .find(|g| g.site == "(none)" && g.class == "unknown")
+            .unwrap();
+        assert_eq!((none.total, none.without_agent), (1, 1));
+        assert!(r.past_horizon.iter().any(|d| d.device_id == m.device_id));
+        assert!(r.reuse.is_empty());
+        let csv = to_csv(&r);
+        assert!(csv.lines().next().unwrap().ends_with(",has_agent"), "{csv}");
+        assert!(csv.contains("glpi/monitor/serial:CN0ABC"), "{csv}");
+        assert!(to_table(&r).contains("2 asset(s) without agent"));
+        // Without agentless assets, the same report as before.
+        let plain = report(&[computer("a", DeviceClass::Laptop)], &ctx(), NOW);
+        assert_eq!(plain.without_agent, 0);
+        assert_eq!(plain.devices.len(), 1);
     }
 
     #[test]

@@ -37,7 +37,13 @@ impl Conn {
 fn needs_registry_lock(tree: Tree) -> bool {
     matches!(
         tree,
-        Tree::Meta | Tree::Policies | Tree::Meters | Tree::Rooms | Tree::Asset | Tree::Wake
+        Tree::Meta
+            | Tree::Policies
+            | Tree::Meters
+            | Tree::Rooms
+            | Tree::Asset
+            | Tree::Wake
+            | Tree::FleetAsset
     )
 }
 
