@@ -165,7 +165,10 @@ impl Server {
         tracing::info!(engine = store.engine_name(), location = %config.store_location().describe(),
             "store open");
         let store = Arc::new(store);
-        let auth = Arc::new(Auth::new(tokens.orgs.clone(), tokens.operator.clone()));
+        let auth = Arc::new(Auth::new(
+            tokens.orgs.clone(),
+            crate::auth::TokenHash::of(&tokens.operator),
+        ));
         let metrics = Arc::new(IngestMetrics::default());
         let (ingest, writer_task) = Ingest::start(
             store.clone(),
@@ -549,21 +552,37 @@ fn announce_tokens(tokens: &Tokens, data_dir: &Path) {
         tracing::info!(orgs = ?ids, "organisations from the configuration");
         return;
     };
-    if tokens.created_default_org {
+    if let Some(token) = &tokens.created_default_org {
         // First start: the operator needs this token once to enroll agents. Printed on
         // stderr through the log, like the URL a demo prints; later starts only say
-        // where it is kept.
-        let token = tokens.org_token(tokens::DEFAULT_ORG_ID).unwrap_or_default();
+        // where it was written (the collector itself keeps only its hash).
         tracing::info!(
             "created organisation \"default\"; enroll agents with --token {token} \
-             (kept in {})",
-            file.display()
+             (also written to {}: copy it, then delete it; the collector needs only {})",
+            file.display(),
+            tokens::DEFAULT_ORG_TOKEN_HASH_FILE
         );
     } else {
-        tracing::info!(
-            "organisation \"default\": enroll agents with the token in {}",
-            file.display()
-        );
+        if tokens.migrated_default_org {
+            tracing::info!(
+                "organisation \"default\": its token is now verified against {} (hashed \
+                 at rest); agents keep their token",
+                tokens::DEFAULT_ORG_TOKEN_HASH_FILE
+            );
+        }
+        if file.exists() {
+            tracing::info!(
+                "organisation \"default\": enroll agents with the token in {}; the collector \
+                 does not need that file (it verifies against {}): delete it once agents \
+                 are enrolled",
+                file.display(),
+                tokens::DEFAULT_ORG_TOKEN_HASH_FILE
+            );
+        } else {
+            tracing::info!(
+                "organisation \"default\": enroll agents with the token shown at first start"
+            );
+        }
     }
     tracing::debug!(
         "operator token for the HTTP API: {}",

@@ -153,8 +153,8 @@ mod tests {
             policies: Arc::new(PolicyCache::load(&store, &key).unwrap()),
             store,
             auth: Arc::new(Auth::new(
-                vec![("acme".into(), ORG_TOKEN.into())],
-                OPERATOR_TOKEN.into(),
+                vec![("acme".into(), crate::auth::TokenHash::of(ORG_TOKEN))],
+                crate::auth::TokenHash::of(OPERATOR_TOKEN),
             )),
             energy: Arc::new(crate::reports::context(&config).unwrap()),
             renewal: Arc::new(crate::reports::renewal::context(&config.renewal).unwrap()),
