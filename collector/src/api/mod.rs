@@ -26,7 +26,7 @@ pub mod rooms;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use veille_domain::energy::consumption::Context;
 use veille_domain::renewal::report::RenewalContext;
 use veille_proto::signing::SigningKey;
@@ -61,21 +61,47 @@ pub struct AppState {
     pub policies: Arc<PolicyCache>,
 }
 
+/// Every `/api/v1` route: path, the methods it answers, handler. The one list
+/// [`router`] registers and [`routes`] publishes, so a test walking [`routes`] (the
+/// cross-org isolation test, `tests/tests/cross_org.rs`) cannot miss a new route.
+fn table() -> Vec<(
+    &'static str,
+    &'static [&'static str],
+    MethodRouter<AppState>,
+)> {
+    vec![
+        (DEVICES_PATH, &["GET"], get(devices::list)),
+        (CONSUMPTION_PATH, &["GET"], get(reports::consumption)),
+        (RENEWAL_PATH, &["GET"], get(reports::renewal)),
+        (
+            crate::policy::COMPLIANCE_PATH,
+            &["GET"],
+            get(reports::compliance),
+        ),
+        (SETPOINT_PATH, &["GET"], get(reports::setpoint)),
+        (ROOMS_PATH, &["GET"], get(rooms::list)),
+        (
+            crate::policy::API_PATH,
+            &["GET", "PUT"],
+            get(policy::get_policy).put(policy::put_policy),
+        ),
+        (crate::policy::REPLAY_PATH, &["POST"], post(policy::replay)),
+    ]
+}
+
+/// Every `/api/v1` route as (path, methods), from the table the router is built from.
+pub fn routes() -> Vec<(&'static str, &'static [&'static str])> {
+    table().into_iter().map(|(p, m, _)| (p, m)).collect()
+}
+
 /// Every `/api/v1` route and `/healthz`, ready to merge into the HTTP app.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route(DEVICES_PATH, get(devices::list))
-        .route(CONSUMPTION_PATH, get(reports::consumption))
-        .route(RENEWAL_PATH, get(reports::renewal))
-        .route(crate::policy::COMPLIANCE_PATH, get(reports::compliance))
-        .route(SETPOINT_PATH, get(reports::setpoint))
-        .route(ROOMS_PATH, get(rooms::list))
-        .route(
-            crate::policy::API_PATH,
-            get(policy::get_policy).put(policy::put_policy),
+    table()
+        .into_iter()
+        .fold(
+            Router::new().route("/healthz", get(healthz)),
+            |r, (path, _, h)| r.route(path, h),
         )
-        .route(crate::policy::REPLAY_PATH, post(policy::replay))
         .with_state(state)
 }
 
@@ -92,7 +118,7 @@ mod tests {
     const OPERATOR_TOKEN: &str = "operator-token-0123456789";
 
     /// Every `/api/v1` route as (method, path with a valid query, body).
-    fn routes() -> Vec<(&'static str, String, &'static str)> {
+    fn cases() -> Vec<(&'static str, String, &'static str)> {
         let period = "?from=2026-01-01&to=2026-01-31";
         let draft = r#"{"org":"acme","mode":"dry-run","idle_threshold_s":600,"warning_s":300,
             "windows":[{"days":["weekdays"],"start":"20:00","end":"07:00","time_zone":"Europe/Paris"}]}"#;
@@ -166,7 +192,18 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         rt.spawn(async move { axum::serve(listener, router(state)).await });
 
-        for (method, path, body) in routes() {
+        let cases = cases();
+        for (path, methods) in routes() {
+            for m in methods {
+                assert!(
+                    cases
+                        .iter()
+                        .any(|(cm, cp, _)| cm == m && cp.split('?').next() == Some(path)),
+                    "{m} {path} has no case here"
+                );
+            }
+        }
+        for (method, path, body) in cases {
             // Setting a policy is the operator's; everything else an org token may do.
             let token = if method == "PUT" {
                 OPERATOR_TOKEN

@@ -1,0 +1,296 @@
+//! Cross-org isolation on every door of the real collector: org A's token never reads
+//! or writes org B's data. The HTTP routes come from the router's own table
+//! (`veille_collector::api::routes()`), so a route added there without a case here
+//! fails this test instead of going unchecked.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+
+use veille_tests::grpc::{batch, client, send};
+use veille_tests::{Collector, bin, wait_until};
+
+const A: &str = "org-a";
+const B: &str = "tenant-b";
+const A_TOKEN: &str = "a-token-0123456789abcdef";
+const B_TOKEN: &str = "b-token-0123456789abcdef";
+/// Every piece of B's data carries this, and nothing of A's does: a body holding it
+/// leaked B's data (error messages never name the other org).
+const B_MARK: &str = "tenant-b";
+
+struct Answer {
+    status: u16,
+    body: String,
+}
+
+/// One raw HTTP/1.1 request with a bearer token and an optional JSON body.
+fn call(addr: &str, method: &str, path: &str, token: &str, json: &str) -> Answer {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+        json.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("status line: {head}"));
+    Answer {
+        status,
+        body: body.to_owned(),
+    }
+}
+
+fn draft(org: &str, idle_s: u32) -> String {
+    format!(
+        r#"{{"org":"{org}","mode":"dry-run","idle_threshold_s":{idle_s},"warning_s":300,
+        "windows":[{{"days":["weekdays"],"start":"20:00","end":"07:00","time_zone":"Europe/Paris"}}]}}"#
+    )
+}
+
+fn room_add(config: &Path, data: &Path, org: &str, name: &str, host: &str) {
+    let out = Command::new(bin("veille-collector"))
+        .args(["room", "add", "--config"])
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--org", org, "--name", name, "--site", "s", "--hosts", host])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "room add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The requests org A makes against B's data on one route: (method, path+query, body).
+/// Panics for a route it does not know, so a new route needs a case.
+fn attacks(method: &str, path: &str, period: &str) -> Vec<(String, String)> {
+    let q = |query: &str| format!("{path}?{query}");
+    match (method, path) {
+        ("GET", "/api/v1/devices") => vec![
+            (path.into(), String::new()),
+            (q(&format!("org={B}")), String::new()),
+        ],
+        ("GET", "/api/v1/reports/consumption") => vec![
+            (q(&format!("{period}&by=device")), String::new()),
+            (q(&format!("{period}&by=org&org={B}")), String::new()),
+            (q(&format!("{period}&by=device&format=csv")), String::new()),
+        ],
+        ("GET", "/api/v1/reports/renewal") => vec![
+            (path.into(), String::new()),
+            (q(&format!("org={B}&format=csv")), String::new()),
+        ],
+        ("GET", "/api/v1/reports/compliance") => {
+            vec![(q(&format!("{period}&org={B}")), String::new())]
+        }
+        // Without `org`, B's room name is echoed in "no room …": checked apart below.
+        ("GET", "/api/v1/reports/setpoint") => {
+            vec![(q(&format!("room=tenant-b-room&org={B}")), String::new())]
+        }
+        ("GET", "/api/v1/rooms") => vec![
+            (path.into(), String::new()),
+            (q(&format!("org={B}")), String::new()),
+        ],
+        ("GET", "/api/v1/policy") => vec![
+            (path.into(), String::new()),
+            (q(&format!("org={B}")), String::new()),
+        ],
+        ("PUT", "/api/v1/policy") => vec![(path.into(), draft(B, 999))],
+        ("POST", "/api/v1/policy/replay") => vec![(q(period), draft(B, 999))],
+        _ => panic!("{method} {path} has no cross-org case in tests/tests/cross_org.rs: add one"),
+    }
+}
+
+#[test]
+fn org_a_never_reads_or_writes_org_b_on_any_api_route() {
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("collector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[orgs]]\nid = \"{A}\"\ntoken = \"{A_TOKEN}\"\n[[orgs]]\nid = \"{B}\"\ntoken = \"{B_TOKEN}\"\n"
+        ),
+    )
+    .unwrap();
+    let c = Collector::start_with("collector", data.path(), "127.0.0.1:0", Some(&config), &[]);
+    let operator = std::fs::read_to_string(data.path().join("operator.token")).unwrap();
+    let operator = operator.trim();
+    let http = c.http.clone();
+
+    // Each org gets a device (over gRPC), a room and a policy; B's all carry B_MARK.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut g = client(&c.url()).await;
+        send(&mut g, A_TOKEN, batch("org-a-pc", 1..=3))
+            .await
+            .unwrap();
+        send(&mut g, B_TOKEN, batch("tenant-b-pc", 1..=3))
+            .await
+            .unwrap();
+    });
+    room_add(&config, data.path(), A, "a-room", "org-a-pc");
+    room_add(&config, data.path(), B, "tenant-b-room", "tenant-b-pc");
+    for (org, idle) in [(A, 600), (B, 1234)] {
+        let put = call(&http, "PUT", "/api/v1/policy", operator, &draft(org, idle));
+        assert_eq!(put.status, 200, "policy of {org}: {}", put.body);
+    }
+    let b_policy = call(&http, "GET", "/api/v1/policy", B_TOKEN, "").body;
+    assert!(b_policy.contains("1234"), "{b_policy}");
+
+    // Controls: the marker shows where B's data legitimately appears, so its absence
+    // below means something.
+    wait_until("both devices stored", || {
+        let d = call(&http, "GET", "/api/v1/devices", operator, "").body;
+        d.contains("org-a-pc") && d.contains("tenant-b-pc")
+    });
+    for path in ["/api/v1/rooms", "/api/v1/policy"] {
+        let seen = call(&http, "GET", path, operator, "");
+        assert!(seen.body.contains(B_MARK), "operator {path}: {}", seen.body);
+    }
+    let own = call(&http, "GET", "/api/v1/devices", A_TOKEN, "");
+    assert!(
+        own.status == 200 && own.body.contains("org-a-pc"),
+        "{}",
+        own.body
+    );
+    let own = call(&http, "GET", "/api/v1/rooms", A_TOKEN, "");
+    assert!(
+        own.status == 200 && own.body.contains("a-room"),
+        "{}",
+        own.body
+    );
+    let own = call(&http, "GET", "/api/v1/policy", A_TOKEN, "");
+    assert!(own.status == 200 && own.body.contains(A), "{}", own.body);
+
+    let today = jiff::Zoned::now().date();
+    let period = format!(
+        "from={}&to={}",
+        today.yesterday().unwrap(),
+        today.tomorrow().unwrap()
+    );
+    let routes = veille_collector::api::routes();
+    assert!(
+        routes.iter().map(|(_, m)| m.len()).sum::<usize>() >= 9,
+        "{routes:?}"
+    );
+    let mut checked = 0;
+    for (path, methods) in routes {
+        for method in methods {
+            for (target, body) in attacks(method, path, &period) {
+                let a = call(&http, method, &target, A_TOKEN, &body);
+                assert!(
+                    matches!(a.status, 200 | 400 | 403 | 404),
+                    "{method} {target}: {} {}",
+                    a.status,
+                    a.body
+                );
+                assert!(
+                    !a.body.contains(B_MARK),
+                    "{method} {target} with A's token shows B's data: {}",
+                    a.body
+                );
+                if *method != "GET" {
+                    assert_eq!(
+                        a.status, 403,
+                        "{method} {target} writes B's data: {}",
+                        a.body
+                    );
+                }
+                checked += 1;
+            }
+            // Methods a route does not declare are not served (the table says them all).
+            for other in ["GET", "PUT", "POST", "DELETE", "PATCH"] {
+                if !methods.contains(&other) {
+                    let a = call(&http, other, path, A_TOKEN, "{}");
+                    assert_eq!(a.status, 405, "{other} {path}: {}", a.body);
+                }
+            }
+        }
+    }
+    assert!(checked >= 15, "{checked} requests");
+    // B's room asked by name with A's token: the same answer as a room that exists
+    // nowhere (no report, and no way to learn that B has such a room).
+    let path = "/api/v1/reports/setpoint?room=";
+    let a = call(&http, "GET", &format!("{path}tenant-b-room"), A_TOKEN, "");
+    let none = call(&http, "GET", &format!("{path}no-such-room"), A_TOKEN, "");
+    assert!(matches!(a.status, 400 | 404), "{}", a.body);
+    assert_eq!(a.status, none.status);
+    assert_eq!(a.body, none.body.replace("no-such-room", "tenant-b-room"));
+    let a = call(
+        &http,
+        "GET",
+        &format!("/api/v1/reports/setpoint?room=tenant-b-room&org={B}"),
+        A_TOKEN,
+        "",
+    );
+    assert_eq!(a.status, 403, "{}", a.body);
+    // The refused writes changed nothing of B's.
+    assert_eq!(
+        call(&http, "GET", "/api/v1/policy", B_TOKEN, "").body,
+        b_policy
+    );
+    let b_rooms = call(&http, "GET", "/api/v1/rooms", B_TOKEN, "").body;
+    assert!(
+        b_rooms.contains("tenant-b-room") && !b_rooms.contains("a-room"),
+        "{b_rooms}"
+    );
+}
+
+/// The web page is a door too: A's session opens B's device page by its URL.
+#[test]
+fn org_a_session_cannot_open_org_b_device_page() {
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("collector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[orgs]]\nid = \"{A}\"\ntoken = \"{A_TOKEN}\"\n[[orgs]]\nid = \"{B}\"\ntoken = \"{B_TOKEN}\"\n"
+        ),
+    )
+    .unwrap();
+    let c = Collector::start_with("collector", data.path(), "127.0.0.1:0", Some(&config), &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut g = client(&c.url()).await;
+        send(&mut g, A_TOKEN, batch("org-a-pc", 1..=2))
+            .await
+            .unwrap();
+        send(&mut g, B_TOKEN, batch("tenant-b-pc", 1..=2))
+            .await
+            .unwrap();
+    });
+    let login = |token: &str| {
+        let r = veille_tests::fleet::http(
+            &c.http,
+            "POST",
+            "/login",
+            None,
+            Some(&format!("token={token}")),
+        );
+        assert_eq!(r.status, 303, "{}", r.text());
+        r.header("set-cookie")
+            .and_then(|c| c.split(';').next())
+            .expect("session cookie")
+            .to_owned()
+    };
+    let (a, b) = (login(A_TOKEN), login(B_TOKEN));
+    let page = format!("/device/{B}/tenant-b-pc");
+    let own = veille_tests::fleet::http(&c.http, "GET", &page, Some(&b), None);
+    assert_eq!(own.status, 200, "B sees its own device");
+    assert!(own.text().contains("tenant-b-pc"), "B's page names its device");
+    let theirs = veille_tests::fleet::http(&c.http, "GET", &page, Some(&a), None);
+    assert!(matches!(theirs.status, 403 | 404), "{}", theirs.status);
+    assert!(!theirs.text().contains("tenant-b-pc"), "{}", theirs.text());
+    let list = veille_tests::fleet::http(&c.http, "GET", "/devices", Some(&a), None);
+    assert_eq!(list.status, 200);
+    assert!(list.text().contains("org-a-pc") && !list.text().contains("tenant-b-pc"));
+}
