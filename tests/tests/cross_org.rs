@@ -286,7 +286,10 @@ fn org_a_session_cannot_open_org_b_device_page() {
     let page = format!("/device/{B}/tenant-b-pc");
     let own = veille_tests::fleet::http(&c.http, "GET", &page, Some(&b), None);
     assert_eq!(own.status, 200, "B sees its own device");
-    assert!(own.text().contains("tenant-b-pc"), "B's page names its device");
+    assert!(
+        own.text().contains("tenant-b-pc"),
+        "B's page names its device"
+    );
     let theirs = veille_tests::fleet::http(&c.http, "GET", &page, Some(&a), None);
     assert!(matches!(theirs.status, 403 | 404), "{}", theirs.status);
     assert!(!theirs.text().contains("tenant-b-pc"), "{}", theirs.text());
