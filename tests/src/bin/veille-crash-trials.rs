@@ -55,6 +55,7 @@ async fn load_generator(
 ) -> u64 {
     let mut next = 1u64;
     let mut client = None;
+    let mut pending = None;
     loop {
         if stop.load(Ordering::Relaxed) && next > 1 {
             return next - 1;
@@ -73,7 +74,12 @@ async fn load_generator(
         }
         let c = client.as_mut().expect("connected");
         let last = next + LOAD_BATCH - 1;
-        match send(c, &token, batch(&device, next..=last)).await {
+        // A resend carries the very same reports, as an agent's spool does (a fresh
+        // batch would hold new timestamps: a conflict, not a duplicate).
+        let this = pending
+            .get_or_insert_with(|| batch(&device, next..=last))
+            .clone();
+        match send(c, &token, this).await {
             Ok(ack) => {
                 assert!(
                     ack.highest_durable_seq >= last,
@@ -85,6 +91,7 @@ async fn load_generator(
                     .expect("lock")
                     .insert(device.clone(), ack.highest_durable_seq);
                 next = last + 1;
+                pending = None;
                 tokio::time::sleep(LOAD_PAUSE).await;
             }
             Err(_) => {
