@@ -196,18 +196,20 @@ impl Server {
         let policy_refresh_task = policies
             .clone()
             .spawn_refresh(store.clone(), stop_rx.clone());
-        // With TLS, rumqttd (which has no TLS of its own here) listens on loopback and
-        // the TLS acceptor takes the configured addresses, proxying to it.
+        // rumqttd listens on loopback and the collector takes the configured addresses,
+        // proxying to it: through the org guard always (rumqttd has no per-org topic
+        // ACL, see `mqtt::guard`), and after the TLS handshake with TLS on (rumqttd has
+        // no TLS of its own here).
         let mut mqtt_proxy = None;
-        let mqtt = match (mqtt, &tls) {
-            (Some(MqttStart::Embedded { v4, v5 }), Some(t)) => {
+        let mqtt = match mqtt {
+            Some(MqttStart::Embedded { v4, v5 }) => {
                 let public = (bind("MQTT", v4).await?, bind("MQTT 5", v5).await?);
                 let lo = SocketAddr::from(([127, 0, 0, 1], 0));
                 let (in4, in5) = mqtt::broker::reserve_pair(lo, lo)?;
-                mqtt_proxy = Some((public, (in4, in5), t.clone()));
+                mqtt_proxy = Some((public, (in4, in5), tls.clone()));
                 Some(MqttStart::Embedded { v4: in4, v5: in5 })
             }
-            (other, _) => other,
+            other => other,
         };
         let mqtt = match mqtt {
             Some(how) => Some(mqtt::start(
@@ -226,14 +228,23 @@ impl Server {
             Some(((l4, l5), (in4, in5), t)) => {
                 let public = (local_addr(&l4, "MQTT")?, local_addr(&l5, "MQTT 5")?);
                 for (listener, inner, what) in [(l4, in4, "MQTT"), (l5, in5, "MQTT 5")] {
-                    let rx = crate::tls::accept_loop(
-                        listener,
-                        t.agents.clone(),
-                        t.require,
-                        what,
-                        stop_rx.clone(),
-                    );
-                    tokio::spawn(crate::tls::proxy(rx, inner));
+                    let (auth, metrics) = (auth.clone(), metrics.clone());
+                    match &t {
+                        Some(t) => {
+                            let rx = crate::tls::accept_loop(
+                                listener,
+                                t.agents.clone(),
+                                t.require,
+                                what,
+                                stop_rx.clone(),
+                            );
+                            tokio::spawn(mqtt::guard::proxy(rx, inner, auth, metrics));
+                        }
+                        None => {
+                            let rx = mqtt::guard::accept_plain(listener, what, stop_rx.clone());
+                            tokio::spawn(mqtt::guard::proxy(rx, inner, auth, metrics));
+                        }
+                    }
                 }
                 Some(public)
             }

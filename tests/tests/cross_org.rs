@@ -297,3 +297,132 @@ fn org_a_session_cannot_open_org_b_device_page() {
     assert_eq!(list.status, 200);
     assert!(list.text().contains("org-a-pc") && !list.text().contains("tenant-b-pc"));
 }
+
+/// Runs `tool` (`mosquitto_pub`/`mosquitto_sub`) against `addr` with org A's token;
+/// returns (exit code, stderr).
+fn mosquitto(tool: &str, addr: &str, version: &str, args: &[&str]) -> (Option<i32>, String) {
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    let out = Command::new(tool)
+        .args(["-h", host, "-p", port, "-V", version, "-q", "1"])
+        .args(["-i", "intruder", "-u", A, "-P", A_TOKEN])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{tool} (Debian package mosquitto-clients): {e}"));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!("[{tool} {args:?}] exit {:?} {err}", out.status.code());
+    (out.status.code(), err)
+}
+
+fn cross_org_refusals(http: &str) -> u64 {
+    let r = veille_tests::fleet::http(http, "GET", "/metrics", None, None);
+    r.text()
+        .lines()
+        .find_map(|l| l.strip_prefix("veille_mqtt_cross_org_refused_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .expect("veille_mqtt_cross_org_refused_total in /metrics") as u64
+}
+
+/// rumqttd, the embedded broker, has no per-user topic ACL, so the collector's proxy in
+/// front of it keeps each connection to its token's org: org A's token publishing on
+/// org B's report topic, or subscribing to B's acks or policy, gets its connection
+/// closed, counted and logged, and nothing reaches B's data. On both ports (MQTT 3.1.1
+/// and 5).
+#[test]
+fn on_the_embedded_broker_org_a_cannot_publish_or_subscribe_as_org_b() {
+    use prost::Message;
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("collector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[orgs]]\nid = \"{A}\"\ntoken = \"{A_TOKEN}\"\n[[orgs]]\nid = \"{B}\"\ntoken = \"{B_TOKEN}\"\n"
+        ),
+    )
+    .unwrap();
+    let mut c = Collector::start_with("collector", data.path(), "127.0.0.1:0", Some(&config), &[]);
+    let operator = std::fs::read_to_string(data.path().join("operator.token")).unwrap();
+    let payload = data.path().join("batch.pb");
+    let ports = [(c.mqtt.clone(), "mqttv311"), (c.mqtt5.clone(), "mqttv5")];
+    let mut refused = 0;
+    for (i, (addr, version)) in ports.iter().enumerate() {
+        // Control: A's own topic works through the same proxy.
+        let own = format!("org-a-pc-{i}");
+        std::fs::write(&payload, batch(&own, 1..=1).encode_to_vec()).unwrap();
+        let topic = veille_proto::topics::reports(A, &own);
+        let (code, err) = mosquitto(
+            "mosquitto_pub",
+            addr,
+            version,
+            &["-t", &topic, "-f", payload.to_str().unwrap()],
+        );
+        assert_eq!(code, Some(0), "{err}");
+        wait_until("A's report stored", || {
+            call(&c.http, "GET", "/api/v1/devices", A_TOKEN, "")
+                .body
+                .contains(&own)
+        });
+        let (code, _) = mosquitto(
+            "mosquitto_sub",
+            addr,
+            version,
+            &["-t", &veille_proto::topics::ack(A, &own), "-W", "1"],
+        );
+        assert_ne!(code, Some(0), "nothing to receive: the wait times out");
+        assert_eq!(
+            cross_org_refusals(&c.http),
+            refused,
+            "own topics are not refused"
+        );
+
+        // A's token, B's report topic, a batch that names B's device.
+        let theirs = format!("{B}-pc-{i}");
+        std::fs::write(&payload, batch(&theirs, 1..=1).encode_to_vec()).unwrap();
+        let topic = veille_proto::topics::reports(B, &theirs);
+        let (code, _) = mosquitto(
+            "mosquitto_pub",
+            addr,
+            version,
+            &["-t", &topic, "-f", payload.to_str().unwrap()],
+        );
+        assert_ne!(code, Some(0), "the publish is not acknowledged");
+        refused += 1;
+        wait_until("the refusal counted", || {
+            cross_org_refusals(&c.http) >= refused
+        });
+        refused = cross_org_refusals(&c.http);
+
+        // B's acks and policy, and every org's at once.
+        for filter in [
+            veille_proto::topics::ack(B, "+"),
+            veille_proto::topics::policy(B),
+            veille_proto::topics::POLICY_FILTER.to_owned(),
+            "#".to_owned(),
+        ] {
+            let (code, _) = mosquitto(
+                "mosquitto_sub",
+                addr,
+                version,
+                &["-t", &filter, "-W", "2", "-C", "1"],
+            );
+            assert_ne!(code, Some(0), "{filter}");
+            wait_until("the subscription refused", || {
+                cross_org_refusals(&c.http) > refused
+            });
+            refused = cross_org_refusals(&c.http);
+        }
+    }
+    let devices = call(&c.http, "GET", "/api/v1/devices", operator.trim(), "").body;
+    assert!(devices.contains("org-a-pc-1"), "{devices}");
+    assert!(
+        !devices.contains("tenant-b-pc"),
+        "nothing filed under B: {devices}"
+    );
+    assert!(
+        c.proc
+            .log()
+            .iter()
+            .any(|l| l.contains("reason=\"cross_org\"") || l.contains("reason=cross_org")),
+        "the refusal is logged"
+    );
+    c.proc.stop();
+}
