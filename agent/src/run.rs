@@ -231,8 +231,19 @@ pub async fn run(
         max_age: Duration::from_secs(config.spool.max_age_days.saturating_mul(86_400)),
     };
     let spool = Spool::open(&state_dir.join("spool"), limits)?;
-    let (store, mut state) = StateStore::open(&state_dir)?;
+    let (mut store, mut state) = StateStore::open(&state_dir)?;
     state.dropped_unreported += spool.quarantined_on_open();
+    // A run killed after spooling a report but before saving its state leaves
+    // `last_seq` below the spool's highest seq. Take it up now, durably, before the
+    // sender can deliver and remove that report: afterwards nothing would remember the
+    // seq and the next report would reuse it (a conflict at the collector). Found by
+    // the crash trials (`tests/src/bin/veille-crash-trials.rs`).
+    if let Some(max) = spool.max_seq()
+        && max > state.last_seq
+    {
+        state.last_seq = max;
+        store.save(&state)?;
+    }
     // Payloads of the org's retained policy topic (MQTT only), for the policy holder.
     let (policy_tx, mut policy_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
     let transport = match config.transport() {

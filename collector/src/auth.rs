@@ -1,5 +1,13 @@
 //! Who may do what: agents present their organisation's enrollment token, operators the
-//! operator token. Pure: the token files are handled by [`crate::tokens`].
+//! operator token. Pure: the token files are handled by the `tokens` module.
+//!
+//! Org tokens are kept and compared as SHA-256 digests ([`TokenHash`]): the collector
+//! only needs to verify them, so a copy of its data directory or config does not hand out
+//! working tokens. A fast hash is enough, no slow KDF (argon2, scrypt) is needed: a slow
+//! KDF protects low-entropy secrets (passwords) from guessing, and these tokens are 128+
+//! random bits (the generated ones draw 256), so no dictionary exists to
+//! try and SHA-256 preimages are out of reach. It also keeps verification cheap for the
+//! MQTT broker's CONNECT storm after an outage.
 
 /// The identity behind a bearer token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,13 +18,56 @@ pub enum Principal {
     Org(String),
 }
 
-/// The tokens the collector accepts. Compares in constant time with respect to the
-/// content of the presented token, and always walks every configured token, so timing
-/// does not tell which prefix or which org was close.
+/// The SHA-256 digest of a token: what the collector keeps and compares instead of the
+/// token itself (see the module note for why SHA-256 and not a password KDF).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    /// The digest of `token` (its UTF-8 bytes, as presented, nothing trimmed).
+    pub fn of(token: &str) -> Self {
+        use sha2::Digest;
+        Self(sha2::Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// Parses 64 hex digits (either case), as `sha256sum` prints them.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        let hex = hex.as_bytes();
+        if hex.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+            let digit = |c: u8| (c as char).to_digit(16);
+            *byte = u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()?;
+        }
+        Some(Self(out))
+    }
+
+    /// 64 lower-case hex digits.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Whether `token` hashes to this digest, in time independent of where they differ.
+    pub fn verify(&self, token: &str) -> bool {
+        constant_time_eq(&Self::of(token).0, &self.0)
+    }
+}
+
+impl std::fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not secret, but no use in logs either; a prefix is enough to tell two apart.
+        write!(f, "TokenHash({}…)", &self.to_hex()[..8])
+    }
+}
+
+/// The tokens the collector accepts, as digests. Compares digests in constant time and
+/// always walks every configured org, so timing does not tell which org was close.
 #[derive(Clone)]
 pub struct Auth {
-    orgs: Vec<(String, String)>,
-    operator: String,
+    orgs: Vec<(String, TokenHash)>,
+    operator: TokenHash,
 }
 
 impl std::fmt::Debug for Auth {
@@ -30,17 +81,19 @@ impl std::fmt::Debug for Auth {
 }
 
 impl Auth {
-    /// `orgs` are (org id, token) pairs; `operator` is the operator token.
-    pub fn new(orgs: Vec<(String, String)>, operator: String) -> Self {
+    /// `orgs` are (org id, token digest) pairs; `operator` is the operator token's digest.
+    pub fn new(orgs: Vec<(String, TokenHash)>, operator: TokenHash) -> Self {
         Self { orgs, operator }
     }
 
-    /// The org whose token this is, for the gRPC ingest path (the operator token does
-    /// not send reports).
+    /// The one verification every door uses (gRPC ingest, MQTT CONNECT, HTTP API, web
+    /// login, meter sink): the org whose token this is. The operator token does not send
+    /// reports.
     pub fn org_for_token(&self, token: &str) -> Option<&str> {
+        let presented = TokenHash::of(token);
         let mut found = None;
         for (id, expected) in &self.orgs {
-            if constant_time_eq(token.as_bytes(), expected.as_bytes()) && found.is_none() {
+            if constant_time_eq(&presented.0, &expected.0) && found.is_none() {
                 found = Some(id.as_str());
             }
         }
@@ -49,7 +102,7 @@ impl Auth {
 
     /// Who this token belongs to, for the HTTP API.
     pub fn principal(&self, token: &str) -> Option<Principal> {
-        let operator = constant_time_eq(token.as_bytes(), self.operator.as_bytes());
+        let operator = self.operator.verify(token);
         let org = self.org_for_token(token);
         if operator {
             Some(Principal::Operator)
@@ -98,10 +151,10 @@ mod tests {
     fn auth() -> Auth {
         Auth::new(
             vec![
-                ("acme".into(), "token-acme-0123456789".into()),
-                ("town".into(), "token-town-0123456789".into()),
+                ("acme".into(), TokenHash::of("token-acme-0123456789")),
+                ("town".into(), TokenHash::of("token-town-0123456789")),
             ],
-            "operator-0123456789".into(),
+            TokenHash::of("operator-0123456789"),
         )
     }
 
@@ -133,6 +186,24 @@ mod tests {
         );
         assert_eq!(a.principal("nope"), None);
         assert!(!format!("{a:?}").contains("token-acme"));
+    }
+
+    #[test]
+    fn token_hash_is_sha256_and_round_trips_through_hex() {
+        // `printf %s abc | sha256sum`: the form the README tells operators to use.
+        let h = TokenHash::of("abc");
+        assert_eq!(
+            h.to_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(TokenHash::from_hex(&h.to_hex()), Some(h));
+        assert_eq!(TokenHash::from_hex(&h.to_hex().to_uppercase()), Some(h));
+        assert_eq!(TokenHash::from_hex(&h.to_hex()[..62]), None);
+        assert_eq!(TokenHash::from_hex(&"g".repeat(64)), None);
+        assert_eq!(TokenHash::from_hex(&"é".repeat(32)), None);
+        assert!(h.verify("abc"));
+        assert!(!h.verify("abc "));
+        assert!(!h.verify(&h.to_hex()), "the digest is not itself a token");
     }
 
     #[test]

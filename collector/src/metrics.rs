@@ -40,6 +40,9 @@ pub struct IngestMetrics {
     pub mqtt_invalid: AtomicU64,
     /// MQTT connections refused by the embedded broker: wrong org or token.
     pub mqtt_auth_refused: AtomicU64,
+    /// Embedded-broker connections closed for a publish, will or subscription outside
+    /// their token's org (`mqtt::guard`).
+    pub mqtt_cross_org_refused: AtomicU64,
     /// Acks published on a device's ack topic.
     pub mqtt_acks_published: AtomicU64,
     /// Meter payloads received but not handled yet (see `mqtt::meters_hook`).
@@ -65,6 +68,7 @@ pub struct IngestSnapshot {
     pub mqtt_too_large: u64,
     pub mqtt_invalid: u64,
     pub mqtt_auth_refused: u64,
+    pub mqtt_cross_org_refused: u64,
     pub mqtt_acks_published: u64,
     pub mqtt_meters_unhandled: u64,
 }
@@ -93,6 +97,7 @@ impl IngestMetrics {
             mqtt_too_large: get(&self.mqtt_too_large),
             mqtt_invalid: get(&self.mqtt_invalid),
             mqtt_auth_refused: get(&self.mqtt_auth_refused),
+            mqtt_cross_org_refused: get(&self.mqtt_cross_org_refused),
             mqtt_acks_published: get(&self.mqtt_acks_published),
             mqtt_meters_unhandled: get(&self.mqtt_meters_unhandled),
         }

@@ -165,7 +165,10 @@ impl Server {
         tracing::info!(engine = store.engine_name(), location = %config.store_location().describe(),
             "store open");
         let store = Arc::new(store);
-        let auth = Arc::new(Auth::new(tokens.orgs.clone(), tokens.operator.clone()));
+        let auth = Arc::new(Auth::new(
+            tokens.orgs.clone(),
+            crate::auth::TokenHash::of(&tokens.operator),
+        ));
         let metrics = Arc::new(IngestMetrics::default());
         let (ingest, writer_task) = Ingest::start(
             store.clone(),
@@ -193,18 +196,20 @@ impl Server {
         let policy_refresh_task = policies
             .clone()
             .spawn_refresh(store.clone(), stop_rx.clone());
-        // With TLS, rumqttd (which has no TLS of its own here) listens on loopback and
-        // the TLS acceptor takes the configured addresses, proxying to it.
+        // rumqttd listens on loopback and the collector takes the configured addresses,
+        // proxying to it: through the org guard always (rumqttd has no per-org topic
+        // ACL, see `mqtt::guard`), and after the TLS handshake with TLS on (rumqttd has
+        // no TLS of its own here).
         let mut mqtt_proxy = None;
-        let mqtt = match (mqtt, &tls) {
-            (Some(MqttStart::Embedded { v4, v5 }), Some(t)) => {
+        let mqtt = match mqtt {
+            Some(MqttStart::Embedded { v4, v5 }) => {
                 let public = (bind("MQTT", v4).await?, bind("MQTT 5", v5).await?);
                 let lo = SocketAddr::from(([127, 0, 0, 1], 0));
                 let (in4, in5) = mqtt::broker::reserve_pair(lo, lo)?;
-                mqtt_proxy = Some((public, (in4, in5), t.clone()));
+                mqtt_proxy = Some((public, (in4, in5), tls.clone()));
                 Some(MqttStart::Embedded { v4: in4, v5: in5 })
             }
-            (other, _) => other,
+            other => other,
         };
         let mqtt = match mqtt {
             Some(how) => Some(mqtt::start(
@@ -223,14 +228,23 @@ impl Server {
             Some(((l4, l5), (in4, in5), t)) => {
                 let public = (local_addr(&l4, "MQTT")?, local_addr(&l5, "MQTT 5")?);
                 for (listener, inner, what) in [(l4, in4, "MQTT"), (l5, in5, "MQTT 5")] {
-                    let rx = crate::tls::accept_loop(
-                        listener,
-                        t.agents.clone(),
-                        t.require,
-                        what,
-                        stop_rx.clone(),
-                    );
-                    tokio::spawn(crate::tls::proxy(rx, inner));
+                    let (auth, metrics) = (auth.clone(), metrics.clone());
+                    match &t {
+                        Some(t) => {
+                            let rx = crate::tls::accept_loop(
+                                listener,
+                                t.agents.clone(),
+                                t.require,
+                                what,
+                                stop_rx.clone(),
+                            );
+                            tokio::spawn(mqtt::guard::proxy(rx, inner, auth, metrics));
+                        }
+                        None => {
+                            let rx = mqtt::guard::accept_plain(listener, what, stop_rx.clone());
+                            tokio::spawn(mqtt::guard::proxy(rx, inner, auth, metrics));
+                        }
+                    }
                 }
                 Some(public)
             }
@@ -551,21 +565,37 @@ fn announce_tokens(tokens: &Tokens, data_dir: &Path) {
         tracing::info!(orgs = ?ids, "organisations from the configuration");
         return;
     };
-    if tokens.created_default_org {
+    if let Some(token) = &tokens.created_default_org {
         // First start: the operator needs this token once to enroll agents. Printed on
         // stderr through the log, like the URL a demo prints; later starts only say
-        // where it is kept.
-        let token = tokens.org_token(tokens::DEFAULT_ORG_ID).unwrap_or_default();
+        // where it was written (the collector itself keeps only its hash).
         tracing::info!(
             "created organisation \"default\"; enroll agents with --token {token} \
-             (kept in {})",
-            file.display()
+             (also written to {}: copy it, then delete it; the collector needs only {})",
+            file.display(),
+            tokens::DEFAULT_ORG_TOKEN_HASH_FILE
         );
     } else {
-        tracing::info!(
-            "organisation \"default\": enroll agents with the token in {}",
-            file.display()
-        );
+        if tokens.migrated_default_org {
+            tracing::info!(
+                "organisation \"default\": its token is now verified against {} (hashed \
+                 at rest); agents keep their token",
+                tokens::DEFAULT_ORG_TOKEN_HASH_FILE
+            );
+        }
+        if file.exists() {
+            tracing::info!(
+                "organisation \"default\": enroll agents with the token in {}; the collector \
+                 does not need that file (it verifies against {}): delete it once agents \
+                 are enrolled",
+                file.display(),
+                tokens::DEFAULT_ORG_TOKEN_HASH_FILE
+            );
+        } else {
+            tracing::info!(
+                "organisation \"default\": enroll agents with the token shown at first start"
+            );
+        }
     }
     tracing::debug!(
         "operator token for the HTTP API: {}",

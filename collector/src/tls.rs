@@ -471,27 +471,6 @@ pub fn grpc_incoming(
     tokio_stream::wrappers::ReceiverStream::new(rx).map(|(c, _)| Ok(c))
 }
 
-/// Forwards each accepted connection to `inner` (the embedded broker's loopback
-/// listener) until the accept loop ends. rumqttd authenticates on the MQTT CONNECT
-/// (org and token) carried through unchanged, so the proxy needs no MQTT knowledge.
-pub async fn proxy(mut rx: mpsc::Receiver<(Conn, SocketAddr)>, inner: SocketAddr) {
-    while let Some((mut conn, peer)) = rx.recv().await {
-        tokio::spawn(async move {
-            let mut upstream = match TcpStream::connect(inner).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(%peer, error = %e, "cannot reach the embedded MQTT broker at {inner}");
-                    return;
-                }
-            };
-            let _ = upstream.set_nodelay(true);
-            if let Err(e) = tokio::io::copy_bidirectional(&mut conn, &mut upstream).await {
-                tracing::debug!(%peer, error = %e, "MQTT TLS connection ended");
-            }
-        });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

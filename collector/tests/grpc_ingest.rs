@@ -25,6 +25,7 @@ fn config(dir: &std::path::Path, orgs: &[(&str, &str)]) -> Config {
             id: id.to_string(),
             name: String::new(),
             token: token.to_string(),
+            token_sha256: String::new(),
             energy: None,
             profile: Default::default(),
         })
@@ -409,12 +410,11 @@ async fn default_org_is_created_at_first_start_and_reused() {
     let server = Server::start(&config, Listeners::loopback_ephemeral().await.unwrap())
         .await
         .unwrap();
-    assert!(server.tokens().created_default_org);
     let token = server
         .tokens()
-        .org_token(tokens::DEFAULT_ORG_ID)
-        .unwrap()
-        .to_owned();
+        .created_default_org
+        .clone()
+        .expect("created at first start");
     let mut client = TelemetryClient::connect(server.grpc_url()).await.unwrap();
     assert_eq!(
         send(&mut client, batch("pc-9", 1..=2), &token)
@@ -428,10 +428,10 @@ async fn default_org_is_created_at_first_start_and_reused() {
     let server = Server::start(&config, Listeners::loopback_ephemeral().await.unwrap())
         .await
         .unwrap();
-    assert!(!server.tokens().created_default_org);
+    assert_eq!(server.tokens().created_default_org, None);
     assert_eq!(
-        server.tokens().org_token(tokens::DEFAULT_ORG_ID),
-        Some(token.as_str())
+        server.tokens().org_hash(tokens::DEFAULT_ORG_ID),
+        Some(veille_collector::auth::TokenHash::of(&token))
     );
     let mut client = TelemetryClient::connect(server.grpc_url()).await.unwrap();
     assert_eq!(
@@ -439,6 +439,44 @@ async fn default_org_is_created_at_first_start_and_reused() {
             .await
             .unwrap(),
         ack(2, 0, 2, 0)
+    );
+    drop(client);
+    server.shutdown().await.unwrap();
+}
+
+/// A data directory from before tokens were hashed at rest holds only the clear
+/// `default-org.token`: its agents keep working, and the hash file appears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_dir_written_the_old_way_keeps_its_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = "old-clear-token-0123456789abcdef";
+    std::fs::write(
+        dir.path().join(tokens::DEFAULT_ORG_TOKEN_FILE),
+        format!("{old}\n"),
+    )
+    .unwrap();
+    let config = config(dir.path(), &[]);
+    let server = Server::start(&config, Listeners::loopback_ephemeral().await.unwrap())
+        .await
+        .unwrap();
+    assert!(server.tokens().migrated_default_org);
+    let hash =
+        std::fs::read_to_string(dir.path().join(tokens::DEFAULT_ORG_TOKEN_HASH_FILE)).unwrap();
+    assert!(!hash.contains(old));
+    let mut client = TelemetryClient::connect(server.grpc_url()).await.unwrap();
+    assert_eq!(
+        send(&mut client, batch("pc-old", 1..=2), old)
+            .await
+            .unwrap(),
+        ack(2, 2, 0, 0)
+    );
+    let refused = send(&mut client, batch("pc-old", 3..=3), hash.trim())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Code::Unauthenticated,
+        "the digest is no token"
     );
     drop(client);
     server.shutdown().await.unwrap();

@@ -215,6 +215,20 @@ impl Collector {
         config: Option<&Path>,
         env: &[(&str, &str)],
     ) -> Collector {
+        Self::start_on(name, data_dir, grpc_listen, "127.0.0.1:0", config, env)
+    }
+
+    /// [`Collector::start_with`] with the embedded broker's MQTT 3.1.1 listener on
+    /// `mqtt_listen` (a fixed port lets MQTT agents find a restarted collector; set
+    /// `VEILLE_MQTT__LISTEN_V5` in `env` to fix the MQTT 5 one too).
+    pub fn start_on(
+        name: &str,
+        data_dir: &Path,
+        grpc_listen: &str,
+        mqtt_listen: &str,
+        config: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> Collector {
         let mut cmd = Command::new(bin("veille-collector"));
         cmd.arg("serve")
             .arg("--data-dir")
@@ -224,7 +238,7 @@ impl Collector {
             .arg("--http-listen")
             .arg("127.0.0.1:0")
             .arg("--mqtt-listen")
-            .arg("127.0.0.1:0");
+            .arg(mqtt_listen);
         if let Some(c) = config {
             cmd.arg("--config").arg(c);
         }

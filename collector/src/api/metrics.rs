@@ -220,6 +220,12 @@ pub fn render(
         ingest.mqtt_auth_refused as f64,
     );
     e.single(
+        "veille_mqtt_cross_org_refused_total",
+        Kind::Counter,
+        "Embedded-broker MQTT connections closed for a topic outside their token's org.",
+        ingest.mqtt_cross_org_refused as f64,
+    );
+    e.single(
         "veille_mqtt_acks_published_total",
         Kind::Counter,
         "Acks published on devices' MQTT ack topics.",

@@ -117,7 +117,7 @@ impl Verb {
     }
 }
 
-fn routes() -> Routes {
+fn build() -> Routes {
     Routes {
         router: Router::new().route("/healthz", get(healthz)),
         list: Vec::new(),
@@ -146,14 +146,28 @@ fn routes() -> Routes {
     .add(Verb::Get, OPENAPI_PATH, openapi::document)
 }
 
+/// Every `/api/v1` route as (path, the methods it answers), in registration order:
+/// what a test walking every door (the cross-org isolation test,
+/// `tests/tests/cross_org.rs`) iterates, from the same list the router is built from.
+pub fn routes() -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
+    for (method, path) in registered() {
+        match out.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, methods)) => methods.push(method),
+            None => out.push((path, vec![method])),
+        }
+    }
+    out
+}
+
 /// Every `/api/v1` route and `/healthz`, ready to merge into the HTTP app.
 pub fn router(state: AppState) -> Router {
-    routes().router.with_state(state)
+    build().router.with_state(state)
 }
 
 /// (method, path) of every `/api/v1` route the router registers, in registration order.
 pub fn registered() -> Vec<(&'static str, &'static str)> {
-    routes().list
+    build().list
 }
 
 async fn healthz() -> &'static str {
@@ -169,7 +183,7 @@ mod tests {
     const OPERATOR_TOKEN: &str = "operator-token-0123456789";
 
     /// Every `/api/v1` route as (method, path with a valid query, body).
-    fn routes() -> Vec<(&'static str, String, &'static str)> {
+    fn cases() -> Vec<(&'static str, String, &'static str)> {
         let period = "?from=2026-01-01&to=2026-01-31";
         let draft = r#"{"org":"acme","mode":"dry-run","idle_threshold_s":600,"warning_s":300,
             "windows":[{"days":["weekdays"],"start":"20:00","end":"07:00","time_zone":"Europe/Paris"}]}"#;
@@ -243,8 +257,8 @@ mod tests {
             policies: Arc::new(PolicyCache::load(&store, &key).unwrap()),
             store,
             auth: Arc::new(Auth::new(
-                vec![("acme".into(), ORG_TOKEN.into())],
-                OPERATOR_TOKEN.into(),
+                vec![("acme".into(), crate::auth::TokenHash::of(ORG_TOKEN))],
+                crate::auth::TokenHash::of(OPERATOR_TOKEN),
             )),
             energy: Arc::new(crate::reports::context(&config).unwrap()),
             renewal: Arc::new(crate::reports::renewal::context(&config.renewal).unwrap()),
@@ -258,7 +272,7 @@ mod tests {
         rt.spawn(async move { axum::serve(listener, router(state)).await });
 
         // This list covers every route the router registers.
-        let listed: Vec<(&str, String)> = routes()
+        let listed: Vec<(&str, String)> = cases()
             .into_iter()
             .map(|(m, p, _)| (m, p.split('?').next().unwrap_or_default().to_owned()))
             .collect();
@@ -277,7 +291,7 @@ mod tests {
                 "{m} {p} is registered but not tested here"
             );
         }
-        for (method, path, body) in routes() {
+        for (method, path, body) in cases() {
             // Setting a policy is the operator's; everything else an org token may do.
             let token = if method == "PUT" {
                 OPERATOR_TOKEN

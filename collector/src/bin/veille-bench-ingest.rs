@@ -182,6 +182,7 @@ async fn grpc_phase(args: &Args, work: &Path, base_ms: i64) -> anyhow::Result<Gr
         id: ORG.into(),
         name: "Benchmark".into(),
         token: TOKEN.into(),
+        token_sha256: String::new(),
         energy: None,
         profile: Default::default(),
     }];

@@ -166,6 +166,7 @@ fn collector_config(work: &Path, name: &str, mosquitto_port: Option<u16>) -> Con
         id: ORG.into(),
         name: "Benchmark".into(),
         token: TOKEN.into(),
+        token_sha256: String::new(),
         energy: None,
         profile: Default::default(),
     }];

@@ -62,12 +62,15 @@ pub async fn run(mut args: ServeArgs) -> Result<(), DemoError> {
     let config = args.load_config()?;
     let listeners = Listeners::bind(&config).await?;
     let server = Server::start(&config, listeners).await?;
-    let token = server
-        .tokens()
-        .org_token(DEFAULT_ORG_ID)
-        .or_else(|| server.tokens().orgs.first().map(|(_, t)| t.as_str()))
-        .ok_or(DemoError::NoOrg)?
-        .to_owned();
+    // The collector keeps only token hashes: the demo's agent takes the token just
+    // created, or the clear file of an earlier demo run, or the first configured one.
+    let token = match (&server.tokens().created_default_org, config.orgs.first()) {
+        (Some(token), _) => token.clone(),
+        (None, Some(org)) if !org.token.is_empty() => org.token.clone(),
+        (None, Some(_)) => return Err(DemoError::NoOrg),
+        (None, None) => crate::tokens::read_default_org_token(server.data_dir())
+            .map_err(|_| DemoError::NoOrg)?,
+    };
 
     let mut flags = toml::Table::new();
     set_flag(&mut flags, "collector", server.grpc_url());

@@ -15,6 +15,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::auth::TokenHash;
 use veille_proto::defaults::{GRPC_PORT, HTTP_PORT, MQTT_PORT, MQTT_V5_PORT};
 use veille_proto::settings::{self, Provenance, SettingsError};
 
@@ -174,8 +176,14 @@ pub struct OrgConfig {
     /// Human-readable name; free text, may be empty.
     #[serde(default)]
     pub name: String,
-    /// Enrollment token, at least [`MIN_TOKEN_LEN`] characters. Never logged.
+    /// Enrollment token, at least [`MIN_TOKEN_LEN`] characters. Never logged. Empty when
+    /// `token_sha256` is given instead.
+    #[serde(default)]
     pub token: String,
+    /// The token's SHA-256 as 64 hex digits (`printf %s "$TOKEN" | sha256sum`), so that
+    /// the file need not hold the token itself; exactly one of `token`/`token_sha256`.
+    #[serde(default)]
+    pub token_sha256: String,
     /// This org's own time zone, working hours, tariff or grid factor (`[orgs.energy]`);
     /// absent keys keep `[energy]`'s.
     #[serde(default)]
@@ -240,7 +248,20 @@ impl std::fmt::Debug for OrgConfig {
             .field("id", &self.id)
             .field("name", &self.name)
             .field("token", &"<redacted>")
+            .field("token_sha256", &self.token_sha256)
             .finish()
+    }
+}
+
+impl OrgConfig {
+    /// The digest the collector verifies this org's tokens against (valid once
+    /// [`Config::validate`]-d: exactly one of `token`/`token_sha256` is set).
+    pub fn token_hash(&self) -> Option<TokenHash> {
+        if self.token_sha256.is_empty() {
+            (!self.token.is_empty()).then(|| TokenHash::of(&self.token))
+        } else {
+            TokenHash::from_hex(&self.token_sha256)
+        }
     }
 }
 
@@ -362,25 +383,56 @@ impl Config {
                 ));
             }
             // Token values are secrets: errors describe them without quoting them.
-            if org.token.chars().count() < MIN_TOKEN_LEN {
-                return Err(ConfigError::invalid(
-                    format!("orgs[{i}].token"),
-                    format!("<{} characters>", org.token.chars().count()),
-                    format!("must be at least {MIN_TOKEN_LEN} characters"),
-                ));
+            let key = format!("orgs[{i}].token");
+            match (org.token.is_empty(), org.token_sha256.is_empty()) {
+                (false, false) => {
+                    return Err(ConfigError::invalid(
+                        key,
+                        "<redacted>",
+                        "give either token or token_sha256, not both",
+                    ));
+                }
+                (true, true) => {
+                    return Err(ConfigError::invalid(
+                        key,
+                        "",
+                        "is required (or token_sha256, the token's SHA-256 in hex)",
+                    ));
+                }
+                (true, false) => {
+                    if TokenHash::from_hex(&org.token_sha256).is_none() {
+                        return Err(ConfigError::invalid(
+                            format!("orgs[{i}].token_sha256"),
+                            &org.token_sha256,
+                            "must be 64 hex digits (`printf %s \"$TOKEN\" | sha256sum`)",
+                        ));
+                    }
+                }
+                (false, true) => {
+                    if org.token.chars().count() < MIN_TOKEN_LEN {
+                        return Err(ConfigError::invalid(
+                            key,
+                            format!("<{} characters>", org.token.chars().count()),
+                            format!("must be at least {MIN_TOKEN_LEN} characters"),
+                        ));
+                    }
+                    if org
+                        .token
+                        .chars()
+                        .any(|c| c.is_whitespace() || c.is_control())
+                    {
+                        return Err(ConfigError::invalid(
+                            key,
+                            "<redacted>",
+                            "must not contain spaces or control characters",
+                        ));
+                    }
+                }
             }
-            if org
-                .token
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control())
+            // By digest, so a token and another org's token_sha256 of it collide too.
+            if let Some(hash) = org.token_hash()
+                && !tokens.insert(hash.to_hex())
             {
-                return Err(ConfigError::invalid(
-                    format!("orgs[{i}].token"),
-                    "<redacted>",
-                    "must not contain spaces or control characters",
-                ));
-            }
-            if !tokens.insert(org.token.as_str()) {
                 return Err(ConfigError::invalid(
                     format!("orgs[{i}].token"),
                     "<redacted>",
@@ -735,6 +787,48 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("orgs[0].token") && !e.contains("short"), "{e}");
+        // The token's SHA-256 instead of the token: the file then holds no secret.
+        let hex = TokenHash::of("0123456789abcdef").to_hex();
+        std::fs::write(
+            &file,
+            format!("[[orgs]]\nid = \"a\"\ntoken_sha256 = \"{hex}\"\n"),
+        )
+        .unwrap();
+        let (c, _) = Config::load(Some(&file), env(&[]), toml::Table::new()).unwrap();
+        assert_eq!(
+            c.orgs[0].token_hash(),
+            Some(TokenHash::of("0123456789abcdef"))
+        );
+        for (body, key) in [
+            (
+                format!("token_sha256 = \"{hex}\"\ntoken = \"0123456789abcdef\""),
+                "orgs[0].token",
+            ),
+            ("token_sha256 = \"abc\"".to_owned(), "orgs[0].token_sha256"),
+            (String::new(), "orgs[0].token"),
+        ] {
+            std::fs::write(&file, format!("[[orgs]]\nid = \"a\"\n{body}\n")).unwrap();
+            let e = Config::load(Some(&file), env(&[]), toml::Table::new())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key) && !e.contains("0123456789abcdef"), "{e}");
+        }
+        // A token and another org's digest of the same token collide.
+        std::fs::write(
+            &file,
+            format!(
+                "[[orgs]]\nid = \"a\"\ntoken = \"0123456789abcdef\"\n\
+                 [[orgs]]\nid = \"b\"\ntoken_sha256 = \"{hex}\"\n"
+            ),
+        )
+        .unwrap();
+        let e = Config::load(Some(&file), env(&[]), toml::Table::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("orgs[1].token") && e.contains("another org"),
+            "{e}"
+        );
         std::fs::write(&file, "data_dri = \"x\"\n").unwrap();
         let e = Config::load(Some(&file), env(&[]), toml::Table::new())
             .unwrap_err()

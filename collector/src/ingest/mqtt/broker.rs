@@ -13,9 +13,9 @@
 //! - Credentials go through an auth callback (password = org token, username = its org
 //!   id or empty);
 //!   rumqttd has no per-user topic ACL (its tenant prefixes need TLS client
-//!   certificates), so a client holding org A's token could publish under org B's topics.
-//!   The subscriber refuses unknown orgs; brokers shared by several orgs should be
-//!   Mosquitto with `deploy/mosquitto/acl` (README, "MQTT").
+//!   certificates), so it listens on loopback only and clients reach it through the
+//!   collector's org guard (`guard.rs`), which keeps each connection to its token's
+//!   org's topics.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};

@@ -5,6 +5,8 @@
 //! # Layout
 //! - [`broker`]: the embedded rumqttd broker (default), its listeners and auth callback.
 //! - [`embedded`]: the subscriber on the embedded broker's in-process link.
+//! - [`guard`]: the proxy in front of the embedded broker that keeps each connection
+//!   to its own org's topics (rumqttd cannot).
 //! - [`external`]: the subscriber on an external broker (shared subscription, manual
 //!   acks, persistent session), for scale-out.
 //! - [`reports`]: one message → checks → ingest → the Ack to publish (both modes).
@@ -17,6 +19,7 @@ pub mod broker;
 pub mod drops;
 pub mod embedded;
 pub mod external;
+pub mod guard;
 pub mod policy;
 pub mod reports;
 
