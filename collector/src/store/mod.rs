@@ -255,16 +255,27 @@ impl Store {
 
     /// Records the format in a new store; refuses a store of another format.
     fn check_format(&self, location: &str) -> Result<(), StoreError> {
-        let key = b"format";
-        let expected = FORMAT_VERSION.to_string();
-        self.write(|tx| match tx.kv_get(Tree::Meta, key)? {
-            None => tx.kv_put(Tree::Meta, key, expected.as_bytes()),
-            Some(v) if v == expected.as_bytes() => Ok(()),
-            Some(v) => Err(StoreError::Format {
-                location: location.to_owned(),
-                found: String::from_utf8_lossy(&v).into_owned(),
-            }),
-        })
+        check_format(&mut |b| self.engine.write(b), location)
+    }
+
+    /// [`Store::open_location`] for the server: a PostgreSQL database unreachable at
+    /// start does not stop it. The store then answers every call `Unavailable` (the
+    /// ingest answers UNAVAILABLE, agents keep their spool) and connects by itself
+    /// when the database comes up, checking its format before any write
+    /// ([`postgres::connect_or_wait`]). The embedded store opens as with
+    /// `open_location`: its directory is there or it is a configuration error.
+    pub fn open_serving(location: &Location) -> Result<Self, StoreError> {
+        match location {
+            Location::Postgres { url } => {
+                let described = location.describe();
+                let engine = postgres::connect_or_wait(
+                    url,
+                    Box::new(move |write| check_format(write, &described)),
+                )?;
+                Ok(Self { engine })
+            }
+            Location::Embedded { .. } => Self::open_location(location),
+        }
     }
 
     /// `embedded` or `postgres`.
@@ -648,6 +659,21 @@ impl Store {
 
 /// Runs `body` through `transaction` (an engine's write or read) and hands back what
 /// it returned: the engine's bodies return `()`, the store's return values.
+/// Records the format in a new store through `write`; refuses a store of another
+/// format.
+fn check_format(write: &mut engine::Write<'_>, location: &str) -> Result<(), StoreError> {
+    let key = b"format";
+    let expected = FORMAT_VERSION.to_string();
+    run(write, &mut |tx| match tx.kv_get(Tree::Meta, key)? {
+        None => tx.kv_put(Tree::Meta, key, expected.as_bytes()),
+        Some(v) if v == expected.as_bytes() => Ok(()),
+        Some(v) => Err(StoreError::Format {
+            location: location.to_owned(),
+            found: String::from_utf8_lossy(&v).into_owned(),
+        }),
+    })
+}
+
 fn run<T>(
     transaction: impl FnOnce(&mut engine::Body<'_>) -> Result<(), StoreError>,
     body: &mut dyn FnMut(&mut dyn Tx) -> Result<T, StoreError>,
