@@ -451,6 +451,38 @@ impl Store {
         })
     }
 
+    /// The boot sessions of every device of `org` (every org: `None`), in (org,
+    /// device) order, from one scan: a fleet-wide report reads them at once rather
+    /// than with one read per device.
+    pub fn boot_sessions_of_fleet(
+        &self,
+        org: Option<&str>,
+        mut each: impl FnMut(&str, &str, BootSession),
+    ) -> Result<(), StoreError> {
+        let p = org.map(prefix).unwrap_or_default();
+        for (k, v) in self.read(|tx| tx.kv_scan(Tree::BootSessions, &p))? {
+            let (o, rest) = split_key(Tree::BootSessions, &k)?;
+            let (d, _boot) = split_key(Tree::BootSessions, rest.as_bytes())?;
+            each(o, d, decode_json(Tree::BootSessions, &k, &v)?);
+        }
+        Ok(())
+    }
+
+    /// The latest inventory of every device of `org` (every org: `None`), in (org,
+    /// device) order, from one scan (see [`Store::boot_sessions_of_fleet`]).
+    pub fn inventories_of_fleet(
+        &self,
+        org: Option<&str>,
+        mut each: impl FnMut(&str, &str, Inventory),
+    ) -> Result<(), StoreError> {
+        let p = org.map(prefix).unwrap_or_default();
+        for (k, v) in self.read(|tx| tx.kv_scan(Tree::Inventory, &p))? {
+            let (o, d) = split_key(Tree::Inventory, &k)?;
+            each(o, d, decode_proto(Tree::Inventory, &k, &v)?);
+        }
+        Ok(())
+    }
+
     /// The latest inventory a device sent.
     pub fn inventory(&self, org: &str, device_id: &str) -> Result<Option<Inventory>, StoreError> {
         let key = device_key(org, device_id);
@@ -563,7 +595,9 @@ impl Store {
             tx.rollup_days_all(org, from_day, to_day, &mut |o, d, day, data| {
                 if current.as_ref().is_none_or(|(co, cd)| co != o || cd != d) {
                     if let Some((co, cd)) = current.take() {
-                        each(&co, &cd, std::mem::take(&mut hours))?;
+                        // The next device likely has as many hours: no regrowth.
+                        let next = Vec::with_capacity(hours.len());
+                        each(&co, &cd, std::mem::replace(&mut hours, next))?;
                     }
                     current = Some((o.to_owned(), d.to_owned()));
                 }
@@ -705,26 +739,17 @@ fn push_hours(
     from_hour: i64,
     to_hour: i64,
 ) -> Result<(), StoreError> {
-    let slots = codec::decode_rollup_day(data)
-        .map_err(|e| corrupt(Tree::Devices, &day_key(dev, day), &e.to_string()))
-        .map_err(|e| match e {
-            StoreError::Corrupt { key, reason, .. } => StoreError::Corrupt {
-                tree: "rollup_days",
-                key,
-                reason,
-            },
-            other => other,
-        })?;
-    for (i, slot) in slots.iter().enumerate() {
-        let hour = day + i as i64 * HOUR_MS;
-        if let Some(r) = slot
-            && hour >= from_hour
-            && hour < to_hour
-        {
-            out.push((hour, *r));
+    codec::for_each_rollup(data, |slot, r| {
+        let hour = day + slot as i64 * HOUR_MS;
+        if hour >= from_hour && hour < to_hour {
+            out.push((hour, r));
         }
-    }
-    Ok(())
+    })
+    .map_err(|e| StoreError::Corrupt {
+        tree: "rollup_days",
+        key: printable(&day_key(dev, day)),
+        reason: e.to_string(),
+    })
 }
 
 fn day_key(dev: Dev<'_>, day: i64) -> Vec<u8> {
@@ -1132,6 +1157,16 @@ mod apply {
         session.shutdown_seen |= has(EventKind::Shutdown);
         Ok(())
     }
+}
+
+/// A key's part before its first NUL and what follows that NUL, as text.
+fn split_key(tree: Tree, key: &[u8]) -> Result<(&str, &str), StoreError> {
+    let at = key
+        .iter()
+        .position(|b| *b == 0)
+        .ok_or_else(|| corrupt(tree, key, "no NUL between the key's parts"))?;
+    let text = |b| std::str::from_utf8(b).map_err(|_| corrupt(tree, key, "key not UTF-8"));
+    Ok((text(&key[..at])?, text(&key[at + 1..])?))
 }
 
 /// `org \0`: prefix of every key of one org.
