@@ -14,6 +14,7 @@
 pub mod demo;
 pub mod export;
 pub mod init_tls;
+pub mod parquet;
 pub mod policy;
 pub mod remote;
 pub mod rooms;
