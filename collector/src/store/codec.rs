@@ -361,11 +361,20 @@ impl Reader<'_> {
             let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
             let ends = !word & 0x8080_8080_8080_8080;
             if ends != 0 {
-                let len = (ends.trailing_zeros() / 8 + 1) as usize;
-                let mut v = 0u64;
-                for i in 0..len {
-                    v |= ((word >> (8 * i)) & 0x7f) << (7 * i);
-                }
+                let bits = ends.trailing_zeros() + 1; // through the last byte's top bit
+                let len = (bits / 8) as usize;
+                // Keep the varint's bytes, drop their continuation bits, close the
+                // 1-bit gaps: branch-free, whatever the length (lengths vary value to
+                // value, and a loop on them mispredicts).
+                let x = (word & (u64::MAX >> (64 - bits))) & 0x7f7f_7f7f_7f7f_7f7f;
+                let v = (x & 0x7f)
+                    | ((x >> 1) & (0x7f << 7))
+                    | ((x >> 2) & (0x7f << 14))
+                    | ((x >> 3) & (0x7f << 21))
+                    | ((x >> 4) & (0x7f << 28))
+                    | ((x >> 5) & (0x7f << 35))
+                    | ((x >> 6) & (0x7f << 42))
+                    | ((x >> 7) & (0x7f << 49));
                 self.pos += len;
                 return Ok(Some(v));
             }
