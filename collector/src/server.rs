@@ -158,7 +158,7 @@ impl Server {
         announce_tokens(&tokens, &data_dir);
         let store = {
             let config = config.clone();
-            tokio::task::spawn_blocking(move || config.open_store())
+            tokio::task::spawn_blocking(move || config.open_store_serving())
                 .await
                 .map_err(|e| ServerError::Task(e.to_string()))??
         };
@@ -189,10 +189,7 @@ impl Server {
         let mqtt = mqtt_start(config, listeners.mqtt)?;
         let meter_sink = meter_sink(config, &store, &auth)?;
         let policy_key = Arc::new(crate::policy::load_or_create_key(&data_dir)?);
-        let policies = Arc::new(crate::policy::cache::PolicyCache::load(
-            &store,
-            &policy_key,
-        )?);
+        let policies = Arc::new(policy_cache(&store, &policy_key)?);
         let policy_refresh_task = policies
             .clone()
             .spawn_refresh(store.clone(), stop_rx.clone());
@@ -657,6 +654,23 @@ fn mqtt_start(
 
 /// The live meter path, with Tasmota's local time zone (`[meters] tasmota_timezone`,
 /// else `[energy] timezone`) checked.
+/// The policies to serve, from the store. A store unreachable at start (PostgreSQL
+/// down) gives an empty cache: the periodic refresh fills it once the database is
+/// reached, and agents keep the policy they hold meanwhile.
+fn policy_cache(
+    store: &Store,
+    key: &veille_proto::signing::SigningKey,
+) -> Result<crate::policy::cache::PolicyCache, crate::policy::PolicyError> {
+    match crate::policy::cache::PolicyCache::load(store, key) {
+        Err(crate::policy::PolicyError::Store(e)) if e.is_transient() => {
+            tracing::warn!(error = %e, "policies not loaded: the store is unavailable; \
+                the periodic refresh loads them once it is reached");
+            Ok(crate::policy::cache::PolicyCache::load_empty(key))
+        }
+        other => other,
+    }
+}
+
 fn meter_sink(
     config: &Config,
     store: &Arc<Store>,

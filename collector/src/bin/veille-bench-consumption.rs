@@ -72,6 +72,11 @@ struct Args {
     /// Keep the scratch stores.
     #[arg(long)]
     keep: bool,
+    /// Reuse the stores kept by an earlier `--keep` run in this directory (the
+    /// `veille-bench-consumption-<pid>` one it printed) instead of generating them:
+    /// a report's before and after on the same bytes. Implies `--keep`.
+    #[arg(long)]
+    reuse: Option<PathBuf>,
 }
 
 struct Row {
@@ -97,12 +102,15 @@ fn main() -> anyhow::Result<()> {
     if args.sites == 0 {
         bail!("--sites must be at least 1");
     }
-    let work = args
-        .dir
-        .join(format!("veille-bench-consumption-{}", std::process::id()));
+    let work = match &args.reuse {
+        Some(dir) => dir.clone(),
+        None => args
+            .dir
+            .join(format!("veille-bench-consumption-{}", std::process::id())),
+    };
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let result = run(&args, &work);
-    if !args.keep {
+    if !args.keep && args.reuse.is_none() {
         let _ = std::fs::remove_dir_all(&work);
     } else {
         eprintln!("stores kept in {}", work.display());
@@ -146,13 +154,16 @@ fn scenario(
     days: i64,
     (from, to): (&str, &str),
 ) -> anyhow::Result<Row> {
-    eprintln!("[{name}] generating {devices} devices × {days} days ...");
     let t = Instant::now();
-    // The report's period is local (Europe/Paris): start a day early so that its
-    // first hours (23:00 UTC the day before) have rollups too.
-    let start_ms = YEAR_START_MS - DAY_MS;
-    let end_ms = YEAR_START_MS + days * DAY_MS;
-    {
+    let reused = args.reuse.is_some() && dir.join(veille_collector::store::sqlite::FILE).is_file();
+    if reused {
+        eprintln!("[{name}] reusing the store in {}", dir.display());
+    } else {
+        eprintln!("[{name}] generating {devices} devices × {days} days ...");
+        // The report's period is local (Europe/Paris): start a day early so that its
+        // first hours (23:00 UTC the day before) have rollups too.
+        let start_ms = YEAR_START_MS - DAY_MS;
+        let end_ms = YEAR_START_MS + days * DAY_MS;
         let store = Store::open(dir)?;
         generate(&store, args, devices, start_ms, end_ms)?;
         store.flush()?;

@@ -15,6 +15,7 @@ pub mod carbon;
 pub mod demo;
 pub mod export;
 pub mod init_tls;
+pub mod parquet;
 pub mod policy;
 pub mod remote;
 pub mod rooms;

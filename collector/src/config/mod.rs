@@ -472,11 +472,23 @@ impl Config {
     /// A data directory still holding Veille 0.1's sled store (`db/`) is refused with
     /// what to do, rather than silently starting an empty store beside it.
     pub fn open_store(&self) -> Result<crate::store::Store, crate::store::StoreError> {
+        self.refuse_old_sled()?;
+        crate::store::Store::open_location(&self.store_location())
+    }
+
+    fn refuse_old_sled(&self) -> Result<(), crate::store::StoreError> {
         let old = self.data_dir().join(crate::store::OLD_SLED_DIR);
         if self.store.backend == "embedded" && old.join("conf").is_file() {
             return Err(crate::store::StoreError::OldSled { path: old });
         }
-        crate::store::Store::open_location(&self.store_location())
+        Ok(())
+    }
+
+    /// [`Config::open_store`] for the server: a PostgreSQL database unreachable at
+    /// start is waited for in the background ([`crate::store::Store::open_serving`]).
+    pub fn open_store_serving(&self) -> Result<crate::store::Store, crate::store::StoreError> {
+        self.refuse_old_sled()?;
+        crate::store::Store::open_serving(&self.store_location())
     }
 
     /// The data directory, with the empty default resolved.

@@ -38,15 +38,21 @@ pub struct PolicyCache {
 impl PolicyCache {
     /// The cache filled from the store, announcing `key`'s public half.
     pub fn load(store: &Store, key: &SigningKey) -> Result<Self, PolicyError> {
-        let cache = Self {
-            public_key: signing::encode_verifying_key(&key.verifying_key()),
-            wakes: WakeQueue::new(key),
-            ..Self::default()
-        };
+        let cache = Self::load_empty(key);
         for (p, s) in current_all(store)? {
             cache.put(&p.org, s);
         }
         Ok(cache)
+    }
+
+    /// A cache with no policy yet, announcing `key`'s public half ([`Self::refresh`]
+    /// fills it).
+    pub fn load_empty(key: &SigningKey) -> Self {
+        Self {
+            public_key: signing::encode_verifying_key(&key.verifying_key()),
+            wakes: WakeQueue::new(key),
+            ..Self::default()
+        }
     }
 
     /// The public key agents pin on first contact (empty for a cache without a key).

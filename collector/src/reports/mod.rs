@@ -17,7 +17,8 @@ use std::path::PathBuf;
 use veille_proto::v1::ChassisClass;
 
 use crate::config::Config;
-use crate::store::{Store, StoreError};
+use crate::store::{BootSession, Store, StoreError};
+use veille_domain::devices::DeviceRecord;
 use veille_domain::energy::catalogue::{Catalogue, CatalogueError, DeviceClass};
 use veille_domain::energy::consumption::{
     self, ConsumptionError, Context, CsvDialect, DeviceData, GroupBy, SessionEdge,
@@ -102,15 +103,26 @@ pub fn device_stream<'a>(
     std::thread::Builder::new()
         .name("report-loader".into())
         .spawn(move || {
+            // Inventories and boot sessions of the whole fleet, each in one scan (one
+            // read per device cost more than the rollups' scan).
+            let mut facts = match fleet_facts(&loader, org.as_deref()) {
+                Ok(f) => f,
+                Err(e) => {
+                    let _ = send.send(Err(e));
+                    return;
+                }
+            };
             // Devices come in (org, device) order from both sides: a merge join. A
             // device without rollups in the period still counts (its time is unknown).
             let mut records = records.into_iter().peekable();
             let mut stopped = false;
-            let mut emit = |record, hours| {
-                let device = device_data(&loader, record, hours);
-                let failed = device.is_err();
+            let mut emit = |record: DeviceRecord, hours| {
+                let (inv, sessions) = facts
+                    .remove(&(record.org.clone(), record.device_id.clone()))
+                    .unwrap_or_default();
+                let device = device_data(record, hours, inv, sessions);
                 // A closed channel: the caller stopped reading (an error, a client gone).
-                stopped = send.send(device).is_err() || failed;
+                stopped = send.send(Ok(device)).is_err();
                 !stopped
             };
             let scanned =
@@ -154,21 +166,40 @@ pub fn device_stream<'a>(
     Ok(receive.into_iter())
 }
 
+/// Each device's latest inventory and boot sessions, by (org, device).
+type FleetFacts = std::collections::HashMap<
+    (String, String),
+    (Option<veille_proto::v1::Inventory>, Vec<BootSession>),
+>;
+
+fn fleet_facts(store: &Store, org: Option<&str>) -> Result<FleetFacts, StoreError> {
+    let mut facts = FleetFacts::new();
+    store.inventories_of_fleet(org, |o, d, inv| {
+        facts.entry((o.to_owned(), d.to_owned())).or_default().0 = Some(inv);
+    })?;
+    store.boot_sessions_of_fleet(org, |o, d, s| {
+        facts
+            .entry((o.to_owned(), d.to_owned()))
+            .or_default()
+            .1
+            .push(s);
+    })?;
+    Ok(facts)
+}
+
 /// One device's report input: its `hours`, its boot sessions and inventory facts.
 fn device_data(
-    store: &Store,
-    record: veille_domain::devices::DeviceRecord,
+    record: DeviceRecord,
     hours: Vec<(i64, veille_domain::energy::rollup::HourRollup)>,
-) -> Result<DeviceData, StoreError> {
-    let inv = store
-        .inventory(&record.org, &record.device_id)?
-        .unwrap_or_default();
+    inv: Option<veille_proto::v1::Inventory>,
+    sessions: Vec<BootSession>,
+) -> DeviceData {
+    let inv = inv.unwrap_or_default();
     let class =
         DeviceClass::from(ChassisClass::try_from(inv.chassis).unwrap_or(ChassisClass::Unknown));
-    let sessions = store
-        .boot_sessions(&record.org, &record.device_id)?
+    let sessions = sessions
         .into_iter()
-        .map(|(_, s)| SessionEdge {
+        .map(|s| SessionEdge {
             boot_ms: s.boot_time_unix_s.saturating_mul(1000),
             first_start_ms: s.first_start_unix_ms,
             last_end_ms: s.last_end_unix_ms,
@@ -176,7 +207,7 @@ fn device_data(
             last_agent_stop: s.last_report_agent_stop,
         })
         .collect();
-    Ok(DeviceData {
+    DeviceData {
         hours,
         org: record.org,
         device_id: record.device_id,
@@ -194,7 +225,7 @@ fn device_data(
             .map_while(|m| veille_domain::energy::classify::diagonal_in(m.width_cm, m.height_cm))
             .collect(),
         sessions,
-    })
+    }
 }
 
 /// What `report consumption` and `GET /api/v1/reports/consumption` take.
@@ -369,6 +400,79 @@ mod tests {
             }],
             ..Default::default()
         }
+    }
+
+    /// The stream reads the fleet's inventories and boot sessions in one scan each:
+    /// every device must still get its own, as a read of that device alone gives
+    /// them (ids that are prefixes of one another, a device without inventory, one
+    /// with several boots, two orgs).
+    #[test]
+    fn the_stream_gives_each_device_its_own_inventory_and_sessions() {
+        use veille_proto::v1::{ChassisClass, Inventory, Monitor};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let devices = [
+            ("acme", "a", Some(("site-a", ChassisClass::Laptop, 0))),
+            ("acme", "a2", Some(("site-b", ChassisClass::Desktop, 2))),
+            ("acme", "b", None),
+            ("zeta", "a", Some(("site-z", ChassisClass::Desktop, 1))),
+        ];
+        for (n, (org, dev, inv)) in devices.iter().enumerate() {
+            for boot in 0..=n as i64 {
+                let mut batch = one_hour(dev, T0 + boot * 3 * HOUR);
+                batch.reports[0].boot_id = format!("boot-{boot}");
+                batch.reports[0].seq = boot as u64 + 1;
+                batch.reports[0].boot_time_unix_s = (T0 + boot * 3 * HOUR) / 1000 - 60;
+                if boot == 0 {
+                    batch.inventory = inv.map(|(site, chassis, monitors)| Inventory {
+                        hostname: format!("host-{org}-{dev}"),
+                        site: site.into(),
+                        chassis: chassis as i32,
+                        manufacturer: "LENOVO".into(),
+                        model: format!("model-{dev}"),
+                        tags: vec![format!("tag-{n}")],
+                        monitors: (0..monitors)
+                            .map(|m| Monitor {
+                                width_cm: 50 + m,
+                                height_cm: 30,
+                                ..Default::default()
+                            })
+                            .collect(),
+                        ..Default::default()
+                    });
+                }
+                store.apply_batch(org, &batch, T0).unwrap();
+            }
+        }
+        let streamed: Vec<DeviceData> = device_stream(&store, None, T0, T0 + 24 * HOUR)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(streamed.len(), devices.len());
+        for d in &streamed {
+            // The old path: one read of this device's inventory and sessions.
+            let record = store.device(&d.org, &d.device_id).unwrap().unwrap();
+            let alone = device_data(
+                record,
+                d.hours.clone(),
+                store.inventory(&d.org, &d.device_id).unwrap(),
+                store
+                    .boot_sessions(&d.org, &d.device_id)
+                    .unwrap()
+                    .into_iter()
+                    .map(|(_, s)| s)
+                    .collect(),
+            );
+            assert_eq!(format!("{d:?}"), format!("{alone:?}"));
+        }
+        let a2 = &streamed[1];
+        assert_eq!(
+            (a2.site.as_str(), a2.monitors, a2.sessions.len()),
+            ("site-b", 2, 2)
+        );
+        assert_eq!(streamed[2].site, "");
+        assert_eq!(streamed[3].sessions.len(), 4);
+        assert_eq!(streamed[3].hostname, "host-zeta-a");
     }
 
     #[test]

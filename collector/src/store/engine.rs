@@ -189,6 +189,10 @@ pub trait Tx {
 /// A transaction body: gets the transaction, returns `Ok` to commit.
 pub type Body<'a> = dyn FnMut(&mut dyn Tx) -> Result<(), StoreError> + 'a;
 
+/// An engine's write ([`Engine::write`]) handed to code that runs before the engine
+/// takes calls (the format check of a database reached after start).
+pub type Write<'a> = dyn FnMut(&mut Body<'_>) -> Result<(), StoreError> + 'a;
+
 /// A storage engine. Shared behind an `Arc` by every task of the collector.
 pub trait Engine: Send + Sync {
     /// `embedded` or `postgres`, for logs and `/metrics`.

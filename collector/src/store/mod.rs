@@ -258,16 +258,27 @@ impl Store {
 
     /// Records the format in a new store; refuses a store of another format.
     fn check_format(&self, location: &str) -> Result<(), StoreError> {
-        let key = b"format";
-        let expected = FORMAT_VERSION.to_string();
-        self.write(|tx| match tx.kv_get(Tree::Meta, key)? {
-            None => tx.kv_put(Tree::Meta, key, expected.as_bytes()),
-            Some(v) if v == expected.as_bytes() => Ok(()),
-            Some(v) => Err(StoreError::Format {
-                location: location.to_owned(),
-                found: String::from_utf8_lossy(&v).into_owned(),
-            }),
-        })
+        check_format(&mut |b| self.engine.write(b), location)
+    }
+
+    /// [`Store::open_location`] for the server: a PostgreSQL database unreachable at
+    /// start does not stop it. The store then answers every call `Unavailable` (the
+    /// ingest answers UNAVAILABLE, agents keep their spool) and connects by itself
+    /// when the database comes up, checking its format before any write
+    /// ([`postgres::connect_or_wait`]). The embedded store opens as with
+    /// `open_location`: its directory is there or it is a configuration error.
+    pub fn open_serving(location: &Location) -> Result<Self, StoreError> {
+        match location {
+            Location::Postgres { url } => {
+                let described = location.describe();
+                let engine = postgres::connect_or_wait(
+                    url,
+                    Box::new(move |write| check_format(write, &described)),
+                )?;
+                Ok(Self { engine })
+            }
+            Location::Embedded { .. } => Self::open_location(location),
+        }
     }
 
     /// `embedded` or `postgres`.
@@ -443,6 +454,38 @@ impl Store {
         })
     }
 
+    /// The boot sessions of every device of `org` (every org: `None`), in (org,
+    /// device) order, from one scan: a fleet-wide report reads them at once rather
+    /// than with one read per device.
+    pub fn boot_sessions_of_fleet(
+        &self,
+        org: Option<&str>,
+        mut each: impl FnMut(&str, &str, BootSession),
+    ) -> Result<(), StoreError> {
+        let p = org.map(prefix).unwrap_or_default();
+        for (k, v) in self.read(|tx| tx.kv_scan(Tree::BootSessions, &p))? {
+            let (o, rest) = split_key(Tree::BootSessions, &k)?;
+            let (d, _boot) = split_key(Tree::BootSessions, rest.as_bytes())?;
+            each(o, d, decode_json(Tree::BootSessions, &k, &v)?);
+        }
+        Ok(())
+    }
+
+    /// The latest inventory of every device of `org` (every org: `None`), in (org,
+    /// device) order, from one scan (see [`Store::boot_sessions_of_fleet`]).
+    pub fn inventories_of_fleet(
+        &self,
+        org: Option<&str>,
+        mut each: impl FnMut(&str, &str, Inventory),
+    ) -> Result<(), StoreError> {
+        let p = org.map(prefix).unwrap_or_default();
+        for (k, v) in self.read(|tx| tx.kv_scan(Tree::Inventory, &p))? {
+            let (o, d) = split_key(Tree::Inventory, &k)?;
+            each(o, d, decode_proto(Tree::Inventory, &k, &v)?);
+        }
+        Ok(())
+    }
+
     /// The latest inventory a device sent.
     pub fn inventory(&self, org: &str, device_id: &str) -> Result<Option<Inventory>, StoreError> {
         let key = device_key(org, device_id);
@@ -536,7 +579,9 @@ impl Store {
             tx.rollup_days_all(org, from_day, to_day, &mut |o, d, day, data| {
                 if current.as_ref().is_none_or(|(co, cd)| co != o || cd != d) {
                     if let Some((co, cd)) = current.take() {
-                        each(&co, &cd, std::mem::take(&mut hours))?;
+                        // The next device likely has as many hours: no regrowth.
+                        let next = Vec::with_capacity(hours.len());
+                        each(&co, &cd, std::mem::replace(&mut hours, next))?;
                     }
                     current = Some((o.to_owned(), d.to_owned()));
                 }
@@ -632,6 +677,21 @@ impl Store {
 
 /// Runs `body` through `transaction` (an engine's write or read) and hands back what
 /// it returned: the engine's bodies return `()`, the store's return values.
+/// Records the format in a new store through `write`; refuses a store of another
+/// format.
+fn check_format(write: &mut engine::Write<'_>, location: &str) -> Result<(), StoreError> {
+    let key = b"format";
+    let expected = FORMAT_VERSION.to_string();
+    run(write, &mut |tx| match tx.kv_get(Tree::Meta, key)? {
+        None => tx.kv_put(Tree::Meta, key, expected.as_bytes()),
+        Some(v) if v == expected.as_bytes() => Ok(()),
+        Some(v) => Err(StoreError::Format {
+            location: location.to_owned(),
+            found: String::from_utf8_lossy(&v).into_owned(),
+        }),
+    })
+}
+
 fn run<T>(
     transaction: impl FnOnce(&mut engine::Body<'_>) -> Result<(), StoreError>,
     body: &mut dyn FnMut(&mut dyn Tx) -> Result<T, StoreError>,
@@ -663,26 +723,17 @@ fn push_hours(
     from_hour: i64,
     to_hour: i64,
 ) -> Result<(), StoreError> {
-    let slots = codec::decode_rollup_day(data)
-        .map_err(|e| corrupt(Tree::Devices, &day_key(dev, day), &e.to_string()))
-        .map_err(|e| match e {
-            StoreError::Corrupt { key, reason, .. } => StoreError::Corrupt {
-                tree: "rollup_days",
-                key,
-                reason,
-            },
-            other => other,
-        })?;
-    for (i, slot) in slots.iter().enumerate() {
-        let hour = day + i as i64 * HOUR_MS;
-        if let Some(r) = slot
-            && hour >= from_hour
-            && hour < to_hour
-        {
-            out.push((hour, *r));
+    codec::for_each_rollup(data, |slot, r| {
+        let hour = day + slot as i64 * HOUR_MS;
+        if hour >= from_hour && hour < to_hour {
+            out.push((hour, r));
         }
-    }
-    Ok(())
+    })
+    .map_err(|e| StoreError::Corrupt {
+        tree: "rollup_days",
+        key: printable(&day_key(dev, day)),
+        reason: e.to_string(),
+    })
 }
 
 fn day_key(dev: Dev<'_>, day: i64) -> Vec<u8> {
@@ -1090,6 +1141,16 @@ mod apply {
         session.shutdown_seen |= has(EventKind::Shutdown);
         Ok(())
     }
+}
+
+/// A key's part before its first NUL and what follows that NUL, as text.
+fn split_key(tree: Tree, key: &[u8]) -> Result<(&str, &str), StoreError> {
+    let at = key
+        .iter()
+        .position(|b| *b == 0)
+        .ok_or_else(|| corrupt(tree, key, "no NUL between the key's parts"))?;
+    let text = |b| std::str::from_utf8(b).map_err(|_| corrupt(tree, key, "key not UTF-8"));
+    Ok((text(&key[..at])?, text(&key[at + 1..])?))
 }
 
 /// `org \0`: prefix of every key of one org.

@@ -20,7 +20,7 @@
 //!
 //! Pure: no I/O; time zones come from `jiff`'s bundled database.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use jiff::Timestamp;
 use jiff::civil::Weekday;
@@ -28,7 +28,7 @@ use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
 use crate::energy::carbon::{CarbonError, GridFactor, Tariff};
-use crate::energy::catalogue::{Catalogue, DeviceClass, Query};
+use crate::energy::catalogue::{Catalogue, DeviceClass, PowerProfile, Query};
 use crate::energy::intensity::HourlyIntensity;
 use crate::energy::rollup::{HOUR_MS, HourRollup, rollup_energy_wh};
 
@@ -589,9 +589,113 @@ impl HourTable {
     }
 }
 
+/// What a device draws beside its rollups: its power profile and its monitors'
+/// summed power per state. Devices of one model with the same monitors share it, so a
+/// fleet report looks each combination up once ([`PowerCache`]): a catalogue lookup
+/// (family rules, model keys, the reason text) costs more than a device's month of
+/// hours.
+#[derive(Debug, Clone)]
+struct DevicePower {
+    profile: PowerProfile,
+    fallback: bool,
+    mon_on_w: f64,
+    mon_sleep_w: f64,
+    mon_off_w: f64,
+    /// The monitors' power per state (on, sleep, off) at the low and high ends of each
+    /// display's range (factors on energy).
+    mon_lo: [f64; 3],
+    mon_hi: [f64; 3],
+}
+
+impl DevicePower {
+    fn of(dev: &DeviceData, ctx: &Context) -> Self {
+        let (profile, origin) =
+            ctx.catalogue
+                .profile_for(dev.class, dev.chassis_code, &dev.manufacturer, &dev.model);
+        // The monitors' summed power per state: each by its own diagonal's profile.
+        let (mut mon_on_w, mut mon_sleep_w, mut mon_off_w) = (0.0, 0.0, 0.0);
+        let (mut mon_lo, mut mon_hi) = ([0.0; 3], [0.0; 3]);
+        for i in 0..dev.monitors as usize {
+            let screen_in = dev.monitor_diagonals_in.get(i).copied();
+            let p = ctx
+                .catalogue
+                .lookup(&Query {
+                    class: DeviceClass::Monitor,
+                    screen_in,
+                    ..Query::default()
+                })
+                .profile;
+            mon_on_w += p.p_idle_w.value;
+            mon_sleep_w += p.p_sleep_w.value;
+            mon_off_w += p.p_off_w.value;
+            for (acc, k) in [(&mut mon_lo, p.range.low), (&mut mon_hi, p.range.high)] {
+                acc[0] += k * p.p_idle_w.value;
+                acc[1] += k * p.p_sleep_w.value;
+                acc[2] += k * p.p_off_w.value;
+            }
+        }
+        Self {
+            profile: profile.clone(),
+            fallback: origin.is_fallback(),
+            mon_on_w,
+            mon_sleep_w,
+            mon_off_w,
+            mon_lo,
+            mon_hi,
+        }
+    }
+}
+
+/// [`DevicePower`] by what decides it: the org's settings (`None`: the defaults), class,
+/// SMBIOS chassis code, manufacturer, model, and the monitors' diagonals (bits; `None`
+/// for an unknown one).
+type PowerKey = (
+    Option<String>,
+    DeviceClass,
+    Option<u8>,
+    String,
+    String,
+    Vec<Option<u64>>,
+);
+
+/// The power of each combination met in one report.
+#[derive(Default)]
+struct PowerCache(HashMap<PowerKey, DevicePower>);
+
+impl PowerCache {
+    fn get(&mut self, org: Option<&str>, dev: &DeviceData, ctx: &Context) -> &DevicePower {
+        let monitors = (0..dev.monitors as usize)
+            .map(|i| dev.monitor_diagonals_in.get(i).map(|d| d.to_bits()))
+            .collect();
+        let key = (
+            org.map(str::to_owned),
+            dev.class,
+            dev.chassis_code,
+            dev.manufacturer.clone(),
+            dev.model.clone(),
+            monitors,
+        );
+        self.0
+            .entry(key)
+            .or_insert_with(|| DevicePower::of(dev, ctx))
+    }
+}
+
 fn device_figures_with(
     dev: &DeviceData,
     ctx: &Context,
+    table: &HourTable,
+    from: i64,
+    to: i64,
+) -> Result<Figures, ConsumptionError> {
+    device_figures_of(dev, ctx, &DevicePower::of(dev, ctx), table, from, to)
+}
+
+/// One device over `[from, to)` with its power looked up already.
+fn device_figures_of(
+    dev: &DeviceData,
+    ctx: &Context,
+    power: &DevicePower,
     table: &HourTable,
     from: i64,
     to: i64,
@@ -603,35 +707,18 @@ fn device_figures_with(
     if to <= from {
         return Ok(f);
     }
-    let (profile, origin) =
-        ctx.catalogue
-            .profile_for(dev.class, dev.chassis_code, &dev.manufacturer, &dev.model);
-    if origin.is_fallback() {
+    let profile = &power.profile;
+    if power.fallback {
         f.fallback_profile_devices = 1;
     }
-    // The monitors' summed power per state: each by its own diagonal's profile.
-    let (mut mon_on_w, mut mon_sleep_w, mut mon_off_w) = (0.0, 0.0, 0.0);
-    // The same at the low and high ends of each display's range (factors on energy).
-    let (mut mon_lo, mut mon_hi) = ([0.0; 3], [0.0; 3]);
-    for i in 0..dev.monitors as usize {
-        let screen_in = dev.monitor_diagonals_in.get(i).copied();
-        let p = ctx
-            .catalogue
-            .lookup(&Query {
-                class: DeviceClass::Monitor,
-                screen_in,
-                ..Query::default()
-            })
-            .profile;
-        mon_on_w += p.p_idle_w.value;
-        mon_sleep_w += p.p_sleep_w.value;
-        mon_off_w += p.p_off_w.value;
-        for (acc, k) in [(&mut mon_lo, p.range.low), (&mut mon_hi, p.range.high)] {
-            acc[0] += k * p.p_idle_w.value;
-            acc[1] += k * p.p_sleep_w.value;
-            acc[2] += k * p.p_off_w.value;
-        }
-    }
+    let DevicePower {
+        mon_on_w,
+        mon_sleep_w,
+        mon_off_w,
+        mon_lo,
+        mon_hi,
+        ..
+    } = *power;
     let mut covered_ms = 0.0;
     let mut measured_ms = 0.0;
     let intensity = ctx.intensity_for(&dev.site);
@@ -914,21 +1001,18 @@ where
     let mut total = Figures::default();
     let mut device_count = 0u64;
     let mut fallback_count = 0u64;
+    let mut powers = PowerCache::default();
     for dev in devices {
         let dev = dev?;
         let dev: &DeviceData = dev.borrow();
-        let (ctx, table) = match (ctx.per_org.get(&dev.org), org_tables.get(&dev.org)) {
-            (Some(c), Some(t)) => (c.as_ref(), t),
-            _ => (ctx, &table),
+        let (ctx, table, org) = match (ctx.per_org.get(&dev.org), org_tables.get(&dev.org)) {
+            (Some(c), Some(t)) => (c.as_ref(), t, Some(dev.org.as_str())),
+            _ => (ctx, &table, None),
         };
+        let power = powers.get(org, dev, ctx);
         device_count += 1;
         if by == GroupBy::Month {
-            if ctx
-                .catalogue
-                .profile_for(dev.class, dev.chassis_code, &dev.manufacturer, &dev.model)
-                .1
-                .is_fallback()
-            {
+            if power.fallback {
                 fallback_count += 1;
             }
             let mut t = from_ms;
@@ -937,7 +1021,7 @@ where
                     break;
                 };
                 let b = month_end.min(end);
-                let f = device_figures_with(dev, ctx, table, t, b)?;
+                let f = device_figures_of(dev, ctx, power, table, t, b)?;
                 rows.entry(key).or_default().add(&f);
                 total.add(&f);
                 if b <= t {
@@ -948,7 +1032,7 @@ where
             // A device counts once in the total, not once per month.
             continue;
         }
-        let f = device_figures_with(dev, ctx, table, from_ms, end)?;
+        let f = device_figures_of(dev, ctx, power, table, from_ms, end)?;
         total.add(&f);
         let keys: Vec<String> = match by {
             GroupBy::Org => vec![dev.org.clone()],
@@ -1661,6 +1745,137 @@ mod tests {
             e.to_string().contains("\"x\"") && e.to_string().contains("Mars"),
             "{e}"
         );
+    }
+
+    /// The report looks each device's power up once per (org settings, model,
+    /// monitors) rather than per device: its figures must be those of each device
+    /// computed on its own, bit for bit, over a varied fleet — DST change (30 March
+    /// in Paris), an org with its own time zone and a tariff with bands, hours
+    /// missing, partial hours, meters, sleep, inferred-off time, monitors known and
+    /// unknown, known and unknown classes.
+    #[test]
+    fn the_report_with_shared_power_lookups_equals_each_device_alone() {
+        let base = EnergyConfig {
+            tariff: Tariff {
+                base_eur_per_kwh: 0.2516,
+                bands: vec![crate::energy::carbon::TariffBand {
+                    name: "heures creuses".into(),
+                    start_hour: 22,
+                    end_hour: 6,
+                    eur_per_kwh: 0.2068,
+                }],
+            },
+            ..EnergyConfig::default()
+        };
+        let far = OrgEnergy {
+            timezone: Some("America/Cayenne".into()),
+            tariff: Some(Tariff {
+                base_eur_per_kwh: 0.31,
+                bands: vec![crate::energy::carbon::TariffBand {
+                    name: "pointe".into(),
+                    start_hour: 17,
+                    end_hour: 20,
+                    eur_per_kwh: 0.5,
+                }],
+            }),
+            ..Default::default()
+        };
+        let c = Context::with_orgs(&base, Catalogue::builtin(), &[("far".into(), far)]).unwrap();
+        let from = c.day_start_ms("2025-03-28").unwrap();
+        let to = c.day_start_ms("2025-04-02").unwrap();
+        let classes = [
+            DeviceClass::Desktop,
+            DeviceClass::Laptop,
+            DeviceClass::Unknown,
+            DeviceClass::Desktop,
+        ];
+        let fleet: Vec<DeviceData> = (0..24u32)
+            .map(|i| {
+                let hours = ((from - 3 * H) / H..(to + 2 * H) / H)
+                    .map(|h| h * H)
+                    // Gaps: every device misses some hours, differently.
+                    .filter(|h| (h / H + i64::from(i)) % 7 != 3)
+                    .map(|h| {
+                        let k = ((h / H) % 5) as f64 + f64::from(i % 3);
+                        let covered = if (h / H) % 11 == 0 {
+                            1_800_000.0
+                        } else {
+                            H as f64
+                        };
+                        let sleep = if (h / H) % 4 == 0 { 600_000.0 } else { 0.0 };
+                        let awake = covered - sleep;
+                        let metered = i % 5 == 0 && (h / H) % 3 == 0;
+                        (
+                            h,
+                            HourRollup {
+                                covered_ms: covered,
+                                awake_ms: awake,
+                                measured_ms: if metered { awake } else { 0.0 },
+                                measured_j: if metered { 40.0 * awake / 1000.0 } else { 0.0 },
+                                modelled_active_ms: if metered { 0.0 } else { 1000.0 * k },
+                                modelled_active_util_ms: if metered { 0.0 } else { 333.0 * k },
+                                modelled_idle_ms: if metered { 0.0 } else { awake - 1000.0 * k },
+                                sleep_ms: sleep,
+                                cpu_dram_j: 3.5 * k,
+                                cpu_dram_ms: 1000.0 * k,
+                                measured_active_ms: 0.0,
+                            },
+                        )
+                    })
+                    .collect();
+                DeviceData {
+                    org: if i % 4 == 1 {
+                        "far".into()
+                    } else {
+                        "near".into()
+                    },
+                    device_id: format!("d{i:02}"),
+                    site: format!("site-{}", i % 3),
+                    class: classes[i as usize % classes.len()],
+                    // Devices i and i + 12 differ in their model only: one in the
+                    // catalogue, one not.
+                    manufacturer: if i < 12 { "Dell" } else { "LENOVO" }.into(),
+                    model: if i < 12 {
+                        "OptiPlex 3050 All-in-One Desktop"
+                    } else {
+                        "ThinkCentre M70q"
+                    }
+                    .into(),
+                    monitors: i % 3,
+                    monitor_diagonals_in: if i % 2 == 0 { vec![23.8] } else { vec![] },
+                    hours,
+                    sessions: vec![
+                        edge(from - 5 * H, from - 3 * H, from + 30 * H, i % 2 == 0, false),
+                        edge(from + 40 * H, from + 41 * H, to - 20 * H, true, false),
+                    ],
+                    ..Default::default()
+                }
+            })
+            .collect();
+        for by in [GroupBy::Site, GroupBy::Device, GroupBy::Org] {
+            let r = report(&fleet, &c, "a", "b", from, to, i64::MAX, by).unwrap();
+            let mut rows: BTreeMap<String, Figures> = BTreeMap::new();
+            let mut total = Figures::default();
+            for d in &fleet {
+                let f = device_figures(d, c.for_org(&d.org), from, to).unwrap();
+                let key = match by {
+                    GroupBy::Site => d.site.clone(),
+                    GroupBy::Device => format!("{}/{}", d.org, d.device_id),
+                    _ => d.org.clone(),
+                };
+                rows.entry(key).or_default().add(&f);
+                total.add(&f);
+            }
+            total.finish();
+            assert_eq!(r.total, total, "{by:?}");
+            assert!(r.total.kwh > 0.0 && r.total.inferred_off_kwh > 0.0 && r.total.eur > 0.0);
+            assert!(r.total.measured_kwh > 0.0 && r.total.monitors_kwh > 0.0);
+            assert_eq!(r.rows.len(), rows.len());
+            for (row, (key, mut f)) in r.rows.iter().zip(rows) {
+                f.finish();
+                assert_eq!((&row.key, &row.figures), (&key, &f), "{by:?}");
+            }
+        }
     }
 
     #[test]

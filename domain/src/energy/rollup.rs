@@ -49,7 +49,8 @@ pub struct HourRollup {
     pub measured_active_ms: f64,
 }
 
-const FIELDS: usize = 11;
+/// Fields of a rollup, in [`HourRollup::from_array`]'s order.
+pub const FIELDS: usize = 11;
 
 /// Encoded size of a rollup in the store: eleven little-endian f64.
 pub const ENCODED_LEN: usize = FIELDS * 8;
@@ -75,7 +76,9 @@ impl HourRollup {
         ]
     }
 
-    fn from_array(a: [f64; FIELDS]) -> Self {
+    /// The rollup from its fields in encoding order (a store's decoder reads them
+    /// straight into this, with no byte buffer between).
+    pub fn from_array(a: [f64; FIELDS]) -> Self {
         Self {
             covered_ms: a[0],
             awake_ms: a[1],

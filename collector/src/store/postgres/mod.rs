@@ -47,20 +47,27 @@
 //! returns. A kept connection found dead where nothing has run yet (a read, a flush,
 //! a write's BEGIN) is replaced at once and the call goes on. Lock timeouts, deadlocks and serialisation failures are
 //! [`StoreError::Busy`]. The URL is never shown with its password.
+//!
+//! A database unreachable when the server starts ([`connect_or_wait`]) is the same
+//! fault seen earlier: the engine exists but is not set up yet, every call answers
+//! `Unavailable` with the reason, and a background thread tries again with backoff;
+//! once it reaches the database it runs the migrations and the store's format check
+//! before letting any call through, so nothing is written to an unchecked database.
 
 pub mod schema;
 mod tx;
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use postgres::error::SqlState;
 use postgres::{Client, IsolationLevel, NoTls};
 
 use crate::store::StoreError;
-use crate::store::engine::{Body, Engine};
+use crate::store::engine::{Body, Engine, Write};
 use schema::{Created, Partition, Table};
 
 /// Idle read connections kept per engine: readers beyond it connect and disconnect.
@@ -79,9 +86,79 @@ const SILENT_PEER: Duration = Duration::from_secs(30);
 /// few days; each round creates every partition the body found missing).
 const PARTITION_ROUNDS: usize = 8;
 
-/// Connects to the database at `url`, migrating its schema.
+/// The first wait before trying again a database unreachable at start; it doubles
+/// after each failure up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+
+/// The longest wait between two tries: how late at most the collector notices the
+/// database has come up.
+const RETRY_MAX: Duration = Duration::from_secs(10);
+
+/// Connects to the database at `url`, migrating its schema. An unreachable database
+/// is an error (the CLI's commands and the tests want to know at once).
 pub fn connect(url: &str) -> Result<Arc<dyn Engine>, StoreError> {
     Ok(Arc::new(off_runtime(|| Postgres::connect(url))?))
+}
+
+/// What runs once the database is reached and migrated, before any other call goes
+/// through: the store's format check, given the engine's write.
+pub type OnReady = Box<dyn Fn(&mut Write<'_>) -> Result<(), StoreError> + Send + Sync>;
+
+/// [`connect`] for the server: a database unreachable at start is logged in one line
+/// and tried again in the background with backoff, the engine answering every call
+/// `Unavailable` meanwhile (the ingest answers UNAVAILABLE and agents keep their
+/// spool). `on_ready` runs on the first successful connection, at start or later.
+/// Errors that waiting cannot mend (a malformed URL, a schema newer than this
+/// collector, a store of another format found at start) are returned.
+pub fn connect_or_wait(url: &str, on_ready: OnReady) -> Result<Arc<dyn Engine>, StoreError> {
+    let engine = Arc::new(Postgres::new(url)?);
+    match off_runtime(|| engine.setup(Some(&on_ready))) {
+        Ok(()) => Ok(engine),
+        Err(e) if e.is_transient() => {
+            tracing::warn!(location = %engine.location, error = %e,
+                "PostgreSQL unreachable at start: ingest answers UNAVAILABLE (agents keep \
+                 their spool) until it is reached; retrying in the background");
+            engine.note_waiting(&e);
+            let weak = Arc::downgrade(&engine);
+            std::thread::Builder::new()
+                .name("postgres-reach".into())
+                .spawn(move || retry_until_reached(weak, on_ready))
+                .map_err(|e| StoreError::Engine(format!("cannot start a thread: {e}")))?;
+            Ok(engine)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Tries [`Postgres::setup`] with backoff until it succeeds, fails for good, or the
+/// engine is dropped.
+fn retry_until_reached(engine: Weak<Postgres>, on_ready: OnReady) {
+    let mut wait = RETRY_FIRST;
+    loop {
+        std::thread::sleep(wait);
+        let Some(engine) = engine.upgrade() else {
+            return;
+        };
+        match engine.setup(Some(&on_ready)) {
+            Ok(()) => {
+                tracing::info!(location = %engine.location,
+                    "PostgreSQL reached: the store is ready and ingest resumes");
+                return;
+            }
+            Err(e) => {
+                let transient = e.is_transient();
+                engine.note_waiting(&e);
+                if !transient {
+                    tracing::error!(location = %engine.location, error = %e,
+                        "PostgreSQL reached but unusable: ingest answers UNAVAILABLE; fix it \
+                         and restart the collector");
+                    return;
+                }
+                tracing::debug!(error = %e, "PostgreSQL still unreachable");
+            }
+        }
+        wait = (wait * 2).min(RETRY_MAX);
+    }
 }
 
 /// `url` without its password, for messages and logs.
@@ -161,6 +238,11 @@ pub struct Postgres {
     ids: Mutex<HashMap<(String, String), i64>>,
     /// Partitions known to exist (or whose range the default partition keeps).
     partitions: Mutex<HashSet<String>>,
+    /// Set once the database was reached, migrated and checked ([`Postgres::setup`]);
+    /// until then every call answers `Unavailable` with [`Postgres::waiting`].
+    ready: AtomicBool,
+    /// Why the database is not set up yet (the last failure).
+    waiting: Mutex<String>,
 }
 
 impl std::fmt::Debug for Postgres {
@@ -175,6 +257,14 @@ impl Postgres {
     /// Connects, migrates the schema, and makes the partitions of today and tomorrow
     /// (raw) and of this month and the next (rollups).
     pub fn connect(url: &str) -> Result<Self, StoreError> {
+        let engine = Self::new(url)?;
+        engine.setup(None)?;
+        Ok(engine)
+    }
+
+    /// The engine for `url`, not connected yet: every call answers `Unavailable`
+    /// until [`Postgres::setup`] succeeds.
+    fn new(url: &str) -> Result<Self, StoreError> {
         let location = redact(url);
         let mut config = postgres::Config::from_str(url).map_err(|e| StoreError::Open {
             path: location.clone().into(),
@@ -200,7 +290,18 @@ impl Postgres {
             readers: Mutex::new(Vec::new()),
             ids: Mutex::new(HashMap::new()),
             partitions: Mutex::new(HashSet::new()),
+            ready: AtomicBool::new(false),
+            waiting: Mutex::new("not connected yet".into()),
         };
+        Ok(engine)
+    }
+
+    /// Connects, migrates, makes the current partitions, keeps the connection as the
+    /// writer and runs `on_ready`; then lets calls through. Each step is a transaction
+    /// of its own or changes nothing, so a failure half-way leaves nothing half-made
+    /// and the next try starts over.
+    fn setup(&self, on_ready: Option<&OnReady>) -> Result<(), StoreError> {
+        let engine = self;
         let mut client = engine.open_connection()?;
         schema::migrate(&mut client, &engine.location)?;
         engine
@@ -219,7 +320,30 @@ impl Postgres {
         engine.create_partitions(&mut client, wanted.into_iter().flatten().collect())?;
         engine.writer_setup(&mut client)?;
         *engine.writer.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx::Conn::new(client));
-        Ok(engine)
+        if let Some(on_ready) = on_ready {
+            on_ready(&mut |body| self.write_now(body))?;
+        }
+        self.ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// `Ok` once set up; else why not, as `Unavailable`.
+    fn check_ready(&self) -> Result<(), StoreError> {
+        if self.ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let why = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        Err(StoreError::Unavailable(format!(
+            "not set up since start, retrying: {why}"
+        )))
+    }
+
+    fn note_waiting(&self, e: &StoreError) {
+        let why = match e {
+            StoreError::Unavailable(m) => m.clone(),
+            other => other.to_string(),
+        };
+        *self.waiting.lock().unwrap_or_else(|p| p.into_inner()) = why;
     }
 
     fn open_connection(&self) -> Result<Client, StoreError> {
@@ -324,22 +448,27 @@ impl Engine for Postgres {
     }
 
     fn write(&self, body: &mut Body<'_>) -> Result<(), StoreError> {
+        self.check_ready()?;
         off_runtime(|| self.write_now(body))
     }
 
     fn read(&self, body: &mut Body<'_>) -> Result<(), StoreError> {
+        self.check_ready()?;
         off_runtime(|| self.read_now(body))
     }
 
     fn flush(&self) -> Result<(), StoreError> {
+        self.check_ready()?;
         off_runtime(|| self.flush_now())
     }
 
     fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.check_ready()?;
         off_runtime(|| self.size_on_disk_now())
     }
 
     fn release_raw_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        self.check_ready()?;
         off_runtime(|| self.release_raw_before_now(cutoff_ms))
     }
 }
