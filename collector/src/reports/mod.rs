@@ -224,6 +224,11 @@ fn device_data(
             .iter()
             .map_while(|m| veille_domain::energy::classify::diagonal_in(m.width_cm, m.height_cm))
             .collect(),
+        monitor_models: inv
+            .monitors
+            .iter()
+            .map(|m| (m.manufacturer.clone(), m.name.clone()))
+            .collect(),
         sessions,
     }
 }

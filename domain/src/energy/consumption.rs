@@ -28,7 +28,7 @@ use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
 use crate::energy::carbon::{CarbonError, GridFactor, Tariff};
-use crate::energy::catalogue::{Catalogue, DeviceClass, PowerProfile, Query};
+use crate::energy::catalogue::{Catalogue, DeviceClass, Duty, PowerProfile, Query};
 use crate::energy::intensity::HourlyIntensity;
 use crate::energy::rollup::{HOUR_MS, HourRollup, rollup_energy_wh};
 
@@ -442,6 +442,10 @@ pub struct DeviceData {
     /// Diagonals (inches, from EDID) of the first monitors, where known; monitors past
     /// the end of this list draw the default (21.5–25") display profile.
     pub monitor_diagonals_in: Vec<f64>,
+    /// EDID maker (PNP id, "DEL") and product name ("DELL P2419H") of each monitor, in
+    /// inventory order (empty where EDID gives none): a monitor the catalogue lists by
+    /// model draws its own declared power rather than its size band's.
+    pub monitor_models: Vec<(String, String)>,
     /// Rollups by hour start, any hours (filtered to each window here).
     pub hours: Vec<(i64, HourRollup)>,
     pub sessions: Vec<SessionEdge>,
@@ -617,14 +621,26 @@ impl DevicePower {
         let (mut mon_lo, mut mon_hi) = ([0.0; 3], [0.0; 3]);
         for i in 0..dev.monitors as usize {
             let screen_in = dev.monitor_diagonals_in.get(i).copied();
-            let p = ctx
-                .catalogue
-                .lookup(&Query {
-                    class: DeviceClass::Monitor,
-                    screen_in,
-                    ..Query::default()
-                })
-                .profile;
+            let (maker, name) = dev
+                .monitor_models
+                .get(i)
+                .map_or(("", ""), |(m, n)| (m.as_str(), n.as_str()));
+            let by_size = Query {
+                class: DeviceClass::Monitor,
+                screen_in,
+                ..Query::default()
+            };
+            let by_model = ctx.catalogue.lookup(&Query {
+                manufacturer: maker,
+                model: name,
+                ..by_size
+            });
+            // A name that happens to match a computer's entry is not taken for a display.
+            let p = if by_model.profile.duty == Duty::Display {
+                by_model.profile
+            } else {
+                ctx.catalogue.lookup(&by_size).profile
+            };
             mon_on_w += p.p_idle_w.value;
             mon_sleep_w += p.p_sleep_w.value;
             mon_off_w += p.p_off_w.value;
@@ -655,7 +671,7 @@ type PowerKey = (
     Option<u8>,
     String,
     String,
-    Vec<Option<u64>>,
+    Vec<(Option<u64>, String, String)>,
 );
 
 /// The power of each combination met in one report.
@@ -665,7 +681,14 @@ struct PowerCache(HashMap<PowerKey, DevicePower>);
 impl PowerCache {
     fn get(&mut self, org: Option<&str>, dev: &DeviceData, ctx: &Context) -> &DevicePower {
         let monitors = (0..dev.monitors as usize)
-            .map(|i| dev.monitor_diagonals_in.get(i).map(|d| d.to_bits()))
+            .map(|i| {
+                let (maker, name) = dev.monitor_models.get(i).cloned().unwrap_or_default();
+                (
+                    dev.monitor_diagonals_in.get(i).map(|d| d.to_bits()),
+                    maker,
+                    name,
+                )
+            })
             .collect();
         let key = (
             org.map(str::to_owned),
@@ -1539,6 +1562,53 @@ mod tests {
         let g = device_figures(&dev("Paris"), &plain, MON, MON + 4 * H).unwrap();
         assert!((g.kg_co2e - g.kwh * annual).abs() < 1e-12);
         assert_eq!(g.hourly_kwh, 0.0);
+    }
+
+    /// Issue 18: a monitor the catalogue lists by model (EDID maker "DEL", product name
+    /// "DELL C2423H": Dell's declared C2423H) draws that entry's power; an unlisted
+    /// name, or one that matches a computer's entry, draws its size band's.
+    #[test]
+    fn a_monitor_listed_by_model_draws_its_own_power() {
+        let c = ctx();
+        let monitor_kwh = |maker: &str, name: &str| {
+            let dev = DeviceData {
+                org: "o".into(),
+                device_id: "d".into(),
+                class: DeviceClass::Desktop,
+                monitors: 1,
+                monitor_diagonals_in: vec![23.8],
+                monitor_models: vec![(maker.into(), name.into())],
+                hours: vec![idle_hour(MON)],
+                ..Default::default()
+            };
+            device_figures(&dev, &c, MON, MON + H).unwrap().monitors_kwh
+        };
+        let entry = c.catalogue.lookup(&Query {
+            class: DeviceClass::Monitor,
+            manufacturer: "Dell",
+            model: "C2423H Monitor",
+            screen_in: Some(23.8),
+            ..Query::default()
+        });
+        assert_eq!(entry.origin, crate::energy::catalogue::ProfileOrigin::Model);
+        let band = c.catalogue.lookup(&Query {
+            class: DeviceClass::Monitor,
+            screen_in: Some(23.8),
+            ..Query::default()
+        });
+        let own = monitor_kwh("DEL", "DELL C2423H");
+        assert!(
+            (own - entry.profile.p_idle_w.value / 1000.0).abs() < 1e-12,
+            "{own}"
+        );
+        assert_ne!(entry.profile.p_idle_w.value, band.profile.p_idle_w.value);
+        for (maker, name) in [("DEL", "DELL U9999Z"), ("", ""), ("DEL", "OptiPlex 7090")] {
+            let kwh = monitor_kwh(maker, name);
+            assert!(
+                (kwh - band.profile.p_idle_w.value / 1000.0).abs() < 1e-12,
+                "{name}: {kwh}"
+            );
+        }
     }
 
     /// Issue 18: ranges. A device's low/high is its modelled energy × its profile's
