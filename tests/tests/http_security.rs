@@ -154,6 +154,7 @@ fn every_response_is_hardened_and_pages_have_no_inline_code() {
         ),
         ("GET /renewal", get(&addr, "/renewal", &with_cookie), 200),
         ("GET /rooms", get(&addr, "/rooms", &with_cookie), 200),
+        ("GET /replay", get(&addr, "/replay", &with_cookie), 200),
         (
             "GET /compliance",
             get(&addr, "/compliance", &with_cookie),

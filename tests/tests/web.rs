@@ -360,6 +360,51 @@ async fn chromium_logs_in_and_sees_the_cli_figures() {
         }
         save_screenshot(&shots, "6-compliance", &c.screenshot().await?);
 
+        // Replaying a draft: the form starts from the shipped sample for this org;
+        // submitted as is, the page shows what `policy replay` computes on that file.
+        c.find(Locator::LinkText("Replay")).await?.click().await?;
+        c.wait().for_element(Locator::Id("draft")).await?;
+        let (from, to) = (
+            c.find(Locator::Id("from")).await?.prop("value").await?.unwrap(),
+            c.find(Locator::Id("to")).await?.prop("value").await?.unwrap(),
+        );
+        assert_eq!((from.as_str(), to.as_str()), (first.as_str(), last.as_str()));
+        c.find(Locator::Id("run-replay")).await?.click().await?;
+        let table = c.wait().for_element(Locator::Id("replay")).await?;
+        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/policy.toml");
+        let replay = cli(&[
+            "policy",
+            "replay",
+            "--file",
+            sample.to_str().unwrap(),
+            "--from",
+            &first,
+            "--to",
+            &last,
+        ]);
+        let cli_rows = replay.as_array().unwrap();
+        let page_rows = table.find_all(Locator::Css("tbody tr")).await?;
+        assert!(!cli_rows.is_empty());
+        assert_eq!(page_rows.len(), cli_rows.len());
+        for (tr, want) in page_rows.iter().zip(cli_rows) {
+            let cells = tr.find_all(Locator::Css("td")).await?;
+            assert_eq!(cells[1].text().await?, want["site"].as_str().unwrap());
+            for (i, key) in [(2, "devices"), (5, "saved_kwh"), (8, "interrupted_active_h")] {
+                let shown: f64 = cells[i].attr("data-value").await?.unwrap().parse().unwrap();
+                assert_eq!(shown, want[key].as_f64().unwrap(), "{key}");
+            }
+        }
+        save_screenshot(&shots, "7-replay", &c.screenshot().await?);
+        // A draft of another org is refused for an org session, with the reason.
+        let draft = c.find(Locator::Id("draft")).await?;
+        draft.clear().await?;
+        draft
+            .send_keys("org = \"elsewhere\"\nmode = \"dry-run\"\n")
+            .await?;
+        c.find(Locator::Id("run-replay")).await?.click().await?;
+        let err = c.wait().for_element(Locator::Id("replay-error")).await?;
+        assert!(err.text().await?.contains("elsewhere"), "{}", err.text().await?);
+
         // French on request: decimal comma, and the choice sticks.
         c.goto(&format!("{base}/?lang=fr")).await?;
         let html = c.find(Locator::Css("html")).await?.attr("lang").await?;

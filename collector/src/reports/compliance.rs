@@ -148,17 +148,31 @@ pub fn replay_output(
     to: &str,
     format: &str,
 ) -> Result<String, PolicyError> {
+    let rows = replay_rows(store, ctx, draft, from, to)?;
+    Ok(render(
+        &rows,
+        format,
+        veille_domain::policy::compliance::replay_table,
+        veille_domain::policy::compliance::replay_csv,
+    ))
+}
+
+/// What `draft` would have saved over `[from, to]` (one row per site of its org): what
+/// `policy replay`, the API and the web page all show.
+pub fn replay_rows(
+    store: &Store,
+    ctx: &Context,
+    draft: &PolicyFile,
+    from: &str,
+    to: &str,
+) -> Result<Vec<veille_domain::policy::compliance::ReplayRow>, PolicyError> {
     let (from_ms, to_ms) = period_ms(ctx, from, to)?;
     // Holidays of the replayed years, not of today's.
     let mut policy = draft.to_policy(crate::policy::year_of_ms(from_ms))?;
     policy.version = policy.version.max(1);
     validate_policy(&policy)?;
     let inputs = load_inputs(store, ctx, Some(&policy.org), from_ms, to_ms)?;
-    let rows = veille_domain::policy::compliance::replay(ctx, &policy, &inputs, from_ms, to_ms);
-    Ok(render(
-        &rows,
-        format,
-        veille_domain::policy::compliance::replay_table,
-        veille_domain::policy::compliance::replay_csv,
+    Ok(veille_domain::policy::compliance::replay(
+        ctx, &policy, &inputs, from_ms, to_ms,
     ))
 }

@@ -84,6 +84,7 @@ button.primary,.button{background:#0b4f9c;color:#fff;border:0;border-radius:4px;
 .muted{color:#4a4a4a;font-size:.9rem}
 th.sub{font-weight:normal;padding-left:1.5rem}
 .scroll{overflow-x:auto}
+textarea{font-family:monospace;width:100%;max-width:60rem}
 svg.change .before{fill:#5b7fa6}
 svg.change .after{fill:#123a63}
 svg.change .whisker{stroke:#b00020;stroke-width:2}
@@ -104,6 +105,7 @@ pub enum Nav {
     Rooms,
     Savings,
     Compare,
+    Replay,
     None,
 }
 
@@ -147,6 +149,7 @@ pub fn page(
             (Nav::Renewal, "/renewal", Key::Renewal),
             (Nav::Compliance, "/compliance", Key::Compliance),
             (Nav::Rooms, "/rooms", Key::Rooms),
+            (Nav::Replay, "/replay", Key::Replay),
             (Nav::Savings, "/savings", Key::Savings),
             (Nav::Compare, "/compare", Key::Compare),
         ] {

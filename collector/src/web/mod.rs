@@ -103,6 +103,10 @@ pub fn router(
         .route("/renewal", get(report_pages::renewal))
         .route("/compliance", get(report_pages::compliance))
         .route("/rooms", get(report_pages::rooms))
+        .route(
+            "/replay",
+            get(report_pages::replay_form).post(report_pages::replay_run),
+        )
         .route(html::STYLESHEET_PATH, get(stylesheet))
         .with_state(WebState {
             store,

@@ -3,10 +3,13 @@
 //! computes each), shown as tables whose cells carry the unrounded figure in
 //! `data-value`.
 
+use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use veille_domain::policy::compliance::ComplianceRow;
+use serde::Deserialize;
+use veille_domain::policy::compliance::{ComplianceRow, ReplayRow};
+use veille_domain::policy::file::{PolicyFile, SAMPLE_POLICY_TOML};
 use veille_domain::renewal::report::{DeviceRow, RenewalReport};
 use veille_domain::rooms::setpoint::{Comparison, SetpointOptions};
 
@@ -17,6 +20,7 @@ use super::{
     PageParams, WebState, blocking, data, error_page, html_response, lang_of, principal,
     report_error, scope, to_login,
 };
+use crate::auth::Principal;
 use crate::reports::setpoint::{RoomError, RoomReport};
 use crate::reports::{self, ReportError};
 
@@ -248,6 +252,196 @@ pub fn rooms_view(lang: Lang, rooms: &[Result<RoomReport, String>]) -> String {
         b.push_str("</section>");
     }
     page(lang, t(Key::Rooms), Nav::Rooms, true, "/rooms", &b)
+}
+
+/// The replay form as submitted.
+#[derive(Debug, Deserialize, Default)]
+pub(super) struct ReplayForm {
+    draft: String,
+    from: String,
+    to: String,
+    lang: Option<String>,
+}
+
+/// The draft the form starts from: the shipped sample, for the session's org.
+fn sample_draft(org: &str) -> String {
+    SAMPLE_POLICY_TOML
+        .lines()
+        .map(|l| {
+            if l.starts_with("org = ") {
+                format!("org = \"{org}\"")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `GET /replay`: the form, with the sample draft and this month so far.
+pub(super) async fn replay_form(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Query(q): Query<PageParams>,
+) -> Response {
+    let Some(p) = principal(&state, &headers) else {
+        return to_login();
+    };
+    let (lang, set) = lang_of(&headers, q.lang.as_deref());
+    let org = match &p {
+        Principal::Org(o) => o.clone(),
+        Principal::Operator => state
+            .auth
+            .org_ids()
+            .next()
+            .unwrap_or(crate::tokens::DEFAULT_ORG_ID)
+            .to_owned(),
+    };
+    let month = data::month_or_current(None, &state.ctx, crate::clock::now_ms());
+    let (from, to) = data::month_range(&month).unwrap_or_default();
+    let form = ReplayForm {
+        draft: sample_draft(&org),
+        from,
+        to,
+        lang: None,
+    };
+    html_response(
+        StatusCode::OK,
+        replay_view(lang, &form, None),
+        &set.into_iter().collect::<Vec<_>>(),
+    )
+}
+
+/// `POST /replay`: [`reports::compliance::replay_rows`] on the submitted draft, as
+/// `policy replay` and `POST /api/v1/policy/replay` compute it. An org session may
+/// replay only its own org's draft. Nothing is stored.
+pub(super) async fn replay_run(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Form(form): Form<ReplayForm>,
+) -> Response {
+    let Some(p) = principal(&state, &headers) else {
+        return to_login();
+    };
+    let (lang, _) = lang_of(&headers, form.lang.as_deref());
+    let draft = match PolicyFile::parse(&form.draft) {
+        Ok(d) => d,
+        Err(e) => {
+            let msg = format!("draft: {e}");
+            return html_response(
+                StatusCode::BAD_REQUEST,
+                replay_view(lang, &form, Some(Err(msg))),
+                &[],
+            );
+        }
+    };
+    if let Principal::Org(o) = &p
+        && *o != draft.org
+    {
+        let msg = format!(
+            "draft of org {:?}: this session may replay only {o:?}'s",
+            draft.org
+        );
+        return html_response(
+            StatusCode::FORBIDDEN,
+            replay_view(lang, &form, Some(Err(msg))),
+            &[],
+        );
+    }
+    let s = state.clone();
+    let (from, to) = (form.from.clone(), form.to.clone());
+    let done = tokio::task::spawn_blocking(move || {
+        reports::compliance::replay_rows(&s.store, &s.ctx, &draft, &from, &to)
+    })
+    .await;
+    match done {
+        Ok(Ok(rows)) => html_response(
+            StatusCode::OK,
+            replay_view(lang, &form, Some(Ok(&rows))),
+            &[],
+        ),
+        Ok(Err(e)) if e.is_usage() => html_response(
+            StatusCode::BAD_REQUEST,
+            replay_view(lang, &form, Some(Err(e.to_string()))),
+            &[],
+        ),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "replay page failed");
+            error_page(lang, StatusCode::INTERNAL_SERVER_ERROR, e)
+        }
+        Err(e) => report_error(lang, ReportError::Task(e.to_string())),
+    }
+}
+
+/// The replay page: the form (kept as submitted), then the rows or why there are none.
+fn replay_view(
+    lang: Lang,
+    form: &ReplayForm,
+    outcome: Option<Result<&[ReplayRow], String>>,
+) -> String {
+    let t = |k| lang.t(k);
+    let mut b = format!(
+        "<h1>{}</h1><p class=\"muted\">{}</p>",
+        t(Key::Replay),
+        t(Key::ReplayIntro)
+    );
+    b.push_str(&format!(
+        "<form method=\"post\" action=\"/replay\"><div><label for=\"draft\">{}</label><textarea id=\"draft\" name=\"draft\" rows=\"18\" spellcheck=\"false\">{}</textarea></div>\
+<div class=\"inline\"><div><label for=\"from\">{}</label><input type=\"date\" id=\"from\" name=\"from\" value=\"{}\" required></div>\
+<div><label for=\"to\">{}</label><input type=\"date\" id=\"to\" name=\"to\" value=\"{}\" required></div>\
+<input type=\"hidden\" name=\"lang\" value=\"{}\"><button class=\"primary\" type=\"submit\" id=\"run-replay\">{}</button></div></form>",
+        t(Key::Draft),
+        esc(&form.draft),
+        t(Key::DateFrom),
+        esc(&form.from),
+        t(Key::DateTo),
+        esc(&form.to),
+        lang.code(),
+        t(Key::RunReplay),
+    ));
+    match outcome {
+        None => {}
+        Some(Err(e)) => b.push_str(&format!(
+            "<p class=\"error\" id=\"replay-error\">{}</p>",
+            esc(&e)
+        )),
+        Some(Ok([])) => b.push_str(&format!("<p id=\"replay-none\">{}</p>", t(Key::NoneListed))),
+        Some(Ok(rows)) => {
+            b.push_str("<div class=\"scroll\"><table id=\"replay\"><thead><tr>");
+            for (k, numeric) in [
+                (Key::Organisation, false),
+                (Key::SiteTitle, false),
+                (Key::Devices, true),
+                (Key::Excluded, true),
+                (Key::Affected, true),
+                (Key::SavedKwh, true),
+                (Key::SavedEur, true),
+                (Key::SavedKg, true),
+                (Key::InterruptedHours, true),
+                (Key::InterruptedSessions, true),
+            ] {
+                b.push_str(&th(t(k), numeric));
+            }
+            b.push_str("</tr></thead><tbody>");
+            for r in rows {
+                b.push_str(&format!(
+                    "<tr><td>{}</td><td>{}</td>{}{}{}{}{}{}{}{}</tr>",
+                    esc(&r.org),
+                    esc(&r.site),
+                    num_cell(lang, f64::from(r.devices), 0),
+                    num_cell(lang, f64::from(r.excluded), 0),
+                    num_cell(lang, f64::from(r.affected), 0),
+                    num_cell(lang, r.saved_kwh, 2),
+                    num_cell(lang, r.saved_eur, 2),
+                    num_cell(lang, r.saved_kg_co2e, 3),
+                    num_cell(lang, r.interrupted_active_h, 1),
+                    num_cell(lang, f64::from(r.interrupted_sessions), 0),
+                ));
+            }
+            b.push_str("</tbody></table></div>");
+        }
+    }
+    page(lang, t(Key::Replay), Nav::Replay, true, "/replay", &b)
 }
 
 fn th(label: &str, numeric: bool) -> String {

@@ -191,6 +191,10 @@ pub fn mode_name(mode: PolicyMode) -> &'static str {
     }
 }
 
+/// The sample policy shipped in `deploy/policy.toml` (a dry-run, every key documented):
+/// what the web page's replay form starts from.
+pub const SAMPLE_POLICY_TOML: &str = include_str!("../../../deploy/policy.toml");
+
 impl PolicyFile {
     /// Parses TOML, or JSON when the text starts with `{`.
     pub fn parse(text: &str) -> Result<Self, PolicyFileError> {
@@ -638,7 +642,7 @@ DTEND;VALUE=DATE:20270104\r\nSUMMARY:Vacances de No\u{eb}l\r\nEND:VEVENT\r\nEND:
     /// deploy/policy.toml documents every key: it must stay a valid policy.
     #[test]
     fn the_annotated_example_in_deploy_is_valid() {
-        let file = PolicyFile::parse(include_str!("../../../deploy/policy.toml")).unwrap();
+        let file = PolicyFile::parse(SAMPLE_POLICY_TOML).unwrap();
         let p = valid(&file, 2026);
         assert_eq!(p.windows[1].action(), ShutdownAction::Sleep);
         assert_eq!(p.maintenance.len(), 2);
