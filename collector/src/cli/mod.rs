@@ -10,8 +10,8 @@
 //! - [`init_tls`]: a private CA and certificates; [`demo`] (feature `demo`): the
 //!   collector, this machine's agent and a simulated fleet in one process.
 
-#[cfg(feature = "demo")]
 pub mod carbon;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod export;
 pub mod init_tls;
