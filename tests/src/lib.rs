@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod browser;
 pub mod fleet;
 pub mod grpc;
 pub mod mosquitto;

@@ -386,6 +386,27 @@ fn an_org_follows_its_last_twelve_months_against_its_kwh_target() {
         serde_json::from_str::<serde_json::Value>(&body).unwrap(),
         local
     );
+    // The overview in the real browser shows the same verdict and gap.
+    let base = format!("http://{}", c.http);
+    let profile = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let shown: Result<(Option<String>, String), fantoccini::error::CmdError> = rt.block_on(async {
+        let (_driver, b) = veille_tests::browser::browser(profile.path()).await;
+        let shown = async {
+            veille_tests::browser::sign_in(&b, &base, TOKEN_A).await?;
+            let verdict = b
+                .find(fantoccini::Locator::Id("trajectory-verdict"))
+                .await?;
+            Ok((verdict.attr("data-on-track").await?, verdict.text().await?))
+        }
+        .await;
+        let _ = b.close().await;
+        shown
+    });
+    let (on_track, text) = shown.unwrap();
+    assert_eq!(on_track.as_deref(), Some("true"), "{text}");
+    let gap = format!("{:+.1} %", local[0]["gap_pct"].as_f64().unwrap());
+    assert!(text.contains(&gap), "{text} should show {gap}");
     let (status, body) = get(&c.http, "/api/v1/reports/trajectory", TOKEN_E);
     assert_eq!((status, body.trim()), (200, "[]"), "agglo has no target");
     assert_eq!(

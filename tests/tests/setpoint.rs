@@ -283,6 +283,43 @@ fn imported_load_curves_and_a_setpoint_change_give_the_effect_or_insufficient_da
         "the before/after chart"
     );
     assert!(html.contains("salle-b"));
+    // And in the real browser: signed in with the org token, the rooms page draws
+    // salle-a's chart and carries the same before/after means.
+    let base = format!("http://{}", c.http);
+    let profile = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let in_browser: Result<Vec<f64>, fantoccini::error::CmdError> = rt.block_on(async {
+        let (_driver, b) = veille_tests::browser::browser(profile.path()).await;
+        let shown = async {
+            veille_tests::browser::sign_in(&b, &base, &c.token()).await?;
+            b.find(fantoccini::Locator::LinkText("Server rooms"))
+                .await?
+                .click()
+                .await?;
+            let row = b
+                .wait()
+                .for_element(fantoccini::Locator::Css("tr[data-metric='cooling_power']"))
+                .await?;
+            b.find(fantoccini::Locator::Css("svg.change rect.after"))
+                .await?;
+            let mut values = Vec::new();
+            for cell in row
+                .find_all(fantoccini::Locator::Css("td[data-value]"))
+                .await?
+            {
+                values.push(cell.attr("data-value").await?.unwrap().parse().unwrap());
+            }
+            Ok(values)
+        }
+        .await;
+        let _ = b.close().await;
+        shown
+    });
+    assert_eq!(
+        in_browser.unwrap(),
+        shown,
+        "the browser shows the page's figures"
+    );
     let reason = r["changes"][0]["report"]["cooling_power"]["reason"]
         .as_str()
         .unwrap();

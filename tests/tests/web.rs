@@ -6,24 +6,14 @@
 //! test log). Without a session every page redirects to the login; a wrong token is
 //! refused.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use fantoccini::{ClientBuilder, Locator};
+use fantoccini::Locator;
 use veille_tests::fleet::{http, sample_fleet, seed};
-use veille_tests::{Collector, Proc, bin, savings_fleet, wait_until};
+use veille_tests::{Collector, bin, savings_fleet};
 
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use veille_tests::browser::browser;
 
 /// The collector's report month (its default time zone) as `veille-collector` sees it.
 fn this_month() -> (String, String, String) {
@@ -432,48 +422,6 @@ async fn chromium_logs_in_and_sees_the_cli_figures() {
     let _ = c.close().await;
     driver.stop();
     result.expect("browser steps");
-}
-
-/// chromedriver on a free port and a headless Chromium session with its profile in
-/// `profile`.
-async fn browser(profile: &Path) -> (Proc, fantoccini::Client) {
-    for p in [CHROMEDRIVER, CHROMIUM] {
-        assert!(
-            Path::new(p).exists(),
-            "{p} missing: apt-get install chromium chromium-driver (scripts/test.sh installs them)"
-        );
-    }
-    let port = free_port();
-    let mut cmd = Command::new(CHROMEDRIVER);
-    cmd.arg(format!("--port={port}"));
-    // chromedriver says it started on stdout, which `Proc` does not read: wait for its
-    // port instead.
-    let driver = Proc::spawn("chromedriver", cmd);
-    wait_until("chromedriver to listen", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": CHROMIUM,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1280,1100",
-                format!("--user-data-dir={}", profile.display()),
-            ]
-        }),
-    );
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    let c = ClientBuilder::new(connector)
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await
-        .expect("a WebDriver session with Chromium");
-    (driver, c)
 }
 
 /// The savings page (issue 19): a dry-run then an enforced policy and a fleet whose
