@@ -45,6 +45,7 @@ pub mod measure;
 pub mod msi_properties;
 pub mod never_interrupt;
 pub mod policy;
+pub mod power_caps;
 pub mod probes;
 pub mod run;
 pub mod sampler;

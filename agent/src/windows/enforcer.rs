@@ -25,7 +25,7 @@ use windows_sys::Win32::UI::WindowsAndMessaging::{
     MB_ICONWARNING, MB_OK, MB_SETFOREGROUND, MB_TOPMOST,
 };
 
-use crate::enforcer::PowerCapabilities;
+use crate::power_caps::PowerCapabilities;
 use crate::probes::registry::wide;
 
 /// The reason recorded with the shutdown (event 1074 in the System log, and the
