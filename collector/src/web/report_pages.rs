@@ -15,7 +15,7 @@ use veille_domain::rooms::setpoint::{Comparison, SetpointOptions};
 
 use super::html::{Nav, esc, page};
 use super::i18n::{Key, Lang};
-use super::views::{OrgPicker, device_link, month_form};
+use super::views::{OrgPicker, device_link, month_form, org_select};
 use super::{
     PageParams, WebState, blocking, data, error_page, html_response, lang_of, principal,
     report_error, scope, to_login,
@@ -569,29 +569,12 @@ pub fn renewal_view(lang: Lang, r: &RenewalReport, picker: &Option<OrgPicker>) -
 
 /// The operator's org picker alone (the renewal report has no period).
 fn org_form(lang: Lang, action: &str, picker: &Option<OrgPicker>) -> Option<String> {
-    let p = picker.as_ref()?;
-    let mut s = format!(
-        "<form class=\"inline\" method=\"get\" action=\"{action}\"><div><label for=\"org\">{}</label><select id=\"org\" name=\"org\"><option value=\"\">{}</option>",
-        lang.t(Key::Organisation),
-        lang.t(Key::AllOrgs)
-    );
-    for o in &p.orgs {
-        let sel = if p.selected.as_deref() == Some(o) {
-            " selected"
-        } else {
-            ""
-        };
-        s.push_str(&format!(
-            "<option value=\"{}\"{sel}>{}</option>",
-            esc(o),
-            esc(o)
-        ));
-    }
-    s.push_str(&format!(
-        "</select></div><button class=\"primary\" type=\"submit\">{}</button></form>",
+    picker.as_ref()?;
+    Some(format!(
+        "<form class=\"inline\" method=\"get\" action=\"{action}\">{}<button class=\"primary\" type=\"submit\">{}</button></form>",
+        org_select(lang, picker),
         lang.t(Key::Show)
-    ));
-    Some(s)
+    ))
 }
 
 /// The compliance page.

@@ -62,7 +62,7 @@ fn org_query(picker: &Option<OrgPicker>) -> String {
     }
 }
 
-fn org_select(lang: Lang, picker: &Option<OrgPicker>) -> String {
+pub(super) fn org_select(lang: Lang, picker: &Option<OrgPicker>) -> String {
     let Some(p) = picker else {
         return String::new();
     };
