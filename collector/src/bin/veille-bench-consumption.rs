@@ -31,7 +31,7 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use veille_collector::reports::{self, ConsumptionQuery, OutputFormat};
-use veille_collector::store::Store;
+use veille_collector::store::{Location, Store};
 use veille_domain::energy::catalogue::Catalogue;
 use veille_domain::energy::consumption::{Context, CsvDialect, EnergyConfig, GroupBy};
 use veille_domain::energy::rollup::{HOUR_MS, HourRollup};
@@ -77,6 +77,12 @@ struct Args {
     /// a report's before and after on the same bytes. Implies `--keep`.
     #[arg(long)]
     reuse: Option<PathBuf>,
+    /// Run on PostgreSQL (`[store] backend = "postgres"`): a throwaway cluster started
+    /// from Debian's `postgresql` binaries (`store::testpg`, under the system temp
+    /// dir, stopped and removed at the end), one database per scenario. The engine's
+    /// own scan is then the same `sum(length(data))` in PostgreSQL. Not with `--reuse`.
+    #[arg(long)]
+    postgres: bool,
 }
 
 struct Row {
@@ -102,6 +108,9 @@ fn main() -> anyhow::Result<()> {
     if args.sites == 0 {
         bail!("--sites must be at least 1");
     }
+    if args.postgres && args.reuse.is_some() {
+        bail!("--reuse keeps embedded stores only: not with --postgres");
+    }
     let work = match &args.reuse {
         Some(dir) => dir.clone(),
         None => args
@@ -121,12 +130,33 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn run(args: &Args, work: &Path) -> anyhow::Result<Vec<Row>> {
+    // Dropped at the end of the run: the cluster stops and its directory goes.
+    let cluster = if args.postgres {
+        let cluster = veille_collector::store::testpg::Cluster::start()
+            .map_err(|e| anyhow::anyhow!("starting a PostgreSQL cluster: {e}"))?;
+        Some(cluster)
+    } else {
+        None
+    };
+    let open = |dir: &Path| -> anyhow::Result<Bench> {
+        match &cluster {
+            Some(cluster) => {
+                let url = cluster
+                    .create_database()
+                    .map_err(|e| anyhow::anyhow!("creating a database: {e}"))?;
+                Ok(Bench::Postgres { url })
+            }
+            None => Ok(Bench::Embedded {
+                dir: dir.to_owned(),
+            }),
+        }
+    };
     let mut rows = Vec::new();
     if args.month_devices > 0 {
         // January 2025 (31 days).
         rows.push(scenario(
             args,
-            &work.join("month"),
+            &open(&work.join("month"))?,
             "month",
             args.month_devices,
             31,
@@ -136,7 +166,7 @@ fn run(args: &Args, work: &Path) -> anyhow::Result<Vec<Row>> {
     if args.year_devices > 0 {
         rows.push(scenario(
             args,
-            &work.join("year"),
+            &open(&work.join("year"))?,
             "year",
             args.year_devices,
             365,
@@ -146,30 +176,80 @@ fn run(args: &Args, work: &Path) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// Where a scenario's store lives.
+enum Bench {
+    Embedded { dir: PathBuf },
+    Postgres { url: String },
+}
+
+impl Bench {
+    fn open(&self) -> anyhow::Result<Store> {
+        Ok(match self {
+            Bench::Embedded { dir } => Store::open(dir)?,
+            Bench::Postgres { url } => {
+                Store::open_location(&Location::Postgres { url: url.clone() })?
+            }
+        })
+    }
+
+    /// Bytes on disk: the directory's allocated blocks, or the database's size.
+    fn size(&self, store: &Store) -> anyhow::Result<u64> {
+        match self {
+            Bench::Embedded { dir } => Ok(dir_size(dir)),
+            Bench::Postgres { .. } => Ok(store.size_on_disk()?),
+        }
+    }
+
+    /// The engine's own plain scan of every packed rollup row: (rows, bytes).
+    fn raw_scan(&self) -> anyhow::Result<(i64, i64)> {
+        const SQL: &str = "SELECT count(*), COALESCE(sum(length(data)), 0) FROM rollup_days";
+        match self {
+            Bench::Embedded { dir } => {
+                let db =
+                    rusqlite::Connection::open(dir.join(veille_collector::store::sqlite::FILE))?;
+                Ok(db.query_row(SQL, [], |r| Ok((r.get(0)?, r.get(1)?)))?)
+            }
+            Bench::Postgres { url } => {
+                let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+                let row = client.query_one(
+                    "SELECT count(*), COALESCE(sum(length(data)), 0)::bigint FROM rollup_days",
+                    &[],
+                )?;
+                Ok((row.get(0), row.get(1)))
+            }
+        }
+    }
+}
+
 fn scenario(
     args: &Args,
-    dir: &Path,
+    bench: &Bench,
     name: &'static str,
     devices: u64,
     days: i64,
     (from, to): (&str, &str),
 ) -> anyhow::Result<Row> {
     let t = Instant::now();
-    let reused = args.reuse.is_some() && dir.join(veille_collector::store::sqlite::FILE).is_file();
+    let reused = match bench {
+        Bench::Embedded { dir } => {
+            args.reuse.is_some() && dir.join(veille_collector::store::sqlite::FILE).is_file()
+        }
+        Bench::Postgres { .. } => false,
+    };
     if reused {
-        eprintln!("[{name}] reusing the store in {}", dir.display());
+        eprintln!("[{name}] reusing the kept store");
     } else {
         eprintln!("[{name}] generating {devices} devices × {days} days ...");
         // The report's period is local (Europe/Paris): start a day early so that its
         // first hours (23:00 UTC the day before) have rollups too.
         let start_ms = YEAR_START_MS - DAY_MS;
         let end_ms = YEAR_START_MS + days * DAY_MS;
-        let store = Store::open(dir)?;
+        let store = bench.open()?;
         generate(&store, args, devices, start_ms, end_ms)?;
         store.flush()?;
     }
     let gen_s = t.elapsed().as_secs_f64();
-    let store_mb = dir_size(dir) as f64 / 1e6;
+    let store_mb = bench.size(&bench.open()?)? as f64 / 1e6;
     eprintln!("[{name}] generated in {gen_s:.1} s ({store_mb:.0} MB on disk)");
 
     let config = EnergyConfig::default();
@@ -182,7 +262,7 @@ fn scenario(
         dialect: CsvDialect::Plain,
     };
 
-    let store = Store::open(dir)?;
+    let store = bench.open()?;
     let reset = reset_hwm();
     let rss_before = status_kb("VmRSS:").unwrap_or(0);
     let t = Instant::now();
@@ -230,17 +310,11 @@ fn scenario(
 
     // Baseline 2: the engine's own plain scan of every packed rollup row, a sum() in
     // SQL (includes the days around the period: a little more than the report reads).
-    let db = rusqlite::Connection::open(dir.join(veille_collector::store::sqlite::FILE))?;
     let t = Instant::now();
-    let (raw_rows, raw_bytes): (i64, i64) = db.query_row(
-        "SELECT count(*), COALESCE(sum(length(data)), 0) FROM rollup_days",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let (raw_rows, raw_bytes) = bench.raw_scan()?;
     let raw_scan_s = t.elapsed().as_secs_f64();
     std::hint::black_box(raw_rows);
     let raw_bytes = raw_bytes as u64;
-    drop(db);
 
     Ok(Row {
         scenario: name,
