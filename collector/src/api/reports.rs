@@ -180,12 +180,12 @@ pub async fn setpoint(
         reports::setpoint::setpoint_output(&store, &ctx, org.as_deref(), &p.room, &opts, format)
     })
     .await?
-    .map_err(|e| {
-        if e.is_usage() {
-            ApiError::bad_request(e.to_string())
-        } else {
-            ApiError::internal("setpoint report", e)
+    .map_err(|e| match e {
+        reports::setpoint::RoomError::NotFound(_) => {
+            ApiError::new(axum::http::StatusCode::NOT_FOUND, e.to_string())
         }
+        e if e.is_usage() => ApiError::bad_request(e.to_string()),
+        e => ApiError::internal("setpoint report", e),
     })?;
     Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
 }

@@ -436,7 +436,9 @@ pub fn setpoint_command(a: SetpointArgs) -> Result<String, CliError> {
     match out {
         Err(CliError::Report(ReportError::Task(m))) => Err(RoomError::Usage(m).into()),
         Err(CliError::Route(RouteError::Refused {
-            status: 400, body, ..
+            status: 400 | 404,
+            body,
+            ..
         })) => Err(RoomError::Usage(body).into()),
         o => o,
     }

@@ -38,6 +38,10 @@ pub const MAX_IT_UNKNOWN_SHARE: f64 = 0.25;
 pub enum RoomError {
     #[error("{0}")]
     Usage(String),
+    /// No room of that name in the caller's scope (the API's 404; an org never learns
+    /// whether another org has a room of that name).
+    #[error("no room {0:?}")]
+    NotFound(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -59,7 +63,10 @@ impl RoomError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            RoomError::Usage(_) | RoomError::LoadCurve { .. } | RoomError::Read { .. }
+            RoomError::Usage(_)
+                | RoomError::NotFound(_)
+                | RoomError::LoadCurve { .. }
+                | RoomError::Read { .. }
         )
     }
 }
@@ -115,7 +122,7 @@ pub fn room_report(
         .filter(|r| r.name == room_name)
         .collect();
     let room = match found.len() {
-        0 => return Err(RoomError::Usage(format!("no room {room_name:?}"))),
+        0 => return Err(RoomError::NotFound(room_name.to_owned())),
         1 => found.remove(0),
         _ => {
             return Err(RoomError::Usage(format!(

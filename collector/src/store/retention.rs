@@ -14,6 +14,21 @@ use crate::store::Store;
 /// How often the server looks for reports past the retention.
 pub const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
+/// How soon a purge the store could not take now (database down, disk full) is tried
+/// again: sooner than [`PURGE_EVERY`], so that a collector started while PostgreSQL was
+/// down does not keep an hour of reports past the retention once it is back.
+pub const RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// How long the task waits after a purge attempt. A store that is down is the
+/// ingest's condition to report (one log line when writes start failing), not an error
+/// of the purge, which is simply tried again soon.
+fn wait_after(result: &Result<(), crate::store::StoreError>) -> Duration {
+    match result {
+        Err(e) if e.is_transient() => RETRY_AFTER,
+        _ => PURGE_EVERY,
+    }
+}
+
 use veille_proto::units::MS_PER_DAY as DAY_MS;
 
 /// Reports ending before this instant are past a retention of `days`; `None` when
@@ -31,22 +46,42 @@ pub fn spawn(store: Arc<Store>, days: u32, mut stop: watch::Receiver<bool>) -> J
         }
         loop {
             let now = crate::clock::now_ms();
+            let mut wait = PURGE_EVERY;
             if let Some(cutoff) = cutoff_unix_ms(now, days) {
                 let s = store.clone();
-                match tokio::task::spawn_blocking(move || s.purge_raw_reports(cutoff)).await {
-                    Ok(Ok(out)) if out.reports > 0 => tracing::info!(
-                        reports = out.reports,
-                        devices = out.devices,
-                        days,
-                        "purged raw reports past raw_retention_days (hourly rollups kept)"
-                    ),
-                    Ok(Ok(_)) => tracing::debug!("no raw report past the retention"),
-                    Ok(Err(e)) => tracing::error!(error = %e, "purging raw reports failed"),
-                    Err(e) => tracing::error!(error = %e, "the purge task failed"),
-                }
+                let outcome = match tokio::task::spawn_blocking(move || s.purge_raw_reports(cutoff))
+                    .await
+                {
+                    Ok(Ok(out)) => {
+                        if out.reports > 0 {
+                            tracing::info!(
+                                reports = out.reports,
+                                devices = out.devices,
+                                days,
+                                "purged raw reports past raw_retention_days (hourly rollups kept)"
+                            );
+                        } else {
+                            tracing::debug!("no raw report past the retention");
+                        }
+                        Ok(())
+                    }
+                    Ok(Err(e)) => {
+                        if e.is_transient() {
+                            tracing::warn!(error = %e, retry_in = ?RETRY_AFTER, "raw-report purge postponed: the store cannot take writes now");
+                        } else {
+                            tracing::error!(error = %e, "purging raw reports failed");
+                        }
+                        Err(e)
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "the purge task failed");
+                        Ok(())
+                    }
+                };
+                wait = wait_after(&outcome);
             }
             tokio::select! {
-                _ = tokio::time::sleep(PURGE_EVERY) => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
         }
@@ -62,5 +97,20 @@ mod tests {
         assert_eq!(cutoff_unix_ms(1_000 * DAY_MS, 90), Some(910 * DAY_MS));
         assert_eq!(cutoff_unix_ms(1_000 * DAY_MS, 0), None);
         assert_eq!(cutoff_unix_ms(i64::MIN + 5, 1), Some(i64::MIN));
+    }
+
+    #[test]
+    fn a_store_that_is_down_is_retried_within_a_minute_other_failures_hourly() {
+        use crate::store::StoreError;
+        assert_eq!(wait_after(&Ok(())), PURGE_EVERY);
+        assert_eq!(
+            wait_after(&Err(StoreError::Unavailable("database gone".into()))),
+            RETRY_AFTER
+        );
+        assert_eq!(
+            wait_after(&Err(StoreError::Engine("bad row".into()))),
+            PURGE_EVERY
+        );
+        assert!(RETRY_AFTER < PURGE_EVERY);
     }
 }
