@@ -349,9 +349,12 @@ impl Tx for PgTx<'_> {
 
     fn raw_for_each(&mut self, each: &mut EachRaw<'_>) -> Result<(), StoreError> {
         let s = self.stmt(
+            // In order without a sort of the whole history (see `rollup_days_all`).
             "SELECT d.org, d.device, r.hour, r.seq_min, r.seq_max, r.n, r.data
-             FROM raw_hours r JOIN dev_ids d ON d.id = r.dev
-             ORDER BY d.org, d.device, r.hour",
+             FROM (SELECT id, org, device FROM dev_ids ORDER BY org, device) d
+             CROSS JOIN LATERAL (
+                 SELECT hour, seq_min, seq_max, n, data FROM raw_hours
+                 WHERE dev = d.id ORDER BY hour) r",
         )?;
         // Streamed: the whole raw history does not fit in memory.
         let mut rows = self
@@ -440,11 +443,20 @@ impl Tx for PgTx<'_> {
         to_day: i64,
         each: &mut EachDay<'_>,
     ) -> Result<(), StoreError> {
+        // Devices in (org, device) order from their unique index, each device's days
+        // from the primary key: the rows come out in the order the caller wants
+        // without sorting them. A join ordered by (org, device, day) made PostgreSQL
+        // sort the whole period's packed days (a month of 30,000 devices: ~1 GB,
+        // spilled to disk), which took most of the month report's 18.7 s.
         let s = self.stmt(
             "SELECT d.org, d.device, r.day, r.data
-             FROM dev_ids d JOIN rollup_days r ON r.dev = d.id
-             WHERE ($1::text IS NULL OR d.org = $1) AND r.day >= $2 AND r.day < $3
-             ORDER BY d.org, d.device, r.day",
+             FROM (SELECT id, org, device FROM dev_ids
+                   WHERE $1::text IS NULL OR org = $1
+                   ORDER BY org, device) d
+             CROSS JOIN LATERAL (
+                 SELECT day, data FROM rollup_days
+                 WHERE dev = d.id AND day >= $2 AND day < $3
+                 ORDER BY day) r",
         )?;
         // Streamed: a month of a large fleet is hundreds of MB of packed days.
         let params: [Param<'_>; 3] = [&org, &from_day, &to_day];
