@@ -261,22 +261,52 @@ pub fn parse(bytes: &[u8], tz: &TimeZone) -> Result<Parsed, IntensityError> {
 
 /// Hourly intensities of one zone over a report's period, kg CO2e per kWh by UTC hour
 /// start: what the report weighs each hour's kWh by.
+///
+/// Dense: one slot per hour from the first known hour to the last (NaN where
+/// unknown), so that the report's lookup for each device-hour is an index, not a tree
+/// search. A period's hours are contiguous, so the slots are nearly all filled.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HourlyIntensity {
-    kg_per_kwh: BTreeMap<i64, f64>,
+    /// Index of the first slot's hour (hour start / [`MS_PER_HOUR`]).
+    first: i64,
+    kg_per_kwh: Vec<f64>,
 }
 
 impl HourlyIntensity {
     /// From (hour start, g/kWh) pairs as [`parse`] gives them and the store keeps them.
+    /// A time that is not an hour start is not an hour of the table (never looked up).
     pub fn from_g_per_kwh(hours: impl IntoIterator<Item = (i64, f64)>) -> Self {
-        Self {
-            kg_per_kwh: hours.into_iter().map(|(h, g)| (h, g / 1000.0)).collect(),
+        let hours: Vec<(i64, f64)> = hours
+            .into_iter()
+            .filter(|(h, g)| h.rem_euclid(MS_PER_HOUR) == 0 && g.is_finite())
+            .map(|(h, g)| (h.div_euclid(MS_PER_HOUR), g / 1000.0))
+            .collect();
+        let (Some(first), Some(last)) = (
+            hours.iter().map(|(i, _)| *i).min(),
+            hours.iter().map(|(i, _)| *i).max(),
+        ) else {
+            return Self::default();
+        };
+        let len = usize::try_from(last - first + 1).unwrap_or(0);
+        let mut kg_per_kwh = vec![f64::NAN; len];
+        for (i, kg) in hours {
+            if let Some(slot) = usize::try_from(i - first)
+                .ok()
+                .and_then(|k| kg_per_kwh.get_mut(k))
+            {
+                *slot = kg;
+            }
         }
+        Self { first, kg_per_kwh }
     }
 
     /// kg CO2e per kWh of the hour starting at `hour`, where known.
     pub fn at(&self, hour: i64) -> Option<f64> {
-        self.kg_per_kwh.get(&hour).copied()
+        if hour.rem_euclid(MS_PER_HOUR) != 0 {
+            return None;
+        }
+        let k = usize::try_from(hour.div_euclid(MS_PER_HOUR).checked_sub(self.first)?).ok()?;
+        self.kg_per_kwh.get(k).copied().filter(|kg| !kg.is_nan())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -417,6 +447,19 @@ France;Données temps réel;2026-07-01;02:30;2026-07-01T02:30:00+02:00;40000;22\
         assert_eq!(h.at(0), Some(0.05));
         assert_eq!(h.at(H), Some(0.02));
         assert_eq!(h.at(2 * H), None);
+        assert_eq!(h.at(-H), None);
+        assert_eq!(h.at(H / 2), None);
         assert!(HourlyIntensity::default().is_empty());
+        // A gap inside the table is unknown, never a neighbour's value.
+        let gap = HourlyIntensity::from_g_per_kwh([(10 * H, 50.0), (13 * H, 20.0)]);
+        assert_eq!(gap.at(10 * H), Some(0.05));
+        assert_eq!(gap.at(11 * H), None);
+        assert_eq!(gap.at(12 * H), None);
+        assert_eq!(gap.at(13 * H), Some(0.02));
+        assert_eq!(gap.at(14 * H), None);
+        // Negative hours (before 1970) index like any other.
+        let old = HourlyIntensity::from_g_per_kwh([(-3 * H, 80.0)]);
+        assert_eq!(old.at(-3 * H), Some(0.08));
+        assert_eq!(old.at(-2 * H), None);
     }
 }
