@@ -1,9 +1,10 @@
 //! The side effects of an auto-shutdown policy, behind [`Enforcer`]: warning the
-//! logged-in users and powering the machine off, hibernating or suspending it. [`SystemEnforcer`] does it for real;
-//! [`RecordingEnforcer`] records what would have been done, for tests (STYLE.md: a side
-//! effect a test must not do for real sits behind a small trait). [`CommandEnforcer`]
-//! runs a configured program instead (`[enforcer] command`): a site's own shutdown
-//! script, or a recording script in the end-to-end tests.
+//! logged-in users (on Linux desktop notifications first: `crate::notify`) and
+//! powering the machine off, hibernating or suspending it. [`SystemEnforcer`] does it
+//! for real; [`RecordingEnforcer`] records what would have been done, for tests
+//! (STYLE.md: a side effect a test must not do for real sits behind a small trait).
+//! [`CommandEnforcer`] runs a configured program instead (`[enforcer] command`): a
+//! site's own shutdown script, or a recording script in the end-to-end tests.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -79,14 +80,18 @@ pub fn carry_out(enforcer: &dyn Enforcer, action: ShutdownAction) -> EnforceFutu
 /// The real thing.
 ///
 /// # Platform-specific behaviour
-/// Linux: warnings go to every terminal through `wall`; power-off, hibernate and sleep
+/// Linux: warnings go to every terminal through `wall`. The running agent wraps this
+/// enforcer in [`crate::notify::DesktopEnforcer`], which sends each warning to the
+/// desktop notifiers connected to its socket instead (a notification with a "postpone"
+/// button in each graphical session) and comes here, to `wall`, only when none is
+/// connected. Power-off, hibernate and sleep
 /// ask logind over the system D-Bus (`org.freedesktop.login1.Manager.PowerOff`,
 /// `Hibernate`, `Suspend`, each with `interactive = false`: no interactive
 /// authorisation, so it works for the root service or with the package's polkit rule,
 /// and fails cleanly otherwise), then fall back to `systemctl poweroff|hibernate|suspend`.
 /// Whether hibernate and sleep are possible is logind's `CanHibernate` / `CanSuspend`:
 /// anything but `yes` (`no`, `na`: no swap or no kernel support; `challenge`: would need
-/// a password) makes the action impossible. Desktop notifications are not sent yet.
+/// a password) makes the action impossible.
 ///
 /// Windows: the warning is a message box in the console session (`WTSSendMessageW`,
 /// closing itself at the deadline); power-off is `InitiateSystemShutdownExW` with a

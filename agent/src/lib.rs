@@ -21,6 +21,10 @@
 //!   keep the last valid one on disk, evaluate every tick, `postpone` requests.
 //! - [`enforcer`]: warnings and power-off, hibernate, sleep behind a trait (real, and
 //!   recording for tests).
+//! - [`notify`] (Unix): the local socket that desktop notifiers connect to; warnings
+//!   go to them, or through `wall` when none is connected; their postpones come back.
+//! - [`notifier`] (Unix): `veille-agent notifier`, run in each graphical session: shows
+//!   the warnings on the session bus with a "postpone" button.
 //! - [`wake`]: the RTC wake-up armed for the next maintenance window (real on a sysfs
 //!   root, and recording).
 //! - [`never_interrupt`]: work a policy must not interrupt (named processes from
@@ -44,6 +48,10 @@ pub mod inventory_watch;
 pub mod measure;
 pub mod msi_properties;
 pub mod never_interrupt;
+#[cfg(unix)]
+pub mod notifier;
+#[cfg(unix)]
+pub mod notify;
 pub mod policy;
 pub mod power_caps;
 pub mod probes;

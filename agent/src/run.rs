@@ -286,13 +286,34 @@ pub async fn run(
         );
         state.last_boot_id = Some(identity.session.boot_id.clone());
     }
+    let enforcer = crate::enforcer::from_command(&config.enforcer.command);
+    // Warnings go to the desktop notifiers first, unless a configured command stands in
+    // for the platform. `_notify_serving` stops serving (and removes the socket) when
+    // `run` returns.
+    #[cfg(unix)]
+    let (enforcer, _notify_serving) = match config
+        .enforcer
+        .command
+        .trim()
+        .is_empty()
+        .then(crate::notify::socket_path)
+        .flatten()
+        .and_then(|socket| crate::notify::start(&socket, &state_dir))
+    {
+        Some((hub, serving)) => (
+            Arc::new(crate::notify::DesktopEnforcer::new(hub, enforcer))
+                as Arc<dyn crate::enforcer::Enforcer>,
+            Some(serving),
+        ),
+        None => (enforcer, None),
+    };
     let policy = Arc::new(
         PolicyAgent::open(
             &state_dir,
             &config.policy_public_key,
             state.pinned_policy_key.as_deref(),
             policy_facts(&basic_inventory(&host, &config), &config),
-            crate::enforcer::from_command(&config.enforcer.command),
+            enforcer,
             policy_now(clocks.as_ref()),
         )
         .map_err(RunError::Policy)?
