@@ -552,7 +552,7 @@ impl PolicyAgent {
             warn!(error = %e, "cannot warn the users");
         }
         if let (Some(action), Some(policy)) = (steps.act, policy) {
-            if let Some(e) = self.arm_wake(&policy, now) {
+            if let Some(e) = self.arm_wake(&policy, action, now) {
                 events.push(e);
             }
             info!(action = action_name(action), "policy: carrying out");
@@ -566,9 +566,14 @@ impl PolicyAgent {
     /// Arms a wake-up for the next maintenance window, if the policy has one: the
     /// `POLICY_WAKE_ARMED` event, or `None` (none to arm, or it failed: logged, and
     /// the action goes on; an unpatched night beats a machine left on against policy).
-    fn arm_wake(&self, policy: &Policy, now: Timestamp) -> Option<PolicyEvent> {
+    fn arm_wake(
+        &self,
+        policy: &Policy,
+        action: ShutdownAction,
+        now: Timestamp,
+    ) -> Option<PolicyEvent> {
         let next = next_maintenance(policy, now)?;
-        match self.wake.arm(next.start) {
+        match self.wake.arm(next.start, action) {
             Ok(how) => {
                 info!(at = %next.start, maintenance = next.window, via = %how, "wake-up armed");
                 Some(PolicyEvent {

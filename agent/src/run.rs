@@ -808,16 +808,29 @@ pub async fn once(
     })
 }
 
-/// The wake alarm for maintenance windows: the RTC on Linux, unless a configured
-/// `[enforcer] command` stands in for the platform (a site's script, or the end-to-end
-/// tests' recorder: the test machine's own RTC is never armed).
+/// The wake alarm for maintenance windows: the RTC on Linux, the service's waitable
+/// timer on Windows, unless a configured `[enforcer] command` stands in for the
+/// platform (a site's script, or the end-to-end tests' recorder: the test machine's own
+/// RTC is never armed).
 fn wake_alarm(enforcer_command: &str) -> Arc<dyn crate::wake::WakeAlarm> {
-    #[cfg(target_os = "linux")]
-    if enforcer_command.trim().is_empty() {
-        return Arc::new(crate::wake::RtcWakeAlarm::new(std::path::Path::new("/")));
+    if !enforcer_command.trim().is_empty() {
+        return Arc::new(crate::wake::NoWakeAlarm);
     }
-    let _ = enforcer_command;
-    Arc::new(crate::wake::NoWakeAlarm)
+    #[cfg(target_os = "linux")]
+    let alarm: Arc<dyn crate::wake::WakeAlarm> =
+        Arc::new(crate::wake::RtcWakeAlarm::new(std::path::Path::new("/")));
+    #[cfg(windows)]
+    let alarm: Arc<dyn crate::wake::WakeAlarm> =
+        match crate::windows::wake::WaitableTimerWakeAlarm::new() {
+            Ok(timer) => Arc::new(timer),
+            Err(e) => {
+                tracing::warn!(error = %e, "no wake timer: maintenance wake-ups are not armed");
+                Arc::new(crate::wake::NoWakeAlarm)
+            }
+        };
+    #[cfg(not(any(target_os = "linux", windows)))]
+    let alarm: Arc<dyn crate::wake::WakeAlarm> = Arc::new(crate::wake::NoWakeAlarm);
+    alarm
 }
 
 /// Work not to interrupt: processes and dpkg locks of this machine (Linux).
