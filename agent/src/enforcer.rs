@@ -94,14 +94,32 @@ pub fn carry_out(enforcer: &dyn Enforcer, action: ShutdownAction) -> EnforceFutu
 /// a password) makes the action impossible.
 ///
 /// Windows: the warning is a message box in the console session (`WTSSendMessageW`,
-/// closing itself at the deadline); power-off is `InitiateSystemShutdownExW` with a
+/// closing itself at the deadline); while the policy leaves a postpone it asks
+/// "Postpone the shutdown?" with Yes / No and waits, on a thread of its own, for the
+/// answer until the deadline: "Yes" is a postpone request through
+/// [`crate::policy::request_postpone`] ([`crate::console_prompt`]). Power-off is `InitiateSystemShutdownExW` with a
 /// 30 s notice and the reason "Other (Planned)" (see `crate::windows::enforcer`);
 /// hibernate and sleep are `SetSuspendState` (not forced, wake events left on, so a
 /// maintenance wake timer still fires), possible when `GetPwrCapabilities` says so
 /// ([`crate::power_caps::windows_verdict`]: S4 with a hibernation file; S3, which Modern Standby
 /// machines lack).
 #[derive(Debug, Default)]
-pub struct SystemEnforcer;
+pub struct SystemEnforcer {
+    /// Where a postpone answered in the Windows console box is requested.
+    #[cfg(windows)]
+    state_dir: std::path::PathBuf,
+}
+
+impl SystemEnforcer {
+    /// The platform's enforcer for the agent whose state is in `state_dir`.
+    #[cfg_attr(not(windows), allow(unused_variables))]
+    pub fn new(state_dir: &std::path::Path) -> Self {
+        Self {
+            #[cfg(windows)]
+            state_dir: state_dir.to_owned(),
+        }
+    }
+}
 
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -270,7 +288,12 @@ impl Enforcer for SystemEnforcer {
         Box::pin(async move {
             let left_s = deadline.as_second() - Timestamp::now().as_second();
             let timeout_s = u32::try_from(left_s.max(1)).unwrap_or(u32::MAX);
-            crate::windows::enforcer::warn_console(message, timeout_s).map_err(EnforceError::Warn)
+            let prompt = crate::console_prompt::prompt(
+                message,
+                crate::policy::postpone_allowed(&self.state_dir),
+            );
+            crate::windows::enforcer::warn_console(&prompt, timeout_s, &self.state_dir)
+                .map_err(EnforceError::Warn)
         })
     }
 
@@ -377,10 +400,11 @@ impl Enforcer for CommandEnforcer {
     }
 }
 
-/// The enforcer `[enforcer] command` selects: empty is the real [`SystemEnforcer`].
-pub fn from_command(command: &str) -> std::sync::Arc<dyn Enforcer> {
+/// The enforcer `[enforcer] command` selects: empty is the real [`SystemEnforcer`]
+/// (for the agent whose state is in `state_dir`).
+pub fn from_command(command: &str, state_dir: &std::path::Path) -> std::sync::Arc<dyn Enforcer> {
     if command.trim().is_empty() {
-        std::sync::Arc::new(SystemEnforcer)
+        std::sync::Arc::new(SystemEnforcer::new(state_dir))
     } else {
         tracing::info!(
             program = command.trim(),
@@ -617,7 +641,7 @@ mod tests {
         )
         .unwrap();
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let enforcer = from_command(script.to_str().unwrap());
+        let enforcer = from_command(script.to_str().unwrap(), dir.path());
         let deadline = Timestamp::from_second(1_780_000_000).unwrap();
         // Shell metacharacters reach the program untouched: no shell in between. The
         // file a shell would create is named by its absolute path, so the check below

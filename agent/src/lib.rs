@@ -33,6 +33,8 @@
 //! - [`wol_relay`]: the collector's signed wake requests (`Ack.wake`), verified and sent.
 //! - [`config`]: the TOML config (`deploy/agent.toml` is the annotated default).
 //! - [`run`]: wires it together for `veille-agent run` and `once`.
+//! - [`console_prompt`]: pure; the Windows console warning's "Postpone?" question
+//!   and what its answer means.
 //! - [`msi_properties`]: pure; the Windows installer's properties (written to the
 //!   registry by the MSI) as a config layer.
 //! - `windows` (Windows only): the Win32 edges above the probes: service, enforcer,
@@ -43,6 +45,7 @@ pub mod backoff;
 pub mod builder;
 pub mod check;
 pub mod config;
+pub mod console_prompt;
 pub mod enforcer;
 pub mod inventory_watch;
 pub mod measure;

@@ -286,7 +286,7 @@ pub async fn run(
         );
         state.last_boot_id = Some(identity.session.boot_id.clone());
     }
-    let enforcer = crate::enforcer::from_command(&config.enforcer.command);
+    let enforcer = crate::enforcer::from_command(&config.enforcer.command, &state_dir);
     // Warnings go to the desktop notifiers first, unless a configured command stands in
     // for the platform. `_notify_serving` stops serving (and removes the socket) when
     // `run` returns.
