@@ -53,6 +53,9 @@ pub const POSTPONE_ACTION: &str = "postpone";
 pub const MAX_LINE_BYTES: u64 = 16 * 1024;
 /// The socket's mode: every local user may connect (see "Who may postpone").
 const SOCKET_MODE: u32 = 0o666;
+/// After a failed `accept` (out of file descriptors): wait before the next, rather
+/// than spin.
+const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the agent sends a notifier.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,7 +165,7 @@ impl NotifyHub {
                 }
                 Err(e) => {
                     warn!(error = %e, "notify socket: accept failed");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    tokio::time::sleep(ACCEPT_RETRY).await;
                 }
             }
         }

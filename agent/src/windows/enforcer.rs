@@ -113,8 +113,9 @@ pub fn warn_console(
     const STYLE: u32 = MB_ICONWARNING | MB_SETFOREGROUND | MB_TOPMOST;
     let session = console_session()?;
     if !prompt.ask_postpone {
+        send_message(session, &prompt.text, STYLE | MB_OK, timeout_s, false)?;
         info!(via = "console", "warning shown in the console session");
-        return send_message(session, &prompt.text, STYLE | MB_OK, timeout_s, false).map(|_| ());
+        return Ok(());
     }
     let (text, state_dir) = (prompt.text.clone(), state_dir.to_owned());
     std::thread::Builder::new()
