@@ -12,7 +12,7 @@
 //! # Protocol
 //! One JSON object per line ([`ToNotifier`], [`ToAgent`]), lines at most
 //! [`MAX_LINE_BYTES`]. A notifier receives the warning in force when it connects (if
-//! its deadline is still ahead) and every new one after.
+//! its deadline is still ahead and it was not withdrawn) and every new one after.
 //!
 //! # Who may postpone
 //! Nobody more than before: a postpone from a notifier is taken only in answer to the
@@ -39,7 +39,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::enforcer::{CanFuture, EnforceFuture, Enforcer, ShutdownAction};
-use crate::policy::{postpone_allowed, request_postpone};
+use crate::policy::{postpone_allowed, read_runtime, request_postpone};
 
 /// Where the packaged agent listens: systemd's `RuntimeDirectory=veille-agent` (mode
 /// 0755) plus [`NOTIFY_SOCKET_NAME`]. Also the notifier's default.
@@ -191,12 +191,15 @@ impl NotifyHub {
             let (sent, out_tx) = (sent.clone(), out_tx.clone());
             let state_dir = self.state_dir.clone();
             tokio::spawn(async move {
-                // The warning in force when it connects, unless already past.
+                // The warning in force when it connects, unless already past or
+                // withdrawn since (work not to interrupt, the window closed).
                 let mut first = true;
                 loop {
                     let current = rx.borrow_and_update().clone();
                     if let Some(w) = current
-                        && (!first || w.deadline > Timestamp::now())
+                        && (!first
+                            || (w.deadline > Timestamp::now()
+                                && read_runtime(&state_dir).warned_at_ms.is_some()))
                     {
                         let line = encode_line(&ToNotifier::Warning {
                             id: w.id,
@@ -444,6 +447,42 @@ mod tests {
             Path::new(NOTIFY_SOCKET).file_name().unwrap(),
             NOTIFY_SOCKET_NAME
         );
+    }
+
+    /// A session that starts after the warning still gets it, unless it was withdrawn.
+    #[tokio::test]
+    async fn a_late_notifier_gets_the_warning_in_force_not_a_withdrawn_one() {
+        use crate::policy::{POLICY_STATE_FILE, PolicyRuntime};
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join(NOTIFY_SOCKET_NAME);
+        let (hub, _serving) = start(&socket, dir.path()).unwrap();
+        let runtime = |warned: Option<i64>| {
+            let rt = PolicyRuntime {
+                warned_at_ms: warned,
+                ..PolicyRuntime::default()
+            };
+            std::fs::write(
+                dir.path().join(POLICY_STATE_FILE),
+                serde_json::to_vec(&rt).unwrap(),
+            )
+            .unwrap();
+        };
+        runtime(Some(Timestamp::now().as_millisecond()));
+        let deadline = Timestamp::now() + jiff::SignedDuration::from_hours(1);
+        assert_eq!(hub.publish(deadline, "in force"), 0);
+        let mut late = BufReader::new(UnixStream::connect(&socket).await.unwrap());
+        let mut buf = Vec::new();
+        assert!(read_line(&mut late, &mut buf).await.unwrap());
+        assert!(matches!(serde_json::from_slice(&buf).unwrap(),
+                ToNotifier::Warning { message, .. } if message == "in force"));
+        runtime(None);
+        let mut later = BufReader::new(UnixStream::connect(&socket).await.unwrap());
+        let nothing = tokio::time::timeout(
+            std::time::Duration::from_millis(300),
+            read_line(&mut later, &mut buf),
+        )
+        .await;
+        assert!(nothing.is_err(), "a withdrawn warning was sent: {buf:?}");
     }
 
     /// With no notifier connected the warning falls back to the wrapped enforcer
