@@ -1,9 +1,10 @@
 //! The side effects of an auto-shutdown policy, behind [`Enforcer`]: warning the
-//! logged-in users and powering the machine off, hibernating or suspending it. [`SystemEnforcer`] does it for real;
-//! [`RecordingEnforcer`] records what would have been done, for tests (STYLE.md: a side
-//! effect a test must not do for real sits behind a small trait). [`CommandEnforcer`]
-//! runs a configured program instead (`[enforcer] command`): a site's own shutdown
-//! script, or a recording script in the end-to-end tests.
+//! logged-in users (on Linux desktop notifications first: `crate::notify`) and
+//! powering the machine off, hibernating or suspending it. [`SystemEnforcer`] does it
+//! for real; [`RecordingEnforcer`] records what would have been done, for tests
+//! (STYLE.md: a side effect a test must not do for real sits behind a small trait).
+//! [`CommandEnforcer`] runs a configured program instead (`[enforcer] command`): a
+//! site's own shutdown script, or a recording script in the end-to-end tests.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -79,24 +80,46 @@ pub fn carry_out(enforcer: &dyn Enforcer, action: ShutdownAction) -> EnforceFutu
 /// The real thing.
 ///
 /// # Platform-specific behaviour
-/// Linux: warnings go to every terminal through `wall`; power-off, hibernate and sleep
+/// Linux: warnings go to every terminal through `wall`. The running agent wraps this
+/// enforcer in [`crate::notify::DesktopEnforcer`], which sends each warning to the
+/// desktop notifiers connected to its socket instead (a notification with a "postpone"
+/// button in each graphical session) and comes here, to `wall`, only when none is
+/// connected. Power-off, hibernate and sleep
 /// ask logind over the system D-Bus (`org.freedesktop.login1.Manager.PowerOff`,
 /// `Hibernate`, `Suspend`, each with `interactive = false`: no interactive
 /// authorisation, so it works for the root service or with the package's polkit rule,
 /// and fails cleanly otherwise), then fall back to `systemctl poweroff|hibernate|suspend`.
 /// Whether hibernate and sleep are possible is logind's `CanHibernate` / `CanSuspend`:
 /// anything but `yes` (`no`, `na`: no swap or no kernel support; `challenge`: would need
-/// a password) makes the action impossible. Desktop notifications are not sent yet.
+/// a password) makes the action impossible.
 ///
 /// Windows: the warning is a message box in the console session (`WTSSendMessageW`,
-/// closing itself at the deadline); power-off is `InitiateSystemShutdownExW` with a
+/// closing itself at the deadline); while the policy leaves a postpone it asks
+/// "Postpone the shutdown?" with Yes / No and waits, on a thread of its own, for the
+/// answer until the deadline: "Yes" is a postpone request through
+/// [`crate::policy::request_postpone`] ([`crate::console_prompt`]). Power-off is `InitiateSystemShutdownExW` with a
 /// 30 s notice and the reason "Other (Planned)" (see `crate::windows::enforcer`);
 /// hibernate and sleep are `SetSuspendState` (not forced, wake events left on, so a
 /// maintenance wake timer still fires), possible when `GetPwrCapabilities` says so
 /// ([`crate::power_caps::windows_verdict`]: S4 with a hibernation file; S3, which Modern Standby
 /// machines lack).
 #[derive(Debug, Default)]
-pub struct SystemEnforcer;
+pub struct SystemEnforcer {
+    /// Where a postpone answered in the Windows console box is requested.
+    #[cfg(windows)]
+    state_dir: std::path::PathBuf,
+}
+
+impl SystemEnforcer {
+    /// The platform's enforcer for the agent whose state is in `state_dir`.
+    #[cfg_attr(not(windows), allow(unused_variables))]
+    pub fn new(state_dir: &std::path::Path) -> Self {
+        Self {
+            #[cfg(windows)]
+            state_dir: state_dir.to_owned(),
+        }
+    }
+}
 
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -265,7 +288,12 @@ impl Enforcer for SystemEnforcer {
         Box::pin(async move {
             let left_s = deadline.as_second() - Timestamp::now().as_second();
             let timeout_s = u32::try_from(left_s.max(1)).unwrap_or(u32::MAX);
-            crate::windows::enforcer::warn_console(message, timeout_s).map_err(EnforceError::Warn)
+            let prompt = crate::console_prompt::prompt(
+                message,
+                crate::policy::postpone_allowed(&self.state_dir),
+            );
+            crate::windows::enforcer::warn_console(&prompt, timeout_s, &self.state_dir)
+                .map_err(EnforceError::Warn)
         })
     }
 
@@ -372,10 +400,11 @@ impl Enforcer for CommandEnforcer {
     }
 }
 
-/// The enforcer `[enforcer] command` selects: empty is the real [`SystemEnforcer`].
-pub fn from_command(command: &str) -> std::sync::Arc<dyn Enforcer> {
+/// The enforcer `[enforcer] command` selects: empty is the real [`SystemEnforcer`]
+/// (for the agent whose state is in `state_dir`).
+pub fn from_command(command: &str, state_dir: &std::path::Path) -> std::sync::Arc<dyn Enforcer> {
     if command.trim().is_empty() {
-        std::sync::Arc::new(SystemEnforcer)
+        std::sync::Arc::new(SystemEnforcer::new(state_dir))
     } else {
         tracing::info!(
             program = command.trim(),
@@ -612,7 +641,7 @@ mod tests {
         )
         .unwrap();
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let enforcer = from_command(script.to_str().unwrap());
+        let enforcer = from_command(script.to_str().unwrap(), dir.path());
         let deadline = Timestamp::from_second(1_780_000_000).unwrap();
         // Shell metacharacters reach the program untouched: no shell in between. The
         // file a shell would create is named by its absolute path, so the check below

@@ -21,6 +21,10 @@
 //!   keep the last valid one on disk, evaluate every tick, `postpone` requests.
 //! - [`enforcer`]: warnings and power-off, hibernate, sleep behind a trait (real, and
 //!   recording for tests).
+//! - [`notify`] (Unix): the local socket that desktop notifiers connect to; warnings
+//!   go to them, or through `wall` when none is connected; their postpones come back.
+//! - [`notifier`] (Unix): `veille-agent notifier`, run in each graphical session: shows
+//!   the warnings on the session bus with a "postpone" button.
 //! - [`wake`]: the RTC wake-up armed for the next maintenance window (real on a sysfs
 //!   root, and recording).
 //! - [`never_interrupt`]: work a policy must not interrupt (named processes from
@@ -29,6 +33,8 @@
 //! - [`wol_relay`]: the collector's signed wake requests (`Ack.wake`), verified and sent.
 //! - [`config`]: the TOML config (`deploy/agent.toml` is the annotated default).
 //! - [`run`]: wires it together for `veille-agent run` and `once`.
+//! - [`console_prompt`]: pure; the Windows console warning's "Postpone?" question
+//!   and what its answer means.
 //! - [`msi_properties`]: pure; the Windows installer's properties (written to the
 //!   registry by the MSI) as a config layer.
 //! - `windows` (Windows only): the Win32 edges above the probes: service, enforcer,
@@ -39,11 +45,16 @@ pub mod backoff;
 pub mod builder;
 pub mod check;
 pub mod config;
+pub mod console_prompt;
 pub mod enforcer;
 pub mod inventory_watch;
 pub mod measure;
 pub mod msi_properties;
 pub mod never_interrupt;
+#[cfg(unix)]
+pub mod notifier;
+#[cfg(unix)]
+pub mod notify;
 pub mod policy;
 pub mod power_caps;
 pub mod probes;

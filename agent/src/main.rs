@@ -81,6 +81,17 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Show the agent's shutdown warnings as desktop notifications, with "postpone"
+    ///
+    /// Runs in a graphical session as its user, started there by the XDG autostart
+    /// entry /etc/xdg/autostart/veille-notifier.desktop; without one connected, the
+    /// agent warns through `wall`.
+    #[cfg(unix)]
+    Notifier {
+        /// The agent's notify socket
+        #[arg(long, value_name = "PATH", default_value = veille_agent::notify::NOTIFY_SOCKET)]
+        socket: PathBuf,
+    },
     /// Print the annotated default configuration
     PrintConfig,
     /// Check that the configuration is complete (collector URL, token, TLS files):
@@ -288,6 +299,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     .strftime("%Y-%m-%d %H:%M")
             );
             Ok(())
+        }
+        #[cfg(unix)]
+        Command::Notifier { socket } => {
+            let bus = zbus::Connection::session()
+                .await
+                .context("no session bus: the notifier runs inside a desktop session")?;
+            let e = veille_agent::notifier::run(&socket, &bus).await;
+            Err(e).context("notifier stopped")
         }
         #[cfg(windows)]
         Command::Service { common } => {

@@ -276,10 +276,9 @@ pub enum PostponeError {
     },
 }
 
-/// `veille-agent postpone`: checks a warning is in force and a postpone is left, then
-/// leaves a request for the running agent (which reports `POLICY_POSTPONED`). Returns
-/// the deadline after the postpone.
-pub fn request_postpone(state_dir: &Path) -> Result<Timestamp, PostponeError> {
+/// The policy's postpone rule on the state in `state_dir`: a warning in force and a
+/// postpone left. Returns what [`request_postpone`] needs to compute the new deadline.
+fn postpone_check(state_dir: &Path) -> Result<(Held, PolicyRuntime, i64), PostponeError> {
     let held = read_held(state_dir).ok_or(PostponeError::NothingPending)?;
     let rt = read_runtime(state_dir);
     let warned = rt.warned_at_ms.ok_or(PostponeError::NothingPending)?;
@@ -288,6 +287,24 @@ pub fn request_postpone(state_dir: &Path) -> Result<Timestamp, PostponeError> {
             allowed: held.policy.postpones_allowed,
         });
     }
+    Ok((held, rt, warned))
+}
+
+/// Whether a postpone would be accepted now (the same rule as [`request_postpone`]):
+/// what decides whether a warning offers a "postpone" button.
+pub fn postpone_allowed(state_dir: &Path) -> bool {
+    postpone_check(state_dir).is_ok()
+}
+
+/// `veille-agent postpone`: checks a warning is in force and a postpone is left, then
+/// leaves a request for the running agent (which reports `POLICY_POSTPONED`). Returns
+/// the deadline after the postpone.
+///
+/// The one path every postpone takes: the command, the desktop notification's button
+/// ([`crate::notify`]) and the Windows console message's "Yes" all end here, so the
+/// policy's rule (a warning in force, `postpones_allowed`) is checked in one place.
+pub fn request_postpone(state_dir: &Path) -> Result<Timestamp, PostponeError> {
+    let (held, rt, warned) = postpone_check(state_dir)?;
     let path = state_dir.join(POSTPONE_REQUEST_FILE);
     std::fs::write(&path, b"postpone\n").map_err(|source| PostponeError::Write {
         path: path.clone(),
@@ -535,7 +552,7 @@ impl PolicyAgent {
             warn!(error = %e, "cannot warn the users");
         }
         if let (Some(action), Some(policy)) = (steps.act, policy) {
-            if let Some(e) = self.arm_wake(&policy, now) {
+            if let Some(e) = self.arm_wake(&policy, action, now) {
                 events.push(e);
             }
             info!(action = action_name(action), "policy: carrying out");
@@ -549,9 +566,14 @@ impl PolicyAgent {
     /// Arms a wake-up for the next maintenance window, if the policy has one: the
     /// `POLICY_WAKE_ARMED` event, or `None` (none to arm, or it failed: logged, and
     /// the action goes on; an unpatched night beats a machine left on against policy).
-    fn arm_wake(&self, policy: &Policy, now: Timestamp) -> Option<PolicyEvent> {
+    fn arm_wake(
+        &self,
+        policy: &Policy,
+        action: ShutdownAction,
+        now: Timestamp,
+    ) -> Option<PolicyEvent> {
         let next = next_maintenance(policy, now)?;
-        match self.wake.arm(next.start) {
+        match self.wake.arm(next.start, action) {
             Ok(how) => {
                 info!(at = %next.start, maintenance = next.window, via = %how, "wake-up armed");
                 Some(PolicyEvent {
@@ -843,6 +865,126 @@ mod tests {
         assert_eq!(rec.recorded().last(), Some(&Enforced::PoweredOff));
         assert!(a.tick(at(450), Some(600), false).await.is_empty());
         assert_eq!(rec.recorded().len(), 2);
+    }
+
+    /// Polls `done` every 10 ms for up to 10 s (real time: a bus and a socket in
+    /// between, not the policy's clock).
+    #[cfg(target_os = "linux")]
+    async fn eventually(what: &str, done: impl Fn() -> bool) {
+        for _ in 0..1000 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("not within 10 s: {what}");
+    }
+
+    /// Issue 19, "tell the user properly", end to end: the agent's warning goes through
+    /// the notify socket to a notifier on a real (private) session bus, whose fake
+    /// notification server shows it with a postpone button; pressing it
+    /// (`ActionInvoked "postpone"`) comes back through the socket to the policy's
+    /// postpone rule: counted, the deadline moved, the second postpone not offered.
+    /// Nothing goes through `wall` (the wrapped recording enforcer).
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_desktop_notifications_postpone_button_postpones_through_the_socket() {
+        use crate::notifier::tests::FakeNotifications;
+        use crate::notifier::{NOTIFICATIONS_INTERFACE, NOTIFICATIONS_NAME, NOTIFICATIONS_PATH};
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        let socket = dir
+            .path()
+            .join("run")
+            .join(crate::notify::NOTIFY_SOCKET_NAME);
+        let bus = crate::test_bus::start_bus().await;
+        let fake = FakeNotifications::default();
+        let server = zbus::connection::Builder::address(bus.address.as_str())
+            .unwrap()
+            .name(NOTIFICATIONS_NAME)
+            .unwrap()
+            .serve_at(NOTIFICATIONS_PATH, fake.clone())
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
+        let session = zbus::connection::Builder::address(bus.address.as_str())
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
+
+        let (hub, _serving) = crate::notify::start(&socket, &state).unwrap();
+        let wall = Arc::new(RecordingEnforcer::default());
+        let k = key(1);
+        let a = PolicyAgent::open(
+            &state,
+            &encode_verifying_key(&k.verifying_key()),
+            None,
+            desktop(),
+            Arc::new(crate::notify::DesktopEnforcer::new(
+                hub.clone(),
+                wall.clone(),
+            )),
+            at(0),
+        )
+        .unwrap();
+        a.on_ack(&sign(&policy(1, PolicyMode::Enforce), &k), "", false, at(0));
+        let notifier = {
+            let socket = socket.clone();
+            tokio::spawn(async move { crate::notifier::run(&socket, &session).await })
+        };
+        eventually("the notifier connects", || hub.connected() == 1).await;
+
+        let e = a.tick(at(20), Some(600), false).await;
+        assert_eq!(e[0].kind, EventKind::PolicyWarned);
+        let hm = |t: Timestamp| {
+            t.to_zoned(jiff::tz::TimeZone::system())
+                .strftime("%H:%M")
+                .to_string()
+        };
+        eventually("Notify is called", || fake.calls.lock().unwrap().len() == 1).await;
+        let (replaces, summary, body, actions) = fake.calls.lock().unwrap()[0].clone();
+        assert_eq!(replaces, 0);
+        assert_eq!(summary, format!("Shutdown at {}", hm(at(140))));
+        assert!(
+            body.starts_with(&format!("This computer will shut down at {} ", hm(at(140)))),
+            "{body}"
+        );
+        assert_eq!(actions, [crate::notify::POSTPONE_ACTION, "Postpone"]);
+        assert!(wall.recorded().is_empty(), "{:?}", wall.recorded());
+
+        server
+            .emit_signal(
+                None::<&str>,
+                NOTIFICATIONS_PATH,
+                NOTIFICATIONS_INTERFACE,
+                crate::notifier::ACTION_INVOKED,
+                &(1u32, crate::notify::POSTPONE_ACTION),
+            )
+            .await
+            .unwrap();
+        // The agent's answer replaces the notification.
+        eventually("the postpone is confirmed", || {
+            fake.calls.lock().unwrap().len() == 2
+        })
+        .await;
+        let (replaces, summary, body, _) = fake.calls.lock().unwrap()[1].clone();
+        assert_eq!((replaces, summary.as_str()), (1, "Shutdown postponed"));
+        assert!(body.contains(&hm(at(440))), "{body}");
+
+        // The running agent takes it at its next tick: one postpone of one, 300 s more.
+        let e = a.tick(at(30), Some(600), false).await;
+        assert_eq!(e[0].kind, EventKind::PolicyPostponed);
+        assert_eq!(e[0].detail, format!("1/1 until {}", at(440)));
+        assert_eq!(read_runtime(&state).postpones_used, 1);
+        assert!(!postpone_allowed(&state));
+        assert!(a.tick(at(200), Some(600), false).await.is_empty());
+        let e = a.tick(at(441), Some(600), false).await;
+        assert_eq!(e[0].kind, EventKind::PolicyShutdown);
+        assert_eq!(wall.recorded(), [Enforced::PoweredOff]);
+        notifier.abort();
     }
 
     #[tokio::test]

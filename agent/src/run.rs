@@ -286,13 +286,34 @@ pub async fn run(
         );
         state.last_boot_id = Some(identity.session.boot_id.clone());
     }
+    let enforcer = crate::enforcer::from_command(&config.enforcer.command, &state_dir);
+    // Warnings go to the desktop notifiers first, unless a configured command stands in
+    // for the platform. `_notify_serving` stops serving (and removes the socket) when
+    // `run` returns.
+    #[cfg(unix)]
+    let (enforcer, _notify_serving) = match config
+        .enforcer
+        .command
+        .trim()
+        .is_empty()
+        .then(crate::notify::socket_path)
+        .flatten()
+        .and_then(|socket| crate::notify::start(&socket, &state_dir))
+    {
+        Some((hub, serving)) => (
+            Arc::new(crate::notify::DesktopEnforcer::new(hub, enforcer))
+                as Arc<dyn crate::enforcer::Enforcer>,
+            Some(serving),
+        ),
+        None => (enforcer, None),
+    };
     let policy = Arc::new(
         PolicyAgent::open(
             &state_dir,
             &config.policy_public_key,
             state.pinned_policy_key.as_deref(),
             policy_facts(&basic_inventory(&host, &config), &config),
-            crate::enforcer::from_command(&config.enforcer.command),
+            enforcer,
             policy_now(clocks.as_ref()),
         )
         .map_err(RunError::Policy)?
@@ -787,16 +808,29 @@ pub async fn once(
     })
 }
 
-/// The wake alarm for maintenance windows: the RTC on Linux, unless a configured
-/// `[enforcer] command` stands in for the platform (a site's script, or the end-to-end
-/// tests' recorder: the test machine's own RTC is never armed).
+/// The wake alarm for maintenance windows: the RTC on Linux, the service's waitable
+/// timer on Windows, unless a configured `[enforcer] command` stands in for the
+/// platform (a site's script, or the end-to-end tests' recorder: the test machine's own
+/// RTC is never armed).
 fn wake_alarm(enforcer_command: &str) -> Arc<dyn crate::wake::WakeAlarm> {
-    #[cfg(target_os = "linux")]
-    if enforcer_command.trim().is_empty() {
-        return Arc::new(crate::wake::RtcWakeAlarm::new(std::path::Path::new("/")));
+    if !enforcer_command.trim().is_empty() {
+        return Arc::new(crate::wake::NoWakeAlarm);
     }
-    let _ = enforcer_command;
-    Arc::new(crate::wake::NoWakeAlarm)
+    #[cfg(target_os = "linux")]
+    let alarm: Arc<dyn crate::wake::WakeAlarm> =
+        Arc::new(crate::wake::RtcWakeAlarm::new(std::path::Path::new("/")));
+    #[cfg(windows)]
+    let alarm: Arc<dyn crate::wake::WakeAlarm> =
+        match crate::windows::wake::WaitableTimerWakeAlarm::new() {
+            Ok(timer) => Arc::new(timer),
+            Err(e) => {
+                tracing::warn!(error = %e, "no wake timer: maintenance wake-ups are not armed");
+                Arc::new(crate::wake::NoWakeAlarm)
+            }
+        };
+    #[cfg(not(any(target_os = "linux", windows)))]
+    let alarm: Arc<dyn crate::wake::WakeAlarm> = Arc::new(crate::wake::NoWakeAlarm);
+    alarm
 }
 
 /// Work not to interrupt: processes and dpkg locks of this machine (Linux).

@@ -16,7 +16,14 @@ fn help_works_for_every_subcommand() {
     for (b, subs) in [
         (
             "veille-agent",
-            vec!["run", "once", "status", "print-config"],
+            vec![
+                "run",
+                "once",
+                "status",
+                "postpone",
+                "notifier",
+                "print-config",
+            ],
         ),
         (
             "veille-collector",

@@ -124,6 +124,11 @@ fn agent_and_collector_packages_hold_hardened_units_conffiles_and_safe_scripts()
     assert_eq!(mode_of(&files, "/etc/veille/agent.toml"), "-rw-------");
     mode_of(&files, "/lib/systemd/system/veille-agent.service");
     mode_of(&files, "/usr/share/polkit-1/rules.d/50-veille-agent.rules");
+    // The desktop notifier starts in every graphical session.
+    assert_eq!(
+        mode_of(&files, "/etc/xdg/autostart/veille-notifier.desktop"),
+        "-rw-r--r--"
+    );
     let conffiles = control_file(&agent, "conffiles");
     assert!(
         conffiles

@@ -1,9 +1,13 @@
 //! The auto-shutdown policy's side effects on Windows: a message box in the console
 //! session (`WTSSendMessageW`, shown by the session's own desktop although the agent
-//! runs in session 0), `InitiateSystemShutdownExW` with a planned-shutdown reason, and
+//! runs in session 0; Yes / No "Postpone?" while a postpone is left:
+//! [`crate::console_prompt`]), `InitiateSystemShutdownExW` with a planned-shutdown reason, and
 //! `SetSuspendState` for hibernate and sleep (`GetPwrCapabilities` says which exist).
 
+use std::path::Path;
 use std::ptr;
+
+use tracing::{info, warn};
 
 use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, LUID};
 use windows_sys::Win32::Security::{
@@ -22,9 +26,11 @@ use windows_sys::Win32::System::Shutdown::{
 };
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
 use windows_sys::Win32::UI::WindowsAndMessaging::{
-    MB_ICONWARNING, MB_OK, MB_SETFOREGROUND, MB_TOPMOST,
+    IDYES, MB_ICONWARNING, MB_OK, MB_SETFOREGROUND, MB_TOPMOST, MB_YESNO,
 };
 
+use crate::console_prompt::{self, ConsolePrompt};
+use crate::policy::request_postpone;
 use crate::power_caps::PowerCapabilities;
 use crate::probes::registry::wide;
 
@@ -44,18 +50,33 @@ pub const SHUTDOWN_GRACE_S: u32 = 30;
 /// `WTSGetActiveConsoleSessionId` when no session is attached to the console.
 const NO_CONSOLE_SESSION: u32 = 0xFFFF_FFFF;
 
-/// Shows `message` in the console session without waiting for the click; the box
-/// closes by itself after `timeout_s` (0: stays until clicked).
-pub fn warn_console(message: &str, timeout_s: u32) -> Result<(), String> {
+// The pure module's "Yes" is Windows' own.
+const _: () = assert!(console_prompt::IDYES == IDYES);
+
+/// The console session, or why there is none.
+fn console_session() -> Result<u32, String> {
     // SAFETY: no arguments.
     let session = unsafe { WTSGetActiveConsoleSessionId() };
     if session == NO_CONSOLE_SESSION {
         return Err("no session on the console".into());
     }
+    Ok(session)
+}
+
+/// `WTSSendMessageW` of `text` with `style` to `session`, closing after `timeout_s`;
+/// with `wait`, returns once answered (or timed out) with the response (`IDYES`, …).
+fn send_message(
+    session: u32,
+    text: &str,
+    style: u32,
+    timeout_s: u32,
+    wait: bool,
+) -> Result<i32, String> {
     let title: Vec<u16> = "Veille".encode_utf16().collect();
-    let text: Vec<u16> = message.encode_utf16().collect();
+    let text: Vec<u16> = text.encode_utf16().collect();
     let mut response = 0;
-    // SAFETY: title and text are valid for the lengths given in bytes.
+    // SAFETY: title and text are valid for the lengths given in bytes; `response` is
+    // writable for the whole call (which blocks when `wait`).
     let ok = unsafe {
         WTSSendMessageW(
             WTS_CURRENT_SERVER_HANDLE,
@@ -64,10 +85,10 @@ pub fn warn_console(message: &str, timeout_s: u32) -> Result<(), String> {
             (title.len() * 2) as u32,
             text.as_ptr(),
             (text.len() * 2) as u32,
-            MB_OK | MB_ICONWARNING | MB_SETFOREGROUND | MB_TOPMOST,
+            style,
             timeout_s,
             &mut response,
-            0,
+            i32::from(wait),
         )
     };
     if ok == 0 {
@@ -76,6 +97,48 @@ pub fn warn_console(message: &str, timeout_s: u32) -> Result<(), String> {
             std::io::Error::last_os_error()
         ));
     }
+    Ok(response)
+}
+
+/// Shows `prompt` in the console session; the box closes by itself after `timeout_s`
+/// (0: stays until clicked). A plain warning is not waited for. A Yes / No question
+/// waits for its answer on a thread of its own (the agent's tick goes on, and a
+/// stopping service does not wait for it), and "Yes" requests a postpone for the agent
+/// whose state is in `state_dir`, as `veille-agent postpone` does.
+pub fn warn_console(
+    prompt: &ConsolePrompt,
+    timeout_s: u32,
+    state_dir: &Path,
+) -> Result<(), String> {
+    const STYLE: u32 = MB_ICONWARNING | MB_SETFOREGROUND | MB_TOPMOST;
+    let session = console_session()?;
+    if !prompt.ask_postpone {
+        send_message(session, &prompt.text, STYLE | MB_OK, timeout_s, false)?;
+        info!(via = "console", "warning shown in the console session");
+        return Ok(());
+    }
+    let (text, state_dir) = (prompt.text.clone(), state_dir.to_owned());
+    std::thread::Builder::new()
+        .name("console-postpone".into())
+        .spawn(
+            move || match send_message(session, &text, STYLE | MB_YESNO, timeout_s, true) {
+                Ok(response) if console_prompt::postpones(response) => {
+                    match request_postpone(&state_dir) {
+                        Ok(deadline) => {
+                            info!(%deadline, "postpone requested from the console message")
+                        }
+                        Err(e) => info!(error = %e, "postpone from the console message refused"),
+                    }
+                }
+                Ok(response) => info!(response, "console message answered: not postponed"),
+                Err(e) => warn!(error = %e, "cannot ask the console user"),
+            },
+        )
+        .map_err(|e| format!("cannot start the console prompt: {e}"))?;
+    info!(
+        via = "console",
+        "warning shown in the console session, offering to postpone"
+    );
     Ok(())
 }
 

@@ -9,9 +9,11 @@
 //!
 //! - [`enforcer`]: message box in the console session, planned shutdown.
 //! - [`service`]: the SCM glue (start, stop, recovery actions).
+//! - [`wake`]: the waitable timer that wakes the machine for its maintenance window.
 
 pub mod enforcer;
 pub mod service;
+pub mod wake;
 
 use std::path::PathBuf;
 
