@@ -18,17 +18,30 @@ use veille_proto::v1::Report;
 
 use veille_domain::energy::rollup::HourRollup;
 
-/// First byte of every packed value: bump it when the layout changes, and teach
-/// [`decode_reports`] / [`decode_rollup_day`] the old one or refuse it.
-const FORMAT: u8 = 1;
+/// First byte of a packed device-hour of reports: bump it when that layout changes,
+/// and teach [`decode_reports`] the old one or refuse it.
+const REPORTS_FORMAT: u8 = 1;
+
+/// First byte of a packed rollup day, apart from [`REPORTS_FORMAT`] so each layout
+/// moves on its own. 1 was varints of whole ms (decoding them was a third of a month
+/// report's time, BENCHMARKS.md 6a); 2 is fixed-width columns ([`encode_rollup_day`]).
+const ROLLUP_FORMAT: u8 = 2;
 
 /// Hours in a packed rollup day.
 pub const HOURS_PER_DAY: usize = 24;
 
+const FIELDS: usize = veille_domain::energy::rollup::FIELDS;
+
+/// Bytes of a rollup day's header: format, 24-bit hour mask, one width per field.
+const ROLLUP_HEADER: usize = 1 + 3 + FIELDS;
+
+/// Width of a column of raw f64 bits, the one for values no integer width holds.
+const RAW_WIDTH: u8 = 8;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodecError {
-    #[error("packed value of format {0}, this version reads format {FORMAT}")]
-    Format(u8),
+    #[error("packed value of format {found}, this version reads format {expected}")]
+    Format { found: u8, expected: u8 },
     #[error("packed value truncated")]
     Truncated,
     #[error("packed value malformed: {0}")]
@@ -47,7 +60,7 @@ pub fn encode_reports(reports: &[Report]) -> Vec<u8> {
         }
     }
     let mut out = Vec::with_capacity(16 + sorted.len() * 16);
-    out.push(FORMAT);
+    out.push(REPORTS_FORMAT);
     put_varint(&mut out, sorted.len() as u128);
     put_varint(&mut out, boots.len() as u128);
     for b in &boots {
@@ -113,8 +126,11 @@ struct Prev {
 pub fn decode_reports(bytes: &[u8]) -> Result<Vec<Report>, CodecError> {
     let mut r = Reader { bytes, pos: 0 };
     let format = r.byte()?;
-    if format != FORMAT {
-        return Err(CodecError::Format(format));
+    if format != REPORTS_FORMAT {
+        return Err(CodecError::Format {
+            found: format,
+            expected: REPORTS_FORMAT,
+        });
     }
     let n = r.len()?;
     let nboots = r.len()?;
@@ -180,23 +196,64 @@ pub fn decode_reports(bytes: &[u8]) -> Result<Vec<Report>, CodecError> {
 
 /// Packs the rollups of one day: slot `i` is the hour starting `i` hours after the
 /// day's start (UTC), `None` for an hour without data.
+///
+/// Layout ([`ROLLUP_FORMAT`]): the format byte, the mask of stored hours (24 bits,
+/// little-endian), one width per field, then each field's column: its value for every
+/// stored hour, in hour order, in that width. Width 0 is a column of +0.0 (no bytes),
+/// 1–4 a whole non-negative number in that many little-endian bytes (milliseconds of
+/// an hour take 3), [`RAW_WIDTH`] the f64's own bits. Why columns of fixed width: a
+/// month's report over a fleet decodes ~22 M of these rollups, and each column decodes
+/// in a loop without a branch per value, where varints cost a third of the report
+/// (BENCHMARKS.md 6a); a field is mostly the same kind of number all day (zero when no
+/// meter, whole ms, or fractional), so columns cost about what the varints did.
 pub fn encode_rollup_day(hours: &[Option<HourRollup>; HOURS_PER_DAY]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + 24 * 40);
-    out.push(FORMAT);
     let mut mask = 0u32;
+    let mut rows: Vec<[f64; FIELDS]> = Vec::with_capacity(HOURS_PER_DAY);
     for (i, h) in hours.iter().enumerate() {
-        if h.is_some() {
+        if let Some(h) = h {
             mask |= 1 << i;
+            rows.push(h.as_array());
         }
     }
-    put_varint(&mut out, u128::from(mask));
-    for h in hours.iter().flatten() {
-        for v in h.encode().chunks_exact(8) {
-            let v = f64::from_le_bytes(v.try_into().unwrap_or_default());
-            put_number(&mut out, v);
+    let widths: [u8; FIELDS] = std::array::from_fn(|f| column_width(rows.iter().map(|r| r[f])));
+    let body: usize = widths.iter().map(|w| usize::from(*w) * rows.len()).sum();
+    let mut out = Vec::with_capacity(ROLLUP_HEADER + body);
+    out.push(ROLLUP_FORMAT);
+    out.extend_from_slice(&mask.to_le_bytes()[..3]);
+    out.extend_from_slice(&widths);
+    for (f, &w) in widths.iter().enumerate() {
+        for r in &rows {
+            let v = r[f];
+            if w == RAW_WIDTH {
+                out.extend_from_slice(&v.to_le_bytes());
+            } else if w > 0 {
+                // column_width chose w: a whole number in [0, 2^(8w)).
+                out.extend_from_slice(&(v as u32).to_le_bytes()[..usize::from(w)]);
+            }
         }
     }
     out
+}
+
+/// The narrowest width of [`encode_rollup_day`] that holds every value exactly.
+fn column_width(values: impl Iterator<Item = f64>) -> u8 {
+    let mut max = 0u32;
+    for v in values {
+        // -0.0 and fractions compare or truncate as others would: the bits decide.
+        let whole =
+            v >= 0.0 && v <= f64::from(u32::MAX) && f64::from(v as u32).to_bits() == v.to_bits();
+        if !whole {
+            return RAW_WIDTH;
+        }
+        max = max.max(v as u32);
+    }
+    match max {
+        0 => 0,
+        1..=0xff => 1,
+        0x100..=0xffff => 2,
+        0x1_0000..=0xff_ffff => 3,
+        _ => 4,
+    }
 }
 
 /// Unpacks what [`encode_rollup_day`] wrote.
@@ -212,34 +269,72 @@ pub fn decode_rollup_day(bytes: &[u8]) -> Result<[Option<HourRollup>; HOURS_PER_
 
 /// [`decode_rollup_day`] without the day's array: each stored hour's slot (0..24) and
 /// rollup, in slot order, straight to `each`. A month's report over a fleet decodes
-/// ~22 M of these, and moving a 24-slot array per day cost more than the decoding.
-/// `each` may have been called for the first hours when a later one is malformed.
+/// ~22 M of these, and moving a 24-slot array of options per day cost more than the
+/// decoding. Nothing reaches `each` when the value is malformed.
 pub fn for_each_rollup(
     bytes: &[u8],
     mut each: impl FnMut(usize, HourRollup),
 ) -> Result<(), CodecError> {
-    let mut r = Reader { bytes, pos: 0 };
-    let format = r.byte()?;
-    if format != FORMAT {
-        return Err(CodecError::Format(format));
+    let (&format, rest) = bytes.split_first().ok_or(CodecError::Truncated)?;
+    if format != ROLLUP_FORMAT {
+        return Err(CodecError::Format {
+            found: format,
+            expected: ROLLUP_FORMAT,
+        });
     }
-    let mask = u32::try_from(r.varint()?).map_err(|_| CodecError::Malformed("hour mask"))?;
-    if mask >> HOURS_PER_DAY != 0 {
-        return Err(CodecError::Malformed("hour mask"));
-    }
-    const FIELDS: usize = veille_domain::energy::rollup::FIELDS;
-    for slot in 0..HOURS_PER_DAY {
-        if mask & (1 << slot) == 0 {
-            continue;
+    let (head, mut columns) = rest
+        .split_at_checked(ROLLUP_HEADER - 1)
+        .ok_or(CodecError::Truncated)?;
+    let (mask, widths) = head.split_at(3);
+    let mask = u32::from_le_bytes([mask[0], mask[1], mask[2], 0]);
+    let n = mask.count_ones() as usize;
+    // Rows of the stored hours, filled column by column; +0.0 is width 0's value.
+    let mut rows = [[0f64; FIELDS]; HOURS_PER_DAY];
+    let rows = &mut rows[..n];
+    for (f, &w) in widths.iter().enumerate() {
+        let (column, next) = columns
+            .split_at_checked(usize::from(w) * n)
+            .ok_or(CodecError::Truncated)?;
+        // One loop per width, so none branches on the width per value.
+        match w {
+            0 => {}
+            1 => {
+                for (row, b) in rows.iter_mut().zip(column) {
+                    row[f] = f64::from(*b);
+                }
+            }
+            2 => {
+                for (row, c) in rows.iter_mut().zip(column.chunks_exact(2)) {
+                    row[f] = f64::from(u16::from_le_bytes([c[0], c[1]]));
+                }
+            }
+            3 => {
+                for (row, c) in rows.iter_mut().zip(column.chunks_exact(3)) {
+                    row[f] = f64::from(u32::from_le_bytes([c[0], c[1], c[2], 0]));
+                }
+            }
+            4 => {
+                for (row, c) in rows.iter_mut().zip(column.chunks_exact(4)) {
+                    row[f] = f64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+                }
+            }
+            RAW_WIDTH => {
+                for (row, c) in rows.iter_mut().zip(column.chunks_exact(8)) {
+                    row[f] = f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+                }
+            }
+            _ => return Err(CodecError::Malformed("column width")),
         }
-        let mut a = [0f64; FIELDS];
-        for v in &mut a {
-            *v = r.number()?;
-        }
-        each(slot, HourRollup::from_array(a));
+        columns = next;
     }
-    if r.pos != bytes.len() {
+    if !columns.is_empty() {
         return Err(CodecError::Malformed("trailing bytes"));
+    }
+    let mut left = mask;
+    for row in rows.iter() {
+        let slot = left.trailing_zeros() as usize;
+        left &= left - 1;
+        each(slot, HourRollup::from_array(*row));
     }
     Ok(())
 }
@@ -264,19 +359,6 @@ fn put_cpu(out: &mut Vec<u8>, v: f64) {
     // -0.0 passes the range and compares equal: the sign check keeps it exact.
     if (0.0..=STEPS).contains(&p) && !v.is_sign_negative() && (p / STEPS).to_bits() == v.to_bits() {
         put_varint(out, p as u128 + 1);
-    } else {
-        put_varint(out, 0);
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-}
-
-/// A rollup field: 1 + zigzag of the value when it is a whole number (milliseconds
-/// are), else 0 and the eight bytes.
-fn put_number(out: &mut Vec<u8>, v: f64) {
-    const EXACT: f64 = (1u64 << 53) as f64;
-    if v.fract() == 0.0 && v.abs() < EXACT && ((v as i64) as f64).to_bits() == v.to_bits() {
-        let i = i128::from(v as i64);
-        put_varint(out, (((i << 1) ^ (i >> 127)) as u128) + 1);
     } else {
         put_varint(out, 0);
         out.extend_from_slice(&v.to_le_bytes());
@@ -349,64 +431,6 @@ impl Reader<'_> {
                 Ok((k - 1) as f64 / veille_proto::units::CPU_UTIL_STEPS)
             }
             _ => Err(CodecError::Malformed("cpu_util")),
-        }
-    }
-
-    /// A varint of at most 63 bits (nine bytes), without the general loop's u128 and
-    /// checked shifts; `None` (nothing consumed) for a longer one.
-    fn short_varint(&mut self) -> Result<Option<u64>, CodecError> {
-        // Eight bytes at once where the value has them: the varint ends at the first
-        // byte without its high bit; no bounds check per byte.
-        if let Some(chunk) = self.bytes.get(self.pos..self.pos + 8) {
-            let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-            let ends = !word & 0x8080_8080_8080_8080;
-            if ends != 0 {
-                let bits = ends.trailing_zeros() + 1; // through the last byte's top bit
-                let len = (bits / 8) as usize;
-                // Keep the varint's bytes, drop their continuation bits, close the
-                // 1-bit gaps: branch-free, whatever the length (lengths vary value to
-                // value, and a loop on them mispredicts).
-                let x = (word & (u64::MAX >> (64 - bits))) & 0x7f7f_7f7f_7f7f_7f7f;
-                let v = (x & 0x7f)
-                    | ((x >> 1) & (0x7f << 7))
-                    | ((x >> 2) & (0x7f << 14))
-                    | ((x >> 3) & (0x7f << 21))
-                    | ((x >> 4) & (0x7f << 28))
-                    | ((x >> 5) & (0x7f << 35))
-                    | ((x >> 6) & (0x7f << 42))
-                    | ((x >> 7) & (0x7f << 49));
-                self.pos += len;
-                return Ok(Some(v));
-            }
-        }
-        let start = self.pos;
-        let mut v = 0u64;
-        for shift in (0..63).step_by(7) {
-            let b = self.byte()?;
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(Some(v));
-            }
-        }
-        self.pos = start;
-        Ok(None)
-    }
-
-    fn number(&mut self) -> Result<f64, CodecError> {
-        // Whole milliseconds (all but a few rollup fields) take the short path.
-        let v = match self.short_varint()? {
-            Some(v) => u128::from(v),
-            None => self.varint()?,
-        };
-        match v {
-            0 => Ok(f64::from_le_bytes(
-                self.take(8)?.try_into().unwrap_or_default(),
-            )),
-            k => {
-                let z = k - 1;
-                let i = ((z >> 1) as i128) ^ -((z & 1) as i128);
-                Ok(i64::try_from(i).map_err(|_| CodecError::Malformed("number"))? as f64)
-            }
         }
     }
 }
@@ -497,7 +521,13 @@ mod tests {
         }
         let mut other = packed.clone();
         other[0] = 9;
-        assert_eq!(decode_reports(&other), Err(CodecError::Format(9)));
+        assert_eq!(
+            decode_reports(&other),
+            Err(CodecError::Format {
+                found: 9,
+                expected: REPORTS_FORMAT
+            })
+        );
         let mut long = packed;
         long.push(0);
         assert!(decode_reports(&long).is_err());
@@ -525,8 +555,92 @@ mod tests {
         assert_eq!(back[23].unwrap().measured_j.to_bits(), (-0.0f64).to_bits());
         assert_eq!(back[23].unwrap().sleep_ms, f64::MAX);
         assert!(back[1..23].iter().all(Option::is_none));
-        // Against 2 × 88 bytes unpacked: whole milliseconds take 4 bytes, zeros one.
-        assert!(packed.len() < 70, "{} bytes", packed.len());
+        // Against 2 × 88 bytes unpacked: columns of whole milliseconds (covered,
+        // awake, active, idle) take 3 bytes a value, zero columns none, and the three
+        // holding a fraction, -0.0 or f64::MAX their 8 bytes.
+        assert_eq!(packed.len(), ROLLUP_HEADER + 2 * (4 * 3 + 3 * 8));
+    }
+
+    /// A day as the month report reads it: whole ms in 3 bytes, fractions in 8, zero
+    /// columns in none, and the values bit for bit.
+    #[test]
+    fn a_full_rollup_day_takes_each_column_at_its_width() {
+        let mut day: [Option<HourRollup>; HOURS_PER_DAY] = Default::default();
+        for (i, slot) in day.iter_mut().enumerate() {
+            let active = 3_600.0 * (i as f64 * 17.0 % 400.0);
+            *slot = Some(HourRollup {
+                covered_ms: 3_600_000.0,
+                awake_ms: 3_600_000.0 - 1_000.0 * i as f64,
+                modelled_active_ms: active,
+                modelled_active_util_ms: active * 0.137,
+                modelled_idle_ms: 3_600_000.0 - active,
+                sleep_ms: i as f64,
+                ..Default::default()
+            });
+        }
+        let packed = encode_rollup_day(&day);
+        // covered, awake, active, idle: 3 bytes; util: 8; sleep: 1.
+        assert_eq!(packed.len(), ROLLUP_HEADER + 24 * (4 * 3 + 8 + 1));
+        let back = decode_rollup_day(&packed).unwrap();
+        for (a, b) in back.iter().zip(&day) {
+            assert_eq!(a.map(|r| r.encode()), b.map(|r| r.encode()));
+        }
+        for cut in 0..packed.len() {
+            assert!(decode_rollup_day(&packed[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut long = packed.clone();
+        long.push(0);
+        assert_eq!(
+            decode_rollup_day(&long),
+            Err(CodecError::Malformed("trailing bytes"))
+        );
+        let mut old = packed.clone();
+        old[0] = 1;
+        assert_eq!(
+            decode_rollup_day(&old),
+            Err(CodecError::Format {
+                found: 1,
+                expected: ROLLUP_FORMAT
+            })
+        );
+        let mut odd = packed;
+        odd[4] = 5;
+        assert!(decode_rollup_day(&odd).is_err());
+    }
+
+    /// Values at the edges of each width, and the ones no integer width holds.
+    #[test]
+    fn rollup_values_at_width_edges_survive_exactly() {
+        let edges = [
+            0.0,
+            -0.0,
+            1.0,
+            255.0,
+            256.0,
+            65_535.0,
+            65_536.0,
+            16_777_215.0,
+            16_777_216.0,
+            f64::from(u32::MAX),
+            f64::from(u32::MAX) + 1.0,
+            -1.0,
+            0.5,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::INFINITY,
+            f64::NAN,
+        ];
+        for &v in &edges {
+            for &w in &edges {
+                let mut day: [Option<HourRollup>; HOURS_PER_DAY] = Default::default();
+                day[3] = Some(HourRollup::from_array([v; FIELDS]));
+                day[17] = Some(HourRollup::from_array([w; FIELDS]));
+                let back = decode_rollup_day(&encode_rollup_day(&day)).unwrap();
+                for (a, b) in back.iter().zip(&day) {
+                    assert_eq!(a.map(|r| r.encode()), b.map(|r| r.encode()), "{v} {w}");
+                }
+            }
+        }
     }
 
     fn any_report() -> impl Strategy<Value = Report> {
@@ -610,6 +724,26 @@ mod tests {
         fn any_bytes_decode_or_fail_cleanly(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode_reports(&bytes);
             let _ = decode_rollup_day(&bytes);
+        }
+
+        /// Garbage that passes the format check, so it reaches the column decoder.
+        #[test]
+        fn any_rollup_body_decodes_or_fails_cleanly(
+            mask in any::<u32>(),
+            widths in proptest::collection::vec(prop_oneof![0u8..=4, Just(8u8), any::<u8>()], FIELDS),
+            body in proptest::collection::vec(any::<u8>(), 0..1200),
+        ) {
+            let mut bytes = vec![ROLLUP_FORMAT];
+            bytes.extend_from_slice(&mask.to_le_bytes()[..3]);
+            bytes.extend_from_slice(&widths);
+            bytes.extend_from_slice(&body);
+            // What decodes (possibly wider than needed) packs again to the same values.
+            if let Ok(day) = decode_rollup_day(&bytes) {
+                let again = decode_rollup_day(&encode_rollup_day(&day)).unwrap();
+                for (a, b) in again.iter().zip(&day) {
+                    prop_assert_eq!(a.map(|r| r.encode()), b.map(|r| r.encode()));
+                }
+            }
         }
     }
 }
