@@ -19,8 +19,9 @@ use veille_proto::v1::Report;
 use veille_domain::energy::rollup::HourRollup;
 
 /// First byte of a packed device-hour of reports: bump it when that layout changes,
-/// and teach [`decode_reports`] the old one or refuse it.
-const REPORTS_FORMAT: u8 = 1;
+/// and teach [`decode_reports`] the old one or refuse it. 1 was report after report
+/// (~17 bytes each); 2 is columns, in runs where values repeat ([`encode_reports`]).
+const REPORTS_FORMAT: u8 = 2;
 
 /// First byte of a packed rollup day, apart from [`REPORTS_FORMAT`] so each layout
 /// moves on its own. 1 was varints of whole ms (decoding them was a third of a month
@@ -50,6 +51,15 @@ pub enum CodecError {
 
 /// Packs reports (any order; written in seq order). Reports are expected to have
 /// distinct seqs; the store guarantees it.
+///
+/// Layout ([`REPORTS_FORMAT`]): the format byte, the count, the boot ids, then one
+/// column per field in [`Col`]'s order, each either plain (every report's value) or in
+/// runs (a count and a value, for as many reports). Values are what makes a report
+/// small beside the one before it: seq and start as deltas, the length, idle as what
+/// the interval leaves over. Why columns: within an hour each field repeats itself
+/// (seq +60, start = previous end, 60,000 ms long, uptime +60, a minute all active or
+/// all idle, the same `cpu_util` while the load holds), so most columns are one run
+/// and a report takes a few bytes, where report after report took ~17 (BENCHMARKS.md 6b).
 pub fn encode_reports(reports: &[Report]) -> Vec<u8> {
     let mut sorted: Vec<&Report> = reports.iter().collect();
     sorted.sort_by_key(|r| r.seq);
@@ -59,51 +69,51 @@ pub fn encode_reports(reports: &[Report]) -> Vec<u8> {
             boots.push(&r.boot_id);
         }
     }
-    let mut out = Vec::with_capacity(16 + sorted.len() * 16);
-    out.push(REPORTS_FORMAT);
-    put_varint(&mut out, sorted.len() as u128);
-    put_varint(&mut out, boots.len() as u128);
-    for b in &boots {
-        put_varint(&mut out, b.len() as u128);
-        out.extend_from_slice(b.as_bytes());
-    }
+    let mut cols: [Column; COLUMNS] = Default::default();
     let mut prev = Prev::default();
-    for r in sorted {
-        put_varint(&mut out, u128::from(r.seq.wrapping_sub(prev.seq)));
+    for r in &sorted {
         let boot = boots
             .iter()
             .position(|b| *b == r.boot_id)
             .unwrap_or_default();
-        put_varint(&mut out, boot as u128);
-        put_signed(&mut out, i128::from(r.start_unix_ms) - i128::from(prev.end));
-        put_signed(
-            &mut out,
-            i128::from(r.end_unix_ms) - i128::from(r.start_unix_ms),
-        );
-        put_signed(
-            &mut out,
-            i128::from(r.boot_time_unix_s) - i128::from(prev.boot_time),
-        );
-        put_signed(&mut out, i128::from(r.uptime_s) - i128::from(prev.uptime));
-        put_varint(&mut out, u128::from(r.active_ms));
-        put_varint(&mut out, u128::from(r.sleep_ms));
         // Idle is usually what remains of the interval: store the difference.
         let rest = i128::from(r.end_unix_ms)
             - i128::from(r.start_unix_ms)
             - i128::from(r.active_ms)
             - i128::from(r.sleep_ms);
-        put_signed(&mut out, rest - i128::from(r.idle_ms));
-        put_signed(&mut out, i128::from(r.activity_rule));
-        put_cpu(&mut out, r.cpu_util);
         let extra = Report {
             events: r.events.clone(),
             measurements: r.measurements.clone(),
             temperatures: r.temperatures.clone(),
             ..Default::default()
-        };
-        let extra = extra.encode_to_vec();
-        put_varint(&mut out, extra.len() as u128);
-        out.extend_from_slice(&extra);
+        }
+        .encode_to_vec();
+        for (col, c) in cols.iter_mut().zip(Col::ALL) {
+            let out = &mut col.bytes;
+            match c {
+                Col::Seq => put_varint(out, u128::from(r.seq.wrapping_sub(prev.seq))),
+                Col::Boot => put_varint(out, boot as u128),
+                Col::Start => put_signed(out, i128::from(r.start_unix_ms) - i128::from(prev.end)),
+                Col::Length => {
+                    put_signed(out, i128::from(r.end_unix_ms) - i128::from(r.start_unix_ms))
+                }
+                Col::BootTime => put_signed(
+                    out,
+                    i128::from(r.boot_time_unix_s) - i128::from(prev.boot_time),
+                ),
+                Col::Uptime => put_signed(out, i128::from(r.uptime_s) - i128::from(prev.uptime)),
+                Col::Active => put_varint(out, u128::from(r.active_ms)),
+                Col::Sleep => put_varint(out, u128::from(r.sleep_ms)),
+                Col::Idle => put_signed(out, rest - i128::from(r.idle_ms)),
+                Col::Rule => put_signed(out, i128::from(r.activity_rule)),
+                Col::Cpu => put_cpu(out, r.cpu_util),
+                Col::Extra => {
+                    put_varint(out, extra.len() as u128);
+                    out.extend_from_slice(&extra);
+                }
+            }
+            col.ends.push(out.len());
+        }
         prev = Prev {
             seq: r.seq,
             end: r.end_unix_ms,
@@ -111,7 +121,105 @@ pub fn encode_reports(reports: &[Report]) -> Vec<u8> {
             uptime: r.uptime_s,
         };
     }
+    let body: usize = cols.iter().map(|c| c.bytes.len()).sum();
+    let mut out = Vec::with_capacity(16 + boots.iter().map(|b| b.len() + 1).sum::<usize>() + body);
+    out.push(REPORTS_FORMAT);
+    put_varint(&mut out, sorted.len() as u128);
+    put_varint(&mut out, boots.len() as u128);
+    for b in &boots {
+        put_varint(&mut out, b.len() as u128);
+        out.extend_from_slice(b.as_bytes());
+    }
+    // Above MAX_RUN_REPORTS every column is plain: each report then takes a byte at
+    // least, which is what bounds a decoder's work on a corrupt count.
+    let runs = sorted.len() <= MAX_RUN_REPORTS;
+    for col in &cols {
+        col.write(&mut out, runs);
+    }
     out
+}
+
+/// The columns of a packed hour, in their order there.
+#[derive(Debug, Clone, Copy)]
+enum Col {
+    Seq,
+    Boot,
+    Start,
+    Length,
+    BootTime,
+    Uptime,
+    Active,
+    Sleep,
+    Idle,
+    Rule,
+    Cpu,
+    Extra,
+}
+
+const COLUMNS: usize = 12;
+
+impl Col {
+    const ALL: [Col; COLUMNS] = [
+        Col::Seq,
+        Col::Boot,
+        Col::Start,
+        Col::Length,
+        Col::BootTime,
+        Col::Uptime,
+        Col::Active,
+        Col::Sleep,
+        Col::Idle,
+        Col::Rule,
+        Col::Cpu,
+        Col::Extra,
+    ];
+}
+
+/// A column's values while packing: their bytes end to end, and where each ends.
+#[derive(Default)]
+struct Column {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+/// A column's first byte: every value follows, one per report.
+const PLAIN: u8 = 0;
+/// A column's first byte: runs follow, each a count (≥ 1) and the value it repeats.
+const RUNS: u8 = 1;
+
+/// Most reports one packed value may hold with columns in runs. A run makes a report
+/// cost less than a byte, so a corrupt count could not be checked against the value's
+/// length: above this, columns are plain and it can (65,536 reports in an hour is one
+/// every 55 ms; agents report every 60 s).
+const MAX_RUN_REPORTS: usize = 1 << 16;
+
+impl Column {
+    /// Writes the column plain or in runs, whichever is smaller (plain on a tie).
+    fn write(&self, out: &mut Vec<u8>, runs_allowed: bool) {
+        let mut items = Vec::with_capacity(self.ends.len());
+        let mut start = 0;
+        for &end in &self.ends {
+            items.push(self.bytes.get(start..end).unwrap_or_default());
+            start = end;
+        }
+        if runs_allowed {
+            let mut runs = Vec::new();
+            let mut i = 0;
+            while let Some(item) = items.get(i) {
+                let len = items[i..].iter().take_while(|x| *x == item).count();
+                put_varint(&mut runs, len as u128);
+                runs.extend_from_slice(item);
+                i += len;
+            }
+            if runs.len() < self.bytes.len() {
+                out.push(RUNS);
+                out.extend_from_slice(&runs);
+                return;
+            }
+        }
+        out.push(PLAIN);
+        out.extend_from_slice(&self.bytes);
+    }
 }
 
 #[derive(Default)]
@@ -132,7 +240,12 @@ pub fn decode_reports(bytes: &[u8]) -> Result<Vec<Report>, CodecError> {
             expected: REPORTS_FORMAT,
         });
     }
-    let n = r.len()?;
+    let n = usize::try_from(r.varint()?).map_err(|_| CodecError::Malformed("length"))?;
+    if n > bytes.len().max(MAX_RUN_REPORTS) {
+        // Plain columns take a byte a report: a count above the input's length (and
+        // above what runs may hold) is a lie, refused before it sizes an allocation.
+        return Err(CodecError::Malformed("report count beyond the value"));
+    }
     let nboots = r.len()?;
     let mut boots = Vec::with_capacity(nboots.min(1024));
     for _ in 0..nboots {
@@ -144,26 +257,43 @@ pub fn decode_reports(bytes: &[u8]) -> Result<Vec<Report>, CodecError> {
                 .to_owned(),
         );
     }
-    let mut out = Vec::with_capacity(n.min(4096));
+    let seq = r.column(n, Reader::varint)?;
+    let boot = r.column(n, Reader::len)?;
+    let start = r.column(n, Reader::signed)?;
+    let length = r.column(n, Reader::signed)?;
+    let boot_time = r.column(n, Reader::signed)?;
+    let uptime = r.column(n, Reader::signed)?;
+    let active = r.column(n, Reader::varint)?;
+    let sleep = r.column(n, Reader::varint)?;
+    let idle = r.column(n, Reader::signed)?;
+    let rule = r.column(n, Reader::signed)?;
+    let cpu = r.column(n, Reader::cpu)?;
+    let extra = r.column(n, |r| {
+        let len = r.len()?;
+        r.take(len)
+    })?;
+    if r.pos != bytes.len() {
+        return Err(CodecError::Malformed("trailing bytes"));
+    }
+    let mut out = Vec::with_capacity(n);
     let mut prev = Prev::default();
-    for _ in 0..n {
-        let seq = prev.seq.wrapping_add(u64_of(r.varint()?)?);
+    for i in 0..n {
+        // Every column holds n values (Reader::column): the indexing cannot miss.
+        let seq = prev.seq.wrapping_add(u64_of(seq[i])?);
         let boot = boots
-            .get(r.len()?)
+            .get(boot[i])
             .ok_or(CodecError::Malformed("boot index out of range"))?
             .clone();
-        let start = i64_of(i128::from(prev.end) + r.signed()?)?;
-        let end = i64_of(i128::from(start) + r.signed()?)?;
-        let boot_time = i64_of(i128::from(prev.boot_time) + r.signed()?)?;
-        let uptime = u64_of_i(i128::from(prev.uptime) + r.signed()?)?;
-        let active = u64_of(r.varint()?)?;
-        let sleep = u64_of(r.varint()?)?;
+        let start = i64_of(i128::from(prev.end) + start[i])?;
+        let end = i64_of(i128::from(start) + length[i])?;
+        let boot_time = i64_of(i128::from(prev.boot_time) + boot_time[i])?;
+        let uptime = u64_of_i(i128::from(prev.uptime) + uptime[i])?;
+        let active = u64_of(active[i])?;
+        let sleep = u64_of(sleep[i])?;
         let rest = i128::from(end) - i128::from(start) - i128::from(active) - i128::from(sleep);
-        let idle = u64_of_i(rest - r.signed()?)?;
-        let rule = i32::try_from(r.signed()?).map_err(|_| CodecError::Malformed("rule"))?;
-        let cpu = r.cpu()?;
-        let extra_len = r.len()?;
-        let extra = Report::decode(r.take(extra_len)?)
+        let idle = u64_of_i(rest - idle[i])?;
+        let rule = i32::try_from(rule[i]).map_err(|_| CodecError::Malformed("rule"))?;
+        let extra = Report::decode(extra[i])
             .map_err(|_| CodecError::Malformed("events, measurements or temperatures"))?;
         out.push(Report {
             boot_id: boot,
@@ -177,7 +307,7 @@ pub fn decode_reports(bytes: &[u8]) -> Result<Vec<Report>, CodecError> {
             sleep_ms: sleep,
             activity_rule: rule,
             events: extra.events,
-            cpu_util: cpu,
+            cpu_util: cpu[i],
             measurements: extra.measurements,
             temperatures: extra.temperatures,
         });
@@ -187,9 +317,6 @@ pub fn decode_reports(bytes: &[u8]) -> Result<Vec<Report>, CodecError> {
             boot_time,
             uptime,
         };
-    }
-    if r.pos != bytes.len() {
-        return Err(CodecError::Malformed("trailing bytes"));
     }
     Ok(out)
 }
@@ -370,14 +497,14 @@ struct Reader<'a> {
     pos: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn byte(&mut self) -> Result<u8, CodecError> {
         let b = *self.bytes.get(self.pos).ok_or(CodecError::Truncated)?;
         self.pos += 1;
         Ok(b)
     }
 
-    fn take(&mut self, n: usize) -> Result<&[u8], CodecError> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
         let end = self.pos.checked_add(n).ok_or(CodecError::Truncated)?;
         let s = self.bytes.get(self.pos..end).ok_or(CodecError::Truncated)?;
         self.pos = end;
@@ -404,6 +531,35 @@ impl Reader<'_> {
             }
         }
         Err(CodecError::Malformed("varint too long"))
+    }
+
+    /// A column of `n` values of `item`: plain or in runs ([`Column::write`]).
+    fn column<T: Clone>(
+        &mut self,
+        n: usize,
+        mut item: impl FnMut(&mut Self) -> Result<T, CodecError>,
+    ) -> Result<Vec<T>, CodecError> {
+        let mut out = Vec::with_capacity(n);
+        match self.byte()? {
+            PLAIN => {
+                for _ in 0..n {
+                    out.push(item(self)?);
+                }
+            }
+            RUNS => {
+                while out.len() < n {
+                    let run = usize::try_from(self.varint()?)
+                        .map_err(|_| CodecError::Malformed("run length"))?;
+                    if run == 0 || run > n - out.len() {
+                        return Err(CodecError::Malformed("run length"));
+                    }
+                    let v = item(self)?;
+                    out.extend(std::iter::repeat_n(v, run));
+                }
+            }
+            _ => return Err(CodecError::Malformed("column kind")),
+        }
+        Ok(out)
     }
 
     fn signed(&mut self) -> Result<i128, CodecError> {
@@ -471,17 +627,84 @@ mod tests {
     }
 
     #[test]
-    fn an_hour_of_minute_reports_packs_into_about_fifteen_bytes_each() {
+    fn an_hour_of_minute_reports_packs_into_runs() {
         let hour: Vec<Report> = (1..=60)
             .map(|s| minute(s, "1b4e28ba-2fa1-11d2-883f-0016d3cca427"))
             .collect();
         let packed = encode_reports(&hour);
         assert_eq!(decode_reports(&packed).unwrap(), hour);
-        let plain: usize = hour.iter().map(|r| r.encoded_len()).sum();
-        assert!(
-            packed.len() < 60 * 20,
-            "{} bytes packed against {plain} as protobuf",
-            packed.len()
+        // Every column is one run: the boot id and a few bytes a column.
+        assert!(packed.len() < 100, "{} bytes", packed.len());
+    }
+
+    /// An hour as the simulator and agents send it: spells of activity and idleness,
+    /// a minute split between them, `cpu_util` holding while the load does, an event.
+    #[test]
+    fn an_hour_of_spells_takes_a_few_bytes_a_report() {
+        let mut hour: Vec<Report> = Vec::new();
+        for s in 1..=60u64 {
+            let mut r = minute(s, "1b4e28ba-2fa1-11d2-883f-0016d3cca427");
+            r.seq = 1_780_000_000 + s * 60;
+            (r.active_ms, r.idle_ms, r.cpu_util) = match s % 20 {
+                0..=7 => (60_000, 0, 0.412),
+                8 => (23_456, 36_544, 0.171),
+                _ => (0, 60_000, 0.013),
+            };
+            if s == 30 {
+                r.events.push(Event {
+                    kind: EventKind::Sleep as i32,
+                    at_unix_ms: r.start_unix_ms + 10,
+                    count: 1,
+                    detail: String::new(),
+                });
+            }
+            hour.push(r);
+        }
+        let packed = encode_reports(&hour);
+        assert_eq!(decode_reports(&packed).unwrap(), hour);
+        assert!(packed.len() < 60 * 3, "{} bytes", packed.len());
+    }
+
+    /// Above MAX_RUN_REPORTS, columns are plain: each report takes a byte or more, so
+    /// the decoder's check of the count against the value's length holds.
+    #[test]
+    fn more_reports_than_runs_may_hold_pack_plain() {
+        let n = MAX_RUN_REPORTS as u64 + 1;
+        let many: Vec<Report> = (1..=n).map(|s| minute(s, "b")).collect();
+        let packed = encode_reports(&many);
+        assert!(packed.len() > many.len());
+        assert_eq!(decode_reports(&packed).unwrap(), many);
+        let few = encode_reports(&many[..MAX_RUN_REPORTS]);
+        assert!(few.len() < 200, "{} bytes", few.len());
+        assert_eq!(decode_reports(&few).unwrap(), many[..MAX_RUN_REPORTS]);
+        // A count past both bounds is refused before anything is decoded.
+        let mut lie = vec![REPORTS_FORMAT];
+        put_varint(&mut lie, MAX_RUN_REPORTS as u128 + 1);
+        lie.extend_from_slice(&[0; 16]);
+        assert_eq!(
+            decode_reports(&lie),
+            Err(CodecError::Malformed("report count beyond the value"))
+        );
+    }
+
+    /// Runs must add up to the count exactly.
+    #[test]
+    fn runs_past_the_count_are_refused() {
+        let packed = encode_reports(&[minute(1, "b"), minute(2, "b"), minute(3, "b")]);
+        // format, count 3, one boot "b", then the seq column: one run, 3 × (+1).
+        assert_eq!(packed[..8], [REPORTS_FORMAT, 3, 1, 1, b'b', RUNS, 3, 1]);
+        assert_eq!(decode_reports(&packed).unwrap().len(), 3);
+        let mut over = packed.clone();
+        over[6] = 4;
+        assert_eq!(
+            decode_reports(&over),
+            Err(CodecError::Malformed("run length"))
+        );
+        let mut zero = packed;
+        zero[6] = 0;
+        assert_eq!(
+            decode_reports(&zero),
+            Err(CodecError::Malformed("run length"))
         );
     }
 
@@ -724,6 +947,19 @@ mod tests {
         fn any_bytes_decode_or_fail_cleanly(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode_reports(&bytes);
             let _ = decode_rollup_day(&bytes);
+        }
+
+        /// Garbage after a plausible header, so it reaches the columns and their runs.
+        #[test]
+        fn any_report_columns_decode_or_fail_cleanly(
+            n in 0u8..8,
+            body in proptest::collection::vec(prop_oneof![0u8..4, any::<u8>()], 0..200),
+        ) {
+            let mut bytes = vec![REPORTS_FORMAT, n, 1, 1, b'b'];
+            bytes.extend_from_slice(&body);
+            if let Ok(reports) = decode_reports(&bytes) {
+                prop_assert_eq!(reports.len(), usize::from(n));
+            }
         }
 
         /// Garbage that passes the format check, so it reaches the column decoder.

@@ -66,8 +66,9 @@ pub const OLD_SLED_DIR: &str = "db";
 
 /// The layout this version reads and writes, recorded in the store's `meta`. Bump it
 /// with any change an older collector would misread (3: rollup days in fixed-width
-/// columns, [`codec::encode_rollup_day`]).
-pub const FORMAT_VERSION: u32 = 3;
+/// columns, [`codec::encode_rollup_day`]; 4: raw hours in columns and runs,
+/// [`codec::encode_reports`]).
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Page cache per connection of [`Store::open`] (tests and tools); the server takes
 /// `[store] cache_mib`.
