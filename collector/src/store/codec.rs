@@ -18,17 +18,31 @@ use veille_proto::v1::Report;
 
 use veille_domain::energy::rollup::HourRollup;
 
-/// First byte of every packed value: bump it when the layout changes, and teach
-/// [`decode_reports`] / [`decode_rollup_day`] the old one or refuse it.
-const FORMAT: u8 = 1;
+/// First byte of a packed device-hour of reports: bump it when that layout changes,
+/// and teach [`decode_reports`] the old one or refuse it. 1 was report after report
+/// (~17 bytes each); 2 is columns, in runs where values repeat ([`encode_reports`]).
+const REPORTS_FORMAT: u8 = 2;
+
+/// First byte of a packed rollup day, apart from [`REPORTS_FORMAT`] so each layout
+/// moves on its own. 1 was varints of whole ms (decoding them was a third of a month
+/// report's time, BENCHMARKS.md 6a); 2 is fixed-width columns ([`encode_rollup_day`]).
+const ROLLUP_FORMAT: u8 = 2;
 
 /// Hours in a packed rollup day.
 pub const HOURS_PER_DAY: usize = 24;
 
+const FIELDS: usize = veille_domain::energy::rollup::FIELDS;
+
+/// Bytes of a rollup day's header: format, 24-bit hour mask, one width per field.
+const ROLLUP_HEADER: usize = 1 + 3 + FIELDS;
+
+/// Width of a column of raw f64 bits, the one for values no integer width holds.
+const RAW_WIDTH: u8 = 8;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodecError {
-    #[error("packed value of format {0}, this version reads format {FORMAT}")]
-    Format(u8),
+    #[error("packed value of format {found}, this version reads format {expected}")]
+    Format { found: u8, expected: u8 },
     #[error("packed value truncated")]
     Truncated,
     #[error("packed value malformed: {0}")]
@@ -37,6 +51,15 @@ pub enum CodecError {
 
 /// Packs reports (any order; written in seq order). Reports are expected to have
 /// distinct seqs; the store guarantees it.
+///
+/// Layout ([`REPORTS_FORMAT`]): the format byte, the count, the boot ids, then one
+/// column per field in [`Col`]'s order, each either plain (every report's value) or in
+/// runs (a count and a value, for as many reports). Values are what makes a report
+/// small beside the one before it: seq and start as deltas, the length, idle as what
+/// the interval leaves over. Why columns: within an hour each field repeats itself
+/// (seq +60, start = previous end, 60,000 ms long, uptime +60, a minute all active or
+/// all idle, the same `cpu_util` while the load holds), so most columns are one run
+/// and a report takes a few bytes, where report after report took ~17 (BENCHMARKS.md 6b).
 pub fn encode_reports(reports: &[Report]) -> Vec<u8> {
     let mut sorted: Vec<&Report> = reports.iter().collect();
     sorted.sort_by_key(|r| r.seq);
@@ -46,51 +69,51 @@ pub fn encode_reports(reports: &[Report]) -> Vec<u8> {
             boots.push(&r.boot_id);
         }
     }
-    let mut out = Vec::with_capacity(16 + sorted.len() * 16);
-    out.push(FORMAT);
-    put_varint(&mut out, sorted.len() as u128);
-    put_varint(&mut out, boots.len() as u128);
-    for b in &boots {
-        put_varint(&mut out, b.len() as u128);
-        out.extend_from_slice(b.as_bytes());
-    }
+    let mut cols: [Column; COLUMNS] = Default::default();
     let mut prev = Prev::default();
-    for r in sorted {
-        put_varint(&mut out, u128::from(r.seq.wrapping_sub(prev.seq)));
+    for r in &sorted {
         let boot = boots
             .iter()
             .position(|b| *b == r.boot_id)
             .unwrap_or_default();
-        put_varint(&mut out, boot as u128);
-        put_signed(&mut out, i128::from(r.start_unix_ms) - i128::from(prev.end));
-        put_signed(
-            &mut out,
-            i128::from(r.end_unix_ms) - i128::from(r.start_unix_ms),
-        );
-        put_signed(
-            &mut out,
-            i128::from(r.boot_time_unix_s) - i128::from(prev.boot_time),
-        );
-        put_signed(&mut out, i128::from(r.uptime_s) - i128::from(prev.uptime));
-        put_varint(&mut out, u128::from(r.active_ms));
-        put_varint(&mut out, u128::from(r.sleep_ms));
         // Idle is usually what remains of the interval: store the difference.
         let rest = i128::from(r.end_unix_ms)
             - i128::from(r.start_unix_ms)
             - i128::from(r.active_ms)
             - i128::from(r.sleep_ms);
-        put_signed(&mut out, rest - i128::from(r.idle_ms));
-        put_signed(&mut out, i128::from(r.activity_rule));
-        put_cpu(&mut out, r.cpu_util);
         let extra = Report {
             events: r.events.clone(),
             measurements: r.measurements.clone(),
             temperatures: r.temperatures.clone(),
             ..Default::default()
-        };
-        let extra = extra.encode_to_vec();
-        put_varint(&mut out, extra.len() as u128);
-        out.extend_from_slice(&extra);
+        }
+        .encode_to_vec();
+        for (col, c) in cols.iter_mut().zip(Col::ALL) {
+            let out = &mut col.bytes;
+            match c {
+                Col::Seq => put_varint(out, u128::from(r.seq.wrapping_sub(prev.seq))),
+                Col::Boot => put_varint(out, boot as u128),
+                Col::Start => put_signed(out, i128::from(r.start_unix_ms) - i128::from(prev.end)),
+                Col::Length => {
+                    put_signed(out, i128::from(r.end_unix_ms) - i128::from(r.start_unix_ms))
+                }
+                Col::BootTime => put_signed(
+                    out,
+                    i128::from(r.boot_time_unix_s) - i128::from(prev.boot_time),
+                ),
+                Col::Uptime => put_signed(out, i128::from(r.uptime_s) - i128::from(prev.uptime)),
+                Col::Active => put_varint(out, u128::from(r.active_ms)),
+                Col::Sleep => put_varint(out, u128::from(r.sleep_ms)),
+                Col::Idle => put_signed(out, rest - i128::from(r.idle_ms)),
+                Col::Rule => put_signed(out, i128::from(r.activity_rule)),
+                Col::Cpu => put_cpu(out, r.cpu_util),
+                Col::Extra => {
+                    put_varint(out, extra.len() as u128);
+                    out.extend_from_slice(&extra);
+                }
+            }
+            col.ends.push(out.len());
+        }
         prev = Prev {
             seq: r.seq,
             end: r.end_unix_ms,
@@ -98,7 +121,105 @@ pub fn encode_reports(reports: &[Report]) -> Vec<u8> {
             uptime: r.uptime_s,
         };
     }
+    let body: usize = cols.iter().map(|c| c.bytes.len()).sum();
+    let mut out = Vec::with_capacity(16 + boots.iter().map(|b| b.len() + 1).sum::<usize>() + body);
+    out.push(REPORTS_FORMAT);
+    put_varint(&mut out, sorted.len() as u128);
+    put_varint(&mut out, boots.len() as u128);
+    for b in &boots {
+        put_varint(&mut out, b.len() as u128);
+        out.extend_from_slice(b.as_bytes());
+    }
+    // Above MAX_RUN_REPORTS every column is plain: each report then takes a byte at
+    // least, which is what bounds a decoder's work on a corrupt count.
+    let runs = sorted.len() <= MAX_RUN_REPORTS;
+    for col in &cols {
+        col.write(&mut out, runs);
+    }
     out
+}
+
+/// The columns of a packed hour, in their order there.
+#[derive(Debug, Clone, Copy)]
+enum Col {
+    Seq,
+    Boot,
+    Start,
+    Length,
+    BootTime,
+    Uptime,
+    Active,
+    Sleep,
+    Idle,
+    Rule,
+    Cpu,
+    Extra,
+}
+
+const COLUMNS: usize = 12;
+
+impl Col {
+    const ALL: [Col; COLUMNS] = [
+        Col::Seq,
+        Col::Boot,
+        Col::Start,
+        Col::Length,
+        Col::BootTime,
+        Col::Uptime,
+        Col::Active,
+        Col::Sleep,
+        Col::Idle,
+        Col::Rule,
+        Col::Cpu,
+        Col::Extra,
+    ];
+}
+
+/// A column's values while packing: their bytes end to end, and where each ends.
+#[derive(Default)]
+struct Column {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+/// A column's first byte: every value follows, one per report.
+const PLAIN: u8 = 0;
+/// A column's first byte: runs follow, each a count (≥ 1) and the value it repeats.
+const RUNS: u8 = 1;
+
+/// Most reports one packed value may hold with columns in runs. A run makes a report
+/// cost less than a byte, so a corrupt count could not be checked against the value's
+/// length: above this, columns are plain and it can (65,536 reports in an hour is one
+/// every 55 ms; agents report every 60 s).
+const MAX_RUN_REPORTS: usize = 1 << 16;
+
+impl Column {
+    /// Writes the column plain or in runs, whichever is smaller (plain on a tie).
+    fn write(&self, out: &mut Vec<u8>, runs_allowed: bool) {
+        let mut items = Vec::with_capacity(self.ends.len());
+        let mut start = 0;
+        for &end in &self.ends {
+            items.push(self.bytes.get(start..end).unwrap_or_default());
+            start = end;
+        }
+        if runs_allowed {
+            let mut runs = Vec::new();
+            let mut i = 0;
+            while let Some(item) = items.get(i) {
+                let len = items[i..].iter().take_while(|x| *x == item).count();
+                put_varint(&mut runs, len as u128);
+                runs.extend_from_slice(item);
+                i += len;
+            }
+            if runs.len() < self.bytes.len() {
+                out.push(RUNS);
+                out.extend_from_slice(&runs);
+                return;
+            }
+        }
+        out.push(PLAIN);
+        out.extend_from_slice(&self.bytes);
+    }
 }
 
 #[derive(Default)]
@@ -113,10 +234,18 @@ struct Prev {
 pub fn decode_reports(bytes: &[u8]) -> Result<Vec<Report>, CodecError> {
     let mut r = Reader { bytes, pos: 0 };
     let format = r.byte()?;
-    if format != FORMAT {
-        return Err(CodecError::Format(format));
+    if format != REPORTS_FORMAT {
+        return Err(CodecError::Format {
+            found: format,
+            expected: REPORTS_FORMAT,
+        });
     }
-    let n = r.len()?;
+    let n = usize::try_from(r.varint()?).map_err(|_| CodecError::Malformed("length"))?;
+    if n > bytes.len().max(MAX_RUN_REPORTS) {
+        // Plain columns take a byte a report: a count above the input's length (and
+        // above what runs may hold) is a lie, refused before it sizes an allocation.
+        return Err(CodecError::Malformed("report count beyond the value"));
+    }
     let nboots = r.len()?;
     let mut boots = Vec::with_capacity(nboots.min(1024));
     for _ in 0..nboots {
@@ -128,26 +257,43 @@ pub fn decode_reports(bytes: &[u8]) -> Result<Vec<Report>, CodecError> {
                 .to_owned(),
         );
     }
-    let mut out = Vec::with_capacity(n.min(4096));
+    let seq = r.column(n, Reader::varint)?;
+    let boot = r.column(n, Reader::len)?;
+    let start = r.column(n, Reader::signed)?;
+    let length = r.column(n, Reader::signed)?;
+    let boot_time = r.column(n, Reader::signed)?;
+    let uptime = r.column(n, Reader::signed)?;
+    let active = r.column(n, Reader::varint)?;
+    let sleep = r.column(n, Reader::varint)?;
+    let idle = r.column(n, Reader::signed)?;
+    let rule = r.column(n, Reader::signed)?;
+    let cpu = r.column(n, Reader::cpu)?;
+    let extra = r.column(n, |r| {
+        let len = r.len()?;
+        r.take(len)
+    })?;
+    if r.pos != bytes.len() {
+        return Err(CodecError::Malformed("trailing bytes"));
+    }
+    let mut out = Vec::with_capacity(n);
     let mut prev = Prev::default();
-    for _ in 0..n {
-        let seq = prev.seq.wrapping_add(u64_of(r.varint()?)?);
+    for i in 0..n {
+        // Every column holds n values (Reader::column): the indexing cannot miss.
+        let seq = prev.seq.wrapping_add(u64_of(seq[i])?);
         let boot = boots
-            .get(r.len()?)
+            .get(boot[i])
             .ok_or(CodecError::Malformed("boot index out of range"))?
             .clone();
-        let start = i64_of(i128::from(prev.end) + r.signed()?)?;
-        let end = i64_of(i128::from(start) + r.signed()?)?;
-        let boot_time = i64_of(i128::from(prev.boot_time) + r.signed()?)?;
-        let uptime = u64_of_i(i128::from(prev.uptime) + r.signed()?)?;
-        let active = u64_of(r.varint()?)?;
-        let sleep = u64_of(r.varint()?)?;
+        let start = i64_of(i128::from(prev.end) + start[i])?;
+        let end = i64_of(i128::from(start) + length[i])?;
+        let boot_time = i64_of(i128::from(prev.boot_time) + boot_time[i])?;
+        let uptime = u64_of_i(i128::from(prev.uptime) + uptime[i])?;
+        let active = u64_of(active[i])?;
+        let sleep = u64_of(sleep[i])?;
         let rest = i128::from(end) - i128::from(start) - i128::from(active) - i128::from(sleep);
-        let idle = u64_of_i(rest - r.signed()?)?;
-        let rule = i32::try_from(r.signed()?).map_err(|_| CodecError::Malformed("rule"))?;
-        let cpu = r.cpu()?;
-        let extra_len = r.len()?;
-        let extra = Report::decode(r.take(extra_len)?)
+        let idle = u64_of_i(rest - idle[i])?;
+        let rule = i32::try_from(rule[i]).map_err(|_| CodecError::Malformed("rule"))?;
+        let extra = Report::decode(extra[i])
             .map_err(|_| CodecError::Malformed("events, measurements or temperatures"))?;
         out.push(Report {
             boot_id: boot,
@@ -161,7 +307,7 @@ pub fn decode_reports(bytes: &[u8]) -> Result<Vec<Report>, CodecError> {
             sleep_ms: sleep,
             activity_rule: rule,
             events: extra.events,
-            cpu_util: cpu,
+            cpu_util: cpu[i],
             measurements: extra.measurements,
             temperatures: extra.temperatures,
         });
@@ -172,31 +318,69 @@ pub fn decode_reports(bytes: &[u8]) -> Result<Vec<Report>, CodecError> {
             uptime,
         };
     }
-    if r.pos != bytes.len() {
-        return Err(CodecError::Malformed("trailing bytes"));
-    }
     Ok(out)
 }
 
 /// Packs the rollups of one day: slot `i` is the hour starting `i` hours after the
 /// day's start (UTC), `None` for an hour without data.
+///
+/// Layout ([`ROLLUP_FORMAT`]): the format byte, the mask of stored hours (24 bits,
+/// little-endian), one width per field, then each field's column: its value for every
+/// stored hour, in hour order, in that width. Width 0 is a column of +0.0 (no bytes),
+/// 1–4 a whole non-negative number in that many little-endian bytes (milliseconds of
+/// an hour take 3), [`RAW_WIDTH`] the f64's own bits. Why columns of fixed width: a
+/// month's report over a fleet decodes ~22 M of these rollups, and each column decodes
+/// in a loop without a branch per value, where varints cost a third of the report
+/// (BENCHMARKS.md 6a); a field is mostly the same kind of number all day (zero when no
+/// meter, whole ms, or fractional), so columns cost about what the varints did.
 pub fn encode_rollup_day(hours: &[Option<HourRollup>; HOURS_PER_DAY]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + 24 * 40);
-    out.push(FORMAT);
     let mut mask = 0u32;
+    let mut rows: Vec<[f64; FIELDS]> = Vec::with_capacity(HOURS_PER_DAY);
     for (i, h) in hours.iter().enumerate() {
-        if h.is_some() {
+        if let Some(h) = h {
             mask |= 1 << i;
+            rows.push(h.as_array());
         }
     }
-    put_varint(&mut out, u128::from(mask));
-    for h in hours.iter().flatten() {
-        for v in h.encode().chunks_exact(8) {
-            let v = f64::from_le_bytes(v.try_into().unwrap_or_default());
-            put_number(&mut out, v);
+    let widths: [u8; FIELDS] = std::array::from_fn(|f| column_width(rows.iter().map(|r| r[f])));
+    let body: usize = widths.iter().map(|w| usize::from(*w) * rows.len()).sum();
+    let mut out = Vec::with_capacity(ROLLUP_HEADER + body);
+    out.push(ROLLUP_FORMAT);
+    out.extend_from_slice(&mask.to_le_bytes()[..3]);
+    out.extend_from_slice(&widths);
+    for (f, &w) in widths.iter().enumerate() {
+        for r in &rows {
+            let v = r[f];
+            if w == RAW_WIDTH {
+                out.extend_from_slice(&v.to_le_bytes());
+            } else if w > 0 {
+                // column_width chose w: a whole number in [0, 2^(8w)).
+                out.extend_from_slice(&(v as u32).to_le_bytes()[..usize::from(w)]);
+            }
         }
     }
     out
+}
+
+/// The narrowest width of [`encode_rollup_day`] that holds every value exactly.
+fn column_width(values: impl Iterator<Item = f64>) -> u8 {
+    let mut max = 0u32;
+    for v in values {
+        // -0.0 and fractions compare or truncate as others would: the bits decide.
+        let whole =
+            v >= 0.0 && v <= f64::from(u32::MAX) && f64::from(v as u32).to_bits() == v.to_bits();
+        if !whole {
+            return RAW_WIDTH;
+        }
+        max = max.max(v as u32);
+    }
+    match max {
+        0 => 0,
+        1..=0xff => 1,
+        0x100..=0xffff => 2,
+        0x1_0000..=0xff_ffff => 3,
+        _ => 4,
+    }
 }
 
 /// Unpacks what [`encode_rollup_day`] wrote.
@@ -212,34 +396,72 @@ pub fn decode_rollup_day(bytes: &[u8]) -> Result<[Option<HourRollup>; HOURS_PER_
 
 /// [`decode_rollup_day`] without the day's array: each stored hour's slot (0..24) and
 /// rollup, in slot order, straight to `each`. A month's report over a fleet decodes
-/// ~22 M of these, and moving a 24-slot array per day cost more than the decoding.
-/// `each` may have been called for the first hours when a later one is malformed.
+/// ~22 M of these, and moving a 24-slot array of options per day cost more than the
+/// decoding. Nothing reaches `each` when the value is malformed.
 pub fn for_each_rollup(
     bytes: &[u8],
     mut each: impl FnMut(usize, HourRollup),
 ) -> Result<(), CodecError> {
-    let mut r = Reader { bytes, pos: 0 };
-    let format = r.byte()?;
-    if format != FORMAT {
-        return Err(CodecError::Format(format));
+    let (&format, rest) = bytes.split_first().ok_or(CodecError::Truncated)?;
+    if format != ROLLUP_FORMAT {
+        return Err(CodecError::Format {
+            found: format,
+            expected: ROLLUP_FORMAT,
+        });
     }
-    let mask = u32::try_from(r.varint()?).map_err(|_| CodecError::Malformed("hour mask"))?;
-    if mask >> HOURS_PER_DAY != 0 {
-        return Err(CodecError::Malformed("hour mask"));
-    }
-    const FIELDS: usize = veille_domain::energy::rollup::FIELDS;
-    for slot in 0..HOURS_PER_DAY {
-        if mask & (1 << slot) == 0 {
-            continue;
+    let (head, mut columns) = rest
+        .split_at_checked(ROLLUP_HEADER - 1)
+        .ok_or(CodecError::Truncated)?;
+    let (mask, widths) = head.split_at(3);
+    let mask = u32::from_le_bytes([mask[0], mask[1], mask[2], 0]);
+    let n = mask.count_ones() as usize;
+    // Rows of the stored hours, filled column by column; +0.0 is width 0's value.
+    let mut rows = [[0f64; FIELDS]; HOURS_PER_DAY];
+    let rows = &mut rows[..n];
+    for (f, &w) in widths.iter().enumerate() {
+        let (column, next) = columns
+            .split_at_checked(usize::from(w) * n)
+            .ok_or(CodecError::Truncated)?;
+        // One loop per width, so none branches on the width per value.
+        match w {
+            0 => {}
+            1 => {
+                for (row, b) in rows.iter_mut().zip(column) {
+                    row[f] = f64::from(*b);
+                }
+            }
+            2 => {
+                for (row, c) in rows.iter_mut().zip(column.chunks_exact(2)) {
+                    row[f] = f64::from(u16::from_le_bytes([c[0], c[1]]));
+                }
+            }
+            3 => {
+                for (row, c) in rows.iter_mut().zip(column.chunks_exact(3)) {
+                    row[f] = f64::from(u32::from_le_bytes([c[0], c[1], c[2], 0]));
+                }
+            }
+            4 => {
+                for (row, c) in rows.iter_mut().zip(column.chunks_exact(4)) {
+                    row[f] = f64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+                }
+            }
+            RAW_WIDTH => {
+                for (row, c) in rows.iter_mut().zip(column.chunks_exact(8)) {
+                    row[f] = f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+                }
+            }
+            _ => return Err(CodecError::Malformed("column width")),
         }
-        let mut a = [0f64; FIELDS];
-        for v in &mut a {
-            *v = r.number()?;
-        }
-        each(slot, HourRollup::from_array(a));
+        columns = next;
     }
-    if r.pos != bytes.len() {
+    if !columns.is_empty() {
         return Err(CodecError::Malformed("trailing bytes"));
+    }
+    let mut left = mask;
+    for row in rows.iter() {
+        let slot = left.trailing_zeros() as usize;
+        left &= left - 1;
+        each(slot, HourRollup::from_array(*row));
     }
     Ok(())
 }
@@ -270,32 +492,19 @@ fn put_cpu(out: &mut Vec<u8>, v: f64) {
     }
 }
 
-/// A rollup field: 1 + zigzag of the value when it is a whole number (milliseconds
-/// are), else 0 and the eight bytes.
-fn put_number(out: &mut Vec<u8>, v: f64) {
-    const EXACT: f64 = (1u64 << 53) as f64;
-    if v.fract() == 0.0 && v.abs() < EXACT && ((v as i64) as f64).to_bits() == v.to_bits() {
-        let i = i128::from(v as i64);
-        put_varint(out, (((i << 1) ^ (i >> 127)) as u128) + 1);
-    } else {
-        put_varint(out, 0);
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-}
-
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn byte(&mut self) -> Result<u8, CodecError> {
         let b = *self.bytes.get(self.pos).ok_or(CodecError::Truncated)?;
         self.pos += 1;
         Ok(b)
     }
 
-    fn take(&mut self, n: usize) -> Result<&[u8], CodecError> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
         let end = self.pos.checked_add(n).ok_or(CodecError::Truncated)?;
         let s = self.bytes.get(self.pos..end).ok_or(CodecError::Truncated)?;
         self.pos = end;
@@ -324,6 +533,35 @@ impl Reader<'_> {
         Err(CodecError::Malformed("varint too long"))
     }
 
+    /// A column of `n` values of `item`: plain or in runs ([`Column::write`]).
+    fn column<T: Clone>(
+        &mut self,
+        n: usize,
+        mut item: impl FnMut(&mut Self) -> Result<T, CodecError>,
+    ) -> Result<Vec<T>, CodecError> {
+        let mut out = Vec::with_capacity(n);
+        match self.byte()? {
+            PLAIN => {
+                for _ in 0..n {
+                    out.push(item(self)?);
+                }
+            }
+            RUNS => {
+                while out.len() < n {
+                    let run = usize::try_from(self.varint()?)
+                        .map_err(|_| CodecError::Malformed("run length"))?;
+                    if run == 0 || run > n - out.len() {
+                        return Err(CodecError::Malformed("run length"));
+                    }
+                    let v = item(self)?;
+                    out.extend(std::iter::repeat_n(v, run));
+                }
+            }
+            _ => return Err(CodecError::Malformed("column kind")),
+        }
+        Ok(out)
+    }
+
     fn signed(&mut self) -> Result<i128, CodecError> {
         let v = self.varint()?;
         Ok(((v >> 1) as i128) ^ -((v & 1) as i128))
@@ -349,64 +587,6 @@ impl Reader<'_> {
                 Ok((k - 1) as f64 / veille_proto::units::CPU_UTIL_STEPS)
             }
             _ => Err(CodecError::Malformed("cpu_util")),
-        }
-    }
-
-    /// A varint of at most 63 bits (nine bytes), without the general loop's u128 and
-    /// checked shifts; `None` (nothing consumed) for a longer one.
-    fn short_varint(&mut self) -> Result<Option<u64>, CodecError> {
-        // Eight bytes at once where the value has them: the varint ends at the first
-        // byte without its high bit; no bounds check per byte.
-        if let Some(chunk) = self.bytes.get(self.pos..self.pos + 8) {
-            let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-            let ends = !word & 0x8080_8080_8080_8080;
-            if ends != 0 {
-                let bits = ends.trailing_zeros() + 1; // through the last byte's top bit
-                let len = (bits / 8) as usize;
-                // Keep the varint's bytes, drop their continuation bits, close the
-                // 1-bit gaps: branch-free, whatever the length (lengths vary value to
-                // value, and a loop on them mispredicts).
-                let x = (word & (u64::MAX >> (64 - bits))) & 0x7f7f_7f7f_7f7f_7f7f;
-                let v = (x & 0x7f)
-                    | ((x >> 1) & (0x7f << 7))
-                    | ((x >> 2) & (0x7f << 14))
-                    | ((x >> 3) & (0x7f << 21))
-                    | ((x >> 4) & (0x7f << 28))
-                    | ((x >> 5) & (0x7f << 35))
-                    | ((x >> 6) & (0x7f << 42))
-                    | ((x >> 7) & (0x7f << 49));
-                self.pos += len;
-                return Ok(Some(v));
-            }
-        }
-        let start = self.pos;
-        let mut v = 0u64;
-        for shift in (0..63).step_by(7) {
-            let b = self.byte()?;
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(Some(v));
-            }
-        }
-        self.pos = start;
-        Ok(None)
-    }
-
-    fn number(&mut self) -> Result<f64, CodecError> {
-        // Whole milliseconds (all but a few rollup fields) take the short path.
-        let v = match self.short_varint()? {
-            Some(v) => u128::from(v),
-            None => self.varint()?,
-        };
-        match v {
-            0 => Ok(f64::from_le_bytes(
-                self.take(8)?.try_into().unwrap_or_default(),
-            )),
-            k => {
-                let z = k - 1;
-                let i = ((z >> 1) as i128) ^ -((z & 1) as i128);
-                Ok(i64::try_from(i).map_err(|_| CodecError::Malformed("number"))? as f64)
-            }
         }
     }
 }
@@ -447,17 +627,84 @@ mod tests {
     }
 
     #[test]
-    fn an_hour_of_minute_reports_packs_into_about_fifteen_bytes_each() {
+    fn an_hour_of_minute_reports_packs_into_runs() {
         let hour: Vec<Report> = (1..=60)
             .map(|s| minute(s, "1b4e28ba-2fa1-11d2-883f-0016d3cca427"))
             .collect();
         let packed = encode_reports(&hour);
         assert_eq!(decode_reports(&packed).unwrap(), hour);
-        let plain: usize = hour.iter().map(|r| r.encoded_len()).sum();
-        assert!(
-            packed.len() < 60 * 20,
-            "{} bytes packed against {plain} as protobuf",
-            packed.len()
+        // Every column is one run: the boot id and a few bytes a column.
+        assert!(packed.len() < 100, "{} bytes", packed.len());
+    }
+
+    /// An hour as the simulator and agents send it: spells of activity and idleness,
+    /// a minute split between them, `cpu_util` holding while the load does, an event.
+    #[test]
+    fn an_hour_of_spells_takes_a_few_bytes_a_report() {
+        let mut hour: Vec<Report> = Vec::new();
+        for s in 1..=60u64 {
+            let mut r = minute(s, "1b4e28ba-2fa1-11d2-883f-0016d3cca427");
+            r.seq = 1_780_000_000 + s * 60;
+            (r.active_ms, r.idle_ms, r.cpu_util) = match s % 20 {
+                0..=7 => (60_000, 0, 0.412),
+                8 => (23_456, 36_544, 0.171),
+                _ => (0, 60_000, 0.013),
+            };
+            if s == 30 {
+                r.events.push(Event {
+                    kind: EventKind::Sleep as i32,
+                    at_unix_ms: r.start_unix_ms + 10,
+                    count: 1,
+                    detail: String::new(),
+                });
+            }
+            hour.push(r);
+        }
+        let packed = encode_reports(&hour);
+        assert_eq!(decode_reports(&packed).unwrap(), hour);
+        assert!(packed.len() < 60 * 3, "{} bytes", packed.len());
+    }
+
+    /// Above MAX_RUN_REPORTS, columns are plain: each report takes a byte or more, so
+    /// the decoder's check of the count against the value's length holds.
+    #[test]
+    fn more_reports_than_runs_may_hold_pack_plain() {
+        let n = MAX_RUN_REPORTS as u64 + 1;
+        let many: Vec<Report> = (1..=n).map(|s| minute(s, "b")).collect();
+        let packed = encode_reports(&many);
+        assert!(packed.len() > many.len());
+        assert_eq!(decode_reports(&packed).unwrap(), many);
+        let few = encode_reports(&many[..MAX_RUN_REPORTS]);
+        assert!(few.len() < 200, "{} bytes", few.len());
+        assert_eq!(decode_reports(&few).unwrap(), many[..MAX_RUN_REPORTS]);
+        // A count past both bounds is refused before anything is decoded.
+        let mut lie = vec![REPORTS_FORMAT];
+        put_varint(&mut lie, MAX_RUN_REPORTS as u128 + 1);
+        lie.extend_from_slice(&[0; 16]);
+        assert_eq!(
+            decode_reports(&lie),
+            Err(CodecError::Malformed("report count beyond the value"))
+        );
+    }
+
+    /// Runs must add up to the count exactly.
+    #[test]
+    fn runs_past_the_count_are_refused() {
+        let packed = encode_reports(&[minute(1, "b"), minute(2, "b"), minute(3, "b")]);
+        // format, count 3, one boot "b", then the seq column: one run, 3 × (+1).
+        assert_eq!(packed[..8], [REPORTS_FORMAT, 3, 1, 1, b'b', RUNS, 3, 1]);
+        assert_eq!(decode_reports(&packed).unwrap().len(), 3);
+        let mut over = packed.clone();
+        over[6] = 4;
+        assert_eq!(
+            decode_reports(&over),
+            Err(CodecError::Malformed("run length"))
+        );
+        let mut zero = packed;
+        zero[6] = 0;
+        assert_eq!(
+            decode_reports(&zero),
+            Err(CodecError::Malformed("run length"))
         );
     }
 
@@ -497,7 +744,13 @@ mod tests {
         }
         let mut other = packed.clone();
         other[0] = 9;
-        assert_eq!(decode_reports(&other), Err(CodecError::Format(9)));
+        assert_eq!(
+            decode_reports(&other),
+            Err(CodecError::Format {
+                found: 9,
+                expected: REPORTS_FORMAT
+            })
+        );
         let mut long = packed;
         long.push(0);
         assert!(decode_reports(&long).is_err());
@@ -525,8 +778,92 @@ mod tests {
         assert_eq!(back[23].unwrap().measured_j.to_bits(), (-0.0f64).to_bits());
         assert_eq!(back[23].unwrap().sleep_ms, f64::MAX);
         assert!(back[1..23].iter().all(Option::is_none));
-        // Against 2 × 88 bytes unpacked: whole milliseconds take 4 bytes, zeros one.
-        assert!(packed.len() < 70, "{} bytes", packed.len());
+        // Against 2 × 88 bytes unpacked: columns of whole milliseconds (covered,
+        // awake, active, idle) take 3 bytes a value, zero columns none, and the three
+        // holding a fraction, -0.0 or f64::MAX their 8 bytes.
+        assert_eq!(packed.len(), ROLLUP_HEADER + 2 * (4 * 3 + 3 * 8));
+    }
+
+    /// A day as the month report reads it: whole ms in 3 bytes, fractions in 8, zero
+    /// columns in none, and the values bit for bit.
+    #[test]
+    fn a_full_rollup_day_takes_each_column_at_its_width() {
+        let mut day: [Option<HourRollup>; HOURS_PER_DAY] = Default::default();
+        for (i, slot) in day.iter_mut().enumerate() {
+            let active = 3_600.0 * (i as f64 * 17.0 % 400.0);
+            *slot = Some(HourRollup {
+                covered_ms: 3_600_000.0,
+                awake_ms: 3_600_000.0 - 1_000.0 * i as f64,
+                modelled_active_ms: active,
+                modelled_active_util_ms: active * 0.137,
+                modelled_idle_ms: 3_600_000.0 - active,
+                sleep_ms: i as f64,
+                ..Default::default()
+            });
+        }
+        let packed = encode_rollup_day(&day);
+        // covered, awake, active, idle: 3 bytes; util: 8; sleep: 1.
+        assert_eq!(packed.len(), ROLLUP_HEADER + 24 * (4 * 3 + 8 + 1));
+        let back = decode_rollup_day(&packed).unwrap();
+        for (a, b) in back.iter().zip(&day) {
+            assert_eq!(a.map(|r| r.encode()), b.map(|r| r.encode()));
+        }
+        for cut in 0..packed.len() {
+            assert!(decode_rollup_day(&packed[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut long = packed.clone();
+        long.push(0);
+        assert_eq!(
+            decode_rollup_day(&long),
+            Err(CodecError::Malformed("trailing bytes"))
+        );
+        let mut old = packed.clone();
+        old[0] = 1;
+        assert_eq!(
+            decode_rollup_day(&old),
+            Err(CodecError::Format {
+                found: 1,
+                expected: ROLLUP_FORMAT
+            })
+        );
+        let mut odd = packed;
+        odd[4] = 5;
+        assert!(decode_rollup_day(&odd).is_err());
+    }
+
+    /// Values at the edges of each width, and the ones no integer width holds.
+    #[test]
+    fn rollup_values_at_width_edges_survive_exactly() {
+        let edges = [
+            0.0,
+            -0.0,
+            1.0,
+            255.0,
+            256.0,
+            65_535.0,
+            65_536.0,
+            16_777_215.0,
+            16_777_216.0,
+            f64::from(u32::MAX),
+            f64::from(u32::MAX) + 1.0,
+            -1.0,
+            0.5,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::INFINITY,
+            f64::NAN,
+        ];
+        for &v in &edges {
+            for &w in &edges {
+                let mut day: [Option<HourRollup>; HOURS_PER_DAY] = Default::default();
+                day[3] = Some(HourRollup::from_array([v; FIELDS]));
+                day[17] = Some(HourRollup::from_array([w; FIELDS]));
+                let back = decode_rollup_day(&encode_rollup_day(&day)).unwrap();
+                for (a, b) in back.iter().zip(&day) {
+                    assert_eq!(a.map(|r| r.encode()), b.map(|r| r.encode()), "{v} {w}");
+                }
+            }
+        }
     }
 
     fn any_report() -> impl Strategy<Value = Report> {
@@ -610,6 +947,39 @@ mod tests {
         fn any_bytes_decode_or_fail_cleanly(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode_reports(&bytes);
             let _ = decode_rollup_day(&bytes);
+        }
+
+        /// Garbage after a plausible header, so it reaches the columns and their runs.
+        #[test]
+        fn any_report_columns_decode_or_fail_cleanly(
+            n in 0u8..8,
+            body in proptest::collection::vec(prop_oneof![0u8..4, any::<u8>()], 0..200),
+        ) {
+            let mut bytes = vec![REPORTS_FORMAT, n, 1, 1, b'b'];
+            bytes.extend_from_slice(&body);
+            if let Ok(reports) = decode_reports(&bytes) {
+                prop_assert_eq!(reports.len(), usize::from(n));
+            }
+        }
+
+        /// Garbage that passes the format check, so it reaches the column decoder.
+        #[test]
+        fn any_rollup_body_decodes_or_fails_cleanly(
+            mask in any::<u32>(),
+            widths in proptest::collection::vec(prop_oneof![0u8..=4, Just(8u8), any::<u8>()], FIELDS),
+            body in proptest::collection::vec(any::<u8>(), 0..1200),
+        ) {
+            let mut bytes = vec![ROLLUP_FORMAT];
+            bytes.extend_from_slice(&mask.to_le_bytes()[..3]);
+            bytes.extend_from_slice(&widths);
+            bytes.extend_from_slice(&body);
+            // What decodes (possibly wider than needed) packs again to the same values.
+            if let Ok(day) = decode_rollup_day(&bytes) {
+                let again = decode_rollup_day(&encode_rollup_day(&day)).unwrap();
+                for (a, b) in again.iter().zip(&day) {
+                    prop_assert_eq!(a.map(|r| r.encode()), b.map(|r| r.encode()));
+                }
+            }
         }
     }
 }

@@ -65,8 +65,10 @@ pub const STORE_DIR: &str = "store";
 pub const OLD_SLED_DIR: &str = "db";
 
 /// The layout this version reads and writes, recorded in the store's `meta`. Bump it
-/// with any change an older collector would misread.
-pub const FORMAT_VERSION: u32 = 2;
+/// with any change an older collector would misread (3: rollup days in fixed-width
+/// columns, [`codec::encode_rollup_day`]; 4: raw hours in columns and runs,
+/// [`codec::encode_reports`]).
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Page cache per connection of [`Store::open`] (tests and tools); the server takes
 /// `[store] cache_mib`.
@@ -1673,7 +1675,11 @@ mod tests {
             matches!(e, StoreError::Format { ref found, .. } if found == "99"),
             "{e}"
         );
-        assert!(e.to_string().contains("reads format 2"), "{e}");
+        assert!(
+            e.to_string()
+                .contains(&format!("reads format {FORMAT_VERSION}")),
+            "{e}"
+        );
     }
 
     #[test]

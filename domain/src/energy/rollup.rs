@@ -60,7 +60,9 @@ pub const ENCODED_LEN: usize = FIELDS * 8;
 pub const ENCODED_LEN_V1: usize = 10 * 8;
 
 impl HourRollup {
-    fn as_array(&self) -> [f64; FIELDS] {
+    /// The fields in encoding order ([`Self::from_array`]'s): a store's encoder packs
+    /// them by column.
+    pub fn as_array(&self) -> [f64; FIELDS] {
         [
             self.covered_ms,
             self.awake_ms,
