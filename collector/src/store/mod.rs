@@ -324,7 +324,12 @@ impl Store {
         batch: &ReportBatch,
         received_unix_ms: i64,
     ) -> Result<BatchOutcome, StoreError> {
-        self.write(|tx| apply::batch(tx, org, batch, received_unix_ms))
+        self.write(|tx| {
+            let mut hours = apply::Hours::default();
+            let outcome = apply::batch(tx, &mut hours, org, batch, received_unix_ms)?;
+            hours.write(tx)?;
+            Ok(outcome)
+        })
     }
 
     /// [`Store::apply_batch`] for a group of batches, in one write transaction when
@@ -336,7 +341,9 @@ impl Store {
     /// KiB pages: device registry, raw hour, rollup day, index), so one-report batches
     /// committed one by one (agents over MQTT, the live fleet over gRPC) held ingest
     /// to about a thousand batches a second on a loaded 2-core machine (BENCHMARKS.md,
-    /// section 8); a group writes each page once.
+    /// section 8); a group writes each page once. Likewise a device-hour of
+    /// raw reports is unpacked and packed once per group, not once per batch (a
+    /// device sending one report a second over MQTT repacked its whole hour for each).
     ///
     /// Batches are applied ordered by (org, device_id), each device's batches in
     /// their given order, so that writers sharing PostgreSQL take their device locks
@@ -351,11 +358,13 @@ impl Store {
         // Stable: a device's batches keep their order (seqs, rollup addition order).
         order.sort_by_key(|&i| (batches[i].org, batches[i].batch.device_id.as_str()));
         let grouped = self.write(|tx| {
+            let mut hours = apply::Hours::default();
             let mut outcomes = vec![BatchOutcome::default(); batches.len()];
             for &i in &order {
                 let b = &batches[i];
-                outcomes[i] = apply::batch(tx, b.org, b.batch, b.received_unix_ms)?;
+                outcomes[i] = apply::batch(tx, &mut hours, b.org, b.batch, b.received_unix_ms)?;
             }
+            hours.write(tx)?;
             Ok(outcomes)
         });
         match grouped {
@@ -944,8 +953,65 @@ fn rebuild_device(tx: &mut dyn Tx, record: &DeviceRecord) -> Result<(u64, u64), 
 mod apply {
     use super::*;
 
+    /// The raw device-hours one transaction changed, unpacked: each is read once,
+    /// takes the new reports of every batch of the transaction, and is packed and
+    /// written once by [`Hours::write`] before the commit.
+    #[derive(Default)]
+    pub(super) struct Hours {
+        /// (org, device_id, hour) → every report of that device-hour.
+        changed: BTreeMap<(String, String, i64), Vec<Report>>,
+    }
+
+    impl Hours {
+        /// Adds `reports` (new, distinct seqs) to their device-hour.
+        fn add(
+            &mut self,
+            tx: &mut dyn Tx,
+            dev: Dev<'_>,
+            hour: i64,
+            reports: Vec<Report>,
+        ) -> Result<(), StoreError> {
+            let key = (dev.org.to_owned(), dev.device.to_owned(), hour);
+            let all = match self.changed.entry(key) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let stored = match tx.raw_get(dev, hour)? {
+                        Some(raw) => unpack(dev, &raw)?,
+                        None => Vec::new(),
+                    };
+                    e.insert(stored)
+                }
+            };
+            all.extend(reports);
+            Ok(())
+        }
+
+        /// The device's changed hours, for lookups that must see this transaction's
+        /// reports before they are written.
+        fn of_device<'a>(
+            &'a self,
+            dev: Dev<'a>,
+        ) -> impl Iterator<Item = (i64, &'a Vec<Report>)> + 'a {
+            let from = (dev.org.to_owned(), dev.device.to_owned(), i64::MIN);
+            self.changed
+                .range(from..)
+                .take_while(move |((o, d, _), _)| o == dev.org && d == dev.device)
+                .map(|((_, _, hour), reports)| (*hour, reports))
+        }
+
+        /// Packs and writes every changed hour.
+        pub(super) fn write(self, tx: &mut dyn Tx) -> Result<(), StoreError> {
+            for ((org, device, hour), reports) in &self.changed {
+                let dev = Dev { org, device };
+                tx.raw_put(dev, &pack(*hour, reports))?;
+            }
+            Ok(())
+        }
+    }
+
     pub(super) fn batch(
         tx: &mut dyn Tx,
+        hours: &mut Hours,
         org: &str,
         batch: &ReportBatch,
         received_unix_ms: i64,
@@ -971,7 +1037,7 @@ mod apply {
         }
 
         let mut outcome = BatchOutcome::default();
-        let mut existing = stored_versions(tx, dev, &device, batch)?;
+        let mut existing = stored_versions(tx, hours, dev, &device, batch)?;
         let mut new_by_hour: BTreeMap<i64, Vec<Report>> = BTreeMap::new();
         let mut sessions: HashMap<String, BootSession> = HashMap::new();
         // Parts are kept apart and added one by one, in seq order, onto the stored
@@ -1031,11 +1097,8 @@ mod apply {
         device.conflicts += u64::from(outcome.new_conflicts);
         outcome.highest_durable_seq = device.highest_seq;
 
-        for (hour, mut reports) in new_by_hour {
-            if let Some(raw) = tx.raw_get(dev, hour)? {
-                reports.extend(unpack(dev, &raw)?);
-            }
-            tx.raw_put(dev, &pack(hour, &reports))?;
+        for (hour, reports) in new_by_hour {
+            hours.add(tx, dev, hour, reports)?;
         }
         let mut by_day: BTreeMap<i64, Vec<(usize, Vec<HourRollup>)>> = BTreeMap::new();
         for (hour, parts) in new_rollups {
@@ -1100,6 +1163,7 @@ mod apply {
     /// so only resends and out-of-order batches read stored hours.
     fn stored_versions(
         tx: &mut dyn Tx,
+        hours: &Hours,
         dev: Dev<'_>,
         device: &DeviceRecord,
         batch: &ReportBatch,
@@ -1119,11 +1183,22 @@ mod apply {
             return Ok(found);
         }
         let wanted: std::collections::HashSet<u64> = batch.reports.iter().map(|r| r.seq).collect();
+        // Hours this transaction changed are read from `hours`: the engine holds them
+        // as they were before it.
+        let changed: BTreeMap<i64, &Vec<Report>> = hours.of_device(dev).collect();
         for raw in tx.raw_by_seq(dev, lo, hi)? {
+            if changed.contains_key(&raw.hour) {
+                continue;
+            }
             for r in unpack(dev, &raw)? {
                 if wanted.contains(&r.seq) {
                     found.insert(r.seq, r);
                 }
+            }
+        }
+        for r in changed.values().flat_map(|reports| reports.iter()) {
+            if wanted.contains(&r.seq) {
+                found.insert(r.seq, r.clone());
             }
         }
         Ok(found)
