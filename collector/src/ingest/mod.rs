@@ -5,9 +5,9 @@
 //! everything queued (up to `group_max_batches`), applies the group in one store
 //! transaction ([`Store::apply_batches`]: each batch all or nothing, the group's
 //! batches one by one only if the group's transaction fails), calls [`Store::flush`]
-//! **once** for the group, and only then replies to every waiter. While it flushes, the next group
-//! queues up, so under load one fsync covers many requests, and no Ack ever precedes the
-//! flush that made its batch durable. A failed flush answers the whole group with
+//! **once** for the group, and only then replies to every waiter. While it flushes,
+//! the next group queues up, so under load one transaction and one fsync cover many
+//! requests, and no Ack ever precedes the flush that made its batch durable. A failed flush answers the whole group with
 //! [`IngestError::Unavailable`]; the agents retry and idempotency makes that safe.
 //!
 //! The doors in front of it: [`grpc`] (the `veille.v1.Telemetry` service), [`mqtt`]
