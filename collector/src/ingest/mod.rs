@@ -2,11 +2,12 @@
 //!
 //! One writer thread owns all writes. Handlers validate a batch, send it with a reply
 //! channel over a bounded queue ([`Ingest::submit`]) and wait. The writer takes
-//! everything queued (up to `group_max_batches`), applies each batch
-//! ([`Store::apply_batch`], all of a batch or none), calls [`Store::flush`] **once** for
-//! the group, and only then replies to every waiter. While it flushes, the next group
-//! queues up, so under load one fsync covers many requests, and no Ack ever precedes the
-//! flush that made its batch durable. A failed flush answers the whole group with
+//! everything queued (up to `group_max_batches`), applies the group in one store
+//! transaction ([`Store::apply_batches`]: each batch all or nothing, the group's
+//! batches one by one only if the group's transaction fails), calls [`Store::flush`]
+//! **once** for the group, and only then replies to every waiter. While it flushes,
+//! the next group queues up, so under load one transaction and one fsync cover many
+//! requests, and no Ack ever precedes the flush that made its batch durable. A failed flush answers the whole group with
 //! [`IngestError::Unavailable`]; the agents retry and idempotency makes that safe.
 //!
 //! The doors in front of it: [`grpc`] (the `veille.v1.Telemetry` service), [`mqtt`]
@@ -24,7 +25,7 @@ use veille_proto::v1::ReportBatch;
 use veille_proto::{ValidationError, validate_batch};
 
 use crate::metrics::IngestMetrics;
-use crate::store::{BatchOutcome, Store, StoreError};
+use crate::store::{BatchOutcome, Pending, Store, StoreError};
 
 /// How the writer makes a group durable: [`Store::flush`] in production. Tests put a
 /// slower one in its place ([`Ingest::start_with_flush`]) to stand for a real disk's
@@ -194,13 +195,21 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        for job in &group {
-            let result = store
-                .apply_batch(&job.org, &job.batch, job.received_unix_ms)
-                .map_err(|e| {
-                    health.failed(&job.org, &job.batch.device_id, &e);
-                    IngestError::Unavailable(e.to_string())
-                });
+        let pending: Vec<Pending<'_>> = group
+            .iter()
+            .map(|job| Pending {
+                org: &job.org,
+                batch: &job.batch,
+                received_unix_ms: job.received_unix_ms,
+            })
+            .collect();
+        let applied = store.apply_batches(&pending);
+        drop(pending);
+        for (job, result) in group.iter().zip(applied) {
+            let result = result.map_err(|e| {
+                health.failed(&job.org, &job.batch.device_id, &e);
+                IngestError::Unavailable(e.to_string())
+            });
             if result.is_ok() {
                 health.succeeded();
             }

@@ -175,6 +175,14 @@ pub struct BatchOutcome {
     pub first_conflict_seq: Option<u64>,
 }
 
+/// One validated batch of [`Store::apply_batches`], with its org and receive time.
+#[derive(Debug, Clone, Copy)]
+pub struct Pending<'a> {
+    pub org: &'a str,
+    pub batch: &'a ReportBatch,
+    pub received_unix_ms: i64,
+}
+
 /// What [`Store::purge_raw_reports`] removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PurgeOutcome {
@@ -318,7 +326,56 @@ impl Store {
         batch: &ReportBatch,
         received_unix_ms: i64,
     ) -> Result<BatchOutcome, StoreError> {
-        self.write(|tx| apply::batch(tx, org, batch, received_unix_ms))
+        self.write(|tx| {
+            let mut hours = apply::Hours::default();
+            let outcome = apply::batch(tx, &mut hours, org, batch, received_unix_ms)?;
+            hours.write(tx)?;
+            Ok(outcome)
+        })
+    }
+
+    /// [`Store::apply_batch`] for a group of batches, in one write transaction when
+    /// every batch applies: the ingest's writer calls it with everything queued.
+    /// Results come back in the order of `batches`, each as `apply_batch` alone
+    /// would give it.
+    ///
+    /// Why one transaction: a commit writes every page it touched to SQLite's WAL (16
+    /// KiB pages: device registry, raw hour, rollup day, index), so one-report batches
+    /// committed one by one (agents over MQTT, the live fleet over gRPC) held ingest
+    /// to about a thousand batches a second on a loaded 2-core machine (BENCHMARKS.md,
+    /// section 8); a group writes each page once. Likewise a device-hour of
+    /// raw reports is unpacked and packed once per group, not once per batch (a
+    /// device sending one report a second over MQTT repacked its whole hour for each).
+    ///
+    /// Batches are applied ordered by (org, device_id), each device's batches in
+    /// their given order, so that writers sharing PostgreSQL take their device locks
+    /// in one global order. When the group's transaction fails (one batch's corrupt
+    /// entry, a lost database), each batch is applied again alone, so that one bad
+    /// batch does not refuse the others.
+    pub fn apply_batches(&self, batches: &[Pending<'_>]) -> Vec<Result<BatchOutcome, StoreError>> {
+        if let [one] = batches {
+            return vec![self.apply_batch(one.org, one.batch, one.received_unix_ms)];
+        }
+        let mut order: Vec<usize> = (0..batches.len()).collect();
+        // Stable: a device's batches keep their order (seqs, rollup addition order).
+        order.sort_by_key(|&i| (batches[i].org, batches[i].batch.device_id.as_str()));
+        let grouped = self.write(|tx| {
+            let mut hours = apply::Hours::default();
+            let mut outcomes = vec![BatchOutcome::default(); batches.len()];
+            for &i in &order {
+                let b = &batches[i];
+                outcomes[i] = apply::batch(tx, &mut hours, b.org, b.batch, b.received_unix_ms)?;
+            }
+            hours.write(tx)?;
+            Ok(outcomes)
+        });
+        match grouped {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(_) => batches
+                .iter()
+                .map(|b| self.apply_batch(b.org, b.batch, b.received_unix_ms))
+                .collect(),
+        }
     }
 
     /// Makes every write applied so far durable. Returns once the data is on disk.
@@ -898,8 +955,65 @@ fn rebuild_device(tx: &mut dyn Tx, record: &DeviceRecord) -> Result<(u64, u64), 
 mod apply {
     use super::*;
 
+    /// The raw device-hours one transaction changed, unpacked: each is read once,
+    /// takes the new reports of every batch of the transaction, and is packed and
+    /// written once by [`Hours::write`] before the commit.
+    #[derive(Default)]
+    pub(super) struct Hours {
+        /// (org, device_id, hour) → every report of that device-hour.
+        changed: BTreeMap<(String, String, i64), Vec<Report>>,
+    }
+
+    impl Hours {
+        /// Adds `reports` (new, distinct seqs) to their device-hour.
+        fn add(
+            &mut self,
+            tx: &mut dyn Tx,
+            dev: Dev<'_>,
+            hour: i64,
+            reports: Vec<Report>,
+        ) -> Result<(), StoreError> {
+            let key = (dev.org.to_owned(), dev.device.to_owned(), hour);
+            let all = match self.changed.entry(key) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let stored = match tx.raw_get(dev, hour)? {
+                        Some(raw) => unpack(dev, &raw)?,
+                        None => Vec::new(),
+                    };
+                    e.insert(stored)
+                }
+            };
+            all.extend(reports);
+            Ok(())
+        }
+
+        /// The device's changed hours, for lookups that must see this transaction's
+        /// reports before they are written.
+        fn of_device<'a>(
+            &'a self,
+            dev: Dev<'a>,
+        ) -> impl Iterator<Item = (i64, &'a Vec<Report>)> + 'a {
+            let from = (dev.org.to_owned(), dev.device.to_owned(), i64::MIN);
+            self.changed
+                .range(from..)
+                .take_while(move |((o, d, _), _)| o == dev.org && d == dev.device)
+                .map(|((_, _, hour), reports)| (*hour, reports))
+        }
+
+        /// Packs and writes every changed hour.
+        pub(super) fn write(self, tx: &mut dyn Tx) -> Result<(), StoreError> {
+            for ((org, device, hour), reports) in &self.changed {
+                let dev = Dev { org, device };
+                tx.raw_put(dev, &pack(*hour, reports))?;
+            }
+            Ok(())
+        }
+    }
+
     pub(super) fn batch(
         tx: &mut dyn Tx,
+        hours: &mut Hours,
         org: &str,
         batch: &ReportBatch,
         received_unix_ms: i64,
@@ -925,7 +1039,7 @@ mod apply {
         }
 
         let mut outcome = BatchOutcome::default();
-        let mut existing = stored_versions(tx, dev, &device, batch)?;
+        let mut existing = stored_versions(tx, hours, dev, &device, batch)?;
         let mut new_by_hour: BTreeMap<i64, Vec<Report>> = BTreeMap::new();
         let mut sessions: HashMap<String, BootSession> = HashMap::new();
         // Parts are kept apart and added one by one, in seq order, onto the stored
@@ -985,11 +1099,8 @@ mod apply {
         device.conflicts += u64::from(outcome.new_conflicts);
         outcome.highest_durable_seq = device.highest_seq;
 
-        for (hour, mut reports) in new_by_hour {
-            if let Some(raw) = tx.raw_get(dev, hour)? {
-                reports.extend(unpack(dev, &raw)?);
-            }
-            tx.raw_put(dev, &pack(hour, &reports))?;
+        for (hour, reports) in new_by_hour {
+            hours.add(tx, dev, hour, reports)?;
         }
         let mut by_day: BTreeMap<i64, Vec<(usize, Vec<HourRollup>)>> = BTreeMap::new();
         for (hour, parts) in new_rollups {
@@ -1054,6 +1165,7 @@ mod apply {
     /// so only resends and out-of-order batches read stored hours.
     fn stored_versions(
         tx: &mut dyn Tx,
+        hours: &Hours,
         dev: Dev<'_>,
         device: &DeviceRecord,
         batch: &ReportBatch,
@@ -1073,11 +1185,22 @@ mod apply {
             return Ok(found);
         }
         let wanted: std::collections::HashSet<u64> = batch.reports.iter().map(|r| r.seq).collect();
+        // Hours this transaction changed are read from `hours`: the engine holds them
+        // as they were before it.
+        let changed: BTreeMap<i64, &Vec<Report>> = hours.of_device(dev).collect();
         for raw in tx.raw_by_seq(dev, lo, hi)? {
+            if changed.contains_key(&raw.hour) {
+                continue;
+            }
             for r in unpack(dev, &raw)? {
                 if wanted.contains(&r.seq) {
                     found.insert(r.seq, r);
                 }
+            }
+        }
+        for r in changed.values().flat_map(|reports| reports.iter()) {
+            if wanted.contains(&r.seq) {
+                found.insert(r.seq, r.clone());
             }
         }
         Ok(found)
@@ -1342,7 +1465,97 @@ mod tests {
         two_processes_share_one_store_and_see_each_others_commits,
         a_store_records_its_format_and_refuses_another_one,
         readings_kv_scans_and_fleet_order_are_the_same_on_every_engine,
+        a_group_applies_as_its_batches_one_by_one_and_a_bad_batch_fails_alone,
     );
+
+    /// Issue 17 (MQTT and live-fleet ingest): the writer applies everything queued in
+    /// one transaction. Each batch's outcome and everything stored must be what
+    /// applying the batches one by one gives, a device's batches in their order
+    /// (resends and conflicts included), and a batch that cannot be applied (here a
+    /// corrupt device record) must fail alone, the rest of its group stored.
+    fn a_group_applies_as_its_batches_one_by_one_and_a_bad_batch_fails_alone(at: &Location) {
+        let store = Store::open_location(at).unwrap();
+        let mut changed = report(3, "b1");
+        changed.active_ms += 1;
+        let batches = [
+            batch("dev-2", (1..=3).map(|s| report(s, "b1")).collect()),
+            batch("dev-1", (1..=2).map(|s| report(s, "b1")).collect()),
+            batch("dev-1", vec![report(3, "b2")]),
+            batch("dev-1", (2..=3).map(|s| report(s, "b1")).collect()),
+            batch("dev-1", vec![changed]),
+        ];
+        let alone: Vec<BatchOutcome> = batches
+            .iter()
+            .map(|b| store.apply_batch("acme", b, NOW).unwrap())
+            .collect();
+        let pending: Vec<Pending<'_>> = batches
+            .iter()
+            .map(|b| Pending {
+                org: "town",
+                batch: b,
+                received_unix_ms: NOW,
+            })
+            .collect();
+        let grouped: Vec<BatchOutcome> = store
+            .apply_batches(&pending)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(grouped, alone);
+        assert_eq!(
+            (alone[3].duplicates, alone[4].conflicts),
+            (1, 1),
+            "{alone:?}"
+        );
+        for device in ["dev-1", "dev-2"] {
+            let (a, t) = (
+                store.device("acme", device).unwrap().unwrap(),
+                store.device("town", device).unwrap().unwrap(),
+            );
+            assert_eq!(
+                (a.reports, a.highest_seq, a.conflicts),
+                (t.reports, t.highest_seq, t.conflicts)
+            );
+            assert_eq!(
+                store.reports("acme", device, 1..=10).unwrap(),
+                store.reports("town", device, 1..=10).unwrap()
+            );
+            let span = (i64::MIN / 2, i64::MAX / 2);
+            assert_eq!(
+                store.rollups("acme", device, span.0, span.1).unwrap(),
+                store.rollups("town", device, span.0, span.1).unwrap()
+            );
+        }
+
+        store
+            .write(|tx| tx.kv_put(Tree::Devices, &device_key("town", "bad"), b"not json"))
+            .unwrap();
+        let more = [
+            batch("dev-3", vec![report(1, "b1")]),
+            batch("bad", vec![report(1, "b1")]),
+            batch("dev-1", vec![report(4, "b1")]),
+        ];
+        let pending: Vec<Pending<'_>> = more
+            .iter()
+            .map(|b| Pending {
+                org: "town",
+                batch: b,
+                received_unix_ms: NOW,
+            })
+            .collect();
+        let results = store.apply_batches(&pending);
+        assert!(
+            matches!(results[1], Err(StoreError::Corrupt { .. })),
+            "{results:?}"
+        );
+        assert_eq!(results[0].as_ref().map(|o| o.stored).ok(), Some(1));
+        assert_eq!(
+            results[2].as_ref().map(|o| o.highest_durable_seq).ok(),
+            Some(4)
+        );
+        assert_eq!(store.reports("town", "dev-3", 1..=1).unwrap().len(), 1);
+        assert_eq!(store.reports("town", "dev-1", 4..=4).unwrap().len(), 1);
+    }
 
     /// What the meters, rooms and policies modules and the fleet reports rely on from
     /// an engine: readings by series and time, replaced in place; kv prefix scans in
