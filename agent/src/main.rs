@@ -170,11 +170,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// The log filter: `VEILLE_LOG`, else `RUST_LOG`, else `info`. A comma-separated list
+/// of `level` (the default for every target) and `target=level` directives, e.g.
+/// `debug` or `info,veille_agent=debug`; a variable that does not parse is ignored like
+/// an unset one.
+///
+/// tracing-subscriber's `Targets` rather than its `EnvFilter`: `EnvFilter` brings the
+/// regex engine for span-field and regex directives the agent never needs, about a
+/// fifth of the agent's binary (issue 21: an agent of a few MiB).
+fn log_filter() -> tracing_subscriber::filter::Targets {
+    ["VEILLE_LOG", "RUST_LOG"]
+        .iter()
+        .filter_map(|var| std::env::var(var).ok())
+        .find_map(|value| value.parse().ok())
+        .unwrap_or_else(|| {
+            tracing_subscriber::filter::Targets::new()
+                .with_default(tracing_subscriber::filter::LevelFilter::INFO)
+        })
+}
+
 /// Logs to stderr, or appended to `file` (a Windows service has no console).
 fn init_logging(file: Option<PathBuf>) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VEILLE_LOG")
-        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = log_filter();
     if let Some(path) = file {
         let opened = path
             .parent()
@@ -186,18 +205,24 @@ fn init_logging(file: Option<PathBuf>) {
                     .open(&path)
             });
         if let Ok(log) = opened {
-            tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_writer(std::sync::Mutex::new(log))
-                .with_ansi(false)
+            tracing_subscriber::registry()
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_writer(std::sync::Mutex::new(log))
+                        .with_ansi(false),
+                )
+                .with(filter)
                 .init();
             return;
         }
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
+        .with(filter)
         .init();
 }
 

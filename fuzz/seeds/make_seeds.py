@@ -102,3 +102,82 @@ state = {"last_seq": T0 + 1234, "last_acked_seq": T0 + 1200, "last_ack_unix_ms":
 put("state_file", "state.json", json.dumps(state, indent=2))
 put("state_file", "older.json", json.dumps({"last_seq": 7}))
 put("state_file", "max.json", json.dumps({"last_seq": 18446744073709551615}))
+
+# The collector's file and payload decoders (veille-domain): real-looking files, most
+# taken from the repository's own test data and samples so that they stay in step.
+repo = os.path.dirname(os.path.dirname(root))
+def repo_file(path):
+    with open(os.path.join(repo, path), "rb") as f:
+        return f.read()
+
+put("meter_json", "veille", json.dumps({"ts": 1714564800000, "power_w": 850.0, "energy_kwh": 12345.6,
+                                         "temperature_c": 21.5}))
+put("meter_json", "veille-units", json.dumps({"ts": 1714564800000, "power_w": 0.85, "power_unit": "kW",
+                                               "energy_kwh": None, "temperature_c": 70.7,
+                                               "temperature_unit": "F"}))
+put("meter_json", "tasmota-plug", '{"Time":"2024-04-16T09:15:03","ANALOG":{"Temperature":28.6},'
+    '"ENERGY":{"TotalStartTime":"2023-11-13T19:36:00","Total":235.645,"Yesterday":0.000,"Today":0.015,'
+    '"Period":2,"Power":24,"ApparentPower":24,"ReactivePower":0,"Factor":1,"Voltage":237,"Current":0.099},'
+    '"TempUnit":"C"}')
+put("meter_json", "tasmota-probe", '{"Time":"2024-10-27T02:30:00","DS18B20":{"Id":"01144B2A","Temperature":71.2},'
+    '"ENERGY":{"Total":[1.5,2.25],"Power":[10,20]},"TempUnit":"F"}')
+put("meter_json", "tasmota-offset", '{"Time":"2024-05-01T12:00:00+02:00","ENERGY":{"Power":1200,"Total":12.5}}')
+
+for name in ["computers-fr.csv", "computers-en.csv", "computers-fr-glpi10-prefixed.csv"]:
+    put("glpi_csv", name, repo_file("domain/tests/data/glpi/" + name))
+
+# load_curve: the first byte chooses the options (fuzz_targets/load_curve.rs): 0 =
+# detected everything, 1 = unit W, 0x90 = decimal comma and columns by position 1 and 2.
+for name, flags in [("enedis-30min-w.csv", 0), ("loadcurve-horodatage.csv", 1),
+                    ("loadcurve-kw-comma-dst.csv", 0), ("loadcurve-excel-fr-thousands.csv", 0x10),
+                    ("loadcurve-debut-fin-10min.csv", 0x20), ("loadcurve-value-first.csv", 1),
+                    ("loadcurve-tab.csv", 0x81)]:
+    put("load_curve", name, bytes([flags]) + repo_file("domain/tests/data/meters/" + name))
+
+eco2mix = ("Périmètre\tNature\tDate\tHeures\tConsommation\tPrévision J-1\tPrévision J\tFioul\tCharbon\t"
+           "Gaz\tNucléaire\tEolien\tSolaire\tHydraulique\tPompage\tBioénergies\tEch. physiques\t"
+           "Taux de Co2\n")
+for i, (h, co2) in enumerate([("00:00", "22"), ("00:15", ""), ("00:30", "23"), ("00:45", "ND"),
+                              ("01:00", "25")]):
+    eco2mix += f"France\tDonnées temps réel\t2026-01-15\t{h}\t61234\t60800\t61000\t45\t0\t3012\t" \
+               f"43210\t5120\t0\t6230\t-120\t980\t-3456\t{co2}\n"
+eco2mix += "RTE ne pourra être tenu responsable de l'usage qui pourrait être fait des données\n"
+put("carbon_intensity", "eco2mix.xls", eco2mix.encode("latin-1"))
+put("carbon_intensity", "odre.csv", "Périmètre;Nature;Date;Heure;Date - Heure;Consommation (MW);"
+    "Taux de CO2 (g/kWh)\nFrance;Données temps réel;2026-03-29;01:30;2026-03-29T01:30:00+01:00;"
+    "55000;31\nFrance;Données temps réel;2026-03-29;03:00;2026-03-29T03:00:00+02:00;54000;29\n")
+put("carbon_intensity", "plain.csv", "timestamp;gCO2eq/kWh\n2026-10-25T02:00:00+02:00;41,5\n"
+    "2026-10-25 02:30;40\n2026-10-25T02:00:00+01:00;39\n")
+
+put("ics_calendar", "zone-c.ics",
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//education.gouv.fr//Calendrier scolaire//FR\r\n"
+    "BEGIN:VTIMEZONE\r\nTZID:Europe/Paris\r\nBEGIN:STANDARD\r\nDTSTART:19701025T030000\r\n"
+    "TZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+    "BEGIN:VEVENT\r\nUID:noel-2026-zone-c@education.gouv.fr\r\nDTSTAMP:20260601T120000Z\r\n"
+    "DTSTART;VALUE=DATE:20261219\r\nDTEND;VALUE=DATE:20270104\r\n"
+    "SUMMARY:Vacances de Noël - Zone C (Créteil\\, Montpellier\\, Paris\r\n \\, Toulouse)\r\n"
+    "END:VEVENT\r\nBEGIN:VEVENT\r\nUID:hiver-2027@education.gouv.fr\r\n"
+    "DTSTART;TZID=Europe/Paris:20270213T000000\r\nDTEND;TZID=Europe/Paris:20270301T000000\r\n"
+    "SUMMARY:Vacances d'Hiver - Zone C\r\nBEGIN:VALARM\r\nTRIGGER:-P1D\r\nACTION:DISPLAY\r\n"
+    "END:VALARM\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+put("ics_calendar", "bridges.ics", "BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART;VALUE=DATE:20260515\n"
+    "DURATION:P1D\nSUMMARY:Pont de l'Ascension\nEND:VEVENT\nBEGIN:VEVENT\nDTSTART:20261224\n"
+    "DTEND:20261226\nSUMMARY:Noël\nEND:VEVENT\nEND:VCALENDAR\n")
+put("ics_calendar", "recurring.ics", "BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART;VALUE=DATE:20260101\n"
+    "RRULE:FREQ=YEARLY\nSUMMARY:Jour de l'an\nEND:VEVENT\nEND:VCALENDAR\n")
+
+put("policy_file", "policy.toml", repo_file("deploy/policy.toml"))
+put("policy_file", "policy.json", json.dumps({
+    "org": "mairie", "mode": "enforce", "idle_threshold_s": 1800, "warning_s": 300,
+    "windows": [{"days": ["weekdays"], "start": "19:30", "end": "07:00", "time_zone": "Europe/Paris"}],
+    "excluded_chassis": ["server"], "holidays": "fr", "closure_calendars": ["zone-c.ics"],
+    "closure_days": [{"date": "2026-05-15", "name": "Pont"}],
+    "maintenance": [{"days": ["tue"], "week_of_month": 2, "start": "20:00", "end": "23:00",
+                     "time_zone": "Europe/Paris"}]}))
+
+for name, q in [("consumption", "from=2026-10-01&to=2026-10-31&by=site&format=csv&csv_dialect=excel-fr"),
+                ("dst", "from=2026-03-29&to=2026-03-29&by=month"),
+                ("setpoint", "room=salle-serveur&org=mairie&window_days=14&adjust_outdoor=true&format=table"),
+                ("savings", "policy_version=3&enforced_from=2026-09-01&format=json"),
+                ("encoded", "from=2026-01-01&to=2026-12-31&org=mairie%20de%20Saint-Aubin&by=device")]:
+    put("api_query", name, q)

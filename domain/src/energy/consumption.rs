@@ -75,6 +75,8 @@ pub enum ConsumptionError {
     Date { value: String },
     #[error("period: --to ({to}) must be after --from ({from})")]
     Period { from: String, to: String },
+    #[error("period of {days} days: a report covers at most {max} days", max = MAX_PERIOD_DAYS)]
+    PeriodTooLong { days: i64 },
     #[error("orgs {org:?} energy: {source}")]
     Org {
         org: String,
@@ -559,6 +561,12 @@ pub fn device_figures(
     device_figures_with(dev, ctx, &hours, from, to)
 }
 
+/// Longest period a report computes, days: thirty years, longer than any device's
+/// life (older hours have no data). The per-hour table costs 16 bytes an hour (4 MiB
+/// here); without a bound, `from=1013-01-01` in a query string made one request build
+/// 9 million hours (the `api_query` fuzz target's timeout).
+pub const MAX_PERIOD_DAYS: i64 = 30 * 366;
+
 /// Per-hour facts that are the same for every device (price, working or not), so a
 /// report over many devices computes them once: time-zone conversions and tariff
 /// lookups would otherwise dominate a fleet-wide report.
@@ -570,6 +578,10 @@ pub struct HourTable {
 
 impl HourTable {
     pub fn new(ctx: &Context, from: i64, to: i64) -> Result<Self, ConsumptionError> {
+        let days = to.saturating_sub(from) / (24 * HOUR_MS);
+        if days > MAX_PERIOD_DAYS {
+            return Err(ConsumptionError::PeriodTooLong { days });
+        }
         let first_hour = from.div_euclid(HOUR_MS) * HOUR_MS;
         let mut hours = Vec::new();
         let mut h = first_hour;
@@ -1306,6 +1318,44 @@ mod tests {
     const H: i64 = HOUR_MS;
     /// 2025-03-03 00:00 UTC, a Monday (01:00 in Paris).
     const MON: i64 = 1_740_960_000_000;
+
+    /// The `api_query` fuzz target's timeout: `from=1013-01-01` made the report build
+    /// a table of every hour since then; now refused, naming the limit.
+    #[test]
+    fn a_period_of_centuries_is_refused() {
+        let ctx = ctx();
+        let from_ms = ctx.day_start_ms("1013-01-01").unwrap();
+        let to_ms = ctx.day_start_ms("2027-01-01").unwrap();
+        let devices: [Result<DeviceData, ConsumptionError>; 0] = [];
+        let e = report_from(
+            devices,
+            &ctx,
+            "1013-01-01",
+            "2026-12-31",
+            from_ms,
+            to_ms,
+            MON,
+            GroupBy::Org,
+        )
+        .unwrap_err();
+        assert!(matches!(e, ConsumptionError::PeriodTooLong { .. }), "{e}");
+        assert!(e.to_string().contains("at most 10980 days"), "{e}");
+        let from_ms = ctx.day_start_ms("2000-01-01").unwrap();
+        let devices: [Result<DeviceData, ConsumptionError>; 0] = [];
+        assert!(
+            report_from(
+                devices,
+                &ctx,
+                "2000-01-01",
+                "2026-12-31",
+                from_ms,
+                to_ms,
+                MON,
+                GroupBy::Org
+            )
+            .is_ok()
+        );
+    }
 
     fn ctx() -> Context {
         let config = EnergyConfig::default();

@@ -213,11 +213,14 @@ fn parse_duration_days(value: &str) -> Result<i64, String> {
     if v.is_empty() {
         return Ok(0);
     }
-    let (n, unit) = v.split_at(v.len() - 1);
-    let n: i64 = n.parse().map_err(|_| bad())?;
+    // The unit is the last character, which may be any character (not one byte).
+    let Some((at, unit)) = v.char_indices().next_back() else {
+        return Ok(0);
+    };
+    let n: i64 = v[..at].parse().map_err(|_| bad())?;
     match unit {
-        "D" | "d" => Ok(n),
-        "W" | "w" => Ok(n * 7),
+        'D' | 'd' => Ok(n),
+        'W' | 'w' => n.checked_mul(7).ok_or_else(bad),
         _ => Err(bad()),
     }
 }
@@ -279,6 +282,22 @@ ACTION:DISPLAY\r\n\
 END:VALARM\r\n\
 END:VEVENT\r\n\
 END:VCALENDAR\r\n";
+
+    /// The `ics_calendar` fuzz target's crash: a DURATION ending in a multi-byte
+    /// character was split inside it (a panic); a number of weeks past i64 / 7 overflowed.
+    #[test]
+    fn a_duration_ending_in_any_character_is_an_error_not_a_panic() {
+        let cal = |duration: &str| {
+            format!(
+                "BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART;VALUE=DATE:20260515\nDURATION:{duration}\nEND:VEVENT\nEND:VCALENDAR\n"
+            )
+        };
+        for d in ["P1é", "Pé", "P9223372036854775807W"] {
+            let e = parse_ics(&cal(d)).unwrap_err();
+            assert!(matches!(e, IcsError::Event { line: 4, .. }), "{d}: {e:?}");
+        }
+        assert_eq!(parse_ics(&cal("P2W")).unwrap()[0].days().count(), 14);
+    }
 
     #[test]
     fn reads_a_school_holiday_calendar() {

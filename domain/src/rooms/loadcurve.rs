@@ -40,9 +40,9 @@
 //! - Data: the timestamp is ISO 8601 with its UTC offset (`2024-01-15T00:30:00+01:00`;
 //!   `Z` too), and marks the **end** of the step (Enedis's convention: the first point
 //!   of a day, 00:30, covers 00:00–00:30). A local time without offset is refused:
-//!   around DST it is ambiguous. The value is a number; an empty value is a missing
-//!   step (Enedis writes those), reported in the gaps. A comma is read as the decimal
-//!   mark when the delimiter is not a comma (`1,5`). With
+//!   around DST it is ambiguous. The value is a number within ±[`MAX_POWER_W`]; an
+//!   empty value is a missing step (Enedis writes those), reported in the gaps. A comma
+//!   is read as the decimal mark when the delimiter is not a comma (`1,5`). With
 //!   [`LoadCurveOptions::decimal_comma`] (`--decimal-comma`, French Excel) the comma is
 //!   the decimal mark and dots and spaces group thousands (`1 234,5`, `1.234,5`);
 //!   without it a value with both marks is refused rather than guessed.
@@ -60,6 +60,11 @@ use jiff::Timestamp;
 
 use crate::text::{decode, fold};
 use serde::Serialize;
+
+/// Largest average power accepted, W (either sign), 10 GW: above any metered site (a
+/// large nuclear plant is 5 GW), so a larger number is a wrong column or unit; it also
+/// keeps every power and energy finite.
+pub const MAX_POWER_W: f64 = 1e10;
 
 /// The unit of a load curve's values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -570,6 +575,16 @@ pub fn parse_load_curve(
                 format!("value {raw_value:?} is not a number{hint}"),
             )
         })?;
+        // Also refuses what would overflow in W (1e308 kW) or in kWh once summed.
+        if !(unit.to_w(value).abs() <= MAX_POWER_W) {
+            return Err(parse_err(
+                value_col,
+                format!(
+                    "value {raw_value:?} {unit} is beyond ±{} GW: not a site's average power (wrong column or unit?)",
+                    MAX_POWER_W / 1e9
+                ),
+            ));
+        }
         let end_ms = ts.as_millisecond();
         match by_end.get(&end_ms) {
             Some((first_line, first_value, first_raw)) => {
@@ -656,6 +671,35 @@ fn merge_unit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `load_curve` fuzz target's invariants (every point and the energy finite)
+    /// caught it: 1e308 in a kW file became an infinite power, 1e300 W an infinite
+    /// energy.
+    #[test]
+    fn a_value_that_overflows_in_watts_is_refused_with_its_line() {
+        let e = parse_load_curve(
+            b"Horodate;Valeur (kW)\n2024-01-15T00:30:00+01:00;1e308\n",
+            &LoadCurveOptions::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                LoadCurveError::Parse {
+                    line: 2,
+                    column: 27,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let e = parse_load_curve(
+            b"Horodate;Valeur (W)\n2024-01-15T00:30:00+01:00;-1e300\n",
+            &LoadCurveOptions::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("beyond ±10 GW"), "{e}");
+    }
 
     const ENEDIS_W: &[u8] = include_bytes!("../../tests/data/meters/enedis-30min-w.csv");
     const KW_DST: &[u8] = include_bytes!("../../tests/data/meters/loadcurve-kw-comma-dst.csv");

@@ -236,9 +236,14 @@ pub fn parse_veille_json(meter_id: &str, payload: &[u8]) -> Result<Parsed, Meter
             }
         };
         match convert(quantity, &unit, value) {
-            Some(v) => out
+            Some(v) if v.is_finite() => out
                 .readings
                 .push(Reading::new(meter_id, ts_ms, quantity, v)),
+            // A finite number can overflow once scaled (1e308 kW).
+            Some(_) => out.rejected.push(reject(format!(
+                "{raw} {unit} is out of range in {}",
+                quantity.unit()
+            ))),
             None => out.rejected.push(reject(format!(
                 "unknown unit {unit:?} in {unit_field}: not stored"
             ))),
@@ -321,7 +326,9 @@ pub fn parse_tasmota_sensor(
                         meter_id: meter.clone(),
                         ts_ms,
                         field: format!("ENERGY.{field}"),
-                        reason: format!("{raw} is not a number or an array of numbers"),
+                        reason: format!(
+                            "{raw} is not a number or an array of numbers with a finite sum"
+                        ),
                     }),
                 }
             }
@@ -364,9 +371,13 @@ pub fn parse_tasmota_sensor(
             _ => None,
         };
         match converted {
-            Some(c) => out
-                .readings
-                .push(Reading::new(&meter, ts_ms, Quantity::Temperature, c)),
+            Some(c) if c.is_finite() => {
+                out.readings
+                    .push(Reading::new(&meter, ts_ms, Quantity::Temperature, c))
+            }
+            Some(_) => out
+                .rejected
+                .push(reject(format!("{raw} is out of range in °C"))),
             None => out.rejected.push(reject(format!(
                 "unknown TempUnit {}: not stored",
                 obj.get("TempUnit")
@@ -381,13 +392,15 @@ pub fn parse_tasmota_sensor(
     Ok(out)
 }
 
+/// The sum of a value or an array of channels; `None` if any is not a number or the sum
+/// overflows (two channels of 1e308 W).
 fn sum_channels(raw: &Value) -> Option<f64> {
     match raw {
         Value::Array(items) => items
             .iter()
             .map(|v| v.as_f64().filter(|x| x.is_finite()))
             .sum::<Option<f64>>()
-            .filter(|_| !items.is_empty()),
+            .filter(|s| !items.is_empty() && s.is_finite()),
         v => v.as_f64().filter(|x| x.is_finite()),
     }
 }
@@ -521,6 +534,34 @@ impl EnergyCounter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `meter_json` fuzz target's invariant (every reading finite) caught it: a
+    /// finite value that overflows once converted (1e308 kW, -1.7e308 °F) or summed
+    /// over channels was stored as an infinite reading.
+    #[test]
+    fn values_that_overflow_once_converted_are_rejected() {
+        let p = parse_veille_json(
+            "m",
+            br#"{"ts":1714564800000,"power_w":1e308,"power_unit":"kW","temperature_c":-1.7e308,"temperature_unit":"F","energy_kwh":2}"#,
+        )
+        .unwrap();
+        assert_eq!(p.readings.len(), 1, "{p:?}");
+        assert_eq!(p.readings[0].quantity, Quantity::Energy);
+        assert_eq!(p.rejected.len(), 2, "{p:?}");
+        assert!(p.rejected[0].reason.contains("out of range"), "{p:?}");
+
+        let map = |k: &str| (k == "plug1" || k == "plug1/DS18B20").then(|| k.to_owned());
+        let p = parse_tasmota_sensor(
+            "plug1",
+            br#"{"Time":"2024-05-01T12:00:00Z","ENERGY":{"Power":[1e308,1e308],"Total":1},"DS18B20":{"Temperature":-1.7e308},"TempUnit":"F"}"#,
+            &TimeZone::UTC,
+            map,
+        )
+        .unwrap();
+        assert!(p.readings.iter().all(|r| r.value.is_finite()), "{p:?}");
+        assert_eq!(p.readings.len(), 1, "{p:?}");
+        assert_eq!(p.rejected.len(), 2, "{p:?}");
+    }
 
     fn map(pairs: &[(&str, &str)]) -> TasmotaMap {
         TasmotaMap(

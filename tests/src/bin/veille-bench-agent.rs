@@ -38,6 +38,23 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// `VmHWM` (the kernel's own peak, between the 1 s samples too), `RssAnon` (heap and
+/// stacks) and `RssFile` (the binary's and libraries' pages) from /proc/<pid>/status,
+/// KiB: where the RSS goes.
+fn memory_kib(pid: u32) -> Option<(u64, u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    Some((field("VmHWM:")?, field("RssAnon:")?, field("RssFile:")?))
+}
+
 fn cpu_s(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the parenthesised command name; utime and stime are fields 14, 15.
@@ -199,6 +216,11 @@ fn main() {
             .and_then(size_kib)
             .map_or("not installed".to_owned(), |k| format!("{k} KiB")),
     );
+    if let Some((hwm, anon, file)) = memory_kib(agent.child.id()) {
+        println!(
+            "veille-agent at the end: VmHWM {hwm} KiB, RssAnon {anon} KiB, RssFile {file} KiB"
+        );
+    }
     let stopped = agent.stop();
     println!("agent exit code after SIGTERM: {stopped:?}");
     drop(collector);
