@@ -576,7 +576,8 @@ pub fn parse_load_curve(
             )
         })?;
         // Also refuses what would overflow in W (1e308 kW) or in kWh once summed.
-        if !(unit.to_w(value).abs() <= MAX_POWER_W) {
+        let watts = unit.to_w(value).abs();
+        if watts.is_nan() || watts > MAX_POWER_W {
             return Err(parse_err(
                 value_col,
                 format!(
