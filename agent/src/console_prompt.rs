@@ -1,11 +1,11 @@
 //! The Windows console warning's question (pure, tested on Linux): while the policy
 //! leaves a postpone, the message box in the console session asks "Postpone?" with
 //! Yes / No buttons and waits (until the deadline) for the answer; "Yes" goes to
-//! [`crate::policy::request_postpone`], the path `veille-agent postpone` takes, so the
+//! [`crate::policy_state::request_postpone`], the path `veille-agent postpone` takes, so the
 //! same rule applies. Without a postpone left it is the plain OK box.
 
 /// `IDYES`: the message box's "Yes" (checked against windows-sys in
-/// `crate::windows::enforcer`).
+/// `windows::enforcer`).
 pub const IDYES: i32 = 6;
 
 /// What the console box shows.

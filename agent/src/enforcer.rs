@@ -1,5 +1,5 @@
 //! The side effects of an auto-shutdown policy, behind [`Enforcer`]: warning the
-//! logged-in users (on Linux desktop notifications first: `crate::notify`) and
+//! logged-in users (on Linux desktop notifications first: the `notify` module) and
 //! powering the machine off, hibernating or suspending it. [`SystemEnforcer`] does it
 //! for real; [`RecordingEnforcer`] records what would have been done, for tests
 //! (STYLE.md: a side effect a test must not do for real sits behind a small trait).
@@ -81,7 +81,7 @@ pub fn carry_out(enforcer: &dyn Enforcer, action: ShutdownAction) -> EnforceFutu
 ///
 /// # Platform-specific behaviour
 /// Linux: warnings go to every terminal through `wall`. The running agent wraps this
-/// enforcer in [`crate::notify::DesktopEnforcer`], which sends each warning to the
+/// enforcer in `notify::DesktopEnforcer`, which sends each warning to the
 /// desktop notifiers connected to its socket instead (a notification with a "postpone"
 /// button in each graphical session) and comes here, to `wall`, only when none is
 /// connected. Power-off, hibernate and sleep
@@ -97,7 +97,7 @@ pub fn carry_out(enforcer: &dyn Enforcer, action: ShutdownAction) -> EnforceFutu
 /// closing itself at the deadline); while the policy leaves a postpone it asks
 /// "Postpone the shutdown?" with Yes / No and waits, on a thread of its own, for the
 /// answer until the deadline: "Yes" is a postpone request through
-/// [`crate::policy::request_postpone`] ([`crate::console_prompt`]). Power-off is `InitiateSystemShutdownExW` with a
+/// [`crate::policy_state::request_postpone`] ([`crate::console_prompt`]). Power-off is `InitiateSystemShutdownExW` with a
 /// 30 s notice and the reason "Other (Planned)" (see `crate::windows::enforcer`);
 /// hibernate and sleep are `SetSuspendState` (not forced, wake events left on, so a
 /// maintenance wake timer still fires), possible when `GetPwrCapabilities` says so
@@ -290,7 +290,7 @@ impl Enforcer for SystemEnforcer {
             let timeout_s = u32::try_from(left_s.max(1)).unwrap_or(u32::MAX);
             let prompt = crate::console_prompt::prompt(
                 message,
-                crate::policy::postpone_allowed(&self.state_dir),
+                crate::policy_state::postpone_allowed(&self.state_dir),
             );
             crate::windows::enforcer::warn_console(&prompt, timeout_s, &self.state_dir)
                 .map_err(EnforceError::Warn)

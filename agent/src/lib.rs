@@ -56,6 +56,7 @@ pub mod notifier;
 #[cfg(unix)]
 pub mod notify;
 pub mod policy;
+pub mod policy_state;
 pub mod power_caps;
 pub mod probes;
 pub mod run;

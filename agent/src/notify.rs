@@ -1,5 +1,5 @@
 //! Desktop notifications for policy warnings, the agent's side: a local socket that
-//! per-session notifiers ([`crate::notifier`], `veille-agent notifier`) connect to.
+//! per-session notifiers (the `notifier` module, `veille-agent notifier`) connect to.
 //!
 //! # Why a socket and a notifier per session
 //! A notification goes through the user's own session bus (`org.freedesktop.
@@ -17,7 +17,7 @@
 //! # Who may postpone
 //! Nobody more than before: a postpone from a notifier is taken only in answer to the
 //! warning in force, sent to that very connection, and then goes through
-//! [`crate::policy::request_postpone`], the path `veille-agent postpone` takes, with the
+//! [`crate::policy_state::request_postpone`], the path `veille-agent postpone` takes, with the
 //! policy's rule (a warning in force, `postpones_allowed`). The socket is open to every
 //! local user, as `wall` reaches every terminal: whoever was warned may answer. The
 //! peer's uid is logged with each postpone.
@@ -39,7 +39,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::enforcer::{CanFuture, EnforceFuture, Enforcer, ShutdownAction};
-use crate::policy::{postpone_allowed, read_runtime, request_postpone};
+use crate::policy_state::{postpone_allowed, read_runtime, request_postpone};
 
 /// Where the packaged agent listens: systemd's `RuntimeDirectory=veille-agent` (mode
 /// 0755) plus [`NOTIFY_SOCKET_NAME`]. Also the notifier's default.

@@ -5,7 +5,7 @@
 //!
 //! Behind [`WakeAlarm`] (STYLE.md: a side effect a test must not do for real):
 //! [`RtcWakeAlarm`] writes the RTC's sysfs file under an injectable root, so tests run
-//! it on a fake tree; on Windows, `crate::windows::wake::WaitableTimerWakeAlarm` sets a
+//! it on a fake tree; on Windows, `windows::wake::WaitableTimerWakeAlarm` sets a
 //! waitable timer with resume (its pure parts, [`filetime_100ns`] and
 //! [`waitable_timer_wakes_from`], are here and tested on Linux); [`RecordingWakeAlarm`]
 //! records; [`NoWakeAlarm`] is for platforms without one.

@@ -30,7 +30,7 @@ use windows_sys::Win32::UI::WindowsAndMessaging::{
 };
 
 use crate::console_prompt::{self, ConsolePrompt};
-use crate::policy::request_postpone;
+use crate::policy_state::request_postpone;
 use crate::power_caps::PowerCapabilities;
 use crate::probes::registry::wide;
 
