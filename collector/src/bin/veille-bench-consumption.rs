@@ -18,7 +18,8 @@
 //! - `Store::rollups` for every device over the period, summing `covered_ms` (the
 //!   public API: the same range scans and decoding `load_devices` does, nothing else);
 //! - the engine's own scan of every packed rollup row (`SELECT count(*), sum(length(data))
-//!   FROM rollup_days` on the embedded store's SQLite file). This is the floor: bytes only.
+//!   FROM rollup_days`, in SQLite or, with `--postgres`, in PostgreSQL). This is the
+//!   floor: bytes only.
 //!
 //! Peak memory: VmHWM from /proc/self/status. It is reset (`/proc/self/clear_refs` = 5)
 //! after generation when the kernel allows it; otherwise it includes generation. The
@@ -211,10 +212,8 @@ impl Bench {
             }
             Bench::Postgres { url } => {
                 let mut client = postgres::Client::connect(url, postgres::NoTls)?;
-                let row = client.query_one(
-                    "SELECT count(*), COALESCE(sum(length(data)), 0)::bigint FROM rollup_days",
-                    &[],
-                )?;
+                // sum() of PostgreSQL's int `length` is a bigint: the same query reads as i64.
+                let row = client.query_one(SQL, &[])?;
                 Ok((row.get(0), row.get(1)))
             }
         }
