@@ -247,8 +247,9 @@ fn ca_params() -> CertificateParams {
 fn validity(params: &mut CertificateParams, days: i64) {
     let today = jiff::Zoned::now().date();
     let from = today.yesterday().unwrap_or(today);
-    let to = today
-        .checked_add(jiff::Span::new().days(days))
+    let to = jiff::Span::new()
+        .try_days(days)
+        .and_then(|span| today.checked_add(span))
         .unwrap_or(today);
     params.not_before =
         rcgen::date_time_ymd(i32::from(from.year()), from.month() as u8, from.day() as u8);

@@ -122,7 +122,9 @@ pub struct InitTlsArgs {
     #[arg(long = "client", value_name = "NAME")]
     pub clients: Vec<String>,
     /// Validity of the server and client certificates, in days (the CA: 10 years).
-    #[arg(long, value_name = "DAYS", default_value_t = 825)]
+    /// At most 100 years: X.509 dates end in 9999, and a span beyond that is a typo.
+    #[arg(long, value_name = "DAYS", default_value_t = 825,
+          value_parser = clap::value_parser!(i64).range(1..=36_500))]
     pub days: i64,
 }
 

@@ -15,8 +15,8 @@ use crate::store::rooms::{Room, rooms_of};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use jiff::Timestamp;
 use jiff::civil::Date;
-use jiff::{Timestamp, ToSpan};
 use serde::Serialize;
 
 use crate::reports::{self, OutputFormat, ReportError};
@@ -147,12 +147,17 @@ pub fn room_report(
                 .day_start_ms(&d.to_string())
                 .map_err(ReportError::from)?)
         };
-        let first = change
-            .checked_sub(w.days())
-            .map_err(|e| RoomError::Usage(e.to_string()))?;
-        let end = change
-            .checked_add((w + 1).days())
-            .map_err(|e| RoomError::Usage(e.to_string()))?;
+        // `try_days`: window_days comes from the query string; a span jiff cannot
+        // represent is a usage error, not a panic.
+        let usage = |e: jiff::Error| RoomError::Usage(format!("window_days={w}: {e}"));
+        let first = jiff::Span::new()
+            .try_days(w)
+            .and_then(|span| change.checked_sub(span))
+            .map_err(usage)?;
+        let end = jiff::Span::new()
+            .try_days(w + 1)
+            .and_then(|span| change.checked_add(span))
+            .map_err(usage)?;
         let (from_ms, to_ms) = (day_ms(first)?, day_ms(end)?);
         let series_of = |role: &str, q: Quantity| -> Result<_, StoreError> {
             Ok(match room.meters.get(role) {

@@ -130,6 +130,11 @@ impl Partial {
             (Some((end, _)), _) if end == first => Some(first),
             (Some((end, true)), _) => end.yesterday().ok(),
             (Some((end, false)), _) => Some(end),
+            // Checked before the span is built: a span of more days than jiff
+            // represents (about 20,000 years) panics instead of failing.
+            (None, Some(days)) if days > MAX_EVENT_DAYS => {
+                return Err(bad(&format!("longer than {MAX_EVENT_DAYS} days")));
+            }
             (None, Some(days)) if days > 1 => {
                 first.checked_add(jiff::Span::new().days(days - 1)).ok()
             }
@@ -297,6 +302,23 @@ END:VCALENDAR\r\n";
             assert!(matches!(e, IcsError::Event { line: 4, .. }), "{d}: {e:?}");
         }
         assert_eq!(parse_ics(&cal("P2W")).unwrap()[0].days().count(), 14);
+    }
+
+    /// CI's 20-s run of `ics_calendar` found this: a DURATION of more days than jiff's
+    /// spans hold (`P21203203888888888D`) panicked while building the span.
+    #[test]
+    fn a_duration_past_any_date_is_an_error_not_a_panic() {
+        let cal = |duration: &str| {
+            format!(
+                "BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART;VALUE=DATE:20260515\nDURATION:{duration}\nEND:VEVENT\nEND:VCALENDAR\n"
+            )
+        };
+        for d in ["P21203203888888888D", "P7304485D", "P367D", "P1000000W"] {
+            let e = parse_ics(&cal(d)).unwrap_err();
+            assert!(e.to_string().contains("longer than 366 days"), "{d}: {e}");
+        }
+        let last = parse_ics(&cal("P366D")).unwrap()[0].last;
+        assert_eq!(last, date(2027, 5, 15));
     }
 
     #[test]

@@ -27,8 +27,8 @@
 
 use std::collections::BTreeMap;
 
+use jiff::Span;
 use jiff::civil::Date;
-use jiff::{Span, ToSpan};
 use serde::Serialize;
 
 /// Daily means by local date: W for powers, °C for temperatures.
@@ -438,8 +438,11 @@ pub fn setpoint_report(
     }
     let w = i64::from(opts.window_days);
     let day = |n: i64| -> Result<Date, SetpointError> {
-        change
-            .checked_add(n.days())
+        // `try_days`: a window of more days than jiff represents is an error, not a
+        // panic (window_days comes from the API's query string).
+        Span::new()
+            .try_days(n)
+            .and_then(|span| change.checked_add(span))
             .map_err(|_| SetpointError::Date(change))
     };
     let before = Window {
@@ -680,7 +683,10 @@ impl Ctx<'_> {
 
 /// Days from `from` counted `n` forward, for building series in tests and callers.
 pub fn nth_day(from: Date, n: i64) -> Option<Date> {
-    from.checked_add(Span::new().days(n)).ok()
+    Span::new()
+        .try_days(n)
+        .and_then(|span| from.checked_add(span))
+        .ok()
 }
 
 #[cfg(test)]
@@ -760,6 +766,22 @@ mod tests {
         assert!((w.diff - 2.166667).abs() < 1e-5);
         assert!((w.low - 0.349237).abs() < 1e-5 && (w.high - 3.984096).abs() < 1e-5);
         assert!(welch(&[1.0], &a2, 0.95).is_none());
+    }
+
+    /// `window_days` comes from the API's query string: a window wider than jiff's
+    /// spans (about 20,000 years) is an error, not a panic.
+    #[test]
+    fn a_window_past_any_date_is_an_error_not_a_panic() {
+        let room = RoomSeries::default();
+        for window_days in [u32::MAX, 7_304_485] {
+            let opts = SetpointOptions {
+                window_days,
+                ..SetpointOptions::default()
+            };
+            let e = setpoint_report(CHANGE, &room, &opts).unwrap_err();
+            assert!(matches!(e, SetpointError::Date(d) if d == CHANGE), "{e:?}");
+        }
+        assert_eq!(nth_day(CHANGE, i64::MAX), None);
     }
 
     #[test]
