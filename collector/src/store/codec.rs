@@ -20,8 +20,10 @@ use veille_domain::energy::rollup::HourRollup;
 
 /// First byte of a packed device-hour of reports: bump it when that layout changes,
 /// and teach [`decode_reports`] the old one or refuse it. 1 was report after report
-/// (~17 bytes each); 2 is columns, in runs where values repeat ([`encode_reports`]).
-const REPORTS_FORMAT: u8 = 2;
+/// (~17 bytes each); 2 was one block of columns, in runs where values repeat; 3 is a
+/// list of such blocks ("chunks"), so that reports are appended without unpacking the
+/// hour ([`append_reports`]).
+const REPORTS_FORMAT: u8 = 3;
 
 /// First byte of a packed rollup day, apart from [`REPORTS_FORMAT`] so each layout
 /// moves on its own. 1 was varints of whole ms (decoding them was a third of a month
@@ -49,18 +51,162 @@ pub enum CodecError {
     Malformed(&'static str),
 }
 
-/// Packs reports (any order; written in seq order). Reports are expected to have
-/// distinct seqs; the store guarantees it.
+/// Packs reports (any order; read back in seq order) as one chunk. Reports are
+/// expected to have distinct seqs; the store guarantees it.
 ///
-/// Layout ([`REPORTS_FORMAT`]): the format byte, the count, the boot ids, then one
-/// column per field in [`Col`]'s order, each either plain (every report's value) or in
-/// runs (a count and a value, for as many reports). Values are what makes a report
+/// Layout ([`REPORTS_FORMAT`]): the format byte, the count of reports, the count of
+/// chunks, then each chunk as its length in bytes and its body ([`encode_chunk`]).
+/// One chunk is the compact form, the one a closed hour keeps; [`append_reports`]
+/// adds chunks.
+pub fn encode_reports(reports: &[Report]) -> Vec<u8> {
+    let chunk = encode_chunk(reports);
+    let mut out = Vec::with_capacity(chunk.len() + 8);
+    out.push(REPORTS_FORMAT);
+    put_varint(&mut out, reports.len() as u128);
+    put_varint(&mut out, 1);
+    put_varint(&mut out, chunk.len() as u128);
+    out.extend_from_slice(&chunk);
+    out
+}
+
+/// Adds `new` reports (distinct seqs, none of them in `packed`) to a packed hour
+/// without unpacking it: they go in a chunk of their own, merged with the last
+/// chunks while those hold no more reports than it (a binary counter), so an hour
+/// holds at most log2(reports) + 1 chunks and each report is repacked at most that
+/// many times.
+///
+/// Why: a device sending a report a second over MQTT (BENCHMARKS.md 8a) appends to a
+/// row of up to 3,600 reports once per ingest group, and unpacking and repacking the
+/// whole row each time made ingest quadratic in the row's size. A chunk costs its
+/// header and its own boot ids (~40 B for a 36-character boot id), so the store
+/// compacts a row to one chunk ([`compact_reports`]) once the device has moved on to
+/// a later hour. Above [`MAX_RUN_REPORTS`] reports the hour is packed whole, so the
+/// decoder's bound on the count holds.
+pub fn append_reports(packed: &[u8], new: &[Report]) -> Result<Vec<u8>, CodecError> {
+    let chunks = chunks_of(packed)?;
+    let stored: usize = chunks.iter().map(|c| c.reports).sum();
+    let total = stored + new.len();
+    if total > MAX_RUN_REPORTS {
+        let mut all = decode_reports(packed)?;
+        all.extend_from_slice(new);
+        return Ok(encode_reports(&all));
+    }
+    let mut keep = chunks.len();
+    let mut tail = new.len();
+    while let Some(last) = keep.checked_sub(1).and_then(|i| chunks.get(i))
+        && last.reports <= tail
+    {
+        tail += last.reports;
+        keep -= 1;
+    }
+    let mut merged: Vec<Report> = Vec::with_capacity(tail);
+    for c in chunks.get(keep..).unwrap_or_default() {
+        let body = packed.get(c.body.clone()).ok_or(CodecError::Truncated)?;
+        merged.extend(decode_chunk(body)?);
+    }
+    merged.extend_from_slice(new);
+    let chunk = encode_chunk(&merged);
+    // The chunks before `keep` are copied as they are.
+    let first = chunks.first().map_or(packed.len(), |c| c.start);
+    let kept_end = chunks.get(keep).map_or(packed.len(), |c| c.start);
+    let kept = packed.get(first..kept_end).ok_or(CodecError::Truncated)?;
+    let mut out = Vec::with_capacity(kept.len() + chunk.len() + 16);
+    out.push(REPORTS_FORMAT);
+    put_varint(&mut out, total as u128);
+    put_varint(&mut out, (keep + 1) as u128);
+    out.extend_from_slice(kept);
+    put_varint(&mut out, chunk.len() as u128);
+    out.extend_from_slice(&chunk);
+    Ok(out)
+}
+
+/// A packed hour of several chunks packed again as one (the compact form), or `None`
+/// when it already is one chunk.
+pub fn compact_reports(packed: &[u8]) -> Result<Option<Vec<u8>>, CodecError> {
+    if chunks_of(packed)?.len() <= 1 {
+        return Ok(None);
+    }
+    Ok(Some(encode_reports(&decode_reports(packed)?)))
+}
+
+/// Where one chunk of a packed hour lies, and how many reports it holds.
+struct Chunk {
+    /// Offset of the chunk's length prefix.
+    start: usize,
+    /// The chunk's body.
+    body: std::ops::Range<usize>,
+    reports: usize,
+}
+
+/// Reads a packed hour's header: (reports, chunks), after the checks that keep a
+/// corrupt value from sizing an allocation.
+fn header(r: &mut Reader<'_>) -> Result<(usize, usize), CodecError> {
+    let format = r.byte()?;
+    if format != REPORTS_FORMAT {
+        return Err(CodecError::Format {
+            found: format,
+            expected: REPORTS_FORMAT,
+        });
+    }
+    let n = usize::try_from(r.varint()?).map_err(|_| CodecError::Malformed("length"))?;
+    if n > r.bytes.len().max(MAX_RUN_REPORTS) {
+        // Plain columns take a byte a report: a count above the input's length (and
+        // above what runs may hold) is a lie, refused before it sizes an allocation.
+        return Err(CodecError::Malformed("report count beyond the value"));
+    }
+    // Every chunk takes two bytes at least (its length and its count): `len` bounds it.
+    let chunks = r.len()?;
+    Ok((n, chunks))
+}
+
+/// The chunks of a packed hour, from their headers (bodies are not decoded).
+fn chunks_of(packed: &[u8]) -> Result<Vec<Chunk>, CodecError> {
+    let mut r = Reader {
+        bytes: packed,
+        pos: 0,
+    };
+    let (n, count) = header(&mut r)?;
+    let mut out = Vec::with_capacity(count);
+    let mut sum = 0usize;
+    for _ in 0..count {
+        let start = r.pos;
+        let len = r.len()?;
+        let from = r.pos;
+        let body = r.take(len)?;
+        let reports = usize::try_from(
+            Reader {
+                bytes: body,
+                pos: 0,
+            }
+            .varint()?,
+        )
+        .map_err(|_| CodecError::Malformed("length"))?;
+        sum = sum.saturating_add(reports);
+        out.push(Chunk {
+            start,
+            body: from..r.pos,
+            reports,
+        });
+    }
+    if sum != n {
+        return Err(CodecError::Malformed("chunk counts do not add up"));
+    }
+    if r.pos != packed.len() {
+        return Err(CodecError::Malformed("trailing bytes"));
+    }
+    Ok(out)
+}
+
+/// One chunk's body: the count, the boot ids, then one column per field in [`Col`]'s
+/// order, each either plain (every report's value) or in runs (a count and a value,
+/// for as many reports). Values are what makes a report
 /// small beside the one before it: seq and start as deltas, the length, idle as what
 /// the interval leaves over. Why columns: within an hour each field repeats itself
 /// (seq +60, start = previous end, 60,000 ms long, uptime +60, a minute all active or
 /// all idle, the same `cpu_util` while the load holds), so most columns are one run
 /// and a report takes a few bytes, where report after report took ~17 (BENCHMARKS.md 6b).
-pub fn encode_reports(reports: &[Report]) -> Vec<u8> {
+/// Each chunk starts its deltas afresh, so appending one needs nothing of the others.
+fn encode_chunk(reports: &[Report]) -> Vec<u8> {
     let mut sorted: Vec<&Report> = reports.iter().collect();
     sorted.sort_by_key(|r| r.seq);
     let mut boots: Vec<&str> = Vec::new();
@@ -123,7 +269,6 @@ pub fn encode_reports(reports: &[Report]) -> Vec<u8> {
     }
     let body: usize = cols.iter().map(|c| c.bytes.len()).sum();
     let mut out = Vec::with_capacity(16 + boots.iter().map(|b| b.len() + 1).sum::<usize>() + body);
-    out.push(REPORTS_FORMAT);
     put_varint(&mut out, sorted.len() as u128);
     put_varint(&mut out, boots.len() as u128);
     for b in &boots {
@@ -230,19 +375,40 @@ struct Prev {
     uptime: u64,
 }
 
-/// Unpacks what [`encode_reports`] wrote, in seq order.
+/// Unpacks what [`encode_reports`] and [`append_reports`] wrote, in seq order.
 pub fn decode_reports(bytes: &[u8]) -> Result<Vec<Report>, CodecError> {
     let mut r = Reader { bytes, pos: 0 };
-    let format = r.byte()?;
-    if format != REPORTS_FORMAT {
-        return Err(CodecError::Format {
-            found: format,
-            expected: REPORTS_FORMAT,
-        });
+    let (n, chunks) = header(&mut r)?;
+    let mut out: Vec<Report> = Vec::with_capacity(n);
+    for _ in 0..chunks {
+        let len = r.len()?;
+        let body = r.take(len)?;
+        let reports = decode_chunk(body)?;
+        if reports.len() > n - out.len() {
+            return Err(CodecError::Malformed("chunk counts do not add up"));
+        }
+        out.extend(reports);
     }
+    if out.len() != n {
+        return Err(CodecError::Malformed("chunk counts do not add up"));
+    }
+    if r.pos != bytes.len() {
+        return Err(CodecError::Malformed("trailing bytes"));
+    }
+    // Each chunk is in seq order, and chunks are appended in arrival order: a late
+    // batch's chunk may hold seqs below those before it.
+    if !out.is_sorted_by_key(|r| r.seq) {
+        out.sort_by_key(|r| r.seq);
+    }
+    Ok(out)
+}
+
+/// Unpacks one chunk's body ([`encode_chunk`]), in seq order.
+fn decode_chunk(bytes: &[u8]) -> Result<Vec<Report>, CodecError> {
+    let mut r = Reader { bytes, pos: 0 };
     let n = usize::try_from(r.varint()?).map_err(|_| CodecError::Malformed("length"))?;
     if n > bytes.len().max(MAX_RUN_REPORTS) {
-        // Plain columns take a byte a report: a count above the input's length (and
+        // Plain columns take a byte a report: a count above the chunk's length (and
         // above what runs may hold) is a lie, refused before it sizes an allocation.
         return Err(CodecError::Malformed("report count beyond the value"));
     }
@@ -633,8 +799,9 @@ mod tests {
             .collect();
         let packed = encode_reports(&hour);
         assert_eq!(decode_reports(&packed).unwrap(), hour);
-        // Every column is one run: the boot id and a few bytes a column.
-        assert!(packed.len() < 100, "{} bytes", packed.len());
+        // Every column is one run: the boot id and a few bytes a column (99 bytes in
+        // format 2; format 3 adds the chunk count and the chunk's length).
+        assert!(packed.len() <= 101, "{} bytes", packed.len());
     }
 
     /// An hour as the simulator and agents send it: spells of activity and idleness,
@@ -691,17 +858,22 @@ mod tests {
     #[test]
     fn runs_past_the_count_are_refused() {
         let packed = encode_reports(&[minute(1, "b"), minute(2, "b"), minute(3, "b")]);
-        // format, count 3, one boot "b", then the seq column: one run, 3 × (+1).
-        assert_eq!(packed[..8], [REPORTS_FORMAT, 3, 1, 1, b'b', RUNS, 3, 1]);
+        // format, count 3, one chunk of `len` bytes: count 3, one boot "b", then the
+        // seq column: one run, 3 × (+1).
+        let len = packed.len() as u8 - 4;
+        assert_eq!(
+            packed[..11],
+            [REPORTS_FORMAT, 3, 1, len, 3, 1, 1, b'b', RUNS, 3, 1]
+        );
         assert_eq!(decode_reports(&packed).unwrap().len(), 3);
         let mut over = packed.clone();
-        over[6] = 4;
+        over[9] = 4;
         assert_eq!(
             decode_reports(&over),
             Err(CodecError::Malformed("run length"))
         );
         let mut zero = packed;
-        zero[6] = 0;
+        zero[9] = 0;
         assert_eq!(
             decode_reports(&zero),
             Err(CodecError::Malformed("run length"))
@@ -754,6 +926,86 @@ mod tests {
         let mut long = packed;
         long.push(0);
         assert!(decode_reports(&long).is_err());
+    }
+
+    /// A device appending one report at a time (MQTT, one report a second): the hour
+    /// stays readable after every append, its chunks stay few (a binary counter: one
+    /// per set bit of the count), and compacting it gives the bytes of the hour packed
+    /// at once.
+    #[test]
+    fn reports_appended_one_by_one_stay_few_chunks_and_compact_to_one() {
+        let all: Vec<Report> = (1..=1000).map(|s| minute(s, "1b4e28ba-2fa1")).collect();
+        let mut packed = encode_reports(&all[..1]);
+        for n in 2..=all.len() {
+            packed = append_reports(&packed, &all[n - 1..n]).unwrap();
+            assert_eq!(chunks_of(&packed).unwrap().len(), n.count_ones() as usize);
+            if n % 97 == 0 {
+                assert_eq!(decode_reports(&packed).unwrap(), all[..n]);
+            }
+        }
+        assert_eq!(decode_reports(&packed).unwrap(), all);
+        let compact = compact_reports(&packed).unwrap().unwrap();
+        assert_eq!(compact, encode_reports(&all));
+        assert_eq!(compact_reports(&compact).unwrap(), None);
+    }
+
+    /// A late batch's chunk holds seqs below the ones before it: read back in seq
+    /// order all the same.
+    #[test]
+    fn chunks_out_of_seq_order_read_back_in_seq_order() {
+        let late: Vec<Report> = (1..=3).map(|s| minute(s, "a")).collect();
+        let first: Vec<Report> = (4..=9).map(|s| minute(s, "b")).collect();
+        let packed = append_reports(&encode_reports(&first), &late).unwrap();
+        assert_eq!(chunks_of(&packed).unwrap().len(), 2);
+        let mut all = late.clone();
+        all.extend(first);
+        assert_eq!(decode_reports(&packed).unwrap(), all);
+        assert_eq!(
+            compact_reports(&packed).unwrap().unwrap(),
+            encode_reports(&all)
+        );
+    }
+
+    /// Past MAX_RUN_REPORTS an append packs the hour whole, so the decoder's bound on
+    /// the count (a byte a report, or runs below the bound) holds for what it wrote.
+    #[test]
+    fn an_append_past_the_run_bound_packs_the_hour_whole() {
+        let n = MAX_RUN_REPORTS as u64 + 1;
+        let many: Vec<Report> = (1..=n).map(|s| minute(s, "b")).collect();
+        let packed = encode_reports(&many[..MAX_RUN_REPORTS]);
+        let more = append_reports(&packed, &many[MAX_RUN_REPORTS..]).unwrap();
+        assert_eq!(chunks_of(&more).unwrap().len(), 1);
+        assert_eq!(more, encode_reports(&many));
+        assert_eq!(decode_reports(&more).unwrap(), many);
+    }
+
+    /// A value cut at a chunk's end, or with a chunk more than its header counts, is
+    /// refused: the header's counts of reports and chunks must match the chunks.
+    #[test]
+    fn a_chunked_value_cut_or_extended_is_refused() {
+        let mut packed = encode_reports(&[minute(1, "b"), minute(2, "b")]);
+        packed = append_reports(&packed, &[minute(3, "b")]).unwrap();
+        assert_eq!(chunks_of(&packed).unwrap().len(), 2);
+        for cut in 0..packed.len() {
+            assert!(decode_reports(&packed[..cut]).is_err(), "cut at {cut}");
+            assert!(chunks_of(&packed[..cut]).is_err(), "cut at {cut}");
+            assert!(append_reports(&packed[..cut], &[minute(4, "b")]).is_err());
+        }
+        let mut long = packed.clone();
+        long.push(0);
+        assert!(decode_reports(&long).is_err());
+        assert!(append_reports(&long, &[minute(4, "b")]).is_err());
+        // A second copy of the last chunk, the header unchanged: counts do not add up.
+        let last = chunks_of(&packed).unwrap().pop().unwrap();
+        let mut twice = packed.clone();
+        twice.extend_from_slice(&packed[last.start..]);
+        assert!(decode_reports(&twice).is_err());
+        // ... and with the chunk count raised, the report count still does not.
+        twice[2] = 3;
+        assert_eq!(
+            decode_reports(&twice),
+            Err(CodecError::Malformed("chunk counts do not add up"))
+        );
     }
 
     #[test]
@@ -927,6 +1179,64 @@ mod tests {
             prop_assert_eq!(a, b);
         }
 
+        /// Any split of a report set into appends, in any order: read back as the set
+        /// in seq order, compacted to the bytes of the set packed at once, and every
+        /// cut of the value refused.
+        #[test]
+        fn reports_appended_in_any_split_round_trip(
+            reports in proptest::collection::vec(any_report(), 1..24),
+            cuts in proptest::collection::vec(1usize..6, 1..8),
+            shuffle in any::<u64>(),
+        ) {
+            let mut reports = reports;
+            reports.sort_by_key(|r| r.seq);
+            reports.dedup_by_key(|r| r.seq);
+            let mut groups: Vec<Vec<Report>> = Vec::new();
+            let mut rest = reports.as_slice();
+            for c in cuts.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (g, r) = rest.split_at((*c).min(rest.len()));
+                groups.push(g.to_vec());
+                rest = r;
+            }
+            // Arrival order: rotated, so a later chunk may hold lower seqs.
+            let k = groups.len();
+            groups.rotate_left((shuffle % k as u64) as usize);
+            let mut packed = encode_reports(&groups[0]);
+            for g in &groups[1..] {
+                packed = append_reports(&packed, g).unwrap();
+            }
+            let enc = |rs: &[Report]| rs.iter().map(Message::encode_to_vec).collect::<Vec<_>>();
+            prop_assert_eq!(enc(&decode_reports(&packed).unwrap()), enc(&reports));
+            let once = encode_reports(&reports);
+            let compact = compact_reports(&packed).unwrap().unwrap_or(packed.clone());
+            prop_assert_eq!(&compact, &once);
+            for cut in 0..packed.len() {
+                prop_assert!(decode_reports(&packed[..cut]).is_err());
+            }
+            let mut long = packed;
+            long.push(0);
+            prop_assert!(decode_reports(&long).is_err());
+        }
+
+        /// Garbage given to the append and compact paths fails cleanly, and what they
+        /// accept reads back.
+        #[test]
+        fn any_bytes_append_or_fail_cleanly(
+            body in proptest::collection::vec(prop_oneof![0u8..8, any::<u8>()], 0..200),
+        ) {
+            let mut bytes = vec![REPORTS_FORMAT];
+            bytes.extend_from_slice(&body);
+            if let Ok(out) = append_reports(&bytes, &[minute(7, "z")]) {
+                prop_assert!(decode_reports(&out).is_ok() || decode_reports(&bytes).is_err());
+            }
+            if let Ok(Some(out)) = compact_reports(&bytes) {
+                prop_assert!(decode_reports(&out).is_ok());
+            }
+        }
+
         #[test]
         fn every_rollup_day_round_trips(vals in proptest::collection::vec(
             proptest::option::of(proptest::collection::vec(any::<f64>(), 11)), 24)) {
@@ -955,7 +1265,10 @@ mod tests {
             n in 0u8..8,
             body in proptest::collection::vec(prop_oneof![0u8..4, any::<u8>()], 0..200),
         ) {
-            let mut bytes = vec![REPORTS_FORMAT, n, 1, 1, b'b'];
+            // One chunk whose length covers the body: the columns are what is tested.
+            let mut bytes = vec![REPORTS_FORMAT, n, 1];
+            put_varint(&mut bytes, body.len() as u128 + 4);
+            bytes.extend_from_slice(&[n, 1, 1, b'b']);
             bytes.extend_from_slice(&body);
             if let Ok(reports) = decode_reports(&bytes) {
                 prop_assert_eq!(reports.len(), usize::from(n));

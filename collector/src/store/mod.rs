@@ -67,8 +67,9 @@ pub const OLD_SLED_DIR: &str = "db";
 /// The layout this version reads and writes, recorded in the store's `meta`. Bump it
 /// with any change an older collector would misread (3: rollup days in fixed-width
 /// columns, [`codec::encode_rollup_day`]; 4: raw hours in columns and runs,
-/// [`codec::encode_reports`]).
-pub const FORMAT_VERSION: u32 = 4;
+/// [`codec::encode_reports`]; 5: raw hours in appended chunks,
+/// [`codec::append_reports`]).
+pub const FORMAT_VERSION: u32 = 5;
 
 /// Page cache per connection of [`Store::open`] (tests and tools); the server takes
 /// `[store] cache_mib`.
@@ -820,11 +821,15 @@ fn read_day(
 
 /// The reports of one raw hour.
 fn unpack(dev: Dev<'_>, raw: &RawHour) -> Result<Vec<Report>, StoreError> {
-    codec::decode_reports(&raw.data).map_err(|e| StoreError::Corrupt {
+    codec::decode_reports(&raw.data).map_err(|e| corrupt_hour(dev, raw, e))
+}
+
+fn corrupt_hour(dev: Dev<'_>, raw: &RawHour, e: codec::CodecError) -> StoreError {
+    StoreError::Corrupt {
         tree: "raw_hours",
         key: printable(&day_key(dev, raw.hour)),
         reason: e.to_string(),
-    })
+    }
 }
 
 /// Packs `reports` (one device, one hour) into a raw hour.
@@ -955,16 +960,36 @@ fn rebuild_device(tx: &mut dyn Tx, record: &DeviceRecord) -> Result<(u64, u64), 
 mod apply {
     use super::*;
 
-    /// The raw device-hours one transaction changed, unpacked: each is read once,
-    /// takes the new reports of every batch of the transaction, and is packed and
-    /// written once by [`Hours::write`] before the commit.
+    /// The raw device-hours one transaction changed: each is read once, takes the new
+    /// reports of every batch of the transaction, and is written once by
+    /// [`Hours::write`] before the commit, the new reports appended to it
+    /// ([`codec::append_reports`]) rather than the hour unpacked and packed again.
     #[derive(Default)]
     pub(super) struct Hours {
-        /// (org, device_id, hour) → every report of that device-hour.
-        changed: BTreeMap<(String, String, i64), Vec<Report>>,
+        /// (org, device_id, hour) → that device-hour's row before the transaction,
+        /// and the transaction's new reports of it.
+        changed: BTreeMap<(String, String, i64), Changed>,
+        /// (org, device_id) → the device's highest seq before the transaction, for the
+        /// devices that had reports: it finds the row the device was appending to.
+        before: BTreeMap<(String, String), u64>,
+    }
+
+    struct Changed {
+        stored: Option<RawHour>,
+        new: Vec<Report>,
     }
 
     impl Hours {
+        /// Notes the device's highest stored seq the first time the transaction
+        /// touches it.
+        fn saw_device(&mut self, dev: Dev<'_>, device: &DeviceRecord) {
+            if device.reports > 0 {
+                self.before
+                    .entry((dev.org.to_owned(), dev.device.to_owned()))
+                    .or_insert(device.highest_seq);
+            }
+        }
+
         /// Adds `reports` (new, distinct seqs) to their device-hour.
         fn add(
             &mut self,
@@ -974,41 +999,91 @@ mod apply {
             reports: Vec<Report>,
         ) -> Result<(), StoreError> {
             let key = (dev.org.to_owned(), dev.device.to_owned(), hour);
-            let all = match self.changed.entry(key) {
+            let changed = match self.changed.entry(key) {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    let stored = match tx.raw_get(dev, hour)? {
-                        Some(raw) => unpack(dev, &raw)?,
-                        None => Vec::new(),
-                    };
-                    e.insert(stored)
-                }
+                std::collections::btree_map::Entry::Vacant(e) => e.insert(Changed {
+                    stored: tx.raw_get(dev, hour)?,
+                    new: Vec::new(),
+                }),
             };
-            all.extend(reports);
+            changed.new.extend(reports);
             Ok(())
         }
 
-        /// The device's changed hours, for lookups that must see this transaction's
-        /// reports before they are written.
-        fn of_device<'a>(
-            &'a self,
-            dev: Dev<'a>,
-        ) -> impl Iterator<Item = (i64, &'a Vec<Report>)> + 'a {
+        /// The device's new reports of this transaction, for lookups that must see
+        /// them before they are written.
+        fn new_of_device<'a>(&'a self, dev: Dev<'a>) -> impl Iterator<Item = &'a Report> + 'a {
             let from = (dev.org.to_owned(), dev.device.to_owned(), i64::MIN);
             self.changed
                 .range(from..)
                 .take_while(move |((o, d, _), _)| o == dev.org && d == dev.device)
-                .map(|((_, _, hour), reports)| (*hour, reports))
+                .flat_map(|(_, c)| c.new.iter())
         }
 
-        /// Packs and writes every changed hour.
+        /// Writes every changed hour: the device's latest one with the new reports
+        /// appended, earlier ones (late or backfilled reports) compact. When a device
+        /// opened a new hour, the row it was appending to before is compacted too: a
+        /// closed hour keeps one chunk, so the disk a device-hour takes does not grow
+        /// with the chunks (BENCHMARKS.md 6b, 8a).
         pub(super) fn write(self, tx: &mut dyn Tx) -> Result<(), StoreError> {
-            for ((org, device, hour), reports) in &self.changed {
+            let mut iter = self.changed.iter().peekable();
+            while let Some(((org, device, hour), changed)) = iter.next() {
                 let dev = Dev { org, device };
-                tx.raw_put(dev, &pack(*hour, reports))?;
+                let latest = !iter
+                    .peek()
+                    .is_some_and(|((o, d, _), _)| o == org && d == device);
+                let raw = match &changed.stored {
+                    None => pack(*hour, &changed.new),
+                    Some(stored) if latest => append(dev, stored, &changed.new)?,
+                    Some(stored) => {
+                        let mut all = unpack(dev, stored)?;
+                        all.extend_from_slice(&changed.new);
+                        pack(*hour, &all)
+                    }
+                };
+                tx.raw_put(dev, &raw)?;
+                if latest && changed.stored.is_none() {
+                    let key = (org.clone(), device.clone());
+                    if let Some(&seq) = self.before.get(&key) {
+                        for raw in tx.raw_by_seq(dev, seq, seq)? {
+                            let key = (org.clone(), device.clone(), raw.hour);
+                            if !self.changed.contains_key(&key) {
+                                compact(tx, dev, raw)?;
+                            }
+                        }
+                    }
+                }
             }
             Ok(())
         }
+    }
+
+    /// `stored` with `new` appended.
+    fn append(dev: Dev<'_>, stored: &RawHour, new: &[Report]) -> Result<RawHour, StoreError> {
+        let data =
+            codec::append_reports(&stored.data, new).map_err(|e| corrupt_hour(dev, stored, e))?;
+        let seqs = new.iter().map(|r| r.seq);
+        Ok(RawHour {
+            hour: stored.hour,
+            seq_min: seqs
+                .clone()
+                .chain([stored.seq_min])
+                .min()
+                .unwrap_or_default(),
+            seq_max: seqs.chain([stored.seq_max]).max().unwrap_or_default(),
+            reports: stored.reports + new.len() as u64,
+            data,
+        })
+    }
+
+    /// Rewrites a row of several chunks as one.
+    fn compact(tx: &mut dyn Tx, dev: Dev<'_>, raw: RawHour) -> Result<(), StoreError> {
+        if let Some(data) =
+            codec::compact_reports(&raw.data).map_err(|e| corrupt_hour(dev, &raw, e))?
+        {
+            tx.raw_put(dev, &RawHour { data, ..raw })?;
+        }
+        Ok(())
     }
 
     pub(super) fn batch(
@@ -1033,6 +1108,7 @@ mod apply {
                 ..Default::default()
             },
         };
+        hours.saw_device(dev, &device);
         device.last_seen_unix_ms = received_unix_ms;
         if !batch.agent_version.is_empty() {
             device.agent_version.clone_from(&batch.agent_version);
@@ -1185,20 +1261,16 @@ mod apply {
             return Ok(found);
         }
         let wanted: std::collections::HashSet<u64> = batch.reports.iter().map(|r| r.seq).collect();
-        // Hours this transaction changed are read from `hours`: the engine holds them
-        // as they were before it.
-        let changed: BTreeMap<i64, &Vec<Report>> = hours.of_device(dev).collect();
+        // The engine holds every row as it was before this transaction (rows are
+        // written at its end, `Hours::write`); this transaction's reports are in `hours`.
         for raw in tx.raw_by_seq(dev, lo, hi)? {
-            if changed.contains_key(&raw.hour) {
-                continue;
-            }
             for r in unpack(dev, &raw)? {
                 if wanted.contains(&r.seq) {
                     found.insert(r.seq, r);
                 }
             }
         }
-        for r in changed.values().flat_map(|reports| reports.iter()) {
+        for r in hours.new_of_device(dev) {
             if wanted.contains(&r.seq) {
                 found.insert(r.seq, r.clone());
             }
@@ -1466,7 +1538,99 @@ mod tests {
         a_store_records_its_format_and_refuses_another_one,
         readings_kv_scans_and_fleet_order_are_the_same_on_every_engine,
         a_group_applies_as_its_batches_one_by_one_and_a_bad_batch_fails_alone,
+        one_report_batches_append_to_their_hour_and_a_closed_hour_is_compact,
     );
+
+    /// Issue 17 (MQTT, a report a second): new reports are appended to their
+    /// device-hour as chunks rather than the hour repacked. Resends and conflicts must
+    /// still be found in any chunk (and among the same group's batches), and once the
+    /// device moves to a later hour the one it left is compacted to one chunk, the
+    /// bytes of the hour packed at once.
+    fn one_report_batches_append_to_their_hour_and_a_closed_hour_is_compact(at: &Location) {
+        let store = Store::open_location(at).unwrap();
+        let dev = Dev {
+            org: "acme",
+            device: "dev-1",
+        };
+        let hour = rollup::hour_of(report(1, "b1").start_unix_ms);
+        let row = |store: &Store, hour: i64| {
+            store
+                .read(|tx| tx.raw_get(dev, hour))
+                .unwrap()
+                .expect("row")
+        };
+        for seq in 1..=40 {
+            let o = store
+                .apply_batch("acme", &batch("dev-1", vec![report(seq, "b1")]), NOW)
+                .unwrap();
+            assert_eq!(o.stored, 1);
+        }
+        let open = row(&store, hour);
+        assert_eq!((open.seq_min, open.seq_max, open.reports), (1, 40, 40));
+        assert!(codec::compact_reports(&open.data).unwrap().is_some());
+        // A group: new reports, a resend from an early chunk, a seq sent twice in the
+        // group with different bytes.
+        let mut other = report(41, "b1");
+        other.active_ms += 1;
+        let group = [
+            batch("dev-1", vec![report(41, "b1"), report(42, "b1")]),
+            batch("dev-1", vec![report(5, "b1")]),
+            batch("dev-1", vec![other, report(43, "b1")]),
+        ];
+        let pending: Vec<Pending<'_>> = group
+            .iter()
+            .map(|batch| Pending {
+                org: "acme",
+                batch,
+                received_unix_ms: NOW,
+            })
+            .collect();
+        let outcomes: Vec<BatchOutcome> = store
+            .apply_batches(&pending)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            outcomes
+                .iter()
+                .map(|o| (o.stored, o.duplicates, o.conflicts))
+                .collect::<Vec<_>>(),
+            [(2, 0, 0), (0, 1, 0), (1, 0, 1)]
+        );
+        let o = store
+            .apply_batch("acme", &batch("dev-1", vec![report(7, "b1")]), NOW)
+            .unwrap();
+        assert_eq!((o.stored, o.duplicates), (0, 1));
+        let expected: Vec<Report> = (1..=43).map(|s| report(s, "b1")).collect();
+        assert_eq!(store.all_reports("acme", "dev-1").unwrap(), expected);
+        assert_eq!(
+            store.reports("acme", "dev-1", 20..=22).unwrap(),
+            expected[19..22]
+        );
+        let open = row(&store, hour);
+        assert_eq!((open.seq_min, open.seq_max, open.reports), (1, 43, 43));
+        assert!(codec::compact_reports(&open.data).unwrap().is_some());
+
+        // The next hour: the one left is compacted, the new one starts as one chunk.
+        let next = report(5_000, "b1");
+        let next_hour = rollup::hour_of(next.start_unix_ms);
+        assert!(next_hour > hour);
+        store
+            .apply_batch("acme", &batch("dev-1", vec![next.clone()]), NOW)
+            .unwrap();
+        let closed = row(&store, hour);
+        assert_eq!(closed.data, codec::encode_reports(&expected));
+        assert_eq!(
+            (closed.seq_min, closed.seq_max, closed.reports),
+            (1, 43, 43)
+        );
+        assert_eq!(row(&store, next_hour).data, codec::encode_reports(&[next]));
+        assert_eq!(store.report_count(), 44);
+        // Rollups added report by report are what a rebuild from the rows gives.
+        let rollups = all_rollups(&store);
+        store.rebuild_rollups(|_| {}).unwrap();
+        assert_eq!(all_rollups(&store), rollups);
+    }
 
     /// Issue 17 (MQTT and live-fleet ingest): the writer applies everything queued in
     /// one transaction. Each batch's outcome and everything stored must be what
