@@ -82,8 +82,11 @@ pub fn load_devices(
 /// Devices a loader reads in one statement, and what each loader may hold ready
 /// ahead of the report's computation (its channel's bound): a loader can then finish
 /// its chunk while the computation drains another loader's, and memory stays bounded
-/// (loaders × this × one device's period of hours, ~70 KB for a month).
-const CHUNK_DEVICES: usize = 64;
+/// (loaders × this × one device's period of hours, ~70 KB for a month). Large enough
+/// that a loader seldom waits to be woken: on a loaded machine each wake-up waits for
+/// a core, and chunks of 64 made the month report slower than one loader
+/// (BENCHMARKS.md §6c).
+const CHUNK_DEVICES: usize = 256;
 
 /// Loaders at most, whatever the cores: each holds a connection (PostgreSQL's read pool
 /// keeps 4) and past the cores they only contend.
