@@ -808,6 +808,9 @@ fn push_hours(
     })
 }
 
+/// What gets each device's hours from a fleet scan: (org, device, hours in order).
+type EachDevice<'a> = dyn FnMut(&str, &str, Vec<(i64, HourRollup)>) -> Result<(), StoreError> + 'a;
+
 /// The rollups of the devices in `span` over `[from_hour, to_hour)`, one device at a
 /// time in (org, device) order, its hours in order.
 fn hours_of_span(
@@ -815,7 +818,7 @@ fn hours_of_span(
     span: DevSpan<'_>,
     from_hour: i64,
     to_hour: i64,
-    each: &mut dyn FnMut(&str, &str, Vec<(i64, HourRollup)>) -> Result<(), StoreError>,
+    each: &mut EachDevice<'_>,
 ) -> Result<(), StoreError> {
     let (from_day, to_day) = day_span(from_hour, to_hour);
     let mut current: Option<(String, String)> = None;
