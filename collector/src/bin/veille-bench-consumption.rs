@@ -21,6 +21,9 @@
 //!   FROM rollup_days`, in SQLite or, with `--postgres`, in PostgreSQL). This is the
 //!   floor: bytes only.
 //!
+//! CPU: the process's user + system time during the report (all its threads), from
+//! /proc/self/stat: on a shared machine, what the report costs beside how long it waited.
+//!
 //! Peak memory: VmHWM from /proc/self/status. It is reset (`/proc/self/clear_refs` = 5)
 //! after generation when the kernel allows it; otherwise it includes generation. The
 //! store is closed and reopened after generation; its page cache fills again while the
@@ -264,6 +267,7 @@ fn scenario(
     let store = bench.open()?;
     let reset = reset_hwm();
     let rss_before = status_kb("VmRSS:").unwrap_or(0);
+    let cpu_before = cpu_s();
     let t = Instant::now();
     let out = reports::consumption_output(
         &store,
@@ -273,6 +277,7 @@ fn scenario(
         veille_collector::clock::now_ms(),
     )?;
     let report_s = t.elapsed().as_secs_f64();
+    let report_cpu_s = cpu_s().zip(cpu_before).map(|(a, b)| a - b);
     let hwm = status_kb("VmHWM:").unwrap_or(0);
     let json: serde_json::Value = serde_json::from_str(&out)?;
     let report_devices = json["total"]["devices"].as_u64().unwrap_or(0);
@@ -281,7 +286,8 @@ fn scenario(
     }
     let hours_on = json["total"]["hours_on"].as_f64().unwrap_or(f64::NAN);
     eprintln!(
-        "[{name}] report in {report_s:.2} s, VmRSS before {} MB, VmHWM {} MB{}",
+        "[{name}] report in {report_s:.2} s (CPU {}), VmRSS before {} MB, VmHWM {} MB{}",
+        report_cpu_s.map_or("unknown".into(), |c| format!("{c:.2} s")),
         rss_before / 1024,
         hwm / 1024,
         if reset {
@@ -511,6 +517,23 @@ fn next_day(date: &str) -> String {
 /// Resets VmHWM to the current RSS (Linux ≥ 4.0); false if not allowed.
 fn reset_hwm() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Linux's `USER_HZ`: the unit of the CPU times in `/proc/<pid>/stat` (100 on every
+/// architecture Linux exports to user space).
+const USER_HZ: f64 = 100.0;
+
+/// CPU time (user + system) of this process, all threads, in seconds: on a shared
+/// machine it says what a report costs apart from the time it waited for a core.
+fn cpu_s() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces), from field 3 (state):
+    // utime is field 14, stime 15.
+    let rest = s.get(s.rfind(')')? + 2..)?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: f64 = fields.next()?.parse().ok()?;
+    let system: f64 = fields.next()?.parse().ok()?;
+    Some((user + system) / USER_HZ)
 }
 
 fn status_kb(field: &str) -> Option<u64> {

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use veille_proto::v1::ChassisClass;
 
 use crate::config::Config;
-use crate::store::{BootSession, Store, StoreError};
+use crate::store::{BootSession, DeviceSpan, Store, StoreError};
 use veille_domain::devices::DeviceRecord;
 use veille_domain::energy::catalogue::{Catalogue, CatalogueError, DeviceClass};
 use veille_domain::energy::consumption::{
@@ -79,91 +79,249 @@ pub fn load_devices(
     device_stream(store, org, from_ms, to_ms)?.collect()
 }
 
-/// Devices loaded ahead of the report's computation: enough to keep the computing
-/// core busy while the loader reads, few enough to bound memory.
-const STREAM_AHEAD: usize = 64;
+/// Devices a loader reads in one statement, and what each loader may hold ready
+/// ahead of the report's computation (its channel's bound): a loader can then finish
+/// its chunk while the computation drains another loader's, and memory stays bounded
+/// (loaders × this × one device's period of hours, ~70 KB for a month). Large enough
+/// that a loader seldom waits to be woken: on a loaded machine each wake-up waits for
+/// a core, and chunks of 64 made the month report slower than one loader
+/// (BENCHMARKS.md §6c).
+const CHUNK_DEVICES: usize = 256;
 
-/// The same devices, loaded one at a time as the caller iterates: a fleet-wide
-/// report then holds a few devices' rollups in memory, not all of them. A loader
-/// thread reads the store while the caller computes, so a report uses two cores, and
-/// it reads the period's rollups of the whole fleet in one ordered scan
-/// ([`Store::rollups_of_fleet`]) rather than one range read per device.
+/// Loaders at most, whatever the cores: each holds a connection (PostgreSQL's read pool
+/// keeps 4) and past the cores they only contend.
+const MAX_LOADERS: usize = 4;
+
+/// The same devices, loaded as the caller iterates: a fleet-wide report then holds a
+/// few chunks of devices' rollups in memory, not all of them.
+///
+/// The fleet is cut into chunks of [`CHUNK_DEVICES`] in (org, device) order and the
+/// chunks dealt to one loader thread per core, each reading its chunks' rollups in
+/// one read of its own ([`Store::rollups_of_spans`]: one range scan per chunk) and
+/// decoding them, while the caller computes. The caller takes the chunks back in
+/// order, so it sees the devices in (org, device) order exactly as one loader would
+/// give them, and a report's sums are added in the same order, to the bit. Each
+/// loader reads its own snapshot: as before (the device list, inventories and boot
+/// sessions were already separate reads), a report taken during ingest may see one
+/// device's latest hour and not another's.
 pub fn device_stream<'a>(
     store: &'a Store,
     org: Option<&str>,
     from_ms: i64,
     to_ms: i64,
 ) -> Result<impl Iterator<Item = Result<DeviceData, StoreError>> + 'a, StoreError> {
+    let loaders = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(MAX_LOADERS);
+    stream_in_chunks(store, org, from_ms, to_ms, CHUNK_DEVICES, loaders)
+}
+
+/// [`device_stream`] with its chunk size and loader count given (tests use small ones).
+fn stream_in_chunks(
+    store: &Store,
+    org: Option<&str>,
+    from_ms: i64,
+    to_ms: i64,
+    chunk_devices: usize,
+    loaders: usize,
+) -> Result<Chunks, StoreError> {
     let from_hour = from_ms.div_euclid(veille_domain::energy::rollup::HOUR_MS)
         * veille_domain::energy::rollup::HOUR_MS;
-    let records = store.devices(org)?;
-    let (send, receive) = std::sync::mpsc::sync_channel(STREAM_AHEAD);
-    let loader = store.clone();
-    let org = org.map(str::to_owned);
-    std::thread::Builder::new()
-        .name("report-loader".into())
-        .spawn(move || {
-            // Inventories and boot sessions of the whole fleet, each in one scan (one
-            // read per device cost more than the rollups' scan).
-            let mut facts = match fleet_facts(&loader, org.as_deref()) {
-                Ok(f) => f,
-                Err(e) => {
-                    let _ = send.send(Err(e));
-                    return;
-                }
-            };
-            // Devices come in (org, device) order from both sides: a merge join. A
-            // device without rollups in the period still counts (its time is unknown).
-            let mut records = records.into_iter().peekable();
-            let mut stopped = false;
-            let mut emit = |record: DeviceRecord, hours| {
-                let (inv, sessions) = facts
-                    .remove(&(record.org.clone(), record.device_id.clone()))
-                    .unwrap_or_default();
-                let device = device_data(record, hours, inv, sessions);
-                // A closed channel: the caller stopped reading (an error, a client gone).
-                stopped = send.send(Ok(device)).is_err();
-                !stopped
-            };
-            let scanned =
-                loader.rollups_of_fleet(org.as_deref(), from_hour, to_ms, |o, d, hours| {
-                    let mut hours = Some(hours);
-                    while let Some(r) = records.peek() {
-                        let order = (r.org.as_str(), r.device_id.as_str()).cmp(&(o, d));
-                        if order == std::cmp::Ordering::Greater {
-                            // Rollups of a device registered after the list was read.
-                            return Ok(());
-                        }
-                        let Some(r) = records.next() else { break };
-                        let mine = order == std::cmp::Ordering::Equal;
-                        let h = if mine {
-                            hours.take().unwrap_or_default()
-                        } else {
-                            Vec::new()
-                        };
-                        if !emit(r, h) {
-                            return Err(StoreError::Engine("report reader gone".into()));
-                        }
-                        if mine {
-                            return Ok(());
-                        }
-                    }
-                    Ok(())
-                });
-            if let Err(e) = scanned {
-                if !stopped {
-                    let _ = send.send(Err(e));
-                }
-                return;
-            }
-            for r in records {
-                if !emit(r, Vec::new()) {
-                    return;
-                }
-            }
+    let mut records = store.devices(org)?.into_iter();
+    let mut chunks: Vec<Vec<DeviceRecord>> = Vec::new();
+    loop {
+        let chunk: Vec<DeviceRecord> = records.by_ref().take(chunk_devices.max(1)).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        chunks.push(chunk);
+    }
+    let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
+    let loaders = loaders.clamp(1, chunks.len().max(1));
+    // Inventories and boot sessions of the whole fleet, each in one scan (one read per
+    // device cost more than the rollups' scan), then given to the loader of each
+    // device's chunk.
+    let firsts: Vec<(String, String)> = chunks
+        .iter()
+        .filter_map(|c| c.first().map(key_of))
+        .collect();
+    let mut facts: Vec<FleetFacts> = (0..loaders).map(|_| FleetFacts::new()).collect();
+    for (key, f) in fleet_facts(store, org)? {
+        // The chunk whose first device is the last at or before this one; a device
+        // not in the list (registered since) is never asked for.
+        let chunk = firsts.partition_point(|first| *first <= key);
+        if let Some(mine) = chunk
+            .checked_sub(1)
+            .and_then(|c| facts.get_mut(c % loaders))
+        {
+            mine.insert(key, f);
+        }
+    }
+    let mut work: Vec<Loader> = facts
+        .into_iter()
+        .map(|facts| Loader {
+            spans: Vec::new(),
+            chunks: Vec::new(),
+            facts,
         })
-        .map_err(|e| StoreError::Engine(format!("cannot start the report loader: {e}")))?;
-    Ok(receive.into_iter())
+        .collect();
+    let ends = firsts.iter().skip(1).map(Some).chain(std::iter::once(None));
+    for (i, ((chunk, first), end)) in chunks.into_iter().zip(&firsts).zip(ends).enumerate() {
+        if let Some(w) = work.get_mut(i % loaders) {
+            w.spans.push(DeviceSpan {
+                first: first.clone(),
+                end: end.cloned(),
+            });
+            w.chunks.push(chunk.into_iter().peekable());
+        }
+    }
+    let mut receivers = Vec::with_capacity(loaders);
+    for (n, loader) in work.into_iter().enumerate() {
+        let (send, receive) = std::sync::mpsc::sync_channel(chunk_devices.clamp(1, CHUNK_DEVICES));
+        let store = store.clone();
+        let org = org.map(str::to_owned);
+        std::thread::Builder::new()
+            .name(format!("report-loader-{n}"))
+            .spawn(move || loader.run(&store, org.as_deref(), from_hour, to_ms, &send))
+            .map_err(|e| StoreError::Engine(format!("cannot start a report loader: {e}")))?;
+        receivers.push(receive);
+    }
+    Ok(Chunks {
+        receivers,
+        sizes,
+        next_chunk: 0,
+        current: 0,
+        left: 0,
+        failed: false,
+    })
+}
+
+fn key_of(r: &DeviceRecord) -> (String, String) {
+    (r.org.clone(), r.device_id.clone())
+}
+
+/// One loader's share of the fleet: every n-th chunk, its span, the facts of its
+/// devices.
+struct Loader {
+    spans: Vec<DeviceSpan>,
+    chunks: Vec<std::iter::Peekable<std::vec::IntoIter<DeviceRecord>>>,
+    facts: FleetFacts,
+}
+
+type Sent = std::sync::mpsc::SyncSender<Result<DeviceData, StoreError>>;
+
+impl Loader {
+    /// Sends every device of its chunks, in order, each with its rollups; an error
+    /// ends the stream (sent in place of the next device).
+    fn run(mut self, store: &Store, org: Option<&str>, from_hour: i64, to_ms: i64, send: &Sent) {
+        let spans = std::mem::take(&mut self.spans);
+        let mut at = 0;
+        // Devices come in (org, device) order from both sides: a merge join per chunk.
+        // A device without rollups in the period still counts (its time is unknown).
+        let scanned = store.rollups_of_spans(org, &spans, from_hour, to_ms, |i, o, d, hours| {
+            self.finish_chunks(&mut at, i, send)?;
+            let Some(records) = self.chunks.get_mut(i) else {
+                return Ok(());
+            };
+            let mut hours = Some(hours);
+            while let Some(r) = records.peek() {
+                let order = (r.org.as_str(), r.device_id.as_str()).cmp(&(o, d));
+                if order == std::cmp::Ordering::Greater {
+                    // Rollups of a device registered after the list was read.
+                    return Ok(());
+                }
+                let Some(r) = records.next() else { break };
+                let mine = order == std::cmp::Ordering::Equal;
+                let h = if mine {
+                    hours.take().unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                emit(&mut self.facts, send, r, h)?;
+                if mine {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        });
+        let done = scanned.and_then(|()| self.finish_chunks(&mut at, spans.len(), send));
+        if let Err(e) = done {
+            // Refused when the caller stopped reading: nothing to tell then.
+            let _ = send.send(Err(e));
+        }
+    }
+
+    /// Sends the devices left (those without rollups) of the chunks before `upto`.
+    fn finish_chunks(
+        &mut self,
+        at: &mut usize,
+        upto: usize,
+        send: &Sent,
+    ) -> Result<(), StoreError> {
+        while *at < upto {
+            if let Some(records) = self.chunks.get_mut(*at) {
+                for r in records {
+                    emit(&mut self.facts, send, r, Vec::new())?;
+                }
+            }
+            *at += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Sends one device; an error once the caller has stopped reading (an error, a client
+/// gone), which ends the loader's scan.
+fn emit(
+    facts: &mut FleetFacts,
+    send: &Sent,
+    record: DeviceRecord,
+    hours: Vec<(i64, veille_domain::energy::rollup::HourRollup)>,
+) -> Result<(), StoreError> {
+    let (inv, sessions) = facts
+        .remove(&(record.org.clone(), record.device_id.clone()))
+        .unwrap_or_default();
+    send.send(Ok(device_data(record, hours, inv, sessions)))
+        .map_err(|_| StoreError::Engine("report reader gone".into()))
+}
+
+/// The caller's side of [`device_stream`]: the chunks back in order, each from its
+/// loader's channel.
+struct Chunks {
+    receivers: Vec<std::sync::mpsc::Receiver<Result<DeviceData, StoreError>>>,
+    /// Devices in each chunk: chunk `i` comes from loader `i % receivers.len()`.
+    sizes: Vec<usize>,
+    next_chunk: usize,
+    current: usize,
+    /// Devices of the current chunk not yet taken.
+    left: usize,
+    /// An error was given: the stream has ended.
+    failed: bool,
+}
+
+impl Iterator for Chunks {
+    type Item = Result<DeviceData, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        while self.left == 0 {
+            self.left = *self.sizes.get(self.next_chunk)?;
+            self.current = self.next_chunk % self.receivers.len().max(1);
+            self.next_chunk += 1;
+        }
+        let got = match self.receivers.get(self.current).map(|r| r.recv()) {
+            Some(Ok(got)) => got,
+            // A loader that ended without its error (it cannot, short of a panic).
+            _ => Err(StoreError::Engine("a report loader stopped early".into())),
+        };
+        match got {
+            Ok(_) => self.left -= 1,
+            Err(_) => self.failed = true,
+        }
+        Some(got)
+    }
 }
 
 /// Each device's latest inventory and boot sessions, by (org, device).
@@ -523,6 +681,55 @@ mod tests {
         let mut first = device_stream(&store, None, T0, T0 + 24 * HOUR).unwrap();
         assert!(first.next().is_some());
         drop(first);
+    }
+
+    /// Loaders that each read every n-th chunk of the fleet give the devices back in
+    /// the order and with the data of one loader reading it all (chunks of 2 over 3
+    /// loaders: spans that end inside an org, between orgs, on devices without rollups
+    /// in the period, and ids that are prefixes of one another).
+    #[test]
+    fn chunked_loaders_give_what_one_loader_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut n = 0;
+        for org in ["acme", "acme2", "zeta"] {
+            for dev in ["a", "a2", "b", "c", "c0", "d"] {
+                n += 1;
+                // Every third device has no hours in the period.
+                let start = if n % 3 == 0 {
+                    T0 - 48 * HOUR
+                } else {
+                    T0 + (n % 5) * HOUR
+                };
+                let mut batch = one_hour(dev, start);
+                batch.inventory = Some(veille_proto::v1::Inventory {
+                    site: format!("site-{n}"),
+                    ..Default::default()
+                });
+                store.apply_batch(org, &batch, T0).unwrap();
+            }
+        }
+        let show = |org, chunk, loaders| -> Vec<String> {
+            stream_in_chunks(&store, org, T0, T0 + 24 * HOUR, chunk, loaders)
+                .unwrap()
+                .map(|d| format!("{:?}", d.unwrap()))
+                .collect()
+        };
+        for org in [None, Some("acme2")] {
+            let one = show(org, usize::MAX, 1);
+            assert_eq!(one.len(), if org.is_none() { 18 } else { 6 });
+            for (chunk, loaders) in [(2, 3), (1, 4), (5, 2), (64, 2)] {
+                assert_eq!(show(org, chunk, loaders), one, "{chunk} × {loaders}");
+            }
+        }
+        // Each device with its own hours, as a read of it alone gives them.
+        for d in stream_in_chunks(&store, None, T0, T0 + 24 * HOUR, 2, 3).unwrap() {
+            let d = d.unwrap();
+            let alone = store
+                .rollups(&d.org, &d.device_id, T0, T0 + 24 * HOUR)
+                .unwrap();
+            assert_eq!(d.hours, alone, "{}/{}", d.org, d.device_id);
+        }
     }
 
     /// The SMBIOS chassis code an agent sends reaches the energy model: stored with the

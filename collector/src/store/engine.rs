@@ -9,7 +9,8 @@
 //!   packed into one value ([`crate::store::codec`]), with the seq range they hold so a
 //!   resend is found without unpacking the device's history.
 //! - **rollup days**: the hourly rollups of one device for one UTC day, packed. A
-//!   month's report over a fleet reads them in one scan ([`Tx::rollup_days_all`]).
+//!   month's report over a fleet reads them in a few ordered scans, one per span of
+//!   devices ([`Tx::rollup_days_all`]).
 //! - **readings**: meter readings, one row each (their volume is small beside reports).
 //!
 //! Every write happens inside [`Engine::write`], atomically; [`Engine::flush`] is the
@@ -106,6 +107,31 @@ pub struct Dev<'a> {
     pub device: &'a str,
 }
 
+/// Devices in a range of (org, device) order: from `first` (included) up to `end`
+/// (excluded; `None`: to the last), of `org` only when it is given. A fleet's scan is
+/// cut into spans so that several readers, each on its own connection and core, read
+/// one fleet in parallel, and a caller can still put their devices back in order.
+#[derive(Debug, Clone, Copy)]
+pub struct DevSpan<'a> {
+    pub org: Option<&'a str>,
+    pub first: Dev<'a>,
+    pub end: Option<Dev<'a>>,
+}
+
+impl<'a> DevSpan<'a> {
+    /// Every device of `org` (all orgs with `None`).
+    pub fn fleet(org: Option<&'a str>) -> Self {
+        Self {
+            org,
+            first: Dev {
+                org: org.unwrap_or(""),
+                device: "",
+            },
+            end: None,
+        }
+    }
+}
+
 /// Callback of the set-oriented scans: (org, device, value).
 pub type EachRaw<'a> = dyn FnMut(&str, &str, RawHour) -> Result<(), StoreError> + 'a;
 pub type EachDay<'a> = dyn FnMut(&str, &str, i64, &[u8]) -> Result<(), StoreError> + 'a;
@@ -150,11 +176,11 @@ pub trait Tx {
         from_day: i64,
         to_day: i64,
     ) -> Result<Vec<(i64, Vec<u8>)>, StoreError>;
-    /// Every packed day in `[from_day, to_day)` of `org` (all orgs with `None`), by
-    /// (org, device, day): one scan for a fleet's period.
+    /// Every packed day in `[from_day, to_day)` of the devices in `span`, by (org,
+    /// device, day): one scan for a fleet's period, or a part of it.
     fn rollup_days_all(
         &mut self,
-        org: Option<&str>,
+        span: DevSpan<'_>,
         from_day: i64,
         to_day: i64,
         each: &mut EachDay<'_>,

@@ -53,7 +53,7 @@ use prost::Message;
 use serde::{Deserialize, Serialize};
 use veille_proto::v1::{EventKind, Inventory, Report, ReportBatch};
 
-use crate::store::engine::{Dev, Engine, RawHour, Tree, Tx};
+use crate::store::engine::{Dev, DevSpan, Engine, RawHour, Tree, Tx};
 use veille_domain::devices::DeviceRecord;
 use veille_domain::energy::rollup::{self, HOUR_MS, HourRollup};
 use veille_domain::renewal::asset::AssetRecord;
@@ -132,6 +132,15 @@ impl Location {
             Location::Postgres { url } => postgres::redact(url),
         }
     }
+}
+
+/// A part of the fleet in (org, device) order, for [`Store::rollups_of_spans`]: the
+/// devices from `first` (org, device), included, up to `end`, excluded (`None`: to
+/// the last). The owned form of [`engine::DevSpan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSpan {
+    pub first: (String, String),
+    pub end: Option<(String, String)>,
 }
 
 /// One boot session of one device, as seen through its reports.
@@ -624,7 +633,7 @@ impl Store {
 
     /// Every device's hourly rollups in `[from_hour, to_hour)`, of `org` (all with
     /// `None`), in one scan: `each` gets one device at a time, in (org, device) order,
-    /// with its hours in order. What a fleet report reads.
+    /// with its hours in order. What a fleet export reads.
     pub fn rollups_of_fleet(
         &self,
         org: Option<&str>,
@@ -632,30 +641,34 @@ impl Store {
         to_hour: i64,
         mut each: impl FnMut(&str, &str, Vec<(i64, HourRollup)>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let (from_day, to_day) = day_span(from_hour, to_hour);
+        self.read(|tx| hours_of_span(tx, DevSpan::fleet(org), from_hour, to_hour, &mut each))
+    }
+
+    /// [`Store::rollups_of_fleet`] over the devices of `spans` only, one scan each, all
+    /// in one read (one snapshot, one connection): `each` also gets the index of the
+    /// span the device is in. Readers of disjoint spans on several threads read one
+    /// fleet on several cores (`reports::device_stream`).
+    pub fn rollups_of_spans(
+        &self,
+        org: Option<&str>,
+        spans: &[DeviceSpan],
+        from_hour: i64,
+        to_hour: i64,
+        mut each: impl FnMut(usize, &str, &str, Vec<(i64, HourRollup)>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         self.read(|tx| {
-            let mut current: Option<(String, String)> = None;
-            let mut hours = Vec::new();
-            tx.rollup_days_all(org, from_day, to_day, &mut |o, d, day, data| {
-                if current.as_ref().is_none_or(|(co, cd)| co != o || cd != d) {
-                    if let Some((co, cd)) = current.take() {
-                        // The next device likely has as many hours: no regrowth.
-                        let next = Vec::with_capacity(hours.len());
-                        each(&co, &cd, std::mem::replace(&mut hours, next))?;
-                    }
-                    current = Some((o.to_owned(), d.to_owned()));
-                }
-                push_hours(
-                    &mut hours,
-                    Dev { org: o, device: d },
-                    day,
-                    data,
-                    from_hour,
-                    to_hour,
-                )
-            })?;
-            if let Some((co, cd)) = current.take() {
-                each(&co, &cd, std::mem::take(&mut hours))?;
+            for (i, s) in spans.iter().enumerate() {
+                let span = DevSpan {
+                    org,
+                    first: Dev {
+                        org: &s.first.0,
+                        device: &s.first.1,
+                    },
+                    end: s.end.as_ref().map(|(org, device)| Dev { org, device }),
+                };
+                hours_of_span(tx, span, from_hour, to_hour, &mut |o, d, h| {
+                    each(i, o, d, h)
+                })?;
             }
             Ok(())
         })
@@ -794,6 +807,45 @@ fn push_hours(
         key: printable(&day_key(dev, day)),
         reason: e.to_string(),
     })
+}
+
+/// What gets each device's hours from a fleet scan: (org, device, hours in order).
+type EachDevice<'a> = dyn FnMut(&str, &str, Vec<(i64, HourRollup)>) -> Result<(), StoreError> + 'a;
+
+/// The rollups of the devices in `span` over `[from_hour, to_hour)`, one device at a
+/// time in (org, device) order, its hours in order.
+fn hours_of_span(
+    tx: &mut dyn Tx,
+    span: DevSpan<'_>,
+    from_hour: i64,
+    to_hour: i64,
+    each: &mut EachDevice<'_>,
+) -> Result<(), StoreError> {
+    let (from_day, to_day) = day_span(from_hour, to_hour);
+    let mut current: Option<(String, String)> = None;
+    let mut hours = Vec::new();
+    tx.rollup_days_all(span, from_day, to_day, &mut |o, d, day, data| {
+        if current.as_ref().is_none_or(|(co, cd)| co != o || cd != d) {
+            if let Some((co, cd)) = current.take() {
+                // The next device likely has as many hours: no regrowth.
+                let next = Vec::with_capacity(hours.len());
+                each(&co, &cd, std::mem::replace(&mut hours, next))?;
+            }
+            current = Some((o.to_owned(), d.to_owned()));
+        }
+        push_hours(
+            &mut hours,
+            Dev { org: o, device: d },
+            day,
+            data,
+            from_hour,
+            to_hour,
+        )
+    })?;
+    if let Some((co, cd)) = current.take() {
+        each(&co, &cd, std::mem::take(&mut hours))?;
+    }
+    Ok(())
 }
 
 fn day_key(dev: Dev<'_>, day: i64) -> Vec<u8> {
