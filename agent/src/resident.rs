@@ -3,8 +3,9 @@
 //! The kernel maps a binary's file pages in blocks around each fault (fault-around),
 //! so parsing the command line and the config, probing the inventory, setting up TLS
 //! and the first connection leave most of the binary resident: 4.7 MiB of a 5.7 MiB
-//! agent, while the steady loop (a sample every 10 s, a report every 60 s) runs in
-//! about 1.8 MiB of it (measured: BENCHMARKS.md §3, session 8). Once start-up is over,
+//! agent, while the steady loop keeps about 3.1 MiB of it (1.8 MiB for a sample every
+//! 10 s, the rest for a report every 60 s; measured: BENCHMARKS.md §3, session 8,
+//! where the agent's RSS goes from 7.0 to 5.4 MiB). Once start-up is over,
 //! [`release_startup_pages`] asks the kernel to reclaim the executable's read-only
 //! mappings; what the loop uses faults back in on its next tick, the rest stays out
 //! until it is needed again (an hourly inventory re-probe, a policy).
@@ -35,7 +36,8 @@ pub fn release_startup_pages() -> std::io::Result<usize> {
         // SAFETY: the range is one of this process's own mappings, as the kernel
         // listed it; MADV_PAGEOUT only reclaims pages and never changes what a read
         // of them returns, so no reference into that memory is invalidated.
-        let rc = unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_PAGEOUT) };
+        let rc =
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_PAGEOUT) };
         if rc != 0 {
             return Err(std::io::Error::last_os_error());
         }
