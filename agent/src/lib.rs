@@ -33,6 +33,8 @@
 //! - [`wol_relay`]: the collector's signed wake requests (`Ack.wake`), verified and sent.
 //! - [`config`]: the TOML config (`deploy/agent.toml` is the annotated default).
 //! - [`run`]: wires it together for `veille-agent run` and `once`.
+//! - [`resident`] (Linux): once started, hands start-up's code pages back to the
+//!   kernel (most of the agent's memory is its own binary's pages).
 //! - [`console_prompt`]: pure; the Windows console warning's "Postpone?" question
 //!   and what its answer means.
 //! - [`msi_properties`]: pure; the Windows installer's properties (written to the
@@ -59,6 +61,8 @@ pub mod policy;
 pub mod policy_state;
 pub mod power_caps;
 pub mod probes;
+#[cfg(target_os = "linux")]
+pub mod resident;
 pub mod run;
 pub mod sampler;
 pub mod spool;

@@ -372,10 +372,16 @@ pub async fn run(
     ticker.tick().await;
     tokio::pin!(shutdown);
     let report_ms = config.report_interval_s * 1000;
+    let mut started = false;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = &mut shutdown => break,
+        }
+        if !started {
+            // The first tick: configuration, probes, TLS and the first send are done.
+            started = true;
+            release_startup_pages();
         }
         let activity = activity_source.activity(config.idle_threshold_s).await;
         let now = read_now(&host, clocks.as_ref(), activity);
@@ -461,6 +467,19 @@ pub async fn run(
     );
     Ok(())
 }
+
+/// Start-up's code pages back to the kernel (see [`crate::resident`]); a failure
+/// only means they stay resident.
+#[cfg(target_os = "linux")]
+fn release_startup_pages() {
+    match crate::resident::release_startup_pages() {
+        Ok(bytes) => debug!(kib = bytes / 1024, "start-up pages released"),
+        Err(e) => debug!(error = %e, "start-up pages kept"),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn release_startup_pages() {}
 
 /// Cuts the current report and writes it (and any report a full disk held back) to the
 /// spool. A report that cannot be written stays in memory and is retried at the next

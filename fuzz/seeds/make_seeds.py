@@ -181,3 +181,29 @@ for name, q in [("consumption", "from=2026-10-01&to=2026-10-31&by=site&format=cs
                 ("savings", "policy_version=3&enforced_from=2026-09-01&format=json"),
                 ("encoded", "from=2026-01-01&to=2026-12-31&org=mairie%20de%20Saint-Aubin&by=device")]:
     put("api_query", name, q)
+
+# glpi_api: a flag byte (bit 0 monitors, 1 status 206, 2 a Content-Range, 3 ask from
+# its first, 4-7 page size), the Content-Range line, then the page body.
+computers = json.dumps([
+    {"id": 34, "name": "glpi", "serial": "VMware-42 01 f4 65", "otherserial": None,
+     "locations_id": "Mairie > Accueil", "computermodels_id": "VMware Virtual Platform",
+     "manufacturers_id": "VMware, Inc.", "is_deleted": 0, "is_template": 0,
+     "states_id": "Production", "uuid": "4201F465-2759-A9FB-11BC-CDB864681F4B",
+     "_infocoms": {"id": 5, "buy_date": "2019-03-12", "delivery_date": "2019-03-20",
+                   "use_date": "2019-04-01", "decommission_date": None,
+                   "warranty_date": "2019-03-20", "warranty_duration": 36}},
+    {"id": "35", "name": "mavm1", "serial": "&nbsp;", "otherserial": "INV-35",
+     "locations_id": "&nbsp;", "states_id": 0, "is_deleted": "0", "_infocoms": []},
+    {"id": 36, "name": "old", "serial": "X1", "is_deleted": 1, "_infocoms": []},
+    {"id": 37, "name": "Modèle poste agent", "is_template": 1}], ensure_ascii=False)
+monitors = json.dumps([
+    {"id": 1, "name": "ecran-accueil", "states_id": "En service", "monitormodels_id": "P2419H",
+     "_infocoms": {"buy_date": "20/01/2020", "warranty_date": "2020-01-02 10:00:00",
+                   "warranty_duration": "-1"}},
+    {"id": 2, "name": "ecran-cave", "states_id": "Hors service > Rebut", "_infocoms": []},
+    {"id": 4, "name": "ecran-parti", "_infocoms": {"decommission_date": "2026-12-07 00:00:00"}}],
+    ensure_ascii=False)
+put("glpi_api", "computers-first-page", bytes([0x3E]) + b"0-3/120\n" + computers.encode())
+put("glpi_api", "monitors-last-page", bytes([0x2D]) + b"100-102/103\n" + monitors.encode())
+put("glpi_api", "error-body", bytes([0x06]) + b"\n" + '["ERROR_GLPI_LOGIN_USER_TOKEN", "le paramètre user_token semble incorrect"]'.encode())
+put("glpi_api", "range-mismatch", bytes([0x0E]) + b"10 - 49 / 120\n[]")

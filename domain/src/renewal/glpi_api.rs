@@ -387,9 +387,11 @@ pub fn parse_content_range(value: &str) -> Result<ContentRange, ApiError> {
     })
 }
 
-/// The `range` query value for a page of `page_size` items from `start`.
+/// The `range` query value for a page of `page_size` items from `start` (shorter at
+/// the end of `u64`: `start` comes from a server's `Content-Range`).
 pub fn range_param(start: u64, page_size: u32) -> String {
-    format!("{start}-{}", start + u64::from(page_size.max(1)) - 1)
+    let last = start.saturating_add(u64::from(page_size.max(1)) - 1);
+    format!("{start}-{last}")
 }
 
 /// Where the next page starts after a page asked `from` `asked_start`, given the
@@ -420,7 +422,8 @@ pub fn next_start(
             got: value.to_owned(),
         });
     }
-    Ok((cr.last + 1 < cr.total).then_some(cr.last + 1))
+    // `last` is the server's: at u64::MAX no item can follow it.
+    Ok(cr.last.checked_add(1).filter(|&next| next < cr.total))
 }
 
 /// GLPI's error body, `["ERROR_CODE", "message"]`: the code and the message, if the
@@ -652,6 +655,37 @@ mod tests {
             next_start(206, Some("0-49"), 0),
             Err(ApiError::BadContentRange(_))
         ));
+    }
+
+    /// Regression (glpi_api fuzz target): a `Content-Range` ending at `u64::MAX`
+    /// overflowed `last + 1`, and a page asked from near `u64::MAX` overflowed the
+    /// range's end (both panics in debug builds, wrong pages in release).
+    #[test]
+    fn ranges_at_the_end_of_u64_neither_overflow_nor_wrap() {
+        let max = u64::MAX;
+        assert_eq!(
+            next_start(206, Some(&format!("0-{max}/{max}")), 0),
+            Ok(None)
+        );
+        assert_eq!(
+            next_start(
+                206,
+                Some(&format!("{}-{}/{max}", max - 2, max - 2)),
+                max - 2
+            ),
+            Ok(Some(max - 1))
+        );
+        assert_eq!(range_param(max - 1, 50), format!("{}-{max}", max - 1));
+        assert_eq!(range_param(max, 0), format!("{max}-{max}"));
+    }
+
+    /// Regression (glpi_api fuzz target): a warranty from December 9999 ended in
+    /// January 9999, before it started.
+    #[test]
+    fn a_warranty_never_ends_before_it_starts() {
+        let page = br#"[{"id": 1, "_infocoms": {"warranty_date": "9999-12-01", "warranty_duration": 36}}]"#;
+        let items = parse_page(ItemType::Computer, page).unwrap();
+        assert_eq!(items[0].warranty_end, d(9999, 12, 1));
     }
 
     #[test]

@@ -87,11 +87,14 @@ impl Date {
 
     /// This date moved by `months` calendar months; a day that does not exist in the
     /// target month is clamped to its last day (2020-02-29 + 12 months = 2021-02-28),
-    /// so an anniversary never spills into the next month. Saturates at years 1 and 9999.
+    /// so an anniversary never spills into the next month. Saturates at January of year
+    /// 1 and December of 9999 (the month, not only the year: clamping the year alone
+    /// made 9999-12-01 + 1 month 9999-01-01, a date moved forward that went back).
     pub fn add_months(self, months: i32) -> Date {
         let (y, m, d) = self.ymd();
-        let total = i64::from(y) * 12 + i64::from(m) - 1 + i64::from(months);
-        let ny = total.div_euclid(12).clamp(1, 9999) as i32;
+        let total =
+            (i64::from(y) * 12 + i64::from(m) - 1 + i64::from(months)).clamp(12, 9999 * 12 + 11);
+        let ny = total.div_euclid(12) as i32;
         let nm = (total.rem_euclid(12) + 1) as u32;
         let nd = d.min(days_in_month(ny, nm));
         Date {
@@ -570,6 +573,12 @@ mod tests {
         assert_eq!(d(2020, 2, 29).add_months(48), d(2024, 2, 29));
         assert_eq!(d(2021, 8, 31).add_months(-6), d(2021, 2, 28));
         assert_eq!(d(2021, 1, 31).add_months(1), d(2021, 2, 28));
+        // Regression (glpi_api fuzz target's "a warranty never ends before it starts"):
+        // the year alone was clamped, so December 9999 + 1 month went back to January.
+        assert_eq!(d(9999, 12, 1).add_months(1), d(9999, 12, 1));
+        assert_eq!(d(9999, 6, 30).add_months(i32::MAX), d(9999, 12, 30));
+        assert_eq!(d(1, 1, 31).add_months(-1), d(1, 1, 31));
+        assert_eq!(d(2, 3, 15).add_months(i32::MIN), d(1, 1, 15));
     }
 
     #[test]
