@@ -172,28 +172,36 @@ fn main() -> ExitCode {
 
 /// The log filter: `VEILLE_LOG`, else `RUST_LOG`, else `info`. A comma-separated list
 /// of `level` (the default for every target) and `target=level` directives, e.g.
-/// `debug` or `info,veille_agent=debug`; a variable that does not parse is ignored like
-/// an unset one.
+/// `debug` or `info,veille_agent=debug`. A variable that does not parse is passed over
+/// like an unset one, and named in the second value: the caller logs it once logging
+/// runs, so a typo in a GPO's environment is seen rather than silently ignored.
 ///
 /// tracing-subscriber's `Targets` rather than its `EnvFilter`: `EnvFilter` brings the
 /// regex engine for span-field and regex directives the agent never needs, about a
 /// fifth of the agent's binary (issue 21: an agent of a few MiB).
-fn log_filter() -> tracing_subscriber::filter::Targets {
-    ["VEILLE_LOG", "RUST_LOG"]
-        .iter()
-        .filter_map(|var| std::env::var(var).ok())
-        .find_map(|value| value.parse().ok())
-        .unwrap_or_else(|| {
-            tracing_subscriber::filter::Targets::new()
-                .with_default(tracing_subscriber::filter::LevelFilter::INFO)
-        })
+fn log_filter(
+    env: impl Fn(&str) -> Option<String>,
+) -> (tracing_subscriber::filter::Targets, Vec<String>) {
+    let mut refused = Vec::new();
+    for var in ["VEILLE_LOG", "RUST_LOG"] {
+        let Some(value) = env(var) else { continue };
+        match value.parse() {
+            Ok(filter) => return (filter, refused),
+            Err(e) => refused.push(format!("{var}={value:?} is not a log filter ({e})")),
+        }
+    }
+    let info = tracing_subscriber::filter::Targets::new()
+        .with_default(tracing_subscriber::filter::LevelFilter::INFO);
+    (info, refused)
 }
 
-/// Logs to stderr, or appended to `file` (a Windows service has no console).
+/// Logs to stderr, or appended to `file` (a Windows service has no console); a log file
+/// that cannot be opened falls back to stderr and says so there.
 fn init_logging(file: Option<PathBuf>) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let filter = log_filter();
+    let (filter, mut problems) = log_filter(|var| std::env::var(var).ok());
+    let mut to_file = None;
     if let Some(path) = file {
         let opened = path
             .parent()
@@ -204,26 +212,36 @@ fn init_logging(file: Option<PathBuf>) {
                     .append(true)
                     .open(&path)
             });
-        if let Ok(log) = opened {
-            tracing_subscriber::registry()
-                .with(
-                    tracing_subscriber::fmt::layer()
-                        .with_writer(std::sync::Mutex::new(log))
-                        .with_ansi(false),
-                )
-                .with(filter)
-                .init();
-            return;
+        match opened {
+            Ok(log) => to_file = Some(log),
+            Err(e) => problems.push(format!(
+                "cannot open the log file {}: {e}; logging to stderr",
+                path.display()
+            )),
         }
     }
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
-        )
-        .with(filter)
-        .init();
+    if let Some(log) = to_file {
+        tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::sync::Mutex::new(log))
+                    .with_ansi(false),
+            )
+            .with(filter)
+            .init();
+    } else {
+        tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            )
+            .with(filter)
+            .init();
+    }
+    for problem in problems {
+        tracing::warn!("{problem}");
+    }
 }
 
 fn load(common: &Common, mut flags: toml::Table) -> anyhow::Result<AgentConfig> {
@@ -385,4 +403,48 @@ async fn shutdown_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
     tracing::info!("stop requested");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+    use tracing::Level;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn veille_log_wins_and_an_unset_environment_logs_info() {
+        let (f, problems) = log_filter(env(&[("VEILLE_LOG", "debug"), ("RUST_LOG", "error")]));
+        assert!(f.would_enable("veille_agent::run", &Level::DEBUG));
+        assert!(problems.is_empty());
+        let (f, problems) = log_filter(env(&[]));
+        assert!(f.would_enable("veille_agent::run", &Level::INFO));
+        assert!(!f.would_enable("veille_agent::run", &Level::DEBUG));
+        assert!(problems.is_empty());
+    }
+
+    /// A typo in the environment a GPO set is reported, not silently ignored.
+    #[test]
+    fn a_filter_that_does_not_parse_is_passed_over_and_named() {
+        let (f, problems) = log_filter(env(&[
+            ("VEILLE_LOG", "veille_agent=loud"),
+            ("RUST_LOG", "warn"),
+        ]));
+        assert!(f.would_enable("veille_agent", &Level::WARN));
+        assert!(!f.would_enable("veille_agent", &Level::INFO));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("VEILLE_LOG=\"veille_agent=loud\""),
+            "{problems:?}"
+        );
+        let (f, problems) = log_filter(env(&[("VEILLE_LOG", "=x"), ("RUST_LOG", "a=b")]));
+        assert!(f.would_enable("veille_agent", &Level::INFO));
+        assert_eq!(problems.len(), 2, "{problems:?}");
+    }
 }
