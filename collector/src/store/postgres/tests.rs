@@ -128,8 +128,10 @@ fn partitions_are_made_on_demand_and_a_purge_empties_the_old_ones() {
     let url = testpg::fresh_database();
     let store = open(&url);
     // Forty days ago: neither its day nor (most of the time) its month was made at
-    // connect.
-    let t0 = crate::clock::now_ms() / HOUR_MS * HOUR_MS - 40 * DAY_MS;
+    // connect. One hour into that UTC day, whatever the time now: the purge at t0 + 2 h
+    // below must fall inside the day (from 22:00 UTC on, "now − 40 days + 2 h" was the
+    // next day, and the day's partition was dropped instead of emptied).
+    let t0 = (crate::clock::now_ms() - 40 * DAY_MS).div_euclid(DAY_MS) * DAY_MS + HOUR_MS;
     let raw = schema::Table::RawHours.partition_of(t0).unwrap();
     let month = schema::Table::RollupDays.partition_of(t0).unwrap();
     assert_eq!(
