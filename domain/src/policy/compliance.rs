@@ -693,6 +693,22 @@ mod tests {
     /// windows remove, worked out by hand below (not with the code's formula) on a
     /// fixture with a window edge inside an hour, hours only partly awake, a metered
     /// device, and the night Paris moves to summer time.
+    /// A row sent as JSON (the API, `--format json`) reads back to the bit: the web
+    /// page, the CLI and the API must show one figure. Without serde_json's
+    /// `float_roundtrip` this sum (two devices' kWh on a night in CI) came back one unit
+    /// in the last place lower.
+    #[test]
+    fn a_replay_row_survives_json_to_the_bit() {
+        let row = ReplayRow {
+            saved_kwh: 0.02627 + 0.0021025,
+            ..ReplayRow::default()
+        };
+        assert_eq!(row.saved_kwh.to_string(), "0.028372500000000002");
+        let json = serde_json::to_string(&row).unwrap();
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(back["saved_kwh"].as_f64(), Some(row.saved_kwh));
+    }
+
     #[test]
     fn replay_saves_exactly_the_energy_of_the_removed_hours() {
         let ctx = ctx();
