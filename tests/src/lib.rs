@@ -473,6 +473,22 @@ pub fn this_boot_id() -> String {
         .to_owned()
 }
 
+/// The date `offset_days` from today in the collector's default zone (`[energy]
+/// timezone` of `deploy/collector.toml`), as `YYYY-MM-DD`: a report's `--from` and
+/// `--to` are days of that zone. A test that named the UTC date asked, between
+/// midnight in Paris and midnight UTC, for the day before the one its reports fell in
+/// (CI runs at any hour).
+pub fn collector_day(offset_days: i64) -> String {
+    let zone = veille_domain::energy::consumption::EnergyConfig::default().timezone;
+    let tz = jiff::tz::TimeZone::get(&zone).unwrap();
+    jiff::Timestamp::now()
+        .to_zoned(tz)
+        .date()
+        .checked_add(jiff::Span::new().days(offset_days))
+        .unwrap()
+        .to_string()
+}
+
 pub fn now_unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

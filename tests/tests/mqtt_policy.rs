@@ -151,19 +151,19 @@ fn the_retained_policy_reaches_an_mqtt_agent_and_broker_forgeries_are_rejected()
     assert_eq!(still, held, "the collector's policy stays on disk");
 
     // The rejections are reported as events (the compliance report counts them).
-    let today = jiff::Timestamp::now()
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .date()
-        .to_string();
+    let (from, to) = (
+        veille_tests::collector_day(-1),
+        veille_tests::collector_day(1),
+    );
     wait_until("2 POLICY_REJECTED in the compliance report", || {
         let out = collector_cmd(
             &[
                 "report",
                 "compliance",
                 "--from",
-                &today,
+                &from,
                 "--to",
-                &today,
+                &to,
                 "--format",
                 "json",
             ],

@@ -47,22 +47,15 @@ fn policy_file(dir: &Path, org: &str, version: u64) -> std::path::PathBuf {
     path
 }
 
-fn today() -> String {
-    jiff::Timestamp::now()
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .date()
-        .to_string()
-}
-
 fn compliance(data: &Path) -> serde_json::Value {
     let (ok, out, err) = run(
         &[
             "report",
             "compliance",
             "--from",
-            &today(),
+            &veille_tests::collector_day(-1),
             "--to",
-            &today(),
+            &veille_tests::collector_day(1),
             "--format",
             "json",
         ],

@@ -128,18 +128,18 @@ fn events(reports: &[veille_proto::v1::Report], kind: EventKind) -> usize {
 }
 
 fn compliance(data: &Path) -> serde_json::Value {
-    let today = jiff::Timestamp::now()
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .date()
-        .to_string();
+    let (from, to) = (
+        veille_tests::collector_day(-1),
+        veille_tests::collector_day(1),
+    );
     let (ok, out, err) = run(
         &[
             "report",
             "compliance",
             "--from",
-            &today,
+            &from,
             "--to",
-            &today,
+            &to,
             "--format",
             "json",
         ],
