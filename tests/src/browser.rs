@@ -27,7 +27,7 @@ pub async fn browser(profile: &Path) -> (Proc, Client) {
     cmd.arg(format!("--port={port}"));
     // chromedriver says it started on stdout, which `Proc` does not read: wait for its
     // port instead.
-    let driver = Proc::spawn("chromedriver", cmd);
+    let driver = Proc::spawn_group("chromedriver", cmd);
     wait_until("chromedriver to listen", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });

@@ -46,9 +46,23 @@ pub struct Proc {
     /// Set by the reader thread once stderr is closed: every line is in `lines`.
     stderr_closed: Arc<std::sync::atomic::AtomicBool>,
     name: String,
+    /// Started as the leader of its own process group ([`Proc::spawn_group`]): dropping
+    /// it kills the whole group.
+    group: bool,
 }
 
 impl Proc {
+    /// [`Proc::spawn`] as the leader of a new process group, which dropping the `Proc`
+    /// kills whole: chromedriver's Chromium processes would outlive it otherwise, and
+    /// a test that panics between its steps never reaches its own clean-up.
+    pub fn spawn_group(name: &str, mut cmd: Command) -> Proc {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+        let mut proc = Proc::spawn(name, cmd);
+        proc.group = true;
+        proc
+    }
+
     pub fn spawn(name: &str, mut cmd: Command) -> Proc {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -79,6 +93,7 @@ impl Proc {
             lines,
             stderr_closed,
             name: name.to_owned(),
+            group: false,
         }
     }
 
@@ -153,6 +168,13 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        if self.group
+            && let Ok(pid) = i32::try_from(self.child.id())
+        {
+            // SAFETY: kill(2) with a negative pid signals that process group; no memory
+            // is involved.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
