@@ -87,6 +87,12 @@ struct Args {
     /// own scan is then the same `sum(length(data))` in PostgreSQL. Not with `--reuse`.
     #[arg(long)]
     postgres: bool,
+    /// Run the month scenario on this existing PostgreSQL database instead (a cluster
+    /// started by hand): generated there when it holds no device yet, reused as it is
+    /// otherwise. PostgreSQL's `--reuse`: generating the month takes minutes, and a
+    /// read path's before and after should read the same rows. Month only.
+    #[arg(long, conflicts_with_all = ["postgres", "reuse"])]
+    postgres_url: Option<String>,
 }
 
 struct Row {
@@ -111,6 +117,9 @@ fn main() -> anyhow::Result<()> {
     }
     if args.sites == 0 {
         bail!("--sites must be at least 1");
+    }
+    if args.postgres_url.is_some() && args.year_devices > 0 {
+        bail!("--postgres-url holds the month scenario only: add --year-devices 0");
     }
     if args.postgres && args.reuse.is_some() {
         bail!("--reuse keeps embedded stores only: not with --postgres");
@@ -143,6 +152,9 @@ fn run(args: &Args, work: &Path) -> anyhow::Result<Vec<Row>> {
         None
     };
     let open = |dir: &Path| -> anyhow::Result<Bench> {
+        if let Some(url) = &args.postgres_url {
+            return Ok(Bench::Postgres { url: url.clone() });
+        }
         match &cluster {
             Some(cluster) => {
                 let url = cluster
@@ -236,7 +248,9 @@ fn scenario(
         Bench::Embedded { dir } => {
             args.reuse.is_some() && dir.join(veille_collector::store::sqlite::FILE).is_file()
         }
-        Bench::Postgres { .. } => false,
+        Bench::Postgres { .. } => {
+            args.postgres_url.is_some() && !bench.open()?.devices(Some(ORG))?.is_empty()
+        }
     };
     if reused {
         eprintln!("[{name}] reusing the kept store");
