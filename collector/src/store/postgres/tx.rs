@@ -447,13 +447,15 @@ impl Tx for PgTx<'_> {
         // device) order from their unique index (a row comparison the index seeks
         // to): a few hundred short rows for a report's chunk. Then their days by id,
         // in the same order (`unnest ... WITH ORDINALITY`, each device's days from
-        // the primary key: no sort), each row naming its device by its place in the
-        // list rather than by its org and device strings. The days' rows are ~1 GB
-        // for a month of 30,000 devices; one statement joining dev_ids per row (the
-        // previous form) cost the server a dev_ids probe and two text columns per
-        // row, and the client two strings to check per row. A join ordered by (org,
-        // device, day) made PostgreSQL sort the whole period's packed days (spilled
-        // to disk), which took most of the month report's 18.7 s (BENCHMARKS 5a).
+        // the primary key: no sort), one row per device holding all its days as two
+        // arrays and naming the device by its place in the list. Why one row per
+        // device: the client's work per row (the sync driver enters its runtime and
+        // polls the connection for each one) was ~40 % of the report loaders' CPU
+        // with one row per device-day (a month of 30,000 devices: 960,000 rows, ~1 GB);
+        // 32 times fewer rows took the client's CPU for that report from ~2.35 to
+        // ~1.8 s (BENCHMARKS 6c, session 9). A join ordered by (org, device, day) made
+        // PostgreSQL sort the whole period's packed days (spilled to disk), which took
+        // most of the month report's 18.7 s (BENCHMARKS 5a).
         const IDS_OPEN: &str = "SELECT id, org, device FROM dev_ids
              WHERE (org, device) >= ($1, $2) AND ($3::text IS NULL OR org = $3)
              ORDER BY org, device";
