@@ -87,6 +87,12 @@ struct Args {
     /// own scan is then the same `sum(length(data))` in PostgreSQL. Not with `--reuse`.
     #[arg(long)]
     postgres: bool,
+    /// Run the month scenario on this existing PostgreSQL database instead (a cluster
+    /// started by hand): generated there when it holds no device yet, reused as it is
+    /// otherwise. PostgreSQL's `--reuse`: generating the month takes minutes, and a
+    /// read path's before and after should read the same rows. Month only.
+    #[arg(long, conflicts_with_all = ["postgres", "reuse"])]
+    postgres_url: Option<String>,
 }
 
 struct Row {
@@ -111,6 +117,9 @@ fn main() -> anyhow::Result<()> {
     }
     if args.sites == 0 {
         bail!("--sites must be at least 1");
+    }
+    if args.postgres_url.is_some() && args.year_devices > 0 {
+        bail!("--postgres-url holds the month scenario only: add --year-devices 0");
     }
     if args.postgres && args.reuse.is_some() {
         bail!("--reuse keeps embedded stores only: not with --postgres");
@@ -143,6 +152,9 @@ fn run(args: &Args, work: &Path) -> anyhow::Result<Vec<Row>> {
         None
     };
     let open = |dir: &Path| -> anyhow::Result<Bench> {
+        if let Some(url) = &args.postgres_url {
+            return Ok(Bench::Postgres { url: url.clone() });
+        }
         match &cluster {
             Some(cluster) => {
                 let url = cluster
@@ -236,7 +248,9 @@ fn scenario(
         Bench::Embedded { dir } => {
             args.reuse.is_some() && dir.join(veille_collector::store::sqlite::FILE).is_file()
         }
-        Bench::Postgres { .. } => false,
+        Bench::Postgres { .. } => {
+            args.postgres_url.is_some() && !bench.open()?.devices(Some(ORG))?.is_empty()
+        }
     };
     if reused {
         eprintln!("[{name}] reusing the kept store");
@@ -268,6 +282,7 @@ fn scenario(
     let reset = reset_hwm();
     let rss_before = status_kb("VmRSS:").unwrap_or(0);
     let cpu_before = cpu_s();
+    let server_before = server_cpu(bench);
     let t = Instant::now();
     let out = reports::consumption_output(
         &store,
@@ -278,6 +293,10 @@ fn scenario(
     )?;
     let report_s = t.elapsed().as_secs_f64();
     let report_cpu_s = cpu_s().zip(cpu_before).map(|(a, b)| a - b);
+    // Read while the report's connections are still open (the store is dropped later).
+    let server_cpu_s = server_before
+        .zip(server_cpu(bench))
+        .map(|(b, a)| server_cpu_delta(&b, &a));
     let hwm = status_kb("VmHWM:").unwrap_or(0);
     let json: serde_json::Value = serde_json::from_str(&out)?;
     let report_devices = json["total"]["devices"].as_u64().unwrap_or(0);
@@ -286,8 +305,9 @@ fn scenario(
     }
     let hours_on = json["total"]["hours_on"].as_f64().unwrap_or(f64::NAN);
     eprintln!(
-        "[{name}] report in {report_s:.2} s (CPU {}), VmRSS before {} MB, VmHWM {} MB{}",
+        "[{name}] report in {report_s:.2} s (CPU {}{}), VmRSS before {} MB, VmHWM {} MB{}",
         report_cpu_s.map_or("unknown".into(), |c| format!("{c:.2} s")),
+        server_cpu_s.map_or(String::new(), |c| format!(", server CPU {c:.2} s")),
         rss_before / 1024,
         hwm / 1024,
         if reset {
@@ -526,7 +546,12 @@ const USER_HZ: f64 = 100.0;
 /// CPU time (user + system) of this process, all threads, in seconds: on a shared
 /// machine it says what a report costs apart from the time it waited for a core.
 fn cpu_s() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    cpu_of("self")
+}
+
+/// CPU time (user + system) of process `pid` ("self" for this one), from /proc.
+fn cpu_of(pid: &str) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces), from field 3 (state):
     // utime is field 14, stime 15.
     let rest = s.get(s.rfind(')')? + 2..)?;
@@ -534,6 +559,42 @@ fn cpu_s() -> Option<f64> {
     let user: f64 = fields.next()?.parse().ok()?;
     let system: f64 = fields.next()?.parse().ok()?;
     Some((user + system) / USER_HZ)
+}
+
+/// CPU time of each server process serving the bench's database (PostgreSQL on this
+/// machine), by pid: what the server spends on a report is half of its cost on a
+/// 2-core machine, and unlike its wall time it does not depend on the load. `None`
+/// for the embedded engine, or when the server's processes cannot be read.
+fn server_cpu(bench: &Bench) -> Option<std::collections::HashMap<i32, f64>> {
+    let Bench::Postgres { url } = bench else {
+        return None;
+    };
+    let mut client = postgres::Client::connect(url, postgres::NoTls).ok()?;
+    let rows = client
+        .query(
+            "SELECT pid FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .ok()?;
+    rows.iter()
+        .map(|r| {
+            let pid: i32 = r.get(0);
+            cpu_of(&pid.to_string()).map(|c| (pid, c))
+        })
+        .collect()
+}
+
+/// The server's CPU between two [`server_cpu`] readings (a backend started in between
+/// counts from zero).
+fn server_cpu_delta(
+    before: &std::collections::HashMap<i32, f64>,
+    after: &std::collections::HashMap<i32, f64>,
+) -> f64 {
+    after
+        .iter()
+        .map(|(pid, c)| c - before.get(pid).copied().unwrap_or(0.0))
+        .sum()
 }
 
 fn status_kb(field: &str) -> Option<u64> {

@@ -690,7 +690,19 @@ mod tests {
     #[test]
     fn chunked_loaders_give_what_one_loader_gives() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        chunked_loaders_agree(&Store::open(dir.path()).unwrap());
+    }
+
+    /// The same on PostgreSQL, whose fleet scan is its own statement (devices by id,
+    /// their days aggregated per device).
+    #[test]
+    fn chunked_loaders_give_what_one_loader_gives_on_postgres() {
+        let url = crate::store::testpg::fresh_database();
+        let store = Store::open_location(&crate::store::Location::Postgres { url }).unwrap();
+        chunked_loaders_agree(&store);
+    }
+
+    fn chunked_loaders_agree(store: &Store) {
         let mut n = 0;
         for org in ["acme", "acme2", "zeta"] {
             for dev in ["a", "a2", "b", "c", "c0", "d"] {
@@ -710,7 +722,7 @@ mod tests {
             }
         }
         let show = |org, chunk, loaders| -> Vec<String> {
-            stream_in_chunks(&store, org, T0, T0 + 24 * HOUR, chunk, loaders)
+            stream_in_chunks(store, org, T0, T0 + 24 * HOUR, chunk, loaders)
                 .unwrap()
                 .map(|d| format!("{:?}", d.unwrap()))
                 .collect()
@@ -723,7 +735,7 @@ mod tests {
             }
         }
         // Each device with its own hours, as a read of it alone gives them.
-        for d in stream_in_chunks(&store, None, T0, T0 + 24 * HOUR, 2, 3).unwrap() {
+        for d in stream_in_chunks(store, None, T0, T0 + 24 * HOUR, 2, 3).unwrap() {
             let d = d.unwrap();
             let alone = store
                 .rollups(&d.org, &d.device_id, T0, T0 + 24 * HOUR)
