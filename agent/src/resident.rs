@@ -13,9 +13,9 @@
 //! After that, [`unmap_clean_code_pages`] runs after every tick and every send: it
 //! unmaps the clean pages of every read-only file mapping (the binary's and the
 //! libraries') without evicting them from the page cache, so the loop's own code,
-//! about 3 MiB of RSS in steady state with the libraries' share, is mapped only while
-//! it runs and faults back in from memory (issue 21's 5 MiB target; BENCHMARKS.md §3,
-//! session 9).
+//! 4.9 MiB of a steady 5.4 MiB RSS with the libraries' share, is mapped only while it
+//! runs and faults back in from memory: 1.9 MiB steady (issue 21's target is 5 MiB;
+//! BENCHMARKS.md §3, session 9).
 //!
 //! `MADV_PAGEOUT` is a hint that never loses data: clean file pages are dropped and
 //! re-read from the file when used, a page another process maps too is skipped, and
