@@ -66,7 +66,11 @@ fuzz_target!(|data: &[u8]| {
         .header("transfer-encoding")
         .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
     if !chunked && let Some(length) = r.header("content-length") {
-        assert_eq!(length.parse::<usize>().ok(), Some(r.body.len()), "{length:?}");
+        assert_eq!(
+            length.parse::<usize>().ok(),
+            Some(r.body.len()),
+            "{length:?}"
+        );
     }
     for chunked in [false, true] {
         let again = parse_response(&write_back(&r, chunked))
