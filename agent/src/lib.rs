@@ -34,7 +34,8 @@
 //! - [`config`]: the TOML config (`deploy/agent.toml` is the annotated default).
 //! - [`run`]: wires it together for `veille-agent run` and `once`.
 //! - [`resident`] (Linux): once started, hands start-up's code pages back to the
-//!   kernel (most of the agent's memory is its own binary's pages).
+//!   kernel, then unmaps the code each tick ran until it runs again (most of the
+//!   agent's memory was its own binary's and the libraries' pages).
 //! - [`console_prompt`]: pure; the Windows console warning's "Postpone?" question
 //!   and what its answer means.
 //! - [`msi_properties`]: pure; the Windows installer's properties (written to the

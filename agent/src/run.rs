@@ -425,6 +425,7 @@ pub async fn run(
                 clocks.as_ref(),
             );
         }
+        unmap_code_pages();
     }
 
     // Last report: the time since the last cut, marked with why the agent stopped.
@@ -480,6 +481,19 @@ fn release_startup_pages() {
 
 #[cfg(not(target_os = "linux"))]
 fn release_startup_pages() {}
+
+/// The code the last tick or send ran, unmapped until it runs again (see
+/// [`crate::resident::unmap_clean_code_pages`]): between ticks the agent's RSS is its
+/// data and little more. A failure only means the pages stay mapped.
+#[cfg(target_os = "linux")]
+fn unmap_code_pages() {
+    if let Err(e) = crate::resident::unmap_clean_code_pages() {
+        debug!(error = %e, "code pages kept mapped");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn unmap_code_pages() {}
 
 /// Cuts the current report and writes it (and any report a full disk held back) to the
 /// spool. A report that cannot be written stays in memory and is retried at the next
@@ -629,6 +643,9 @@ async fn send_loop<T: Transport>(
             inventory = Some(changed);
         }
         if reports.is_empty() && inventory.is_none() {
+            // Everything spooled is sent: the send's code goes out of RSS until the
+            // next report (see `unmap_code_pages`).
+            unmap_code_pages();
             tokio::select! {
                 _ = shared.spooled.notified() => continue,
                 _ = stop.changed() => return,

@@ -1,19 +1,19 @@
 //! The HTTP API's query strings (`GET /api/v1/reports/…?from=&to=&by=&…`): decoded as
-//! axum's `Query` does (serde_urlencoded, into the types the routes declare), then
+//! axum's `Query` does (serde_urlencoded), into every type a route declares, then
 //! through the parsers the values reach (dates → local midnights, `by`) and the
 //! consumption report over the period with no device, which is what a caller with an
 //! empty org gets: any query answers, quickly, with an error or a report of the period
 //! asked.
 //!
-//! The route structs live in veille-collector, which this crate does not build (its
-//! SQLite, Parquet and Postgres clients under AddressSanitizer would multiply the fuzz
-//! build's time); `Params` below is the union of their fields, with their types.
+//! The route types are the collector's own (`collector/src/api/params.rs`), compiled
+//! here as a module: this crate does not build veille-collector (its SQLite, Parquet
+//! and Postgres clients under AddressSanitizer would multiply the fuzz build's time),
+//! and that file names nothing but serde.
 #![no_main]
 
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use serde::Deserialize;
 use veille_domain::energy::catalogue::Catalogue;
 use veille_domain::energy::consumption::{
     ConsumptionError, Context, DeviceData, EnergyConfig, GroupBy, report_from,
@@ -22,20 +22,20 @@ use veille_domain::energy::consumption::{
 /// 2026-12-01T00:00Z: the clock of the report (reports stop at "now").
 const NOW_MS: i64 = 1_796_083_200_000;
 
-#[derive(Debug, Deserialize)]
 #[allow(dead_code)]
-struct Params {
-    from: Option<String>,
-    to: Option<String>,
-    by: Option<String>,
-    format: Option<String>,
-    csv_dialect: Option<String>,
-    org: Option<String>,
-    room: Option<String>,
-    window_days: Option<u32>,
-    adjust_outdoor: Option<bool>,
-    policy_version: Option<u64>,
-    enforced_from: Option<String>,
+#[path = "../../collector/src/api/params.rs"]
+mod params;
+
+use params::{
+    CompareParams, ConsumptionParams, DevicesQuery, FormatParams, ListParams, PeriodParams,
+    SavingsParams, SetpointParams, ShowParams, TrajectoryParams, WakeQuery,
+};
+
+/// Decodes `data` as axum's `Query<T>` would; the result only matters as "no panic".
+fn decodes<T: serde::de::DeserializeOwned + std::fmt::Debug>(data: &[u8]) -> Option<T> {
+    let p = serde_urlencoded::from_bytes::<T>(data).ok()?;
+    let _ = format!("{p:?}");
+    Some(p)
 }
 
 fn ctx() -> &'static Context {
@@ -47,7 +47,23 @@ fn ctx() -> &'static Context {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(p) = serde_urlencoded::from_bytes::<Params>(data) else {
+    // The routes whose values go no further than a string here (org, format, room).
+    let _ = decodes::<DevicesQuery>(data);
+    let _ = decodes::<WakeQuery>(data);
+    let _ = decodes::<ShowParams>(data);
+    let _ = decodes::<FormatParams>(data);
+    let _ = decodes::<ListParams>(data);
+    let _ = decodes::<TrajectoryParams>(data);
+    let _ = decodes::<SetpointParams>(data);
+    let _ = decodes::<PeriodParams>(data);
+    let _ = decodes::<CompareParams>(data);
+    if let Some(p) = decodes::<SavingsParams>(data)
+        && let Some(d) = &p.enforced_from
+    {
+        let _ = d.parse::<jiff::civil::Date>();
+    }
+    // The consumption route's period and grouping, through to the report.
+    let Some(p) = decodes::<ConsumptionParams>(data) else {
         return;
     };
     let by = match p.by.as_deref().unwrap_or("org").parse::<GroupBy>() {
@@ -57,9 +73,6 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(_) => return,
     };
-    if let Some(d) = &p.enforced_from {
-        let _ = d.parse::<jiff::civil::Date>();
-    }
     let (Some(from), Some(to)) = (p.from, p.to) else {
         return;
     };

@@ -207,3 +207,12 @@ put("glpi_api", "computers-first-page", bytes([0x3E]) + b"0-3/120\n" + computers
 put("glpi_api", "monitors-last-page", bytes([0x2D]) + b"100-102/103\n" + monitors.encode())
 put("glpi_api", "error-body", bytes([0x06]) + b"\n" + '["ERROR_GLPI_LOGIN_USER_TOKEN", "le paramètre user_token semble incorrect"]'.encode())
 put("glpi_api", "range-mismatch", bytes([0x0E]) + b"10 - 49 / 120\n[]")
+
+# http_response: whole responses as the collector's HTTP client reads them (the CLI's
+# own server, a GLPI server): Content-Length, chunked, read to the end, and a refusal.
+put("http_response", "length", b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n[]")
+put("http_response", "chunked", b"HTTP/1.1 401 Unauthorized\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"5;x=y\r\n{\"err\r\n6\r\nor\": 1\r\n1\r\n}\r\n0\r\n\r\n")
+put("http_response", "glpi-page", b"HTTP/1.1 206 Partial Content\r\nContent-Type: application/json; charset=UTF-8\r\n"
+    b"Content-Range: 0-49/120\r\nAccept-Range: Computer 1000\r\nConnection: close\r\n\r\n[{\"id\": 34}]")
+put("http_response", "no-length", b"HTTP/1.0 404 Not Found\r\nServer: nginx\r\n\r\n<html>not here</html>")

@@ -12,17 +12,12 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use veille_domain::devices::{self, Format};
 
 use crate::api::AppState;
 use crate::api::caller::Caller;
 use crate::api::error::{ApiError, blocking};
-
-#[derive(Debug, Deserialize)]
-pub struct DevicesQuery {
-    format: Option<String>,
-}
+use crate::api::params::{DevicesQuery, WakeQuery};
 
 pub async fn list(
     State(state): State<AppState>,
@@ -54,11 +49,6 @@ pub async fn list(
         )
             .into_response(),
     })
-}
-
-#[derive(Debug, Deserialize)]
-pub struct WakeQuery {
-    org: Option<String>,
 }
 
 pub async fn wake(

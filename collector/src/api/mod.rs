@@ -21,6 +21,7 @@ pub mod devices;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod params;
 pub mod policy;
 pub mod prometheus;
 pub mod reports;

@@ -9,19 +9,14 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 
 use crate::api::AppState;
 use crate::api::caller::Caller;
 use crate::api::error::{ApiError, blocking};
-use crate::api::reports::{PeriodParams, content_type};
+use crate::api::params::{PeriodParams, ShowParams};
+use crate::api::reports::content_type;
 use crate::auth::Principal;
 use crate::policy::{PolicyError, PolicyFile, SetOutcome, set, show};
-
-#[derive(Debug, Deserialize)]
-pub struct ShowParams {
-    format: Option<String>,
-}
 
 pub async fn get_policy(
     State(state): State<AppState>,

@@ -19,23 +19,17 @@
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use veille_domain::energy::consumption::GroupBy;
 use veille_domain::rooms::setpoint::SetpointOptions;
 
 use crate::api::AppState;
 use crate::api::caller::Caller;
 use crate::api::error::{ApiError, blocking};
+use crate::api::params::{
+    CompareParams, ConsumptionParams, FormatParams, PeriodParams, SavingsParams, SetpointParams,
+    TrajectoryParams,
+};
 use crate::reports::{self, ConsumptionQuery, OutputFormat, ReportError};
-
-#[derive(Debug, Deserialize)]
-pub struct ConsumptionParams {
-    from: Option<String>,
-    to: Option<String>,
-    by: Option<String>,
-    format: Option<String>,
-    csv_dialect: Option<String>,
-}
 
 /// `from` and `to`, both required.
 fn period(from: Option<String>, to: Option<String>) -> Result<(String, String), ApiError> {
@@ -77,11 +71,6 @@ pub async fn consumption(
     Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-pub struct FormatParams {
-    format: Option<String>,
-}
-
 pub async fn renewal(
     State(state): State<AppState>,
     caller: Caller,
@@ -97,13 +86,6 @@ pub async fn renewal(
     .await?
     .map_err(|e| ApiError::internal("renewal report", e))?;
     Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
-}
-
-#[derive(Debug, Deserialize)]
-pub struct PeriodParams {
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub format: Option<String>,
 }
 
 impl PeriodParams {
@@ -150,15 +132,6 @@ pub async fn compliance(
     Ok(([(header::CONTENT_TYPE, content_type(&format))], body).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-pub struct SetpointParams {
-    room: String,
-    org: Option<String>,
-    window_days: Option<u32>,
-    adjust_outdoor: Option<bool>,
-    format: Option<String>,
-}
-
 pub async fn setpoint(
     State(state): State<AppState>,
     caller: Caller,
@@ -188,14 +161,6 @@ pub async fn setpoint(
         e => ApiError::internal("setpoint report", e),
     })?;
     Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
-}
-
-#[derive(Debug, Deserialize)]
-pub struct SavingsParams {
-    policy_version: u64,
-    org: Option<String>,
-    enforced_from: Option<String>,
-    format: Option<String>,
 }
 
 /// `GET /api/v1/reports/savings?policy_version=N[&org=][&enforced_from=][&format=]`:
@@ -235,14 +200,6 @@ pub async fn savings(
     Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-pub struct CompareParams {
-    from: Option<String>,
-    to: Option<String>,
-    org: Option<String>,
-    format: Option<String>,
-}
-
 pub async fn compare(
     State(state): State<AppState>,
     caller: Caller,
@@ -278,12 +235,6 @@ pub async fn compare(
         e => ApiError::internal("comparison report", e),
     })?;
     Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
-}
-
-#[derive(Debug, Deserialize)]
-pub struct TrajectoryParams {
-    org: Option<String>,
-    format: Option<String>,
 }
 
 pub async fn trajectory(

@@ -4,16 +4,11 @@
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 
 use crate::api::AppState;
 use crate::api::caller::Caller;
 use crate::api::error::{ApiError, blocking};
-
-#[derive(Debug, Deserialize)]
-pub struct ListParams {
-    org: Option<String>,
-}
+use crate::api::params::ListParams;
 
 pub async fn list(
     State(state): State<AppState>,
