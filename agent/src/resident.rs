@@ -38,13 +38,20 @@ type Range = (usize, usize);
 pub fn release_startup_pages() -> std::io::Result<usize> {
     let exe = std::fs::read_link("/proc/self/exe")?;
     let maps = std::fs::read_to_string("/proc/self/maps")?;
+    // MADV_PAGEOUT only reclaims pages and never changes what a read of them returns.
+    advise(&readonly_ranges(&maps, &exe), libc::MADV_PAGEOUT)
+}
+
+/// Gives `advice` to each of `ranges`; returns how many bytes were advised.
+///
+/// Callers pass only ranges the kernel listed as this process's own mappings (in
+/// `/proc/self/maps` or `smaps`), with an advice that leaves what a read of them
+/// returns unchanged there: no reference into that memory is then invalidated.
+fn advise(ranges: &[Range], advice: libc::c_int) -> std::io::Result<usize> {
     let mut advised = 0;
-    for (start, end) in readonly_ranges(&maps, &exe) {
-        // SAFETY: the range is one of this process's own mappings, as the kernel
-        // listed it; MADV_PAGEOUT only reclaims pages and never changes what a read
-        // of them returns, so no reference into that memory is invalidated.
-        let rc =
-            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_PAGEOUT) };
+    for &(start, end) in ranges {
+        // SAFETY: see above: an own mapping, and an advice that keeps its contents.
+        let rc = unsafe { libc::madvise(start as *mut libc::c_void, end - start, advice) };
         if rc != 0 {
             return Err(std::io::Error::last_os_error());
         }
@@ -91,20 +98,11 @@ fn readonly_ranges(maps: &str, exe: &Path) -> Vec<Range> {
 /// at some point, which a read-only mapping of an already loaded file is not.
 pub fn unmap_clean_code_pages() -> std::io::Result<usize> {
     let smaps = std::fs::read_to_string("/proc/self/smaps")?;
-    let mut advised = 0;
-    for (start, end) in clean_readonly_file_ranges(&smaps) {
-        // SAFETY: the range is one of this process's own private, read-only mappings
-        // of a file with no page that differs from the file (checked just above in
-        // smaps); MADV_DONTNEED there only drops page-table entries, and the next
-        // access maps the same file contents back, so no read ever sees other bytes.
-        let rc =
-            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        advised += end - start;
-    }
-    Ok(advised)
+    // Each range is a private, read-only mapping of a file with no page that differs
+    // from the file (checked in smaps): MADV_DONTNEED there only drops page-table
+    // entries, and the next access maps the same file contents back, so no read ever
+    // sees other bytes.
+    advise(&clean_readonly_file_ranges(&smaps), libc::MADV_DONTNEED)
 }
 
 /// The private read-only mappings of files (a path starting with `/`: not `[vdso]`,
